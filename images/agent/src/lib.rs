@@ -1,0 +1,1 @@
+//! kregress-agent: the guest side. The library holds the wire protocol shared with the runner.
