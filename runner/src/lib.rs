@@ -1,3 +1,11 @@
 //! kregress: builds Linux kernels with and without a fix, boots each in QEMU
 //! with emulated persistent memory, runs DAX + O_DIRECT workloads that pin
 //! ZONE_DEVICE pages through GUP, and compares what happened.
+
+pub mod cache;
+pub mod cli;
+pub mod error;
+pub mod kernel;
+pub mod proc;
+pub mod scenario;
+pub mod ui;

@@ -1,0 +1,74 @@
+//! One error type for the whole runner. Its class decides the exit code, so a
+//! user (or CI) can tell bad input from a broken kernel from a broken host.
+
+use std::fmt;
+
+/// Why kregress stopped; maps 1:1 to the documented exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The kernel under test failed (did not build/boot) or a regression: exit 1.
+    Kernel,
+    /// The scenario, a file it names, or a command-line argument is wrong: exit 2.
+    BadInput,
+    /// The harness or host failed (missing tool, I/O error, QEMU missing): exit 3.
+    Infra,
+    /// Interrupted by the user (Ctrl-C / SIGTERM): exit 130.
+    Interrupted,
+}
+
+#[derive(Debug)]
+pub struct Error {
+    pub class: Class,
+    pub msg: String,
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn new(class: Class, msg: impl Into<String>) -> Self {
+        Error { class, msg: msg.into() }
+    }
+    pub fn exit_code(&self) -> i32 {
+        match self.class {
+            Class::Kernel => 1,
+            Class::BadInput => 2,
+            Class::Infra => 3,
+            Class::Interrupted => 130,
+        }
+    }
+}
+
+pub fn bad_input(msg: impl Into<String>) -> Error {
+    Error::new(Class::BadInput, msg)
+}
+pub fn infra(msg: impl Into<String>) -> Error {
+    Error::new(Class::Infra, msg)
+}
+pub fn kernel(msg: impl Into<String>) -> Error {
+    Error::new(Class::Kernel, msg)
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.msg)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Adds what was being done to a low-level error; I/O failures are the host's (Infra).
+pub trait Context<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T> Context<T> for std::io::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| infra(format!("{}: {e}", what())))
+    }
+}
+
+impl<T> Context<T> for serde_json::Result<T> {
+    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| infra(format!("{}: {e}", what())))
+    }
+}

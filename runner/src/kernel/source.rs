@@ -1,0 +1,259 @@
+//! Kernel sources as git checkouts in the cache, whatever the origin: a
+//! Debian tarball is unpacked and committed once, a user's repository is
+//! cloned with `--shared`, a plain tree is mirrored and committed. Patches are
+//! then applied with `git apply` on a clean checkout. git rewrites only files
+//! that change, so make's timestamps stay right and one O= build directory
+//! serves every variant and every bisection step incrementally.
+
+use crate::cache;
+use crate::error::{bad_input, infra, Context, Result};
+use crate::proc;
+use crate::scenario::Source;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A source ready for checkouts: a git work tree and the commit to build.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    /// The git work tree kregress owns (never the user's checkout).
+    pub dir: PathBuf,
+    /// The commit that holds the unpatched source.
+    pub commit: String,
+    /// Identity of the source for cache keys (tarball hash, commit, tree listing hash).
+    pub identity: String,
+}
+
+fn git(dir: &Path) -> Command {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(dir);
+    // The tree is ours alone; keep user/system git config from changing behaviour.
+    c.env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_AUTHOR_NAME", "kregress")
+        .env("GIT_AUTHOR_EMAIL", "kregress@localhost")
+        .env("GIT_COMMITTER_NAME", "kregress")
+        .env("GIT_COMMITTER_EMAIL", "kregress@localhost");
+    c
+}
+
+fn git_out(dir: &Path, args: &[&str]) -> Result<String> {
+    let mut c = git(dir);
+    c.args(args);
+    Ok(proc::output(c)?.trim().to_string())
+}
+
+/// Prepares `src` (at `rev` for git sources); `log` receives every command.
+pub fn prepare(src: &Source, rev: Option<&str>, log: &Path) -> Result<Tree> {
+    match src {
+        Source::Debian(name) => debian(name, log),
+        Source::Git { repo, rev: base_rev } => git_source(repo, rev.unwrap_or(base_rev), log),
+        Source::Path(p) => path_source(p, log),
+    }
+}
+
+/// The tarball's sha256, remembered per (path, size, mtime) so that a cache
+/// hit does not re-read 140 MB.
+fn tarball_hash(tar: &Path) -> Result<String> {
+    let md = std::fs::metadata(tar).context(|| format!("stat {}", tar.display()))?;
+    let mtime = md.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+    let stamp = format!("{}:{}:{:?}", tar.display(), md.len(), mtime);
+    let memo = cache::dir("sources")?.join(format!("{}.sha256", cache::Key::new("stamp").part("s", stamp.as_bytes()).hex()));
+    if let Ok(h) = std::fs::read_to_string(&memo) {
+        return Ok(h.trim().to_string());
+    }
+    let h = cache::sha256_file(tar)?;
+    cache::write_atomic(&memo, h.as_bytes())?;
+    Ok(h)
+}
+
+fn debian(name: &str, log: &Path) -> Result<Tree> {
+    let tar = PathBuf::from(format!("/usr/src/{name}.tar.xz"));
+    if !tar.is_file() {
+        return Err(infra(format!(
+            "kernel source {name}: {} is missing; install it with `apt-get install {name}`",
+            tar.display()
+        )));
+    }
+    let hash = tarball_hash(&tar)?;
+    let identity = format!("debian:{name}:{hash}");
+    let top = cache::dir("sources")?;
+    let dir = top.join(format!("{name}-{}", &hash[..12]));
+    let _lock = cache::lock(&top.join(format!("{name}-{}.lock", &hash[..12])))?;
+    if !dir.join(".git").is_dir() {
+        let tmp = tempfile::tempdir_in(&top).context(|| "temp dir for unpacking".into())?;
+        let mut c = Command::new("tar");
+        c.arg("-xf").arg(&tar).arg("-C").arg(tmp.path());
+        proc::run_logged(c, log, |_| {})?;
+        let inner = tmp.path().join(name);
+        let ignore = inner.join(".gitignore");
+        // Debian ends the top-level .gitignore with "ignore everything at the
+        // top level" (its packaging repo); without removing it `git add -A` adds nothing.
+        if let Ok(text) = std::fs::read_to_string(&ignore) {
+            let cut = text.find("# Debian packaging").unwrap_or(text.len());
+            std::fs::write(&ignore, &text[..cut]).context(|| format!("writing {}", ignore.display()))?;
+        }
+        commit_all(&inner, &format!("{name} as unpacked from {}", tar.display()), log)?;
+        std::fs::rename(&inner, &dir).context(|| format!("moving source into {}", dir.display()))?;
+    }
+    let commit = git_out(&dir, &["rev-parse", "HEAD"])?;
+    Ok(Tree { dir, commit, identity })
+}
+
+fn commit_all(dir: &Path, msg: &str, log: &Path) -> Result<()> {
+    if !dir.join(".git").is_dir() {
+        let mut c = git(dir);
+        c.args(["init", "-q", "-b", "kregress"]);
+        proc::run_logged(c, log, |_| {})?;
+    }
+    let mut c = git(dir);
+    c.args(["add", "-A"]);
+    proc::run_logged(c, log, |_| {})?;
+    let mut c = git(dir);
+    c.args(["commit", "-q", "--allow-empty", "--no-verify", "-m", msg]);
+    proc::run_logged(c, log, |_| {})
+}
+
+fn git_source(repo: &Path, rev: &str, log: &Path) -> Result<Tree> {
+    if !repo.exists() {
+        return Err(bad_input(format!("kernel.source.git: no such repository: {}", repo.display())));
+    }
+    let commit = git_out(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
+        .map_err(|_| bad_input(format!("kernel.source.git: {}: no commit {rev}", repo.display())))?;
+    let top = cache::dir("sources")?;
+    let abs = std::path::absolute(repo).context(|| format!("resolving {}", repo.display()))?;
+    let id = cache::Key::new("git-source").part("path", abs.as_os_str().as_encoded_bytes()).hex();
+    let dir = top.join(format!("git-{}", &id[..12]));
+    let _lock = cache::lock(&top.join(format!("git-{}.lock", &id[..12])))?;
+    if !dir.join(".git").exists() {
+        // --shared borrows the user's objects: no copy, and their repo is untouched.
+        let mut c = Command::new("git");
+        c.args(["clone", "-q", "--shared", "--no-checkout"]).arg(&abs).arg(&dir);
+        proc::run_logged(c, log, |_| {})?;
+    }
+    if git_out(&dir, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_err() {
+        let mut c = git(&dir);
+        c.args(["fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]);
+        proc::run_logged(c, log, |_| {})?;
+    }
+    Ok(Tree { dir, commit: commit.clone(), identity: format!("git:{commit}") })
+}
+
+/// A plain tree: mirrored into the cache (rsync keeps mtimes, so only what
+/// the user changed is rebuilt) and committed; identity is a hash of the
+/// file listing with sizes and mtimes.
+fn path_source(src: &Path, log: &Path) -> Result<Tree> {
+    if !src.join("Makefile").is_file() {
+        return Err(bad_input(format!("kernel.source.path: {} is not a kernel tree (no Makefile)", src.display())));
+    }
+    let abs = std::path::absolute(src).context(|| format!("resolving {}", src.display()))?;
+    let top = cache::dir("sources")?;
+    let id = cache::Key::new("path-source").part("path", abs.as_os_str().as_encoded_bytes()).hex();
+    let dir = top.join(format!("path-{}", &id[..12]));
+    let _lock = cache::lock(&top.join(format!("path-{}.lock", &id[..12])))?;
+    std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+    let mut c = Command::new("rsync");
+    c.args(["-a", "--delete", "--exclude=/.git"]).arg(format!("{}/", abs.display())).arg(format!("{}/", dir.display()));
+    proc::run_logged(c, log, |_| {})?;
+    commit_all(&dir, &format!("snapshot of {}", abs.display()), log)?;
+    let tree = git_out(&dir, &["rev-parse", "HEAD^{tree}"])?;
+    let commit = git_out(&dir, &["rev-parse", "HEAD"])?;
+    Ok(Tree { dir, commit, identity: format!("path:{tree}") })
+}
+
+/// Checks out `tree.commit` cleanly and applies `patches` in order.
+pub fn checkout(tree: &Tree, patches: &[PathBuf], log: &Path) -> Result<()> {
+    let mut c = git(&tree.dir);
+    c.args(["reset", "-q", "--hard", &tree.commit]);
+    proc::run_logged(c, log, |_| {})?;
+    // Files a previous variant's patch created; the build is out of tree, so
+    // nothing else is untracked here.
+    let mut c = git(&tree.dir);
+    c.args(["clean", "-q", "-fd"]);
+    proc::run_logged(c, log, |_| {})?;
+    for p in patches {
+        apply(&tree.dir, p, log)?;
+    }
+    Ok(())
+}
+
+fn apply(dir: &Path, patch: &Path, log: &Path) -> Result<()> {
+    let mut c = git(dir);
+    c.args(["apply", "--whitespace=nowarn"]).arg(patch);
+    match proc::run_logged(c, log, |_| {}) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let text = std::fs::read_to_string(patch).unwrap_or_default();
+            Err(bad_input(format!("patch {} does not apply: {}", patch.display(), rejected(&e.msg, &text))))
+        }
+    }
+}
+
+/// From `git apply`'s "error: patch failed: FILE:LINE", the file and the
+/// header of the hunk that starts there.
+pub fn rejected(git_err: &str, patch: &str) -> String {
+    let Some(spot) = git_err.lines().find_map(|l| l.split("error: patch failed: ").nth(1)) else {
+        let why = git_err.lines().find(|l| l.starts_with("error:")).unwrap_or("git apply failed");
+        return why.trim_start_matches("error: ").to_string();
+    };
+    let (file, line) = spot.rsplit_once(':').unwrap_or((spot, ""));
+    let mut in_file = false;
+    for l in patch.lines() {
+        if let Some(f) = l.strip_prefix("+++ ") {
+            in_file = f.trim_start_matches("b/").split('\t').next() == Some(file);
+        } else if in_file && l.starts_with("@@ -") {
+            let start = l[4..].split([',', ' ']).next().unwrap_or("");
+            if start == line {
+                return format!("{file}: hunk `{l}` rejected");
+            }
+        }
+    }
+    format!("{file}: hunk at line {line} rejected")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PATCH: &str = "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -10,3 +10,4 @@\n a\n+b\n c\n@@ -1121,7 +1121,12 @@\n x\n";
+
+    #[test]
+    fn rejected_names_file_and_hunk() {
+        let err = "`git apply` failed\nerror: patch failed: block/bio.c:1121\nerror: block/bio.c: patch does not apply";
+        assert_eq!(rejected(err, PATCH), "block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected");
+    }
+
+    #[test]
+    fn rejected_missing_file() {
+        let err = "error: mm/nope.c: No such file or directory";
+        assert_eq!(rejected(err, PATCH), "mm/nope.c: No such file or directory");
+    }
+
+    /// A real git repo: a patch that does not apply is bad input naming the
+    /// patch, the file and the hunk; a patch that applies is reverted by the
+    /// next checkout.
+    #[test]
+    fn checkout_applies_and_reverts_patches() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("src");
+        std::fs::create_dir_all(repo.join("block")).unwrap();
+        let body: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(repo.join("block/bio.c"), &body).unwrap();
+        let log = d.path().join("log");
+        commit_all(&repo, "base", &log).unwrap();
+        let commit = git_out(&repo, &["rev-parse", "HEAD"]).unwrap();
+        let tree = Tree { dir: repo.clone(), commit, identity: "t".into() };
+
+        let good = d.path().join("good.patch");
+        std::fs::write(&good, "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -2,3 +2,3 @@\n line 2\n-line 3\n+line three\n line 4\n").unwrap();
+        checkout(&tree, &[good.clone()], &log).unwrap();
+        assert!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap().contains("line three"));
+        checkout(&tree, &[], &log).unwrap();
+        assert_eq!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap(), body);
+
+        let bad = d.path().join("bad.patch");
+        std::fs::write(&bad, "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -20,3 +20,3 @@\n line 20\n-line 99\n+line x\n line 22\n").unwrap();
+        let e = checkout(&tree, &[good, bad], &log).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.msg.contains("bad.patch does not apply"), "{}", e.msg);
+        assert!(e.msg.contains("block/bio.c: hunk `@@ -20,3 +20,3 @@` rejected"), "{}", e.msg);
+    }
+}

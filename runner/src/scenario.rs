@@ -1,0 +1,370 @@
+//! Scenario files: what to build (kernel source, config, variants with their
+//! patches). Loading validates everything that can be checked without
+//! building, and every error names the file, the line and the field.
+
+use crate::error::{bad_input, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// A loaded, validated scenario. Relative paths in it are already resolved
+/// against the project root (see [`project_root`]).
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub name: String,
+    pub description: String,
+    pub file: PathBuf,
+    pub root: PathBuf,
+    pub kernel: KernelSection,
+    pub variants: Vec<Variant>,
+}
+
+#[derive(Debug, Clone)]
+pub struct KernelSection {
+    pub source: Source,
+    pub base: Base,
+    pub fragments: Vec<PathBuf>,
+}
+
+/// Where the kernel tree comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Source {
+    /// A Debian `linux-source-X` package: /usr/src/<name>.tar.xz.
+    Debian(String),
+    /// A local tree, built out-of-tree without writing into it.
+    Path(PathBuf),
+    /// A local git repository at a revision (a variant may override the rev).
+    Git { repo: PathBuf, rev: String },
+}
+
+/// The config the fragments are merged onto.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Base {
+    Tinyconfig,
+    Defconfig,
+    File(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub name: String,
+    pub patches: Vec<PathBuf>,
+    /// Only for `git:` sources: build this revision instead of the source's.
+    pub rev: Option<String>,
+}
+
+// ---- the YAML schema, as written by users -------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawScenario {
+    name: String,
+    #[serde(default)]
+    description: String,
+    kernel: RawKernel,
+    variants: Vec<RawVariant>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKernel {
+    source: RawSource,
+    base: String,
+    #[serde(default)]
+    fragments: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    debian: Option<String>,
+    path: Option<String>,
+    git: Option<String>,
+    rev: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVariant {
+    name: String,
+    #[serde(default)]
+    patches: Vec<String>,
+    rev: Option<String>,
+}
+
+/// The nearest ancestor of the scenario file holding `kernel-configs/`: paths
+/// in scenarios (fragments, patches) are relative to it, as in the repository.
+pub fn project_root(file: &Path) -> PathBuf {
+    let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
+    let mut dir = abs.parent();
+    while let Some(d) = dir {
+        if d.join("kernel-configs").is_dir() {
+            return d.to_path_buf();
+        }
+        dir = d.parent();
+    }
+    abs.parent().unwrap_or(Path::new(".")).to_path_buf()
+}
+
+/// The 1-based line of the `nth` (0-based) line containing `needle`, if any.
+fn line_of(text: &str, needle: &str, nth: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(needle))
+        .nth(nth)
+        .map(|(i, _)| i + 1)
+}
+
+pub fn load(file: &Path) -> Result<Scenario> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| bad_input(format!("{}: cannot read scenario: {e}", file.display())))?;
+    parse(file, &text)
+}
+
+/// Parses and validates scenario text; `file` names it in errors and anchors paths.
+pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
+    let shown = file.display().to_string();
+    let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| {
+        let line = e.location().map(|l| l.line()).unwrap_or(0);
+        // serde_yaml appends " at line L column C"; the prefix says it already.
+        let msg = e.to_string();
+        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+        bad_input(format!("{shown}:{line}: {msg}"))
+    })?;
+    let at = |needle: &str, nth: usize| -> String {
+        match line_of(text, needle, nth) {
+            Some(l) => format!("{shown}:{l}"),
+            None => shown.clone(),
+        }
+    };
+    let root = project_root(file);
+    let resolve = |p: &str| -> PathBuf {
+        let p = Path::new(p);
+        if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
+    };
+    let must_exist = |field: &str, p: &str| -> Result<PathBuf> {
+        let full = resolve(p);
+        if full.is_file() {
+            Ok(full)
+        } else {
+            Err(bad_input(format!(
+                "{}: {field}: no such file: {p} (looked for {})",
+                at(p, 0),
+                full.display()
+            )))
+        }
+    };
+
+    if raw.name.trim().is_empty() {
+        return Err(bad_input(format!("{}: name: must not be empty", at("name:", 0))));
+    }
+
+    let s = &raw.kernel.source;
+    let given = [s.debian.is_some(), s.path.is_some(), s.git.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(bad_input(format!(
+            "{}: kernel.source: give exactly one of `debian`, `path`, `git`",
+            at("source:", 0)
+        )));
+    }
+    let source = if let Some(d) = &s.debian {
+        Source::Debian(d.clone())
+    } else if let Some(p) = &s.path {
+        Source::Path(resolve(p))
+    } else {
+        let rev = s.rev.clone().ok_or_else(|| {
+            bad_input(format!("{}: kernel.source: `git` needs `rev`", at("source:", 0)))
+        })?;
+        Source::Git { repo: resolve(s.git.as_deref().unwrap()), rev }
+    };
+    if s.rev.is_some() && s.git.is_none() {
+        return Err(bad_input(format!(
+            "{}: kernel.source.rev: only a `git` source has a revision",
+            at("rev:", 0)
+        )));
+    }
+
+    let base = match raw.kernel.base.as_str() {
+        "tinyconfig" => Base::Tinyconfig,
+        "defconfig" => Base::Defconfig,
+        p => Base::File(must_exist("kernel.base", p)?),
+    };
+    let mut fragments = Vec::new();
+    for (i, f) in raw.kernel.fragments.iter().enumerate() {
+        fragments.push(must_exist(&format!("kernel.fragments[{i}]"), f)?);
+    }
+
+    if raw.variants.is_empty() {
+        return Err(bad_input(format!("{}: variants: at least one is needed", at("variants:", 0))));
+    }
+    let mut variants: Vec<Variant> = Vec::new();
+    for (i, v) in raw.variants.iter().enumerate() {
+        let field = format!("variants[{i}]");
+        if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(bad_input(format!(
+                "{}: {field}.name: {:?} must be non-empty letters, digits, - or _",
+                at(&v.name, 0),
+                v.name
+            )));
+        }
+        if variants.iter().any(|w| w.name == v.name) {
+            return Err(bad_input(format!(
+                "{}: {field}.name: duplicate variant name {:?}",
+                at(&format!("name: {}", v.name), 1),
+                v.name
+            )));
+        }
+        if v.rev.is_some() && !matches!(source, Source::Git { .. }) {
+            return Err(bad_input(format!(
+                "{}: {field}.rev: only a `git` source has revisions",
+                at("rev:", 0)
+            )));
+        }
+        let mut patches = Vec::new();
+        for (j, p) in v.patches.iter().enumerate() {
+            patches.push(must_exist(&format!("{field}.patches[{j}]"), p)?);
+        }
+        variants.push(Variant { name: v.name.clone(), patches, rev: v.rev.clone() });
+    }
+
+    Ok(Scenario {
+        name: raw.name,
+        description: raw.description,
+        file: file.to_path_buf(),
+        root,
+        kernel: KernelSection { source, base, fragments },
+        variants,
+    })
+}
+
+impl Scenario {
+    /// The variants named in `only` (all when empty); an unknown name is bad input.
+    pub fn select(&self, only: &[String]) -> Result<Vec<&Variant>> {
+        if only.is_empty() {
+            return Ok(self.variants.iter().collect());
+        }
+        only.iter()
+            .map(|n| {
+                self.variants.iter().find(|v| &v.name == n).ok_or_else(|| {
+                    let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+                    bad_input(format!(
+                        "--variant {n}: {} has no such variant (it has: {})",
+                        self.file.display(),
+                        names.join(", ")
+                    ))
+                })
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A project dir with kernel-configs/ and one fragment and patch.
+    fn project() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("kernel-configs")).unwrap();
+        std::fs::create_dir_all(d.path().join("scenarios/patches")).unwrap();
+        std::fs::write(d.path().join("kernel-configs/a.config"), "CONFIG_X=y\n").unwrap();
+        std::fs::write(d.path().join("scenarios/patches/p.patch"), "").unwrap();
+        d
+    }
+
+    const GOOD: &str = "name: t
+kernel:
+  source: { debian: linux-source-6.1 }
+  base: tinyconfig
+  fragments: [kernel-configs/a.config]
+variants:
+  - { name: stock, patches: [] }
+  - { name: fixed, patches: [scenarios/patches/p.patch] }
+";
+
+    fn err(d: &tempfile::TempDir, text: &str) -> String {
+        let f = d.path().join("scenarios/t.yaml");
+        let e = parse(&f, text).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn good_scenario_loads_with_resolved_paths() {
+        let d = project();
+        let s = parse(&d.path().join("scenarios/t.yaml"), GOOD).unwrap();
+        assert_eq!(s.kernel.source, Source::Debian("linux-source-6.1".into()));
+        assert_eq!(s.kernel.base, Base::Tinyconfig);
+        assert_eq!(s.variants.len(), 2);
+        assert_eq!(s.variants[1].patches[0], d.path().join("scenarios/patches/p.patch"));
+        assert_eq!(s.kernel.fragments[0], d.path().join("kernel-configs/a.config"));
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_field() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("  base: tinyconfig", "  base: tinyconfig\n  bsae: x"));
+        assert!(e.contains("t.yaml:5:"), "{e}");
+        assert!(e.contains("unknown field `bsae`"), "{e}");
+    }
+
+    #[test]
+    fn wrong_type_is_reported_with_line() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("fragments: [kernel-configs/a.config]", "fragments: 7"));
+        assert!(e.contains("t.yaml:5:"), "{e}");
+        assert!(e.contains("fragments"), "{e}");
+    }
+
+    #[test]
+    fn missing_patch_file_names_line_and_field() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("patches/p.patch", "patches/nope.patch"));
+        assert!(e.contains("t.yaml:8:"), "{e}");
+        assert!(e.contains("variants[1].patches[0]"), "{e}");
+        assert!(e.contains("nope.patch"), "{e}");
+    }
+
+    #[test]
+    fn missing_fragment_names_field() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("a.config", "b.config"));
+        assert!(e.contains("t.yaml:5: kernel.fragments[0]"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_variant_names_are_rejected_at_the_second() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("name: fixed", "name: stock"));
+        assert!(e.contains("t.yaml:8:"), "{e}");
+        assert!(e.contains("duplicate variant name \"stock\""), "{e}");
+    }
+
+    #[test]
+    fn source_must_be_exactly_one_kind() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("{ debian: linux-source-6.1 }", "{ debian: a, path: /b }"));
+        assert!(e.contains("t.yaml:3: kernel.source"), "{e}");
+        let e = err(&d, &GOOD.replace("{ debian: linux-source-6.1 }", "{ git: /x }"));
+        assert!(e.contains("needs `rev`"), "{e}");
+    }
+
+    #[test]
+    fn variant_rev_needs_git_source() {
+        let d = project();
+        let e = err(&d, &GOOD.replace("{ name: stock, patches: [] }", "{ name: stock, rev: v1 }"));
+        assert!(e.contains("variants[0].rev"), "{e}");
+    }
+
+    #[test]
+    fn the_repository_scenarios_validate() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for f in [
+            "scenarios/bio-release-devmap-wakeup.yaml",
+            "scenarios/gup-fast-devmap-ref.yaml",
+            "scenarios/historical/x86-generic-gup-2017.yaml",
+        ] {
+            let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            assert_eq!(s.variants.len(), 2, "{f}");
+        }
+    }
+}
