@@ -7,5 +7,7 @@ pub mod cli;
 pub mod error;
 pub mod kernel;
 pub mod proc;
+pub mod results;
 pub mod scenario;
 pub mod ui;
+pub mod vm;

@@ -18,6 +18,15 @@ fn groups() -> &'static Mutex<HashSet<i32>> {
     G.get_or_init(|| Mutex::new(HashSet::new()))
 }
 
+/// Registers a child (leader of its own group or session) for Ctrl-C cleanup.
+pub fn register(pgid: i32) {
+    groups().lock().unwrap().insert(pgid);
+}
+
+pub fn unregister(pgid: i32) {
+    groups().lock().unwrap().remove(&pgid);
+}
+
 /// Kills every live child process group; called from the signal handler.
 pub fn kill_all() {
     if let Ok(g) = groups().lock() {

@@ -3,6 +3,7 @@
 //! building, and every error names the file, the line and the field.
 
 use crate::error::{bad_input, Result};
+pub use crate::vm::Backend;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -16,6 +17,116 @@ pub struct Scenario {
     pub root: PathBuf,
     pub kernel: KernelSection,
     pub variants: Vec<Variant>,
+    pub run: RunSection,
+    pub expect: Vec<Expect>,
+}
+
+/// The run axes: every variant × backend × filesystem × mapping × workload,
+/// minus `exclude`, `runs` times.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunSection {
+    #[serde(default = "default_backends")]
+    pub backends: Vec<Backend>,
+    #[serde(default = "default_filesystems")]
+    pub filesystems: Vec<Fs>,
+    #[serde(default = "default_mappings")]
+    pub mappings: Vec<Mapping>,
+    #[serde(default = "default_workloads")]
+    pub workloads: Vec<Workload>,
+    #[serde(default = "one")]
+    pub runs: u32,
+    #[serde(default)]
+    pub exclude: Vec<Filter>,
+    /// Boot with panic_on_warn=1 (a WARN ends the guest at once).
+    #[serde(default)]
+    pub panic_on_warn: bool,
+}
+
+impl Default for RunSection {
+    fn default() -> Self {
+        serde_yaml::from_str("{}").unwrap()
+    }
+}
+
+fn default_backends() -> Vec<Backend> {
+    vec![Backend::Memmap]
+}
+fn default_filesystems() -> Vec<Fs> {
+    vec![Fs::Ext4]
+}
+fn default_mappings() -> Vec<Mapping> {
+    vec![Mapping::Pte]
+}
+fn default_workloads() -> Vec<Workload> {
+    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None }]
+}
+fn one() -> u32 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Fs {
+    Ext4,
+    Xfs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Mapping {
+    /// 4 KiB PTEs: MADV_NOHUGEPAGE.
+    Pte,
+    /// 2 MiB PMDs: aligned mapping + MADV_HUGEPAGE.
+    Pmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadName {
+    DioRead,
+    DioWrite,
+    TruncateDuringDio,
+}
+
+/// A workload and its parameters (the agent's defaults where absent).
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: WorkloadName,
+    /// Bytes per pass, e.g. "64M".
+    pub size: Option<String>,
+    pub passes: Option<u32>,
+    pub seconds: Option<u32>,
+    pub threads: Option<u32>,
+}
+
+/// Selects cells: every given field must match (`--only`, `exclude`, `expect`).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Filter {
+    pub variant: Option<String>,
+    pub backend: Option<Backend>,
+    pub fs: Option<Fs>,
+    pub mapping: Option<Mapping>,
+    pub workload: Option<WorkloadName>,
+}
+
+/// What a scenario expects of the cells a filter selects.
+#[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    pub variant: Option<String>,
+    pub backend: Option<Backend>,
+    pub fs: Option<Fs>,
+    pub mapping: Option<Mapping>,
+    pub workload: Option<WorkloadName>,
+    /// PASS, FAIL, ERROR, ...
+    pub outcome: String,
+    /// For FAIL: CRASH, WARN, HANG, DATA_CORRUPTION, IO_ERROR.
+    pub kind: Option<String>,
+    /// For FAIL: the title must contain this.
+    pub title: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,6 +173,10 @@ struct RawScenario {
     description: String,
     kernel: RawKernel,
     variants: Vec<RawVariant>,
+    #[serde(default)]
+    run: RunSection,
+    #[serde(default)]
+    expect: Vec<Expect>,
 }
 
 #[derive(Deserialize)]
@@ -233,6 +348,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         root,
         kernel: KernelSection { source, base, fragments },
         variants,
+        run: raw.run,
+        expect: raw.expect,
     })
 }
 
@@ -254,6 +371,121 @@ impl Scenario {
                 })
             })
             .collect()
+    }
+}
+
+/// One VM-run of the matrix.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Cell {
+    pub variant: String,
+    pub backend: Backend,
+    pub fs: Fs,
+    pub mapping: Mapping,
+    pub workload: Workload,
+    pub run: u32,
+}
+
+impl Cell {
+    /// Path-safe id, e.g. `fixed/memmap-ext4-pte-dio-read/run1`.
+    pub fn id(&self) -> String {
+        format!("{}/{}/run{}", self.variant, self.axes(), self.run)
+    }
+    /// The axes without the variant and run: what variants are compared on.
+    pub fn axes(&self) -> String {
+        format!("{}-{}-{}-{}", self.backend.name(), fs_name(self.fs), mapping_name(self.mapping), self.workload.name.as_str())
+    }
+}
+
+pub fn fs_name(f: Fs) -> &'static str {
+    match f {
+        Fs::Ext4 => "ext4",
+        Fs::Xfs => "xfs",
+    }
+}
+
+pub fn mapping_name(m: Mapping) -> &'static str {
+    match m {
+        Mapping::Pte => "pte",
+        Mapping::Pmd => "pmd",
+    }
+}
+
+impl WorkloadName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadName::DioRead => "dio-read",
+            WorkloadName::DioWrite => "dio-write",
+            WorkloadName::TruncateDuringDio => "truncate-during-dio",
+        }
+    }
+}
+
+impl Filter {
+    /// Parses `variant=fixed,backend=nvdimm,fs=xfs,mapping=pte,workload=dio-read`.
+    pub fn parse(s: &str) -> Result<Filter> {
+        let mut f = Filter::default();
+        for part in s.split(',').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| bad_input(format!("--only {s}: `{part}` is not key=value")))?;
+            let (k, v) = (k.trim(), v.trim());
+            let val = |what: &str| -> Result<serde_yaml::Value> {
+                serde_yaml::from_str(v).map_err(|e| bad_input(format!("--only {s}: {what}: {e}")))
+            };
+            let bad = |e: serde_yaml::Error| bad_input(format!("--only {s}: {k}={v}: {e}"));
+            match k {
+                "variant" => f.variant = Some(v.to_string()),
+                "backend" => f.backend = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
+                "fs" => f.fs = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
+                "mapping" => f.mapping = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
+                "workload" => f.workload = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
+                _ => return Err(bad_input(format!("--only {s}: unknown key `{k}` (variant, backend, fs, mapping, workload)"))),
+            }
+        }
+        Ok(f)
+    }
+
+    pub fn matches(&self, c: &Cell) -> bool {
+        self.variant.as_ref().is_none_or(|v| *v == c.variant)
+            && self.backend.is_none_or(|b| b == c.backend)
+            && self.fs.is_none_or(|f| f == c.fs)
+            && self.mapping.is_none_or(|m| m == c.mapping)
+            && self.workload.is_none_or(|w| w == c.workload.name)
+    }
+}
+
+impl Expect {
+    pub fn filter(&self) -> Filter {
+        Filter {
+            variant: self.variant.clone(),
+            backend: self.backend,
+            fs: self.fs,
+            mapping: self.mapping,
+            workload: self.workload,
+        }
+    }
+}
+
+impl Scenario {
+    /// The matrix: variants × backends × filesystems × mappings × workloads ×
+    /// runs, minus the scenario's `exclude`, keeping those `only` selects.
+    pub fn cells(&self, only: &Filter, runs: Option<u32>) -> Vec<Cell> {
+        let mut out = Vec::new();
+        for v in &self.variants {
+            for &backend in &self.run.backends {
+                for &fs in &self.run.filesystems {
+                    for &mapping in &self.run.mappings {
+                        for w in &self.run.workloads {
+                            for run in 1..=runs.unwrap_or(self.run.runs) {
+                                let c = Cell { variant: v.name.clone(), backend, fs, mapping, workload: w.clone(), run };
+                                if only.matches(&c) && !self.run.exclude.iter().any(|x| x.matches(&c)) {
+                                    out.push(c);
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 }
 

@@ -31,7 +31,10 @@ fn git(dir: &Path) -> Command {
         .env("GIT_AUTHOR_NAME", "kregress")
         .env("GIT_AUTHOR_EMAIL", "kregress@localhost")
         .env("GIT_COMMITTER_NAME", "kregress")
-        .env("GIT_COMMITTER_EMAIL", "kregress@localhost");
+        .env("GIT_COMMITTER_EMAIL", "kregress@localhost")
+        // Fixed dates: the same tarball gives the same commit id on every host.
+        .env("GIT_AUTHOR_DATE", "1970-01-01T00:00:00Z")
+        .env("GIT_COMMITTER_DATE", "1970-01-01T00:00:00Z");
     c
 }
 

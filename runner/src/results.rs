@@ -1,0 +1,125 @@
+//! The results store: `results/<run-id>/` with run.json, one directory per
+//! cell (console.log, result.json, qemu.cmdline, agent.jsonl) and summary.md.
+//! Every file is written atomically, and run.json is rewritten after each
+//! cell, so an interrupted run loses no finished cell and can be resumed.
+
+use crate::cache::write_atomic;
+use crate::error::{bad_input, Context, Result};
+use crate::scenario::Cell;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// KCIDB-style status of a cell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// The kernel under test did not build or boot.
+    Error,
+    /// The harness failed (QEMU missing, agent protocol broken, DAX not active).
+    Miss,
+    Skip,
+}
+
+/// What kind of failure a FAIL is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailKind {
+    Crash,
+    Warn,
+    Hang,
+    DataCorruption,
+    IoError,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CellResult {
+    pub variant: String,
+    pub backend: String,
+    pub fs: String,
+    pub mapping: String,
+    pub workload: String,
+    pub run: u32,
+    pub outcome: Outcome,
+    pub kind: Option<FailKind>,
+    pub title: Option<String>,
+    pub mb_per_s: Option<f64>,
+    pub ops_per_s: Option<f64>,
+    /// Every problem seen, most severe first (the title is the first's).
+    #[serde(default)]
+    pub problems: Vec<String>,
+    pub console: PathBuf,
+    pub seconds: f64,
+    #[serde(default)]
+    pub boot_seconds: Option<f64>,
+}
+
+impl CellResult {
+    pub fn id(&self) -> String {
+        format!("{}/{}-{}-{}-{}/run{}", self.variant, self.backend, self.fs, self.mapping, self.workload, self.run)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub scenario: String,
+    pub scenario_file: PathBuf,
+    pub results_dir: PathBuf,
+    pub started: String,
+    pub host: serde_json::Value,
+    /// Variant → kernel key, config sha256, bzImage.
+    pub kernels: serde_json::Value,
+    pub cells: Vec<CellResult>,
+}
+
+/// Creates `root/<timestamp>-<scenario>` (unique).
+pub fn new_run_dir(root: &Path, scenario: &str) -> Result<(String, PathBuf)> {
+    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+        .to_string()
+        .replace([':', '-'], "")
+        .trim_end_matches('Z')
+        .replace('T', "-");
+    for n in 0.. {
+        let id = if n == 0 { format!("{stamp}-{scenario}") } else { format!("{stamp}-{scenario}.{n}") };
+        let dir = root.join(&id);
+        if std::fs::create_dir_all(root).is_ok() && std::fs::create_dir(&dir).is_ok() {
+            return Ok((id, dir));
+        }
+        if n > 100 {
+            break;
+        }
+    }
+    Err(crate::error::infra(format!("cannot create a run directory under {}", root.display())))
+}
+
+pub fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
+    run_dir.join(c.id())
+}
+
+pub fn save(rec: &RunRecord) -> Result<()> {
+    let path = rec.results_dir.join("run.json");
+    write_atomic(&path, &serde_json::to_vec_pretty(rec).unwrap())
+}
+
+pub fn save_cell(dir: &Path, r: &CellResult) -> Result<()> {
+    write_atomic(&dir.join("result.json"), &serde_json::to_vec_pretty(r).unwrap())
+}
+
+pub fn load(dir: &Path) -> Result<RunRecord> {
+    let path = dir.join("run.json");
+    let bytes = std::fs::read(&path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
+    serde_json::from_slice(&bytes).context(|| format!("parsing {}", path.display()))
+}
+
+/// `results/<id>` from a run id or a path.
+pub fn find(root: &Path, id_or_path: &str) -> Result<PathBuf> {
+    let p = Path::new(id_or_path);
+    for cand in [p.to_path_buf(), root.join(p)] {
+        if cand.join("run.json").is_file() {
+            return Ok(cand);
+        }
+    }
+    Err(bad_input(format!("--resume {id_or_path}: no run.json there or under {}", root.display())))
+}

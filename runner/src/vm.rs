@@ -1,0 +1,350 @@
+//! One QEMU guest: the command line for each pmem backend, the serial
+//! console driven through rexpect, and the deadlines. Every path kills and
+//! reaps QEMU; the whole console goes to the cell's console.log.
+
+use crate::cache;
+use crate::error::{infra, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// How the guest gets persistent memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Legacy `memmap=512M!1G memmap=512M!2G`: /dev/pmem0 and /dev/pmem1, struct pages at once.
+    Memmap,
+    /// Two ACPI NFIT NVDIMMs backed by host files; the agent switches namespace0.0 to fsdax.
+    Nvdimm,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Memmap => "memmap",
+            Backend::Nvdimm => "nvdimm",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    pub bzimage: PathBuf,
+    pub initrd: PathBuf,
+    pub backend: Backend,
+    pub smp: u32,
+    /// Extra kernel command line (the agent's configuration).
+    pub append: String,
+    pub panic_on_warn: bool,
+    /// No line containing `hello` within this → the kernel did not boot.
+    pub boot_deadline: Duration,
+    /// From hello to the `done` line (QEMU then gets a short grace to power off).
+    pub run_deadline: Duration,
+    pub hello: String,
+    pub done: String,
+    /// Where NVDIMM backing files live for this guest.
+    pub workdir: PathBuf,
+}
+
+/// How the guest ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Exit {
+    /// QEMU exited by itself (power-off, or reboot after a panic with -no-reboot).
+    Exited,
+    /// No hello before the boot deadline.
+    BootTimeout,
+    /// Hello, but no done before the run deadline.
+    RunTimeout,
+    /// The caller asked to stop (e.g. triage saw a fatal report).
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VmRun {
+    pub exit: Exit,
+    pub accel: Accel,
+    pub seconds: f64,
+    /// Seconds from QEMU start to the hello line.
+    pub hello_seconds: Option<f64>,
+    pub console: PathBuf,
+    pub cmdline: String,
+}
+
+/// What the caller wants after seeing a console line.
+pub enum Control {
+    Continue,
+    Stop,
+}
+
+pub const NVDIMM_SIZE: &str = "1G";
+
+/// The kernel command line (without the agent's part).
+pub fn kernel_cmdline(spec: &VmSpec) -> String {
+    let mut c = String::from("console=ttyS0 panic=-1 ignore_loglevel sysctl.kernel.hung_task_timeout_secs=10");
+    if spec.backend == Backend::Memmap {
+        c += " memmap=512M!1G memmap=512M!2G";
+    }
+    if spec.panic_on_warn {
+        c += " panic_on_warn=1";
+    }
+    if !spec.append.is_empty() {
+        c += " ";
+        c += &spec.append;
+    }
+    c
+}
+
+/// QEMU's arguments for `spec` under `accel` (Kvm or Tcg).
+pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
+    let mut a: Vec<String> = Vec::new();
+    let mut push = |s: &str| a.push(s.to_string());
+    match spec.backend {
+        Backend::Memmap => {
+            push("-machine");
+            push("pc");
+            push("-m");
+            push("3G");
+        }
+        Backend::Nvdimm => {
+            push("-machine");
+            push("pc,nvdimm=on");
+            push("-m");
+            push("1G,slots=2,maxmem=4G");
+            for i in 0..2 {
+                push("-object");
+                push(&format!(
+                    "memory-backend-file,id=mem{i},share=on,mem-path={},size={NVDIMM_SIZE}",
+                    spec.workdir.join(format!("nvdimm{i}.img")).display()
+                ));
+                push("-device");
+                push(&format!("nvdimm,id=nv{i},memdev=mem{i}"));
+            }
+        }
+    }
+    match accel {
+        Accel::Kvm => {
+            push("-accel");
+            push("kvm");
+            push("-cpu");
+            push("host");
+        }
+        _ => {
+            push("-accel");
+            push("tcg");
+            push("-cpu");
+            push("max");
+        }
+    }
+    for s in ["-smp", &spec.smp.to_string(), "-display", "none", "-nodefaults", "-serial", "stdio", "-monitor", "none", "-no-reboot"] {
+        push(s);
+    }
+    push("-kernel");
+    push(&spec.bzimage.display().to_string());
+    push("-initrd");
+    push(&spec.initrd.display().to_string());
+    push("-append");
+    push(&kernel_cmdline(spec));
+    a
+}
+
+/// Whether KVM works here, probed once per host (kernel, QEMU) with a bounded
+/// boot of `bzimage`: on some hosts /dev/kvm opens but guests hang at once.
+pub fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
+    if want != Accel::Auto {
+        return Ok(want);
+    }
+    if std::fs::File::options().read(true).write(true).open("/dev/kvm").is_err() {
+        return Ok(Accel::Tcg);
+    }
+    let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let qemu = crate::proc::output({
+        let mut c = Command::new("qemu-system-x86_64");
+        c.arg("--version");
+        c
+    })
+    .unwrap_or_default();
+    let key = cache::Key::new("kvm-probe").part("host", host.as_bytes()).part("qemu", qemu.as_bytes()).hex();
+    let memo = cache::dir("probe")?.join(format!("kvm-{}", &key[..16]));
+    if let Ok(s) = std::fs::read_to_string(&memo) {
+        return Ok(if s.trim() == "kvm" { Accel::Kvm } else { Accel::Tcg });
+    }
+    // A kernel that prints anything within 20 s under KVM is good enough.
+    let mut c = Command::new("qemu-system-x86_64");
+    c.args(["-machine", "pc", "-m", "512M", "-accel", "kvm", "-cpu", "host", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel"])
+        .arg(bzimage)
+        .args(["-append", "console=ttyS0 panic=-1"]);
+    let ok = first_line_within(c, "Linux version", Duration::from_secs(20));
+    let answer = if ok { Accel::Kvm } else { Accel::Tcg };
+    cache::write_atomic(&memo, if ok { b"kvm" } else { b"tcg" })?;
+    Ok(answer)
+}
+
+fn first_line_within(cmd: Command, needle: &str, limit: Duration) -> bool {
+    let Ok(mut s) = spawn(cmd) else { return false };
+    let start = Instant::now();
+    let mut seen = false;
+    while start.elapsed() < limit {
+        match s.read_line() {
+            Ok(l) if l.contains(needle) => {
+                seen = true;
+                break;
+            }
+            Ok(_) => {}
+            Err(rexpect::error::Error::Timeout { .. }) => {}
+            Err(_) => break,
+        }
+    }
+    kill(&mut s);
+    seen
+}
+
+fn spawn(mut cmd: Command) -> Result<rexpect::session::PtySession> {
+    use std::os::unix::process::CommandExt;
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let shown = crate::proc::show(&cmd);
+    let s = rexpect::session::spawn_command(cmd, Some(500))
+        .map_err(|e| infra(format!("cannot start `{shown}`: {e}")))?;
+    // rexpect's child leads its own session: register it for Ctrl-C.
+    crate::proc::register(s.process.child_pid.as_raw());
+    Ok(s)
+}
+
+fn kill(s: &mut rexpect::session::PtySession) {
+    let pid = s.process.child_pid.as_raw();
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    let _ = s.process.wait();
+    crate::proc::unregister(pid);
+}
+
+/// Boots `spec`, streaming every console line to `console` and to `on_line`.
+pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
+    if spec.backend == Backend::Nvdimm {
+        std::fs::create_dir_all(&spec.workdir).context(|| format!("creating {}", spec.workdir.display()))?;
+        for i in 0..2 {
+            let p = spec.workdir.join(format!("nvdimm{i}.img"));
+            let f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
+            f.set_len(1 << 30).context(|| format!("sizing {}", p.display()))?;
+        }
+    }
+    let args = qemu_args(spec, accel);
+    let mut cmd = Command::new("qemu-system-x86_64");
+    cmd.args(&args);
+    let cmdline = crate::proc::show(&cmd);
+    let mut log = std::fs::File::create(console).context(|| format!("creating {}", console.display()))?;
+    let mut s = spawn(cmd)?;
+    let start = Instant::now();
+    let mut hello_at: Option<Instant> = None;
+    let mut done_at: Option<Instant> = None;
+    let exit = loop {
+        match s.read_line() {
+            Ok(line) => {
+                let _ = writeln!(log, "{line}");
+                if hello_at.is_none() && line.contains(&spec.hello) {
+                    hello_at = Some(Instant::now());
+                }
+                if done_at.is_none() && line.contains(&spec.done) {
+                    done_at = Some(Instant::now());
+                }
+                if let Control::Stop = on_line(&line) {
+                    break Exit::Stopped;
+                }
+            }
+            Err(rexpect::error::Error::Timeout { .. }) => {}
+            Err(rexpect::error::Error::EOF { got, .. }) => {
+                if !got.is_empty() {
+                    let _ = writeln!(log, "{got}");
+                    let _ = on_line(&got);
+                }
+                break Exit::Exited;
+            }
+            Err(e) => {
+                kill(&mut s);
+                return Err(infra(format!("reading the console of `{cmdline}`: {e}")));
+            }
+        }
+        match (hello_at, done_at) {
+            (None, _) if start.elapsed() > spec.boot_deadline => break Exit::BootTimeout,
+            (Some(h), None) if h.elapsed() > spec.run_deadline => break Exit::RunTimeout,
+            // Done: a guest stuck in D state may never power off.
+            (_, Some(d)) if d.elapsed() > Duration::from_secs(15) => break Exit::Exited,
+            _ => {}
+        }
+    };
+    kill(&mut s);
+    let _ = log.flush();
+    Ok(VmRun {
+        exit,
+        accel,
+        seconds: start.elapsed().as_secs_f64(),
+        hello_seconds: hello_at.map(|h| (h - start).as_secs_f64()),
+        console: console.to_path_buf(),
+        cmdline,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(b: Backend) -> VmSpec {
+        VmSpec {
+            bzimage: "/k/bzImage".into(),
+            initrd: "/k/initrd".into(),
+            backend: b,
+            smp: 2,
+            append: "kregress.fs=ext4".into(),
+            panic_on_warn: false,
+            boot_deadline: Duration::from_secs(60),
+            run_deadline: Duration::from_secs(60),
+            hello: "hello".into(),
+            done: "done".into(),
+            workdir: "/w".into(),
+        }
+    }
+
+    #[test]
+    fn memmap_backend_reserves_two_pmem_ranges() {
+        let a = qemu_args(&spec(Backend::Memmap), Accel::Tcg).join(" ");
+        assert!(a.contains("-machine pc -m 3G"), "{a}");
+        assert!(a.contains("memmap=512M!1G memmap=512M!2G"), "{a}");
+        assert!(a.contains("-accel tcg -cpu max"), "{a}");
+        assert!(a.contains("-no-reboot"), "{a}");
+        assert!(a.contains("console=ttyS0 panic=-1"), "{a}");
+        assert!(a.ends_with("kregress.fs=ext4"), "{a}");
+    }
+
+    #[test]
+    fn nvdimm_backend_has_two_file_backed_dimms_and_no_memmap() {
+        let a = qemu_args(&spec(Backend::Nvdimm), Accel::Kvm).join(" ");
+        assert!(a.contains("-machine pc,nvdimm=on -m 1G,slots=2,maxmem=4G"), "{a}");
+        assert!(a.contains("memory-backend-file,id=mem1,share=on,mem-path=/w/nvdimm1.img,size=1G"), "{a}");
+        assert!(a.contains("-device nvdimm,id=nv0,memdev=mem0"), "{a}");
+        assert!(!a.contains("memmap="), "{a}");
+        assert!(a.contains("-accel kvm -cpu host"), "{a}");
+    }
+
+    #[test]
+    fn panic_on_warn_is_optional() {
+        let mut s = spec(Backend::Memmap);
+        assert!(!kernel_cmdline(&s).contains("panic_on_warn"));
+        s.panic_on_warn = true;
+        assert!(kernel_cmdline(&s).contains("panic_on_warn=1"));
+    }
+}
