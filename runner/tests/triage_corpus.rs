@@ -190,6 +190,16 @@ fn syzkaller_corpus_agreement() {
     assert!(kind.value() >= KIND_TARGET, "kind agreement {kind} below {KIND_TARGET}");
 }
 
+/// `TRIAGE_DUMP=<corpus file name>` prints what triage makes of one file.
+#[test]
+fn dump_one() {
+    let Ok(name) = std::env::var("TRIAGE_DUMP") else { return };
+    let data = String::from_utf8_lossy(&std::fs::read(corpus_dir("syzkaller-linux-report").join(name)).unwrap()).into_owned();
+    for r in parse(split(&data).1) {
+        println!("== {} [{}] corrupted={} lines {}..{}\n{}", r.title, r.kind, r.corrupted, r.start_line, r.end_line, r.text);
+    }
+}
+
 #[test]
 fn kregress_console_warnings() {
     let dir = corpus_dir("kregress");

@@ -10,7 +10,8 @@
 //!
 //! It also flags "questionable" stack frames (` ? foo+0x1/0x2` on x86,
 //! `(unreliable)` on powerpc): the unwinder found them on the stack but is
-//! not sure they are real callers, so they never name a bug.
+//! not sure they are real callers, so they never name a bug. They stay in
+//! the text: they are still a stack trace for a human.
 
 use std::borrow::Cow;
 
@@ -53,18 +54,14 @@ pub fn clean_line(raw: &str) -> Cleaned<'_> {
         Some((start, context)) => (start, context),
         None => (log_level_len(&line), Context::Bare),
     };
-    let mut text = slice_cow(line, start);
-    let mut questionable = false;
-    if context != Context::Bare && !text.contains("<EOI>") {
-        if let Some(pos) = text.find(" ? ") {
-            text = slice_cow(text, pos + 2);
-            questionable = true;
-        } else if let Some(stripped) = text.strip_suffix(" (unreliable)") {
-            text = Cow::Owned(stripped.to_string());
-            questionable = true;
-        }
-    }
+    let text = slice_cow(line, start);
+    let questionable = context != Context::Bare && is_questionable(&text);
     Cleaned { text, context, questionable }
+}
+
+/// A frame the unwinder is not sure about. (`<EOI>` lines hold a `?` too.)
+pub fn is_questionable(text: &str) -> bool {
+    !text.contains("<EOI>") && (text.contains(" ? ") || text.ends_with(" (unreliable)"))
 }
 
 fn slice_cow(s: Cow<'_, str>, start: usize) -> Cow<'_, str> {
@@ -210,7 +207,7 @@ mod tests {
     fn flags_questionable_frames() {
         let c = clean_line("[    8.1]  ? __warn+0x7e/0xd0");
         assert!(c.questionable);
-        assert_eq!(c.text, " __warn+0x7e/0xd0");
+        assert_eq!(c.text, " ? __warn+0x7e/0xd0");
         assert!(!clean_line("[    8.1]  __warn+0x7e/0xd0").questionable);
         assert!(!clean_line("[    8.1]  ? foo <EOI>").questionable);
         assert!(clean_line("[    8.1] [c0000] foo+0x1/0x2 (unreliable)").questionable);

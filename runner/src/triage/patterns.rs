@@ -102,6 +102,7 @@ pub const CONTINUATIONS: &[&str] = &[
     "unregister_netdevice: waiting for",
     "PANIC: double fault",
     "Internal error:",
+    "Oops:",
 ];
 
 /// Messages that print a stack trace of their own without being bugs: the
@@ -280,8 +281,13 @@ pub static GROUPS: LazyLock<Vec<Group>> = LazyLock::new(|| {
             f("panic: Sentry detected .* stuck task", "panic: Sentry detected stuck tasks", Crash).no_stack(),
             f("panic:(.*)", "panic:{1}", Crash).no_stack(),
         ], &["_panic:", "xlog_status:", r"ddb\.onpanic:", "evtlog_status:"]),
+        // x86 says "Oops:" after the header that names the fault, except
+        // for a few traps.
+        group("Oops:", vec![
+            f("Oops: int3", "int3 in {1}", Crash).stack(rip_trace(), &[]),
+            f("Oops:", "Oops in {1}", Crash).stack(rip_trace(), &[]),
+        ], &[]),
         // Weak headers: printed just before the real report header.
-        weak("Oops:", vec![f("Oops:", "Oops in {1}", Crash).stack(rip_trace(), &[])]),
         weak("page dumped because:", vec![f("page dumped because: (.*)", "BUG: page dumped because: {1}", Crash).no_stack()]),
         weak("refcount_t: ", vec![f("refcount_t: ([a-z -]+)", "WARNING: refcount_t: {1}", Warn).no_stack()]),
         weak("percpu ref (", vec![f(r"percpu ref \(.*\) <= 0", "WARNING: percpu ref underflow", Warn).no_stack()]),
@@ -414,7 +420,7 @@ fn info_formats() -> Vec<Format> {
             .report(&[r"INFO: possible recursive locking detected \]", "is trying to acquire lock", at]),
         f("INFO: inconsistent lock state", "inconsistent lock state in {1}", Lockdep).report(&[r"INFO: inconsistent lock state \]", "takes", at]),
         // The stall is wherever the CPU was interrupted: start at the timer interrupt.
-        f("INFO: rcu_(?:preempt|sched|bh) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall in {1}", Hang)
+        f("INFO: rcu_(?:preempt|sched|bh|tasks) (?:self-)?detected(?: expedited)? stall", "INFO: rcu detected stall in {1}", Hang)
             .stack(vec![line("apic_timer_interrupt"), line(RIP), Part::Trace], &["apic_timer_interrupt", "rcu"])
             .parts2(vec![line("(?:apic_timer_interrupt|Exception stack|el1h_64_irq)"), Part::Trace])
             .extractor(Extractor::Stall),
@@ -422,6 +428,9 @@ fn info_formats() -> Vec<Format> {
         f("INFO: suspicious RCU usage", "INFO: suspicious RCU usage in {2}", Lockdep)
             .report(&["INFO: suspicious RCU usage", ".*?{{SRC}}"]).stack(call_trace(), &["rcu", "kmem", "slab"]),
         f("INFO: task .* blocked for more than [0-9]+ seconds", "INFO: task hung in {1}", Hang).stack(call_trace(), &[]).extractor(Extractor::Hang),
+        // A task name with a newline in it splits the header.
+        f("INFO: task [^:]*$", "INFO: task hung in {1}", Hang)
+            .report(&["INFO: task ", "blocked for more than [0-9]+ seconds"]).stack(call_trace(), &[]).extractor(Extractor::Hang),
         f("INFO: task .* can't die for more than .* seconds", "INFO: task can't die in {1}", Hang).stack(call_trace(), &["schedule"]),
         // Old-style KASAN reports that lost their header.
         f("INFO: (Freed|Allocated) in (.*)", "INFO: {1} in {2}", MemorySafety).corrupted(),
@@ -500,6 +509,8 @@ pub const SKIP_FRAMES: &[&str] = &[
     "__phys_addr", "__fortify_report", "cleanup_srcu_struct", "rhashtable_lookup",
     "extract_(user|iter)_to_sg", "drop_nlink", "^get_taint$", "^put_device$", "lock_timer_base",
     "__timer_delete_sync", "sk_stop_timer_sync", "__mod_timer", "fast_dput", "dput",
+    // Warns about its caller's buffer state.
+    "^mark_buffer_dirty$",
 ];
 
 /// Syscall wrappers differ between arches and kernel versions; a frame is
@@ -578,6 +589,7 @@ mod tests {
         assert_eq!(find_group("just a line"), None);
         let w = find_group("WARNING: CPU: 1 PID: 51 at mm/gup.c:224 try_grab_page+0x1f/0x84").unwrap();
         assert_eq!(GROUPS[w].header, "WARNING:");
-        assert!(GROUPS[find_group("Oops: 0000 [#1] SMP").unwrap()].weak);
+        assert!(GROUPS[find_group("page dumped because: x").unwrap()].weak);
+        assert!(is_continuation("Oops: 0000 [#1] SMP"));
     }
 }

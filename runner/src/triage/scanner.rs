@@ -70,30 +70,45 @@ impl Scanner {
             return done; // the common case: quiet console
         }
         let line = clean_line(raw);
-        let open = self.find_open(line.context);
-        match (group, open) {
-            (Some(g), Some(i)) => {
-                let joins = GROUPS[g].weak || is_continuation(raw);
-                if joins {
-                    self.append(i, &line, raw, &mut done);
-                } else {
-                    // A strong header replaces a weak one; else it ends the report.
-                    let old = self.open.remove(i);
-                    if !GROUPS[old.group].weak || GROUPS[g].weak {
-                        done.push(self.finish_report(old));
-                    }
-                    self.start(g, line);
-                }
+        // Reports this line belongs to; descending, so that removing one
+        // keeps the others' indices valid.
+        let mut targets: Vec<usize> = (0..self.open.len()).filter(|&i| self.belongs(i, line.context)).collect();
+        targets.reverse();
+        let Some(g) = group else {
+            for i in targets {
+                self.append(i, &line, raw, &mut done);
             }
-            (Some(g), None) => {
-                let joins = GROUPS[g].weak || is_continuation(raw);
-                if !(joins && self.recently_ended(line.context)) {
-                    self.start(g, line);
-                }
+            return done;
+        };
+        // Continuation and weak headers join the report in progress.
+        let joins = GROUPS[g].weak || is_continuation(raw);
+        let strong_open = targets.iter().any(|&i| !GROUPS[self.open[i].group].weak);
+        if joins && strong_open {
+            for i in targets {
+                self.append(i, &line, raw, &mut done);
             }
-            (None, Some(i)) => self.append(i, &line, raw, &mut done),
-            (None, None) => {}
+            return done;
         }
+        if joins && targets.is_empty() && self.recently_ended(line.context) {
+            return done; // the panic after a finished report
+        }
+        for i in targets {
+            if GROUPS[self.open[i].group].weak {
+                if !GROUPS[g].weak {
+                    self.open.remove(i); // the real header is here
+                    continue;
+                }
+            } else if matches!(line.context, Context::Task(_) | Context::Cpu(_)) {
+                // With caller ids the task's report goes on through the
+                // next one it prints, as syzkaller reads such logs: the
+                // second oops often holds the first one's stack.
+                self.append(i, &line, raw, &mut done);
+                continue;
+            }
+            let old = self.open.remove(i);
+            done.push(self.finish_report(old));
+        }
+        self.start(g, line);
         done
     }
 
@@ -109,11 +124,9 @@ impl Scanner {
         self.flush()
     }
 
-    fn find_open(&self, context: Context) -> Option<usize> {
-        self.open.iter().position(|r| r.context == context).or_else(|| match context {
-            Context::Cpu(_) => self.open.iter().position(|r| r.cpu_traceback),
-            _ => None,
-        })
+    fn belongs(&self, i: usize, context: Context) -> bool {
+        let r = &self.open[i];
+        r.context == context || (r.cpu_traceback && matches!(context, Context::Cpu(_)))
     }
 
     fn recently_ended(&self, context: Context) -> bool {
@@ -140,10 +153,9 @@ impl Scanner {
 
     fn append(&mut self, i: usize, line: &Cleaned, raw: &str, done: &mut Vec<Report>) {
         let r = &mut self.open[i];
-        if line.questionable {
-            return;
+        if !line.questionable {
+            r.counted += 1;
         }
-        r.counted += 1;
         if raw.contains("Disabling lock debugging due to kernel taint") {
             return;
         }
@@ -170,6 +182,7 @@ impl Scanner {
 
     fn end(&mut self, i: usize, done: &mut Vec<Report>) {
         let r = self.open.remove(i);
+        // Keep the list short: only the last end per context matters.
         self.ended.retain(|&(c, _)| c != r.context);
         self.ended.push((r.context, self.line_no));
         done.push(self.finish_report(r));

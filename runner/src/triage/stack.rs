@@ -12,6 +12,7 @@
 use regex::Regex;
 use std::sync::LazyLock;
 
+use super::clean::is_questionable;
 use super::patterns::{re, Extractor, Part, Stack, GLOBAL_SKIP, HANG_SKIP, STALL_ANCHOR_RE, STRIP_PREFIXES};
 
 /// Lines that start a stack trace (and end the previous one).
@@ -57,8 +58,38 @@ pub fn frame_names(line: &str) -> Vec<&str> {
     caps.map(|c| c.iter().skip(1).flatten().map(|m| m.as_str()).collect()).unwrap_or_default()
 }
 
+/// A frame line for the "has a stack trace" check. Unlike syzkaller we
+/// count questionable frames: a kernel whose unwinder marks every frame `?`
+/// still printed its whole report.
 pub fn is_frame_line(line: &str) -> bool {
-    line.contains("(stack is not available)") || !frame_names(line).is_empty()
+    if line.contains("(stack is not available)") {
+        return true;
+    }
+    let line = line.strip_suffix(" (unreliable)").unwrap_or(line);
+    let line = match line.find(" ? ") {
+        Some(pos) if !line.contains("<EOI>") => &line[pos + 2..],
+        _ => line,
+    };
+    !frame_names(line).is_empty()
+}
+
+/// Rust (`_R...`) and C++ (`_Z...`) symbols, as the source spells them.
+pub fn demangle(name: &str) -> String {
+    if name.starts_with("_R") {
+        if let Ok(d) = rustc_demangle::try_demangle(name) {
+            return format!("{d:#}");
+        }
+    }
+    if let Some(rest) = name.strip_prefix("_Z") {
+        // Only plain functions, `_Z<len><name><params>`: params are dropped.
+        let len_digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if let Ok(len) = rest[..len_digits].parse::<usize>() {
+            if let Some(ident) = rest.get(len_digits..len_digits + len) {
+                return ident.to_string();
+            }
+        }
+    }
+    name.to_string()
 }
 
 /// `__x64_sys_read` and `ksys_read` both mean `read`.
@@ -93,13 +124,15 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
     let mut traces = 0;
     let mut next = 0; // next line to look at
     let mut p = 0;
-    let push = |raw: &mut Vec<String>, caps: regex::Captures| {
-        for m in caps.iter().skip(1).flatten() {
-            if !skipped(stack, m.as_str()) {
-                raw.push(m.as_str().to_string());
+    let push = |raw: &mut Vec<String>, names: &mut dyn Iterator<Item = &str>| {
+        for name in names {
+            let name = demangle(name);
+            if !skipped(stack, &name) {
+                raw.push(name);
             }
         }
     };
+    let caps = |c: regex::Captures<'_>| -> Vec<String> { c.iter().skip(1).flatten().map(|m| m.as_str().to_string()).collect() };
     loop {
         // A key frame is due at the end, and before each further trace.
         if p == parts.len() || (matches!(parts[p], Part::Trace) && traces > 0) {
@@ -120,12 +153,15 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
                 while next < lines.len() {
                     let ln = lines[next];
                     next += 1;
+                    if is_questionable(ln) {
+                        continue;
+                    }
                     if FAULT_INJECTION.is_match(ln) {
                         ok = false;
                         break;
                     }
-                    if let Some(caps) = part.captures(ln) {
-                        push(&mut raw, caps);
+                    if let Some(c) = part.captures(ln) {
+                        push(&mut raw, &mut caps(c).iter().map(String::as_str));
                         break;
                     }
                 }
@@ -135,6 +171,9 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
                 while next < lines.len() {
                     let ln = lines[next];
                     next += 1;
+                    if is_questionable(ln) {
+                        continue;
+                    }
                     if FAULT_INJECTION.is_match(ln) {
                         ok = false;
                         break;
@@ -144,17 +183,13 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
                     }
                     // The line after the trace may be the next part.
                     if let Some(Part::Line(after)) = parts.get(p + 1) {
-                        if let Some(caps) = after.captures(ln) {
-                            push(&mut raw, caps);
+                        if let Some(c) = after.captures(ln) {
+                            push(&mut raw, &mut caps(c).iter().map(String::as_str));
                             p += 1;
                             break;
                         }
                     }
-                    for name in frame_names(ln) {
-                        if !skipped(stack, name) {
-                            raw.push(name.to_string());
-                        }
-                    }
+                    push(&mut raw, &mut frame_names(ln).into_iter());
                 }
             }
         }
@@ -265,6 +300,16 @@ mod tests {
         assert_eq!(canonical("__do_sys_memfd_secret"), "memfd_secret");
         assert_eq!(canonical("__se_sys_read"), "read");
         assert_eq!(canonical("ext4_writepages"), "ext4_writepages");
+        assert_eq!(demangle("_Z8fakeNameiii"), "fakeName");
+        assert_eq!(demangle("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind"), "__rustc::rust_begin_unwind");
+        assert_eq!(demangle("plain"), "plain");
+    }
+
+    #[test]
+    fn questionable_frames_count_as_a_stack_but_never_name_it() {
+        let lines = ["Call Trace:", " <TASK>", " ? foo+0x1/0x2", " ? bar+0x1/0x2", " </TASK>"];
+        assert!(!stack_missing(&lines));
+        assert!(stack_missing(&["Call Trace:", " <TASK>", " </TASK>", "---[ end trace ]---"]));
     }
 
     #[test]
