@@ -9,5 +9,7 @@ pub mod kernel;
 pub mod proc;
 pub mod results;
 pub mod scenario;
+pub mod triage;
 pub mod ui;
 pub mod vm;
+
