@@ -141,15 +141,19 @@ impl Message {
         format!("{MARKER}{json}")
     }
 
-    /// Print the message on stdout (the console in the guest) with one write(2).
+    /// Print the message on stdout (the console in the guest). The whole line goes out
+    /// in one write(2), bypassing std's buffer, and lines from several threads never mix.
     pub fn emit(&self) {
         use std::io::Write;
+        use std::os::unix::io::FromRawFd;
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let mut line = self.to_line();
         line.push('\n');
-        let out = std::io::stdout();
-        let mut lock = out.lock();
-        let _ = lock.write_all(line.as_bytes());
-        let _ = lock.flush();
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = std::io::stdout().flush();
+        // fd 1 is borrowed, never closed.
+        let mut out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+        let _ = out.write_all(line.as_bytes());
     }
 }
 
