@@ -206,6 +206,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         w.flush().context(|| format!("writing {}", dir.display()))?;
     }
     tmp.as_file().sync_all().context(|| format!("fsync in {}", dir.display()))?;
+    set_readable(tmp.as_file());
     let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
     let artifact = ImageArtifact { path: path.clone(), key, agent, files, size, cached: false, commands };
     write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"))?;
@@ -217,8 +218,15 @@ fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).context(|| format!("temporary file in {}", dir.display()))?;
     tmp.write_all(data).context(|| format!("writing {}", path.display()))?;
+    set_readable(tmp.as_file());
     tmp.persist(path).context(|| format!("renaming into {}", path.display()))?;
     Ok(())
+}
+
+/// tempfile creates files 0600; cache entries are plain 0644 files.
+fn set_readable(f: &std::fs::File) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
 }
 
 fn tail(s: &[u8], n: usize) -> String {
