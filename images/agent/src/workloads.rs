@@ -362,9 +362,10 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
             }
         }
         if let Some((op, waited_ms)) = stuck {
-            race.stop.store(true, SeqCst);
+            // Stacks first, while the other threads are still where the hang left them.
             let waited = Duration::from_millis(waited_ms);
             hang::report_hang("workload", spec.name(), &op, waited);
+            race.stop.store(true, SeqCst);
             let c = race.counters();
             return Err(Failure {
                 kind: FailKind::Hang,
