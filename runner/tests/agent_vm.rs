@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kregress::image::{self, ImageOptions};
-use kregress_agent::{parse_line, Backend, FailKind, GuestConfig, Message, Outcome, WorkloadKind, WorkloadSpec};
+use kregress_agent::{Backend, LineParser, FailKind, GuestConfig, Message, Outcome, WorkloadKind, WorkloadSpec};
 
 /// Kills QEMU on every path (panics included).
 struct Qemu(Child);
@@ -126,6 +126,7 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
         }
     });
     let mut b = Boot { lines: vec![], messages: vec![], timed_out: false, log: PathBuf::new() };
+    let mut parser = LineParser::new();
     loop {
         let left = timeout.saturating_sub(start.elapsed());
         if left.is_zero() {
@@ -135,7 +136,7 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
         match rx.recv_timeout(left.min(Duration::from_millis(500))) {
             Ok(line) => {
                 let t = start.elapsed();
-                if let Some(m) = parse_line(&line) {
+                if let Some(m) = parser.push(&line) {
                     b.messages.push((t, m));
                 }
                 b.lines.push((t, line));
@@ -144,7 +145,7 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
                 if let Ok(Some(_)) = qemu.0.try_wait() {
                     // Drain what is left.
                     while let Ok(line) = rx.recv_timeout(Duration::from_millis(200)) {
-                        if let Some(m) = parse_line(&line) {
+                        if let Some(m) = parser.push(&line) {
                             b.messages.push((start.elapsed(), m));
                         }
                         b.lines.push((start.elapsed(), line));

@@ -154,6 +154,9 @@ impl Message {
         // fd 1 is borrowed, never closed.
         let mut out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
         let _ = out.write_all(line.as_bytes());
+        // Wait until the tty has sent the line: kernel messages the agent provokes next
+        // (sysrq, a WARNING) then come after it instead of in its middle. ENOTTY off a tty.
+        unsafe { libc::tcdrain(1) };
     }
 }
 
@@ -164,6 +167,98 @@ pub fn parse_line(line: &str) -> Option<Message> {
     let at = line.find(MARKER)?;
     let json = line[at + MARKER.len()..].trim_end_matches(['\r', '\n']).trim();
     serde_json::from_str(json).ok()
+}
+
+/// Start of a printk timestamp "[   30.520227] " in `s`, if any.
+fn printk_prefix(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = s[from..].find('[').map(|i| i + from) {
+        let mut j = i + 1;
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        let d0 = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > d0 && j < b.len() && b[j] == b'.' {
+            j += 1;
+            let f0 = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > f0 && b.get(j) == Some(&b']') {
+                return Some(i);
+            }
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Stateful console parser for the runner: like [`parse_line`], but also puts back
+/// together a protocol line that a kernel message split, e.g.
+///
+/// ```text
+/// KREGRESS> {"type":"hang",...,"waited_s":10.0,"[   30.520227] sysrq: Show Blocked State
+/// threads":[...]}
+/// ```
+///
+/// Whole kernel lines in between are skipped; a line that cannot be completed within
+/// a few lines is dropped.
+#[derive(Debug, Default)]
+pub struct LineParser {
+    pending: Option<String>,
+    waited: u32,
+}
+
+impl LineParser {
+    const MAX_LINES: u32 = 16;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed one console line; returns the message it completes, if any.
+    pub fn push(&mut self, line: &str) -> Option<Message> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(at) = line.find(MARKER) {
+            self.pending = None;
+            let json = &line[at + MARKER.len()..];
+            if let Ok(m) = serde_json::from_str(json.trim()) {
+                return Some(m);
+            }
+            self.hold(json.to_string());
+            return None;
+        }
+        let mut pending = self.pending.take()?;
+        self.waited += 1;
+        if self.waited > Self::MAX_LINES {
+            return None;
+        }
+        if printk_prefix(line) == Some(0) {
+            // A whole kernel line between the two halves.
+            self.pending = Some(pending);
+            return None;
+        }
+        pending.push_str(line);
+        if let Ok(m) = serde_json::from_str(pending.trim()) {
+            return Some(m);
+        }
+        self.hold(pending);
+        None
+    }
+
+    fn hold(&mut self, mut json: String) {
+        if let Some(i) = printk_prefix(&json) {
+            json.truncate(i);
+        }
+        if self.pending.is_none() {
+            self.waited = 0;
+        }
+        self.pending = Some(json);
+    }
 }
 
 #[cfg(test)]
@@ -245,6 +340,29 @@ mod tests {
         );
         let d = parse_line(r#"KREGRESS> {"type":"workload_result","name":"x","outcome":"FAIL","kind":"DATA_CORRUPTION","errno":null,"detail":""}"#).unwrap();
         assert!(matches!(d, Message::WorkloadResult { kind: Some(FailKind::DataCorruption), .. }));
+    }
+
+    #[test]
+    fn reassembles_lines_split_by_printk() {
+        let m = all_messages().into_iter().find(|m| matches!(m, Message::Hang { .. })).unwrap();
+        let line = m.to_line();
+        let cut = line.find("\"threads\"").unwrap() + 1;
+        let mut p = LineParser::new();
+        assert_eq!(p.push(&format!("{}[   30.520227] sysrq: Show Blocked State\r", &line[..cut])), None);
+        assert_eq!(p.push("[   30.520300] task:truncate state:D stack:0"), None);
+        assert_eq!(p.push(&format!("{}\r", &line[cut..])), Some(m.clone()));
+        // Ordinary lines still work, and a new marker drops a broken pending line.
+        assert_eq!(p.push(&format!("{}garbage", &line[..cut])), None);
+        assert_eq!(p.push(&line), Some(m.clone()));
+        assert_eq!(p.push("[    1.0] hello"), None);
+        // Unrelated text never completes a pending line made of garbage.
+        assert_eq!(p.push("KREGRESS> {\"type\":"), None);
+        for _ in 0..20 {
+            assert_eq!(p.push("noise"), None);
+        }
+        assert_eq!(printk_prefix("abc[  1.5] x"), Some(3));
+        assert_eq!(printk_prefix("[x] [12.000001] y"), Some(4));
+        assert_eq!(printk_prefix("[12] y"), None);
     }
 
     #[test]
