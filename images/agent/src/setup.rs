@@ -191,6 +191,8 @@ pub fn mount_dax(fs: Fs, dev: &str) -> Result<String, String> {
 /// STATX_ATTR_DAX. Emits `dax_check`. Err: could not create it.
 pub fn create_test_file(path: &str, size: u64) -> Result<bool, sys::SysError> {
     let fd = sys::Fd::open(path, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC)?;
+    // One allocation for the whole file: contiguous extents, PMD faults possible.
+    sys::fallocate(&fd, size)?;
     let buf = sys::Map::anon(sys::MIB)?;
     let mut off = 0;
     while off < size {

@@ -78,6 +78,7 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
 
     let mut rates: Vec<(Gup, f64)> = Vec::new();
     let mut pmd_note = String::new();
+    let mut prefault_faults = 0;
     for pass in 0..spec.passes {
         for gup in [Gup::Fast, Gup::Slow] {
             let run = format!("pass {pass} ({} GUP)", gup_str(gup));
@@ -88,11 +89,18 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
                 Gup::Fast => {
                     let mut m = Map::shared(&file, size, t.mapping).map_err(|e| ctx(e, &run))?;
                     // Writing every word faults every page in: GUP-fast will find the PTEs/PMDs.
+                    let f0 = sys::minor_faults();
                     sys::fill_pattern(m.words_mut(), fill_seed, 0);
                     if pass == 0 {
-                        if let Some(kb) = sys::file_pmd_mapped_kb(m.ptr as usize) {
-                            pmd_note = format!(", FilePmdMapped {kb} kB of {} kB", size / 1024);
-                        }
+                        let faults = sys::minor_faults() - f0;
+                        let pmd = faults <= (size / sys::PMD_SIZE) as u64 * 2;
+                        prefault_faults = faults;
+                        pmd_note = format!(
+                            ", {} mapping ({faults} faults to prefault {} pages){}",
+                            t.mapping,
+                            size / 4096,
+                            if t.mapping == Mapping::Pmd && !pmd { ": PMD requested but the kernel mapped PTEs" } else if pmd { ": PMD-mapped" } else { "" }
+                        );
                     }
                     m
                 }
@@ -172,7 +180,7 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
             avg(Some(Gup::Fast)),
             avg(Some(Gup::Slow))
         ),
-        counters: BTreeMap::new(),
+        counters: [("prefault_faults".to_string(), prefault_faults)].into_iter().collect(),
     })
 }
 
