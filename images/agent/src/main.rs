@@ -70,7 +70,8 @@ fn run(t0: Instant) -> bool {
     };
     setup::step("pmem", true, format!("{}: fs on {}, O_DIRECT on {}", cfg.backend, devs.fs_dev, devs.raw_dev), t);
     let t = Instant::now();
-    let mounted = setup::mkfs(cfg.fs, &devs.fs_dev).and_then(|m| {
+    let want_pmd = cfg.workloads.iter().any(|w| cfg.mapping_for(w) == kregress_agent::Mapping::Pmd);
+    let mounted = setup::mkfs(cfg.fs, &devs.fs_dev, want_pmd).and_then(|m| {
         setup::step("mkfs", true, m, t);
         let t = Instant::now();
         let r = setup::mount_dax(cfg.fs, &devs.fs_dev);
@@ -92,7 +93,7 @@ fn run(t0: Instant) -> bool {
     let mut wedged = false;
     if cfg.workloads.is_empty() {
         // Still report whether DAX is on.
-        if let Err(e) = setup::create_test_file(&format!("{}/probe.dat", setup::MNT), 2 << 20) {
+        if let Err(e) = setup::create_test_file(&format!("{}/probe.dat", setup::MNT), 2 << 20, false) {
             Message::Error { phase: "dax-check".into(), detail: e.to_string() }.emit();
             ok = false;
         }
@@ -105,7 +106,7 @@ fn run(t0: Instant) -> bool {
         }
         Message::WorkloadStart { name: name.into(), spec: spec.to_string() }.emit();
         let file = format!("{}/{name}.dat", setup::MNT);
-        match setup::create_test_file(&file, spec.size) {
+        match setup::create_test_file(&file, spec.size, cfg.mapping_for(&spec) == kregress_agent::Mapping::Pmd) {
             Ok(true) => {}
             Ok(false) => {
                 result(name, Outcome::Miss, None, None, format!("DAX not active on {file} (STATX_ATTR_DAX unset)")).emit();

@@ -172,9 +172,18 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
     }
 }
 
-pub fn mkfs(fs: Fs, dev: &str) -> Result<String, String> {
+/// `pmd`: some workload wants PMD mappings, so ask for 2 MiB-aligned allocations
+/// (ext4: stride/stripe_width of 512 blocks; XFS: 2 MiB stripe unit, plus a per-file
+/// 2 MiB extent size hint).
+pub fn mkfs(fs: Fs, dev: &str, pmd: bool) -> Result<String, String> {
+    let ext4_e = if pmd {
+        "lazy_itable_init=1,lazy_journal_init=1,nodiscard,stride=512,stripe_width=512"
+    } else {
+        "lazy_itable_init=1,lazy_journal_init=1,nodiscard"
+    };
     let (tool, args): (&str, Vec<&str>) = match fs {
-        Fs::Ext4 => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", dev]),
+        Fs::Ext4 => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", ext4_e, dev]),
+        Fs::Xfs if pmd => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", "-d", "su=2m,sw=1", dev]),
         Fs::Xfs => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", dev]),
     };
     run_tool("setup", tool, &args, Duration::from_secs(180)).map_err(|e| e.detail)?;
@@ -189,8 +198,12 @@ pub fn mount_dax(fs: Fs, dev: &str) -> Result<String, String> {
 
 /// Create a file of `size` bytes with written (not unwritten) blocks, then check
 /// STATX_ATTR_DAX. Emits `dax_check`. Err: could not create it.
-pub fn create_test_file(path: &str, size: u64) -> Result<bool, sys::SysError> {
+pub fn create_test_file(path: &str, size: u64, pmd: bool) -> Result<bool, sys::SysError> {
     let fd = sys::Fd::open(path, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC)?;
+    if pmd {
+        // 2 MiB extent size hint (XFS); other filesystems refuse it, which is fine.
+        let _ = sys::set_extsize_hint(&fd, sys::PMD_SIZE as u32);
+    }
     // One allocation for the whole file: contiguous extents, PMD faults possible.
     sys::fallocate(&fd, size)?;
     let buf = sys::Map::anon(sys::MIB)?;

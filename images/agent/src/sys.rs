@@ -295,6 +295,35 @@ pub fn minor_faults() -> u64 {
     ru.ru_minflt as u64
 }
 
+/// struct fsxattr from include/uapi/linux/fs.h.
+#[repr(C)]
+#[derive(Default)]
+struct FsXattr {
+    xflags: u32,
+    extsize: u32,
+    nextents: u32,
+    projid: u32,
+    cowextsize: u32,
+    pad: [u8; 8],
+}
+const FS_IOC_FSGETXATTR: libc::c_ulong = 0x801c_581f;
+const FS_IOC_FSSETXATTR: libc::c_ulong = 0x401c_5820;
+const FS_XFLAG_EXTSIZE: u32 = 0x800;
+
+/// Extent size hint on an empty file (FS_IOC_FSSETXATTR, FS_XFLAG_EXTSIZE).
+pub fn set_extsize_hint(fd: &Fd, bytes: u32) -> SysResult<()> {
+    let mut x = FsXattr::default();
+    if unsafe { libc::ioctl(fd.0, FS_IOC_FSGETXATTR, &mut x) } != 0 {
+        return Err(last("FS_IOC_FSGETXATTR"));
+    }
+    x.xflags |= FS_XFLAG_EXTSIZE;
+    x.extsize = bytes;
+    if unsafe { libc::ioctl(fd.0, FS_IOC_FSSETXATTR, &x) } != 0 {
+        return Err(last("FS_IOC_FSSETXATTR(extsize)"));
+    }
+    Ok(())
+}
+
 pub fn fallocate(fd: &Fd, len: u64) -> SysResult<()> {
     if unsafe { libc::fallocate(fd.0, 0, 0, len as libc::off_t) } != 0 {
         return Err(last(format!("fallocate(0, {len})")));
