@@ -40,14 +40,19 @@ impl fmt::Display for ImageError {
 
 impl std::error::Error for ImageError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
     }
 }
 
 pub type Result<T, E = ImageError> = std::result::Result<T, E>;
 
 fn err(context: impl Into<String>) -> ImageError {
-    ImageError { context: context.into(), source: None }
+    ImageError {
+        context: context.into(),
+        source: None,
+    }
 }
 
 trait Context<T> {
@@ -56,7 +61,10 @@ trait Context<T> {
 
 impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
     fn context(self, c: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| ImageError { context: c(), source: Some(Box::new(e)) })
+        self.map_err(|e| ImageError {
+            context: c(),
+            source: Some(Box::new(e)),
+        })
     }
 }
 
@@ -73,15 +81,22 @@ pub struct Recipe {
 
 impl Recipe {
     pub fn load(path: &Path) -> Result<Recipe> {
-        let text = std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-        Recipe::parse(&text).map_err(|e| ImageError { context: format!("{}: {}", path.display(), e.context), source: e.source })
+        let text =
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+        Recipe::parse(&text).map_err(|e| ImageError {
+            context: format!("{}: {}", path.display(), e.context),
+            source: e.source,
+        })
     }
 
     pub fn parse(text: &str) -> Result<Recipe> {
-        let r: Recipe = serde_yaml::from_str(text).context(|| "bad initramfs recipe".to_string())?;
+        let r: Recipe =
+            serde_yaml::from_str(text).context(|| "bad initramfs recipe".to_string())?;
         for p in r.tools.iter().chain(&r.files) {
             if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
-                return Err(err(format!("bad initramfs recipe: {p:?} must be an absolute path without '..'")));
+                return Err(err(format!(
+                    "bad initramfs recipe: {p:?} must be an absolute path without '..'"
+                )));
             }
         }
         Ok(r)
@@ -104,7 +119,12 @@ pub struct ImageOptions {
 impl Default for ImageOptions {
     fn default() -> Self {
         let workspace = workspace_root();
-        ImageOptions { recipe: workspace.join("images/initramfs.yaml"), workspace, cache_root: cache_root(), agent: None }
+        ImageOptions {
+            recipe: workspace.join("images/initramfs.yaml"),
+            workspace,
+            cache_root: cache_root(),
+            agent: None,
+        }
     }
 }
 
@@ -129,7 +149,10 @@ pub struct ImageArtifact {
 
 /// Workspace root this crate was built from.
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// `$KREGRESS_CACHE`, else `$XDG_CACHE_HOME/kregress`, else `~/.cache/kregress`.
@@ -144,35 +167,62 @@ fn cache_root_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf 
     if let Some(x) = env("XDG_CACHE_HOME") {
         return PathBuf::from(x).join("kregress");
     }
-    let home = env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    let home = env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
     home.join(".cache/kregress")
 }
 
 /// Build the image (or find it in the cache).
 pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let mut commands = Vec::new();
-    let recipe_text = std::fs::read_to_string(&opts.recipe).context(|| format!("reading {}", opts.recipe.display()))?;
+    let recipe_text = std::fs::read_to_string(&opts.recipe)
+        .context(|| format!("reading {}", opts.recipe.display()))?;
     let recipe = Recipe::load(&opts.recipe)?;
     let agent = match &opts.agent {
         Some(a) => a.clone(),
-        None => build_agent(&opts.workspace, &opts.cache_root.join("agent-target"), &mut commands)?,
+        None => build_agent(
+            &opts.workspace,
+            &opts.cache_root.join("agent-target"),
+            &mut commands,
+        )?,
     };
-    let agent_bytes = std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
-    if let Some(interp) = elf_interpreter(&agent_bytes).map_err(|e| err(format!("{}: {e}", agent.display())))? {
+    let agent_bytes =
+        std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
+    if let Some(interp) =
+        elf_interpreter(&agent_bytes).map_err(|e| err(format!("{}: {e}", agent.display())))?
+    {
         return Err(err(format!("the agent {} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'", agent.display())));
     }
 
     let mut tree = Tree::default();
-    for d in ["dev", "proc", "sys", "tmp", "mnt", "mnt/pmem", "root", "etc"] {
+    for d in [
+        "dev", "proc", "sys", "tmp", "mnt", "mnt/pmem", "root", "etc",
+    ] {
         tree.dir(d);
     }
-    tree.insert("dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 });
-    tree.insert("dev/null", Node::CharDev { mode: 0o666, major: 1, minor: 3 });
+    tree.insert(
+        "dev/console",
+        Node::CharDev {
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+    );
+    tree.insert(
+        "dev/null",
+        Node::CharDev {
+            mode: 0o666,
+            major: 1,
+            minor: 3,
+        },
+    );
     tree.file("init", 0o755, agent_bytes, &agent.display().to_string());
 
     for tool in &recipe.tools {
         let path = Path::new(tool);
-        let data = std::fs::read(path).context(|| format!("initramfs tool {tool} (from {})", opts.recipe.display()))?;
+        let data = std::fs::read(path)
+            .context(|| format!("initramfs tool {tool} (from {})", opts.recipe.display()))?;
         tree.file(tool, 0o755, data, tool);
         for lib in library_closure(path, &mut commands)? {
             let s = lib.display().to_string();
@@ -184,9 +234,12 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         }
     }
     for f in &recipe.files {
-        let data = std::fs::read(f).context(|| format!("initramfs file {f} (from {})", opts.recipe.display()))?;
+        let data = std::fs::read(f)
+            .context(|| format!("initramfs file {f} (from {})", opts.recipe.display()))?;
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(f).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
+        let mode = std::fs::metadata(f)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
         tree.file(f, mode, data, f);
     }
 
@@ -195,31 +248,64 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let path = dir.join("initramfs.cpio.gz");
     let files: BTreeMap<String, String> = tree.sources.clone();
     if let Ok(m) = std::fs::metadata(&path) {
-        return Ok(ImageArtifact { path, key, agent, files, size: m.len(), cached: true, commands });
+        return Ok(ImageArtifact {
+            path,
+            key,
+            agent,
+            files,
+            size: m.len(),
+            cached: true,
+            commands,
+        });
     }
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir).context(|| format!("temporary file in {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .context(|| format!("temporary file in {}", dir.display()))?;
     {
-        let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
-        let gz = tree.write_cpio(gz).context(|| format!("writing the cpio archive in {}", dir.display()))?;
-        let mut w = gz.finish().context(|| format!("compressing into {}", dir.display()))?;
+        let gz = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(tmp.as_file_mut()),
+            flate2::Compression::default(),
+        );
+        let gz = tree
+            .write_cpio(gz)
+            .context(|| format!("writing the cpio archive in {}", dir.display()))?;
+        let mut w = gz
+            .finish()
+            .context(|| format!("compressing into {}", dir.display()))?;
         w.flush().context(|| format!("writing {}", dir.display()))?;
     }
-    tmp.as_file().sync_all().context(|| format!("fsync in {}", dir.display()))?;
+    tmp.as_file()
+        .sync_all()
+        .context(|| format!("fsync in {}", dir.display()))?;
     set_readable(tmp.as_file());
     let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    let artifact = ImageArtifact { path: path.clone(), key, agent, files, size, cached: false, commands };
-    write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"))?;
-    tmp.persist(&path).context(|| format!("renaming into {}", path.display()))?;
+    let artifact = ImageArtifact {
+        path: path.clone(),
+        key,
+        agent,
+        files,
+        size,
+        cached: false,
+        commands,
+    };
+    write_atomic(
+        &dir.join("manifest.json"),
+        &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"),
+    )?;
+    tmp.persist(&path)
+        .context(|| format!("renaming into {}", path.display()))?;
     Ok(artifact)
 }
 
 fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).context(|| format!("temporary file in {}", dir.display()))?;
-    tmp.write_all(data).context(|| format!("writing {}", path.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .context(|| format!("temporary file in {}", dir.display()))?;
+    tmp.write_all(data)
+        .context(|| format!("writing {}", path.display()))?;
     set_readable(tmp.as_file());
-    tmp.persist(path).context(|| format!("renaming into {}", path.display()))?;
+    tmp.persist(path)
+        .context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
@@ -238,19 +324,34 @@ fn tail(s: &[u8], n: usize) -> String {
 /// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
 /// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
 /// build is neither invalidated nor affected. Returns the binary's path.
-pub fn build_agent(workspace: &Path, target_dir: &Path, commands: &mut Vec<String>) -> Result<PathBuf> {
+pub fn build_agent(
+    workspace: &Path,
+    target_dir: &Path,
+    commands: &mut Vec<String>,
+) -> Result<PathBuf> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let manifest = workspace.join("Cargo.toml");
     let mut cmd = Command::new(&cargo);
-    cmd.args(["build", "--release", "-p", "kregress-agent", "--target", AGENT_TARGET, "--manifest-path"])
-        .arg(&manifest)
-        .env("CARGO_TARGET_DIR", target_dir)
-        // With an explicit --target, RUSTFLAGS reaches only target code: proc macros
-        // (serde_derive) stay dynamic, as they must.
-        .env("RUSTFLAGS", AGENT_RUSTFLAGS)
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_RUSTFLAGS")
-        .env_remove(format!("CARGO_TARGET_{}_RUSTFLAGS", AGENT_TARGET.to_uppercase().replace('-', "_")));
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "kregress-agent",
+        "--target",
+        AGENT_TARGET,
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .env("CARGO_TARGET_DIR", target_dir)
+    // With an explicit --target, RUSTFLAGS reaches only target code: proc macros
+    // (serde_derive) stay dynamic, as they must.
+    .env("RUSTFLAGS", AGENT_RUSTFLAGS)
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .env_remove("CARGO_BUILD_RUSTFLAGS")
+    .env_remove(format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        AGENT_TARGET.to_uppercase().replace('-', "_")
+    ));
     if let Ok(j) = std::env::var("KREGRESS_BUILD_JOBS") {
         cmd.args(["-j", &j]);
     }
@@ -263,11 +364,18 @@ pub fn build_agent(workspace: &Path, target_dir: &Path, commands: &mut Vec<Strin
     commands.push(line.clone());
     let out = cmd.output().context(|| format!("running {line}"))?;
     if !out.status.success() {
-        return Err(err(format!("{line}: {}:\n{}", out.status, tail(&out.stderr, 30))));
+        return Err(err(format!(
+            "{line}: {}:\n{}",
+            out.status,
+            tail(&out.stderr, 30)
+        )));
     }
     let bin = target_dir.join(AGENT_TARGET).join("release/kregress-agent");
     if !bin.is_file() {
-        return Err(err(format!("{line} succeeded but {} is missing", bin.display())));
+        return Err(err(format!(
+            "{line} succeeded but {} is missing",
+            bin.display()
+        )));
     }
     Ok(bin)
 }
@@ -277,7 +385,11 @@ pub fn build_agent(workspace: &Path, target_dir: &Path, commands: &mut Vec<Strin
 pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let line = format!("ldd {}", tool.display());
     commands.push(line.clone());
-    let out = Command::new("ldd").arg(tool).env("LC_ALL", "C").output().context(|| format!("running {line}"))?;
+    let out = Command::new("ldd")
+        .arg(tool)
+        .env("LC_ALL", "C")
+        .output()
+        .context(|| format!("running {line}"))?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     if stdout.contains("not a dynamic executable") || stderr.contains("not a dynamic executable") {
@@ -289,7 +401,9 @@ pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<Pa
     let mut libs = parse_ldd(&stdout).map_err(|e| err(format!("{line}: {e}")))?;
     // The loader named in PT_INTERP, even if ldd printed it under another name.
     let bytes = std::fs::read(tool).context(|| format!("reading {}", tool.display()))?;
-    if let Some(interp) = elf_interpreter(&bytes).map_err(|e| err(format!("{}: {e}", tool.display())))? {
+    if let Some(interp) =
+        elf_interpreter(&bytes).map_err(|e| err(format!("{}: {e}", tool.display())))?
+    {
         let p = PathBuf::from(interp);
         if !libs.contains(&p) {
             libs.push(p);
@@ -340,8 +454,14 @@ pub fn elf_interpreter(b: &[u8]) -> std::result::Result<Option<String>, String> 
         }
         if u32at(ph) == 3 {
             let (off, size) = (u64at(ph + 8), u64at(ph + 32));
-            let s = b.get(off..off + size).ok_or("PT_INTERP beyond the end of the file")?;
-            return Ok(Some(String::from_utf8_lossy(s).trim_end_matches('\0').to_string()));
+            let s = b
+                .get(off..off + size)
+                .ok_or("PT_INTERP beyond the end of the file")?;
+            return Ok(Some(
+                String::from_utf8_lossy(s)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            ));
         }
     }
     Ok(None)
@@ -384,7 +504,10 @@ impl Tree {
 
     fn file(&mut self, path: &str, mode: u32, data: Vec<u8>, source: &str) {
         self.insert(path, Node::File { mode, data });
-        self.sources.insert(format!("/{}", path.trim_start_matches('/')), source.to_string());
+        self.sources.insert(
+            format!("/{}", path.trim_start_matches('/')),
+            source.to_string(),
+        );
     }
 
     /// sha256 over the format version, the recipe and every node (path, type, mode, bytes).
@@ -404,7 +527,9 @@ impl Tree {
                     field(format!("file {mode:o}").as_bytes());
                     field(data);
                 }
-                Node::CharDev { mode, major, minor } => field(format!("chr {mode:o} {major}:{minor}").as_bytes()),
+                Node::CharDev { mode, major, minor } => {
+                    field(format!("chr {mode:o} {major}:{minor}").as_bytes())
+                }
             }
         }
         hex::encode(h.finalize())
@@ -415,15 +540,33 @@ impl Tree {
     fn write_cpio<W: Write>(&self, mut w: W) -> std::io::Result<W> {
         use cpio::newc::{Builder, ModeFileType};
         for (ino, (path, node)) in self.nodes.iter().enumerate() {
-            let b = Builder::new(path).ino(ino as u32 + 1).uid(0).gid(0).mtime(0);
+            let b = Builder::new(path)
+                .ino(ino as u32 + 1)
+                .uid(0)
+                .gid(0)
+                .mtime(0);
             w = match node {
-                Node::Dir => b.mode(0o755).set_mode_file_type(ModeFileType::Directory).nlink(2).write(w, 0).finish()?,
-                Node::CharDev { mode, major, minor } => {
-                    b.mode(*mode).set_mode_file_type(ModeFileType::Char).rdev_major(*major).rdev_minor(*minor).write(w, 0).finish()?
-                }
+                Node::Dir => b
+                    .mode(0o755)
+                    .set_mode_file_type(ModeFileType::Directory)
+                    .nlink(2)
+                    .write(w, 0)
+                    .finish()?,
+                Node::CharDev { mode, major, minor } => b
+                    .mode(*mode)
+                    .set_mode_file_type(ModeFileType::Char)
+                    .rdev_major(*major)
+                    .rdev_minor(*minor)
+                    .write(w, 0)
+                    .finish()?,
                 Node::File { mode, data } => {
-                    let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other(format!("{path}: too large for cpio")))?;
-                    let mut fw = b.mode(*mode).set_mode_file_type(ModeFileType::Regular).write(w, len);
+                    let len = u32::try_from(data.len()).map_err(|_| {
+                        std::io::Error::other(format!("{path}: too large for cpio"))
+                    })?;
+                    let mut fw = b
+                        .mode(*mode)
+                        .set_mode_file_type(ModeFileType::Regular)
+                        .write(w, len);
                     fw.write_all(data)?;
                     fw.finish()?
                 }
@@ -452,30 +595,58 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
-        assert!(parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err().contains("libfoo"));
+        assert!(parse_ldd("\tlibfoo.so.1 => not found\n")
+            .unwrap_err()
+            .contains("libfoo"));
     }
 
     #[test]
     fn closure_of_a_host_binary_has_libc_and_loader() {
         let libs = library_closure(Path::new("/bin/ls"), &mut vec![]).unwrap();
-        assert!(libs.iter().any(|l| l.to_string_lossy().contains("libc.so")), "{libs:?}");
-        let interp = elf_interpreter(&std::fs::read("/bin/ls").unwrap()).unwrap().unwrap();
-        assert!(libs.contains(&PathBuf::from(&interp)), "{libs:?} lacks {interp}");
+        assert!(
+            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
+        );
+        let interp = elf_interpreter(&std::fs::read("/bin/ls").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(
+            libs.contains(&PathBuf::from(&interp)),
+            "{libs:?} lacks {interp}"
+        );
         assert!(library_closure(Path::new("/nonexistent/tool"), &mut vec![]).is_err());
     }
 
     #[test]
     fn elf_parser() {
-        assert!(elf_interpreter(&std::fs::read("/bin/ls").unwrap()).unwrap().unwrap().contains("ld-linux"));
+        assert!(elf_interpreter(&std::fs::read("/bin/ls").unwrap())
+            .unwrap()
+            .unwrap()
+            .contains("ld-linux"));
         assert!(elf_interpreter(b"#!/bin/sh\n").is_err());
     }
 
     #[test]
     fn cache_root_precedence() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into());
-        assert_eq!(cache_root_from(env(&[("KREGRESS_CACHE", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])), PathBuf::from("/c"));
-        assert_eq!(cache_root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])), PathBuf::from("/x/kregress"));
-        assert_eq!(cache_root_from(env(&[("HOME", "/h")])), PathBuf::from("/h/.cache/kregress"));
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+        };
+        assert_eq!(
+            cache_root_from(env(&[
+                ("KREGRESS_CACHE", "/c"),
+                ("XDG_CACHE_HOME", "/x"),
+                ("HOME", "/h")
+            ])),
+            PathBuf::from("/c")
+        );
+        assert_eq!(
+            cache_root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            PathBuf::from("/x/kregress")
+        );
+        assert_eq!(
+            cache_root_from(env(&[("HOME", "/h")])),
+            PathBuf::from("/h/.cache/kregress")
+        );
     }
 
     #[test]
@@ -490,9 +661,21 @@ mod tests {
     fn sample_tree() -> Tree {
         let mut t = Tree::default();
         t.dir("dev");
-        t.insert("dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 });
+        t.insert(
+            "dev/console",
+            Node::CharDev {
+                mode: 0o600,
+                major: 5,
+                minor: 1,
+            },
+        );
         t.file("init", 0o755, b"\x7fELF agent".to_vec(), "agent");
-        t.file("/lib/x86_64-linux-gnu/libc.so.6", 0o755, vec![7; 4099], "libc");
+        t.file(
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            0o755,
+            vec![7; 4099],
+            "libc",
+        );
         t
     }
 
@@ -507,14 +690,28 @@ mod tests {
             if e.entry().is_trailer() {
                 break;
             }
-            let (name, mode, rdev) = (e.entry().name().to_string(), e.entry().mode(), (e.entry().rdev_major(), e.entry().rdev_minor()));
+            let (name, mode, rdev) = (
+                e.entry().name().to_string(),
+                e.entry().mode(),
+                (e.entry().rdev_major(), e.entry().rdev_minor()),
+            );
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
             seen.insert(name, (mode, rdev, data));
             r = e.finish().unwrap();
         }
         let names: Vec<&str> = seen.keys().map(String::as_str).collect();
-        assert_eq!(names, ["dev", "dev/console", "init", "lib", "lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu/libc.so.6"]);
+        assert_eq!(
+            names,
+            [
+                "dev",
+                "dev/console",
+                "init",
+                "lib",
+                "lib/x86_64-linux-gnu",
+                "lib/x86_64-linux-gnu/libc.so.6"
+            ]
+        );
         assert_eq!(seen["dev/console"].0, 0o020600);
         assert_eq!(seen["dev/console"].1, (5, 1));
         assert_eq!(seen["init"].0, 0o100755);
@@ -547,17 +744,31 @@ mod tests {
         std::fs::write(&agent, fake_static_elf()).unwrap();
         let recipe = dir.path().join("initramfs.yaml");
         std::fs::write(&recipe, "tools: [/bin/true]\n").unwrap();
-        let opts = ImageOptions { workspace: workspace_root(), recipe: recipe.clone(), cache_root: dir.path().join("cache"), agent: Some(agent.clone()) };
+        let opts = ImageOptions {
+            workspace: workspace_root(),
+            recipe: recipe.clone(),
+            cache_root: dir.path().join("cache"),
+            agent: Some(agent.clone()),
+        };
         let a = build(&opts).unwrap();
         assert!(!a.cached);
-        assert!(a.path.ends_with(format!("images/{}/initramfs.cpio.gz", a.key)));
+        assert!(a
+            .path
+            .ends_with(format!("images/{}/initramfs.cpio.gz", a.key)));
         assert!(a.files.contains_key("/init") && a.files.contains_key("/bin/true"));
-        assert!(a.files.keys().any(|k| k.contains("libc.so")), "{:?}", a.files);
+        assert!(
+            a.files.keys().any(|k| k.contains("libc.so")),
+            "{:?}",
+            a.files
+        );
         let b = build(&opts).unwrap();
         assert!(b.cached);
         assert_eq!(a.key, b.key);
         // No temporary files left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(a.path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(a.path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(leftovers.len(), 2, "{leftovers:?}");
         // gzip'd newc with /init first-level
         let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(&a.path).unwrap());

@@ -12,7 +12,9 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use kregress::image::{self, ImageOptions};
-use kregress_agent::{Backend, LineParser, FailKind, GuestConfig, Message, Outcome, WorkloadKind, WorkloadSpec};
+use kregress_agent::{
+    Backend, FailKind, GuestConfig, LineParser, Message, Outcome, WorkloadKind, WorkloadSpec,
+};
 
 /// Kills QEMU on every path (panics included).
 struct Qemu(Child);
@@ -34,10 +36,16 @@ struct Boot {
 
 impl Boot {
     fn first<T>(&self, f: impl Fn(&Message) -> Option<T>) -> Option<(Duration, T)> {
-        self.messages.iter().find_map(|(t, m)| f(m).map(|x| (*t, x)))
+        self.messages
+            .iter()
+            .find_map(|(t, m)| f(m).map(|x| (*t, x)))
     }
     fn console(&self) -> String {
-        self.lines.iter().map(|(_, l)| l.as_str()).collect::<Vec<_>>().join("\n")
+        self.lines
+            .iter()
+            .map(|(_, l)| l.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 }
 
@@ -84,12 +92,17 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
             append.push_str("memmap=512M!1G memmap=512M!2G ");
         }
         Backend::Nvdimm => {
-            args.extend(["-machine", "pc,nvdimm=on", "-m", "1G,slots=2,maxmem=4G"].map(String::from));
+            args.extend(
+                ["-machine", "pc,nvdimm=on", "-m", "1G,slots=2,maxmem=4G"].map(String::from),
+            );
             for i in 1..=2 {
                 let f = tmp.path().join(format!("nvdimm{i}.img"));
                 std::fs::File::create(&f).unwrap().set_len(1 << 30).unwrap();
                 args.push("-object".into());
-                args.push(format!("memory-backend-file,id=mem{i},share=on,mem-path={},size=1G", f.display()));
+                args.push(format!(
+                    "memory-backend-file,id=mem{i},share=on,mem-path={},size=1G",
+                    f.display()
+                ));
                 args.push("-device".into());
                 args.push(format!("nvdimm,id=nv{i},memdev=mem{i}"));
             }
@@ -98,7 +111,17 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
     append.push_str(&cfg.to_cmdline());
     args.push("-append".into());
     args.push(append);
-    eprintln!("qemu-system-x86_64 {}", args.iter().map(|a| if a.contains(' ') { format!("'{a}'") } else { a.clone() }).collect::<Vec<_>>().join(" "));
+    eprintln!(
+        "qemu-system-x86_64 {}",
+        args.iter()
+            .map(|a| if a.contains(' ') {
+                format!("'{a}'")
+            } else {
+                a.clone()
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
 
     let start = Instant::now();
     let mut child = Command::new("qemu-system-x86_64")
@@ -115,7 +138,14 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
     let tx2 = tx.clone();
     std::thread::spawn(move || {
         for l in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
-            if tx.send(String::from_utf8_lossy(&l).trim_end_matches('\r').to_string()).is_err() {
+            if tx
+                .send(
+                    String::from_utf8_lossy(&l)
+                        .trim_end_matches('\r')
+                        .to_string(),
+                )
+                .is_err()
+            {
                 break;
             }
         }
@@ -125,7 +155,12 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
             let _ = tx2.send(format!("[qemu stderr] {l}"));
         }
     });
-    let mut b = Boot { lines: vec![], messages: vec![], timed_out: false, log: PathBuf::new() };
+    let mut b = Boot {
+        lines: vec![],
+        messages: vec![],
+        timed_out: false,
+        log: PathBuf::new(),
+    };
     let mut parser = LineParser::new();
     loop {
         let left = timeout.saturating_sub(start.elapsed());
@@ -165,8 +200,16 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
         std::thread::sleep(Duration::from_millis(100));
     }
     drop(qemu);
-    let log = std::env::temp_dir().join(format!("kregress-agent-vm-{}-{}.log", std::process::id(), start.elapsed().as_nanos()));
-    let text: String = b.lines.iter().map(|(t, l)| format!("{:8.3} {l}\n", t.as_secs_f64())).collect();
+    let log = std::env::temp_dir().join(format!(
+        "kregress-agent-vm-{}-{}.log",
+        std::process::id(),
+        start.elapsed().as_nanos()
+    ));
+    let text: String = b
+        .lines
+        .iter()
+        .map(|(t, l)| format!("{:8.3} {l}\n", t.as_secs_f64()))
+        .collect();
     std::fs::write(&log, text).unwrap();
     b.log = log;
     b
@@ -176,7 +219,12 @@ fn boot(bz: &Path, initrd: &Path, cfg: &GuestConfig, timeout: Duration) -> Boot 
 fn agent_is_static() {
     let img = build_image();
     let bytes = std::fs::read(&img.agent).unwrap();
-    assert_eq!(image::elf_interpreter(&bytes).unwrap(), None, "{} has an ELF interpreter", img.agent.display());
+    assert_eq!(
+        image::elf_interpreter(&bytes).unwrap(),
+        None,
+        "{} has an ELF interpreter",
+        img.agent.display()
+    );
     assert!(img.files.contains_key("/init"));
     assert!(img.files.contains_key("/sbin/mkfs.ext4"));
 }
@@ -188,11 +236,18 @@ fn memmap_ext4_pte_dio_read() {
     let mut w = WorkloadSpec::new(WorkloadKind::DioRead);
     w.size = 32 << 20;
     w.passes = 1;
-    let cfg = GuestConfig { workloads: vec![w], ..GuestConfig::default() };
+    let cfg = GuestConfig {
+        workloads: vec![w],
+        ..GuestConfig::default()
+    };
     let b = boot(&bz, &img.path, &cfg, Duration::from_secs(300));
     let ctx = format!("console log: {}\n{}", b.log.display(), b.console());
     assert!(!b.timed_out, "VM did not finish in 300 s; {ctx}");
-    assert!(b.first(|m| matches!(m, Message::Hello { .. }).then_some(())).is_some(), "no hello; {ctx}");
+    assert!(
+        b.first(|m| matches!(m, Message::Hello { .. }).then_some(()))
+            .is_some(),
+        "no hello; {ctx}"
+    );
     let dax = b.first(|m| match m {
         Message::DaxCheck { dax, .. } => Some(*dax),
         _ => None,
@@ -200,16 +255,30 @@ fn memmap_ext4_pte_dio_read() {
     assert_eq!(dax.map(|d| d.1), Some(true), "DAX check; {ctx}");
     let res = b
         .first(|m| match m {
-            Message::WorkloadResult { name, outcome, kind, mb_per_s, .. } if name == "dio-read" => Some((*outcome, *kind, *mb_per_s)),
+            Message::WorkloadResult {
+                name,
+                outcome,
+                kind,
+                mb_per_s,
+                ..
+            } if name == "dio-read" => Some((*outcome, *kind, *mb_per_s)),
             _ => None,
         })
         .unwrap_or_else(|| panic!("no dio-read result; {ctx}"))
         .1;
     assert_eq!(res.0, Outcome::Pass, "{ctx}");
     assert!(res.2.unwrap_or(0.0) > 0.0, "MB/s; {ctx}");
-    let samples = b.messages.iter().filter(|(_, m)| matches!(m, Message::Sample { mb_per_s: Some(x), .. } if *x > 0.0)).count();
+    let samples = b
+        .messages
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Sample { mb_per_s: Some(x), .. } if *x > 0.0))
+        .count();
     assert_eq!(samples, 2, "one GUP-fast and one slow-GUP sample; {ctx}");
-    assert!(b.first(|m| matches!(m, Message::Done { ok: true, .. }).then_some(())).is_some(), "no done ok; {ctx}");
+    assert!(
+        b.first(|m| matches!(m, Message::Done { ok: true, .. }).then_some(()))
+            .is_some(),
+        "no done ok; {ctx}"
+    );
     let _ = FailKind::Hang;
 }
 
@@ -218,10 +287,19 @@ fn memmap_ext4_pte_dio_read() {
 #[ignore]
 fn manual_boot() {
     let Some(bz) = bzimage() else { return };
-    let cfg = GuestConfig::from_cmdline(&std::env::var("KREGRESS_TEST_CONFIG").unwrap_or_default()).unwrap();
-    let secs = std::env::var("KREGRESS_TEST_TIMEOUT").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    let cfg = GuestConfig::from_cmdline(&std::env::var("KREGRESS_TEST_CONFIG").unwrap_or_default())
+        .unwrap();
+    let secs = std::env::var("KREGRESS_TEST_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(300);
     let img = build_image();
-    eprintln!("image {} ({} bytes, cached {})", img.path.display(), img.size, img.cached);
+    eprintln!(
+        "image {} ({} bytes, cached {})",
+        img.path.display(),
+        img.size,
+        img.cached
+    );
     let b = boot(&bz, &img.path, &cfg, Duration::from_secs(secs));
     for (t, l) in &b.lines {
         println!("{:8.3} {l}", t.as_secs_f64());

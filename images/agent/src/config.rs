@@ -136,14 +136,18 @@ impl WorkloadSpec {
         let kind: WorkloadKind = parts.next().unwrap_or("").parse()?;
         let mut w = WorkloadSpec::new(kind);
         for kv in parts {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| ConfigError(format!("workload {s:?}: expected key=value, got {kv:?}")))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                ConfigError(format!("workload {s:?}: expected key=value, got {kv:?}"))
+            })?;
             let num = |v: &str| -> Result<u32, ConfigError> {
-                v.parse().map_err(|_| ConfigError(format!("workload {s:?}: {k}={v:?} is not a number")))
+                v.parse()
+                    .map_err(|_| ConfigError(format!("workload {s:?}: {k}={v:?} is not a number")))
             };
             match k {
-                "size" => w.size = parse_size(v).map_err(|e| ConfigError(format!("workload {s:?}: {e}")))?,
+                "size" => {
+                    w.size =
+                        parse_size(v).map_err(|e| ConfigError(format!("workload {s:?}: {e}")))?
+                }
                 "passes" => w.passes = num(v)?,
                 "seconds" => w.seconds = num(v)?,
                 "threads" => w.threads = num(v)?,
@@ -158,7 +162,7 @@ impl WorkloadSpec {
 
     fn validate(&self) -> Result<(), ConfigError> {
         let e = |m: &str| Err(ConfigError(format!("workload {}: {m}", self.name())));
-        if self.size == 0 || self.size % (1 << 20) != 0 {
+        if self.size == 0 || !self.size.is_multiple_of(1 << 20) {
             return e("size must be a positive multiple of 1M");
         }
         if self.threads == 0 {
@@ -168,7 +172,9 @@ impl WorkloadSpec {
             return e("deadline must be >= 1");
         }
         match self.kind {
-            WorkloadKind::DioRead | WorkloadKind::DioWrite if self.passes == 0 => e("passes must be >= 1"),
+            WorkloadKind::DioRead | WorkloadKind::DioWrite if self.passes == 0 => {
+                e("passes must be >= 1")
+            }
             WorkloadKind::TruncateDuringDio if self.seconds == 0 => e("seconds must be >= 1"),
             _ => Ok(()),
         }
@@ -206,7 +212,14 @@ pub struct GuestConfig {
 
 impl Default for GuestConfig {
     fn default() -> Self {
-        GuestConfig { backend: Backend::Memmap, fs: Fs::Ext4, mapping: Mapping::Pte, hang: 10, teardown: 30, workloads: vec![] }
+        GuestConfig {
+            backend: Backend::Memmap,
+            fs: Fs::Ext4,
+            mapping: Mapping::Pte,
+            hang: 10,
+            teardown: 30,
+            workloads: vec![],
+        }
     }
 }
 
@@ -229,14 +242,18 @@ impl GuestConfig {
     pub fn from_cmdline(cmdline: &str) -> Result<Self, ConfigError> {
         let mut c = GuestConfig::default();
         for tok in cmdline.split_whitespace() {
-            let Some(rest) = tok.strip_prefix("kregress.") else { continue };
+            let Some(rest) = tok.strip_prefix("kregress.") else {
+                continue;
+            };
             let (k, v) = rest
                 .split_once('=')
                 .ok_or_else(|| ConfigError(format!("{tok:?}: expected kregress.key=value")))?;
             let secs = |v: &str| -> Result<u32, ConfigError> {
                 match v.parse::<u32>() {
                     Ok(n) if n > 0 => Ok(n),
-                    _ => Err(ConfigError(format!("{tok:?}: expected a positive number of seconds"))),
+                    _ => Err(ConfigError(format!(
+                        "{tok:?}: expected a positive number of seconds"
+                    ))),
                 }
             };
             match k {
@@ -246,7 +263,11 @@ impl GuestConfig {
                 "hang" => c.hang = secs(v)?,
                 "teardown" => c.teardown = secs(v)?,
                 "workloads" => {
-                    c.workloads = v.split(',').filter(|s| !s.is_empty()).map(WorkloadSpec::parse).collect::<Result<_, _>>()?
+                    c.workloads = v
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(WorkloadSpec::parse)
+                        .collect::<Result<_, _>>()?
                 }
                 _ => return Err(ConfigError(format!("unknown parameter kregress.{k}"))),
             }
@@ -277,7 +298,7 @@ pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
 /// Largest exact suffix: 67108864 → "64M".
 pub fn format_size(n: u64) -> String {
     for (shift, suf) in [(30, "G"), (20, "M"), (10, "K")] {
-        if n != 0 && n % (1u64 << shift) == 0 {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
             return format!("{}{suf}", n >> shift);
         }
     }
@@ -302,9 +323,16 @@ mod tests {
                         mapping,
                         hang: 7,
                         teardown: 40,
-                        workloads: vec![WorkloadSpec::new(WorkloadKind::DioRead), w, WorkloadSpec::new(WorkloadKind::TruncateDuringDio)],
+                        workloads: vec![
+                            WorkloadSpec::new(WorkloadKind::DioRead),
+                            w,
+                            WorkloadSpec::new(WorkloadKind::TruncateDuringDio),
+                        ],
                     };
-                    let line = format!("BOOT_IMAGE=/bzImage console=ttyS0 memmap=512M!1G {} panic=-1", c.to_cmdline());
+                    let line = format!(
+                        "BOOT_IMAGE=/bzImage console=ttyS0 memmap=512M!1G {} panic=-1",
+                        c.to_cmdline()
+                    );
                     assert_eq!(GuestConfig::from_cmdline(&line).unwrap(), c, "{line}");
                 }
             }
@@ -330,7 +358,10 @@ mod tests {
         assert_eq!(c.workloads[1].kind, WorkloadKind::TruncateDuringDio);
         assert_eq!(c.workloads[1].threads, 2);
         assert_eq!(c.workloads[1].seconds, 30);
-        assert_eq!(c.workloads[1].to_string(), "truncate-during-dio:size=16M:seconds=30:threads=2:deadline=90");
+        assert_eq!(
+            c.workloads[1].to_string(),
+            "truncate-during-dio:size=16M:seconds=30:threads=2:deadline=90"
+        );
     }
 
     #[test]

@@ -8,11 +8,17 @@ use kregress_agent::{Message, ThreadStack};
 
 /// Run `f` on a new thread and wait at most `timeout`. `None` means it did not finish:
 /// the thread is left behind (it is probably stuck in the kernel, in D state).
-pub fn with_deadline<T: Send + 'static>(name: &str, timeout: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+pub fn with_deadline<T: Send + 'static>(
+    name: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new().name(name.chars().take(15).collect()).spawn(move || {
-        let _ = tx.send(f());
-    });
+    let spawned = std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
     if spawned.is_err() {
         return None;
     }
@@ -50,16 +56,26 @@ pub fn parse_stack(s: &str) -> Vec<String> {
 pub fn collect_stacks() -> Vec<ThreadStack> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else { return out };
-    let mut pids: Vec<i32> = procs.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut pids: Vec<i32> = procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
     pids.sort();
     for pid in pids {
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { continue };
-        let mut tids: Vec<i32> = tasks.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        let mut tids: Vec<i32> = tasks
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
         tids.sort();
         for tid in tids {
             let base = format!("/proc/{pid}/task/{tid}");
-            let Some((comm, state, ppid)) = parse_stat(&read(&format!("{base}/stat"))) else { continue };
+            let Some((comm, state, ppid)) = parse_stat(&read(&format!("{base}/stat"))) else {
+                continue;
+            };
             if !(pid == me || ppid == me || state == "D") {
                 continue;
             }
@@ -79,8 +95,14 @@ pub fn collect_stacks() -> Vec<ThreadStack> {
 /// Emit a `hang` message with the stacks, then ask the kernel to dump blocked tasks
 /// (sysrq w; silently nothing when CONFIG_MAGIC_SYSRQ is off).
 pub fn report_hang(phase: &str, what: &str, op: &str, waited: Duration) {
-    Message::Hang { phase: phase.into(), what: what.into(), op: op.into(), waited_s: waited.as_secs_f64(), threads: collect_stacks() }
-        .emit();
+    Message::Hang {
+        phase: phase.into(),
+        what: what.into(),
+        op: op.into(),
+        waited_s: waited.as_secs_f64(),
+        threads: collect_stacks(),
+    }
+    .emit();
     let _ = std::fs::write("/proc/sysrq-trigger", "w");
 }
 
@@ -92,14 +114,26 @@ mod tests {
     fn stat_and_stack_parsing() {
         let (comm, state, ppid) = parse_stat("57 (trunc (x)) D 1 1 0 0 -1 4194560").unwrap();
         assert_eq!((comm.as_str(), state.as_str(), ppid), ("trunc (x)", "D", 1));
-        let s = parse_stack("[<0>] ext4_break_layouts+0x1a9/0x2c0\n[<0>] ext4_setattr+0x3b/0x9d0\n");
-        assert_eq!(s, vec!["ext4_break_layouts+0x1a9/0x2c0", "ext4_setattr+0x3b/0x9d0"]);
+        let s =
+            parse_stack("[<0>] ext4_break_layouts+0x1a9/0x2c0\n[<0>] ext4_setattr+0x3b/0x9d0\n");
+        assert_eq!(
+            s,
+            vec!["ext4_break_layouts+0x1a9/0x2c0", "ext4_setattr+0x3b/0x9d0"]
+        );
     }
 
     #[test]
     fn deadline_gives_up() {
-        assert_eq!(with_deadline("quick", Duration::from_secs(5), || 7), Some(7));
-        assert_eq!(with_deadline("slow", Duration::from_millis(50), || std::thread::sleep(Duration::from_secs(2))), None);
+        assert_eq!(
+            with_deadline("quick", Duration::from_secs(5), || 7),
+            Some(7)
+        );
+        assert_eq!(
+            with_deadline("slow", Duration::from_millis(50), || std::thread::sleep(
+                Duration::from_secs(2)
+            )),
+            None
+        );
     }
 
     #[test]

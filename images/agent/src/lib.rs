@@ -9,7 +9,9 @@ pub mod config;
 pub mod protocol;
 
 pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, WorkloadKind, WorkloadSpec};
-pub use protocol::{parse_line, LineParser, FailKind, Gup, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION};
+pub use protocol::{
+    parse_line, FailKind, Gup, LineParser, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION,
+};
 
 /// Agent version, reported in `hello`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -83,8 +83,14 @@ pub enum Message {
         elapsed_ms: u64,
     },
     /// STATX_ATTR_DAX of the test file.
-    DaxCheck { path: String, dax: bool },
-    WorkloadStart { name: String, spec: String },
+    DaxCheck {
+        path: String,
+        dax: bool,
+    },
+    WorkloadStart {
+        name: String,
+        spec: String,
+    },
     /// One measured pass of a throughput workload.
     Sample {
         workload: String,
@@ -127,9 +133,15 @@ pub enum Message {
         elapsed_ms: u64,
     },
     /// Fatal agent-side error (bad configuration, setup failed); the run is MISS.
-    Error { phase: String, detail: String },
+    Error {
+        phase: String,
+        detail: String,
+    },
     /// Last line before power-off.
-    Done { ok: bool, elapsed_ms: u64 },
+    Done {
+        ok: bool,
+        elapsed_ms: u64,
+    },
 }
 
 impl Message {
@@ -165,7 +177,9 @@ impl Message {
 /// `\r`) is ignored.
 pub fn parse_line(line: &str) -> Option<Message> {
     let at = line.find(MARKER)?;
-    let json = line[at + MARKER.len()..].trim_end_matches(['\r', '\n']).trim();
+    let json = line[at + MARKER.len()..]
+        .trim_end_matches(['\r', '\n'])
+        .trim();
     serde_json::from_str(json).ok()
 }
 
@@ -269,11 +283,33 @@ mod tests {
         let mut counters = BTreeMap::new();
         counters.insert("truncates".to_string(), 473);
         vec![
-            Message::Hello { version: "0.1.0".into(), protocol: PROTOCOL_VERSION, kernel: "6.1.0".into(), uptime_s: 1.5 },
-            Message::Step { name: "mkfs".into(), ok: true, detail: "mkfs.ext4 /dev/pmem0".into(), elapsed_ms: 420 },
-            Message::DaxCheck { path: "/mnt/pmem/testfile".into(), dax: true },
-            Message::WorkloadStart { name: "dio-read".into(), spec: "dio-read:size=64M:passes=2".into() },
-            Message::Sample { workload: "dio-read".into(), pass: 1, gup: Gup::Slow, mb_per_s: Some(312.5), ops_per_s: None },
+            Message::Hello {
+                version: "0.1.0".into(),
+                protocol: PROTOCOL_VERSION,
+                kernel: "6.1.0".into(),
+                uptime_s: 1.5,
+            },
+            Message::Step {
+                name: "mkfs".into(),
+                ok: true,
+                detail: "mkfs.ext4 /dev/pmem0".into(),
+                elapsed_ms: 420,
+            },
+            Message::DaxCheck {
+                path: "/mnt/pmem/testfile".into(),
+                dax: true,
+            },
+            Message::WorkloadStart {
+                name: "dio-read".into(),
+                spec: "dio-read:size=64M:passes=2".into(),
+            },
+            Message::Sample {
+                workload: "dio-read".into(),
+                pass: 1,
+                gup: Gup::Slow,
+                mb_per_s: Some(312.5),
+                ops_per_s: None,
+            },
             Message::WorkloadResult {
                 name: "truncate-during-dio".into(),
                 outcome: Outcome::Fail,
@@ -295,12 +331,26 @@ mod tests {
                     comm: "truncate".into(),
                     state: "D".into(),
                     wchan: "ext4_break_layouts".into(),
-                    stack: vec!["ext4_break_layouts+0x1a9/0x2c0".into(), "ext4_setattr+0x3b/0x9d0".into()],
+                    stack: vec![
+                        "ext4_break_layouts+0x1a9/0x2c0".into(),
+                        "ext4_setattr+0x3b/0x9d0".into(),
+                    ],
                 }],
             },
-            Message::Teardown { outcome: Outcome::Pass, kind: None, detail: "umount 0.1 s".into(), elapsed_ms: 100 },
-            Message::Error { phase: "config".into(), detail: "unknown workload".into() },
-            Message::Done { ok: true, elapsed_ms: 5300 },
+            Message::Teardown {
+                outcome: Outcome::Pass,
+                kind: None,
+                detail: "umount 0.1 s".into(),
+                elapsed_ms: 100,
+            },
+            Message::Error {
+                phase: "config".into(),
+                detail: "unknown workload".into(),
+            },
+            Message::Done {
+                ok: true,
+                elapsed_ms: 5300,
+            },
         ]
     }
 
@@ -319,7 +369,13 @@ mod tests {
 
     #[test]
     fn json_shapes_are_stable() {
-        let s = Message::Sample { workload: "dio-read".into(), pass: 0, gup: Gup::Fast, mb_per_s: Some(300.0), ops_per_s: None };
+        let s = Message::Sample {
+            workload: "dio-read".into(),
+            pass: 0,
+            gup: Gup::Fast,
+            mb_per_s: Some(300.0),
+            ops_per_s: None,
+        };
         assert_eq!(
             s.to_line(),
             r#"KREGRESS> {"type":"sample","workload":"dio-read","pass":0,"gup":"fast","mb_per_s":300.0}"#
@@ -339,16 +395,31 @@ mod tests {
             r#"KREGRESS> {"type":"workload_result","name":"dio-write","outcome":"FAIL","kind":"IO_ERROR","errno":12,"detail":"pwrite: ENOMEM"}"#
         );
         let d = parse_line(r#"KREGRESS> {"type":"workload_result","name":"x","outcome":"FAIL","kind":"DATA_CORRUPTION","errno":null,"detail":""}"#).unwrap();
-        assert!(matches!(d, Message::WorkloadResult { kind: Some(FailKind::DataCorruption), .. }));
+        assert!(matches!(
+            d,
+            Message::WorkloadResult {
+                kind: Some(FailKind::DataCorruption),
+                ..
+            }
+        ));
     }
 
     #[test]
     fn reassembles_lines_split_by_printk() {
-        let m = all_messages().into_iter().find(|m| matches!(m, Message::Hang { .. })).unwrap();
+        let m = all_messages()
+            .into_iter()
+            .find(|m| matches!(m, Message::Hang { .. }))
+            .unwrap();
         let line = m.to_line();
         let cut = line.find("\"threads\"").unwrap() + 1;
         let mut p = LineParser::new();
-        assert_eq!(p.push(&format!("{}[   30.520227] sysrq: Show Blocked State\r", &line[..cut])), None);
+        assert_eq!(
+            p.push(&format!(
+                "{}[   30.520227] sysrq: Show Blocked State\r",
+                &line[..cut]
+            )),
+            None
+        );
         assert_eq!(p.push("[   30.520300] task:truncate state:D stack:0"), None);
         assert_eq!(p.push(&format!("{}\r", &line[cut..])), Some(m.clone()));
         // Ordinary lines still work, and a new marker drops a broken pending line.
@@ -369,7 +440,11 @@ mod tests {
     fn rejects_garbage() {
         assert_eq!(parse_line("no marker here"), None);
         assert_eq!(parse_line("KREGRESS> "), None);
-        assert_eq!(parse_line("KREGRESS> {\"type\":\"hello\",\"vers"), None, "line split by a printk");
+        assert_eq!(
+            parse_line("KREGRESS> {\"type\":\"hello\",\"vers"),
+            None,
+            "line split by a printk"
+        );
         assert_eq!(parse_line("KREGRESS> {\"type\":\"nonsense\"}"), None);
     }
 }

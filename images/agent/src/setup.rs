@@ -15,13 +15,24 @@ const LIB_PATH: &str = "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/
 
 /// Emit a `step` message.
 pub fn step(name: &str, ok: bool, detail: impl Into<String>, t: Instant) {
-    Message::Step { name: name.into(), ok, detail: detail.into(), elapsed_ms: ms(t.elapsed()) }.emit();
+    Message::Step {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+        elapsed_ms: ms(t.elapsed()),
+    }
+    .emit();
 }
 
 /// proc, sys, devtmpfs, tmpfs. Already-mounted (EBUSY) is fine.
 pub fn early_mounts() -> Result<(), String> {
     let mut errors = Vec::new();
-    for (src, target, fstype) in [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/tmp", "tmpfs")] {
+    for (src, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+    ] {
         let _ = std::fs::create_dir_all(target);
         match sys::mount(src, target, fstype, libc::MS_NOSUID, "") {
             Ok(()) => {}
@@ -55,7 +66,10 @@ pub fn ensure_console() {
 }
 
 pub fn find_tool(name: &str) -> Option<String> {
-    TOOL_DIRS.iter().map(|d| format!("{d}/{name}")).find(|p| Path::new(p).exists())
+    TOOL_DIRS
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
 }
 
 /// Why a tool run failed (command, exit status, last lines of its output).
@@ -65,14 +79,28 @@ pub struct ToolError {
 
 /// Run a host tool copied into the initramfs, with a deadline. Returns its stdout.
 /// On timeout the child is left running (it is likely in D state) and a hang report is emitted.
-pub fn run_tool(phase: &str, name: &str, args: &[&str], timeout: Duration) -> Result<String, ToolError> {
+pub fn run_tool(
+    phase: &str,
+    name: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, ToolError> {
     let cmdline = format!("{name} {}", args.join(" "));
     let Some(path) = find_tool(name) else {
-        return Err(ToolError { detail: format!("{name}: not found in the initramfs ({})", TOOL_DIRS.join(", ")) });
+        return Err(ToolError {
+            detail: format!(
+                "{name}: not found in the initramfs ({})",
+                TOOL_DIRS.join(", ")
+            ),
+        });
     };
     let tag = format!("{}-{}", std::process::id(), name.replace('/', "_"));
     let (out_path, err_path) = (format!("/tmp/{tag}.out"), format!("/tmp/{tag}.err"));
-    let open = |p: &str| std::fs::File::create(p).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
+    let open = |p: &str| {
+        std::fs::File::create(p)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
     let t = Instant::now();
     let mut child = match Command::new(&path)
         .args(args)
@@ -85,7 +113,11 @@ pub fn run_tool(phase: &str, name: &str, args: &[&str], timeout: Duration) -> Re
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => return Err(ToolError { detail: format!("{cmdline}: cannot start: {e}") }),
+        Err(e) => {
+            return Err(ToolError {
+                detail: format!("{cmdline}: cannot start: {e}"),
+            })
+        }
     };
     let status = loop {
         match child.try_wait() {
@@ -93,9 +125,18 @@ pub fn run_tool(phase: &str, name: &str, args: &[&str], timeout: Duration) -> Re
             Ok(None) if t.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
                 hang::report_hang(phase, &cmdline, name, t.elapsed());
-                return Err(ToolError { detail: format!("{cmdline}: still running after {:.0} s", timeout.as_secs_f64()) });
+                return Err(ToolError {
+                    detail: format!(
+                        "{cmdline}: still running after {:.0} s",
+                        timeout.as_secs_f64()
+                    ),
+                });
             }
-            Err(e) => return Err(ToolError { detail: format!("{cmdline}: wait: {e}") }),
+            Err(e) => {
+                return Err(ToolError {
+                    detail: format!("{cmdline}: wait: {e}"),
+                })
+            }
         }
     };
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -103,8 +144,18 @@ pub fn run_tool(phase: &str, name: &str, args: &[&str], timeout: Duration) -> Re
     let _ = std::fs::remove_file(&out_path);
     let _ = std::fs::remove_file(&err_path);
     if !status.success() {
-        let tail: Vec<&str> = err.lines().chain(out.lines()).rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
-        return Err(ToolError { detail: format!("{cmdline}: {status}: {}", tail.join(" | ")) });
+        let tail: Vec<&str> = err
+            .lines()
+            .chain(out.lines())
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(ToolError {
+            detail: format!("{cmdline}: {status}: {}", tail.join(" | ")),
+        });
     }
     Ok(out)
 }
@@ -120,7 +171,10 @@ pub struct Devices {
 
 fn blockdev_of_namespace(ns: &str) -> Option<String> {
     let dir = format!("/sys/bus/nd/devices/{ns}/block");
-    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().into_string().ok()).next()
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .next()
 }
 
 fn blockdev_from_ndctl_json(out: &str) -> Option<String> {
@@ -138,27 +192,62 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
                     return Err(format!("{d} did not appear within {} s (memmap=512M!1G memmap=512M!2G on the kernel command line?)", appear.as_secs()));
                 }
             }
-            Ok(Devices { fs_dev: "/dev/pmem0".into(), raw_dev: "/dev/pmem1".into() })
+            Ok(Devices {
+                fs_dev: "/dev/pmem0".into(),
+                raw_dev: "/dev/pmem1".into(),
+            })
         }
         Backend::Nvdimm => {
             for ns in ["namespace0.0", "namespace1.0"] {
                 let p = format!("/sys/bus/nd/devices/{ns}");
                 if !sys::wait_for_path(&p, appear) {
-                    return Err(format!("{p} did not appear within {} s (two QEMU nvdimm devices?)", appear.as_secs()));
+                    return Err(format!(
+                        "{p} did not appear within {} s (two QEMU nvdimm devices?)",
+                        appear.as_secs()
+                    ));
                 }
             }
             let t = Instant::now();
-            let out = run_tool("setup", "ndctl", &["create-namespace", "-f", "-e", "namespace0.0", "-m", "fsdax"], Duration::from_secs(120))
-                .map_err(|e| e.detail)?;
-            let fs = blockdev_from_ndctl_json(&out).ok_or_else(|| format!("ndctl create-namespace: no blockdev in its output: {}", out.trim()))?;
-            step("ndctl-fsdax", true, format!("namespace0.0 -> fsdax, /dev/{fs}"), t);
+            let out = run_tool(
+                "setup",
+                "ndctl",
+                &[
+                    "create-namespace",
+                    "-f",
+                    "-e",
+                    "namespace0.0",
+                    "-m",
+                    "fsdax",
+                ],
+                Duration::from_secs(120),
+            )
+            .map_err(|e| e.detail)?;
+            let fs = blockdev_from_ndctl_json(&out).ok_or_else(|| {
+                format!(
+                    "ndctl create-namespace: no blockdev in its output: {}",
+                    out.trim()
+                )
+            })?;
+            step(
+                "ndctl-fsdax",
+                true,
+                format!("namespace0.0 -> fsdax, /dev/{fs}"),
+                t,
+            );
             let raw = match blockdev_of_namespace("namespace1.0") {
                 Some(b) => b,
                 None => {
                     // Claimed by a stale info block: force it back to raw mode.
-                    let out = run_tool("setup", "ndctl", &["create-namespace", "-f", "-e", "namespace1.0", "-m", "raw"], Duration::from_secs(120))
-                        .map_err(|e| e.detail)?;
-                    blockdev_from_ndctl_json(&out).ok_or_else(|| format!("ndctl create-namespace -m raw: no blockdev: {}", out.trim()))?
+                    let out = run_tool(
+                        "setup",
+                        "ndctl",
+                        &["create-namespace", "-f", "-e", "namespace1.0", "-m", "raw"],
+                        Duration::from_secs(120),
+                    )
+                    .map_err(|e| e.detail)?;
+                    blockdev_from_ndctl_json(&out).ok_or_else(|| {
+                        format!("ndctl create-namespace -m raw: no blockdev: {}", out.trim())
+                    })?
                 }
             };
             let (fs_dev, raw_dev) = (format!("/dev/{fs}"), format!("/dev/{raw}"));
@@ -182,9 +271,28 @@ pub fn mkfs(fs: Fs, dev: &str, pmd: bool) -> Result<String, String> {
         "lazy_itable_init=1,lazy_journal_init=1,nodiscard"
     };
     let (tool, args): (&str, Vec<&str>) = match fs {
-        Fs::Ext4 => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", ext4_e, dev]),
-        Fs::Xfs if pmd => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", "-d", "su=2m,sw=1", dev]),
-        Fs::Xfs => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", dev]),
+        Fs::Ext4 => (
+            "mkfs.ext4",
+            vec!["-q", "-F", "-b", "4096", "-E", ext4_e, dev],
+        ),
+        Fs::Xfs if pmd => (
+            "mkfs.xfs",
+            vec![
+                "-q",
+                "-f",
+                "-m",
+                "reflink=0",
+                "-b",
+                "size=4096",
+                "-d",
+                "su=2m,sw=1",
+                dev,
+            ],
+        ),
+        Fs::Xfs => (
+            "mkfs.xfs",
+            vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", dev],
+        ),
     };
     run_tool("setup", tool, &args, Duration::from_secs(180)).map_err(|e| e.detail)?;
     Ok(format!("{tool} {}", args.join(" ")))
@@ -215,7 +323,11 @@ pub fn create_test_file(path: &str, size: u64, pmd: bool) -> Result<bool, sys::S
     sys::fsync(&fd)?;
     let (attrs, _mask) = sys::statx_attributes(path)?;
     let dax = attrs & sys::STATX_ATTR_DAX != 0;
-    Message::DaxCheck { path: path.into(), dax }.emit();
+    Message::DaxCheck {
+        path: path.into(),
+        dax,
+    }
+    .emit();
     Ok(dax)
 }
 
@@ -223,9 +335,16 @@ fn unbind(dev: &str) -> Result<String, String> {
     let name = dev.trim_start_matches("/dev/");
     let devlink = format!("/sys/block/{name}/device");
     let target = std::fs::read_link(&devlink).map_err(|e| format!("readlink {devlink}: {e}"))?;
-    let devname = target.file_name().and_then(|s| s.to_str()).unwrap_or_default().to_string();
+    let devname = target
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
     let unbind = format!("{devlink}/driver/unbind");
-    let driver = std::fs::read_link(format!("{devlink}/driver")).ok().and_then(|p| p.file_name()?.to_str().map(str::to_string)).unwrap_or_default();
+    let driver = std::fs::read_link(format!("{devlink}/driver"))
+        .ok()
+        .and_then(|p| p.file_name()?.to_str().map(str::to_string))
+        .unwrap_or_default();
     std::fs::write(&unbind, &devname).map_err(|e| format!("echo {devname} > {unbind}: {e}"))?;
     Ok(format!("{devname} unbound from {driver}"))
 }
@@ -238,7 +357,13 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
     let limit = Duration::from_secs(cfg.teardown as u64);
     let mut done = Vec::new();
     let finish = |outcome, kind, detail: String| {
-        Message::Teardown { outcome, kind, detail, elapsed_ms: ms(t.elapsed()) }.emit();
+        Message::Teardown {
+            outcome,
+            kind,
+            detail,
+            elapsed_ms: ms(t.elapsed()),
+        }
+        .emit();
         outcome == Outcome::Pass || outcome == Outcome::Skip
     };
     if mounted {
@@ -246,10 +371,16 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
         match r {
             None => {
                 hang::report_hang("teardown", "umount", "umount", t.elapsed());
-                return finish(Outcome::Fail, Some(FailKind::Hang), format!("umount {MNT} did not return within {} s", cfg.teardown));
+                return finish(
+                    Outcome::Fail,
+                    Some(FailKind::Hang),
+                    format!("umount {MNT} did not return within {} s", cfg.teardown),
+                );
             }
             Some(Err(e)) if wedged && e.errno == libc::EBUSY => {
-                let lazy = sys::umount(MNT, libc::MNT_DETACH).map(|_| "lazily detached").unwrap_or("lazy detach failed too");
+                let lazy = sys::umount(MNT, libc::MNT_DETACH)
+                    .map(|_| "lazily detached")
+                    .unwrap_or("lazy detach failed too");
                 return finish(
                     Outcome::Skip,
                     None,
@@ -263,20 +394,42 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
     let backend = cfg.backend;
     if let Some(d) = devs {
         for dev in [d.fs_dev.clone(), d.raw_dev.clone()] {
-            let left = limit.saturating_sub(t.elapsed()).max(Duration::from_secs(1));
+            let left = limit
+                .saturating_sub(t.elapsed())
+                .max(Duration::from_secs(1));
             let t1 = Instant::now();
             let dev2 = dev.clone();
             match hang::with_deadline("unbind", left, move || unbind(&dev2)) {
                 None => {
                     hang::report_hang("teardown", &format!("unbind {dev}"), "unbind", t1.elapsed());
-                    return finish(Outcome::Fail, Some(FailKind::Hang), format!("{}; unbinding {dev} did not return within {:.0} s", done.join("; "), left.as_secs_f64()));
+                    return finish(
+                        Outcome::Fail,
+                        Some(FailKind::Hang),
+                        format!(
+                            "{}; unbinding {dev} did not return within {:.0} s",
+                            done.join("; "),
+                            left.as_secs_f64()
+                        ),
+                    );
                 }
-                Some(Err(e)) => return finish(Outcome::Fail, Some(FailKind::IoError), format!("{}; {e}", done.join("; "))),
-                Some(Ok(s)) => done.push(format!("{dev}: {s} in {:.2} s", t1.elapsed().as_secs_f64())),
+                Some(Err(e)) => {
+                    return finish(
+                        Outcome::Fail,
+                        Some(FailKind::IoError),
+                        format!("{}; {e}", done.join("; ")),
+                    )
+                }
+                Some(Ok(s)) => {
+                    done.push(format!("{dev}: {s} in {:.2} s", t1.elapsed().as_secs_f64()))
+                }
             }
         }
     }
-    finish(Outcome::Pass, None, format!("{backend}: {}", done.join("; ")))
+    finish(
+        Outcome::Pass,
+        None,
+        format!("{backend}: {}", done.join("; ")),
+    )
 }
 
 /// sync, then power off (PID 1) or exit (anything else, e.g. a test run on a host).

@@ -22,7 +22,13 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {} ({})", self.what, errno_name(self.errno), std::io::Error::from_raw_os_error(self.errno))
+        write!(
+            f,
+            "{}: {} ({})",
+            self.what,
+            errno_name(self.errno),
+            std::io::Error::from_raw_os_error(self.errno)
+        )
     }
 }
 
@@ -34,7 +40,10 @@ pub fn errno() -> i32 {
 
 /// Build a SysError from the current errno.
 pub fn last(what: impl Into<String>) -> SysError {
-    SysError { what: what.into(), errno: errno() }
+    SysError {
+        what: what.into(),
+        errno: errno(),
+    }
 }
 
 pub fn errno_name(e: i32) -> &'static str {
@@ -66,12 +75,24 @@ fn cstr(p: &str) -> CString {
     CString::new(p).expect("path without NUL")
 }
 
-pub fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> SysResult<()> {
+pub fn mount(
+    src: &str,
+    target: &str,
+    fstype: &str,
+    flags: libc::c_ulong,
+    data: &str,
+) -> SysResult<()> {
     let (s, t, f, d) = (cstr(src), cstr(target), cstr(fstype), cstr(data));
-    let dp = if data.is_empty() { std::ptr::null() } else { d.as_ptr() as *const libc::c_void };
+    let dp = if data.is_empty() {
+        std::ptr::null()
+    } else {
+        d.as_ptr() as *const libc::c_void
+    };
     let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), flags, dp) };
     if r != 0 {
-        return Err(last(format!("mount -t {fstype} -o {data:?} {src} {target}")));
+        return Err(last(format!(
+            "mount -t {fstype} -o {data:?} {src} {target}"
+        )));
     }
     Ok(())
 }
@@ -88,7 +109,15 @@ pub fn umount(target: &str, flags: libc::c_int) -> SysResult<()> {
 pub fn statx_attributes(path: &str) -> SysResult<(u64, u64)> {
     let p = cstr(path);
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    let r = unsafe { libc::statx(libc::AT_FDCWD, p.as_ptr(), 0, libc::STATX_BASIC_STATS, &mut st) };
+    let r = unsafe {
+        libc::statx(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            0,
+            libc::STATX_BASIC_STATS,
+            &mut st,
+        )
+    };
     if r != 0 {
         return Err(last(format!("statx {path}")));
     }
@@ -144,7 +173,10 @@ pub fn pread_exact(fd: &Fd, buf: *mut u8, len: usize, off: u64) -> SysResult<()>
         return Err(last(format!("pread({len} bytes at {off})")));
     }
     if n as usize != len {
-        return Err(SysError { what: format!("pread({len} bytes at {off}) returned {n}"), errno: libc::EIO });
+        return Err(SysError {
+            what: format!("pread({len} bytes at {off}) returned {n}"),
+            errno: libc::EIO,
+        });
     }
     Ok(())
 }
@@ -155,7 +187,10 @@ pub fn pwrite_exact(fd: &Fd, buf: *const u8, len: usize, off: u64) -> SysResult<
         return Err(last(format!("pwrite({len} bytes at {off})")));
     }
     if n as usize != len {
-        return Err(SysError { what: format!("pwrite({len} bytes at {off}) returned {n}"), errno: libc::EIO });
+        return Err(SysError {
+            what: format!("pwrite({len} bytes at {off}) returned {n}"),
+            errno: libc::EIO,
+        });
     }
     Ok(())
 }
@@ -172,12 +207,22 @@ impl Map {
     /// Anonymous, page-aligned, private memory (O_DIRECT buffers).
     pub fn anon(len: usize) -> SysResult<Map> {
         let p = unsafe {
-            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
         };
         if p == libc::MAP_FAILED {
             return Err(last(format!("mmap(anonymous, {len})")));
         }
-        Ok(Map { ptr: p as *mut u8, len })
+        Ok(Map {
+            ptr: p as *mut u8,
+            len,
+        })
     }
 
     /// MAP_SHARED mapping of a file. `pte`: MADV_NOHUGEPAGE; `pmd`: address aligned to
@@ -186,25 +231,46 @@ impl Map {
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         let map = match mapping {
             Mapping::Pte => {
-                let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.0, 0) };
+                let p = unsafe {
+                    libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.0, 0)
+                };
                 if p == libc::MAP_FAILED {
                     return Err(last(format!("mmap(MAP_SHARED, {len})")));
                 }
-                Map { ptr: p as *mut u8, len }
+                Map {
+                    ptr: p as *mut u8,
+                    len,
+                }
             }
             Mapping::Pmd => {
                 // Reserve len + 2 MiB, place the file mapping on a 2 MiB boundary inside it,
                 // and give back the slack on both sides.
                 let resv = len + PMD_SIZE;
                 let r = unsafe {
-                    libc::mmap(std::ptr::null_mut(), resv, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
+                    libc::mmap(
+                        std::ptr::null_mut(),
+                        resv,
+                        libc::PROT_NONE,
+                        libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                        -1,
+                        0,
+                    )
                 };
                 if r == libc::MAP_FAILED {
                     return Err(last(format!("mmap(reserve {resv})")));
                 }
                 let base = r as usize;
                 let aligned = (base + PMD_SIZE - 1) & !(PMD_SIZE - 1);
-                let p = unsafe { libc::mmap(aligned as *mut libc::c_void, len, prot, libc::MAP_SHARED | libc::MAP_FIXED, fd.0, 0) };
+                let p = unsafe {
+                    libc::mmap(
+                        aligned as *mut libc::c_void,
+                        len,
+                        prot,
+                        libc::MAP_SHARED | libc::MAP_FIXED,
+                        fd.0,
+                        0,
+                    )
+                };
                 if p == libc::MAP_FAILED {
                     let e = last(format!("mmap(MAP_SHARED|MAP_FIXED, {len}, 2M aligned)"));
                     unsafe { libc::munmap(r, resv) };
@@ -219,7 +285,10 @@ impl Map {
                         libc::munmap(end as *mut libc::c_void, base + resv - end);
                     }
                 }
-                Map { ptr: aligned as *mut u8, len }
+                Map {
+                    ptr: aligned as *mut u8,
+                    len,
+                }
             }
         };
         let advice = match mapping {
@@ -227,7 +296,14 @@ impl Map {
             Mapping::Pmd => libc::MADV_HUGEPAGE,
         };
         if unsafe { libc::madvise(map.ptr as *mut libc::c_void, len, advice) } != 0 {
-            return Err(last(format!("madvise({})", if advice == libc::MADV_HUGEPAGE { "MADV_HUGEPAGE" } else { "MADV_NOHUGEPAGE" })));
+            return Err(last(format!(
+                "madvise({})",
+                if advice == libc::MADV_HUGEPAGE {
+                    "MADV_HUGEPAGE"
+                } else {
+                    "MADV_NOHUGEPAGE"
+                }
+            )));
         }
         Ok(map)
     }
@@ -279,7 +355,14 @@ pub fn check_pattern(words: &[u64], seed: u64, first: u64) -> Option<Mismatch> {
         if w != want {
             match &mut m {
                 Some(m) => m.bad_words += 1,
-                None => m = Some(Mismatch { bad_words: 1, first_word: first + k as u64, got: w, want }),
+                None => {
+                    m = Some(Mismatch {
+                        bad_words: 1,
+                        first_word: first + k as u64,
+                        got: w,
+                        want,
+                    })
+                }
             }
         }
     }
@@ -352,7 +435,12 @@ pub fn uname_release() -> String {
     if unsafe { libc::uname(&mut u) } != 0 {
         return String::new();
     }
-    let b: Vec<u8> = u.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let b: Vec<u8> = u
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&b).into_owned()
 }
 
@@ -399,6 +487,10 @@ mod tests {
     }
 
     fn tempfile_path() -> String {
-        format!("{}/kregress-agent-test-{}", std::env::temp_dir().display(), std::process::id())
+        format!(
+            "{}/kregress-agent-test-{}",
+            std::env::temp_dir().display(),
+            std::process::id()
+        )
     }
 }

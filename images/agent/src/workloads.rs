@@ -31,7 +31,12 @@ pub struct Failure {
 
 impl From<SysError> for Failure {
     fn from(e: SysError) -> Self {
-        Failure { kind: FailKind::IoError, errno: Some(e.errno), detail: e.to_string(), wedged: false }
+        Failure {
+            kind: FailKind::IoError,
+            errno: Some(e.errno),
+            detail: e.to_string(),
+            wedged: false,
+        }
     }
 }
 
@@ -72,7 +77,8 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
         // The device holds the data the reads must bring in.
         for c in 0..chunks {
             sys::fill_pattern(buf.words_mut(), DEV_SEED, c as u64 * words_per_chunk);
-            sys::pwrite_exact(&dev, buf.ptr, MIB, (c * MIB) as u64).map_err(|e| ctx(e, "writing the device pattern"))?;
+            sys::pwrite_exact(&dev, buf.ptr, MIB, (c * MIB) as u64)
+                .map_err(|e| ctx(e, "writing the device pattern"))?;
         }
     }
 
@@ -84,7 +90,11 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
             let run = format!("pass {pass} ({} GUP)", gup_str(gup));
             let seed = ((pass as u64) << 1 | (gup == Gup::Slow) as u64) + 1;
             // What the file holds before the transfer: the data to write, or poison to be overwritten.
-            let fill_seed = if write { seed.wrapping_mul(0x1000_0001) } else { POISON ^ seed };
+            let fill_seed = if write {
+                seed.wrapping_mul(0x1000_0001)
+            } else {
+                POISON ^ seed
+            };
             let map = match gup {
                 Gup::Fast => {
                     let mut m = Map::shared(&file, size, t.mapping).map_err(|e| ctx(e, &run))?;
@@ -99,7 +109,13 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
                             ", {} mapping ({faults} faults to prefault {} pages){}",
                             t.mapping,
                             size / 4096,
-                            if t.mapping == Mapping::Pmd && !pmd { ": PMD requested but the kernel mapped PTEs" } else if pmd { ": PMD-mapped" } else { "" }
+                            if t.mapping == Mapping::Pmd && !pmd {
+                                ": PMD requested but the kernel mapped PTEs"
+                            } else if pmd {
+                                ": PMD-mapped"
+                            } else {
+                                ""
+                            }
                         );
                     }
                     m
@@ -109,7 +125,8 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
                     // table entries, so GUP-fast fails and the slow path faults them in.
                     for c in 0..chunks {
                         sys::fill_pattern(buf.words_mut(), fill_seed, c as u64 * words_per_chunk);
-                        sys::pwrite_exact(&file, buf.ptr, MIB, (c * MIB) as u64).map_err(|e| ctx(e, &run))?;
+                        sys::pwrite_exact(&file, buf.ptr, MIB, (c * MIB) as u64)
+                            .map_err(|e| ctx(e, &run))?;
                     }
                     Map::shared(&file, size, t.mapping).map_err(|e| ctx(e, &run))?
                 }
@@ -119,8 +136,24 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
             for c in 0..chunks {
                 let off = c * MIB;
                 let p = unsafe { map.ptr.add(off) };
-                let r = if write { sys::pwrite_exact(&dev, p, MIB, off as u64) } else { sys::pread_exact(&dev, p, MIB, off as u64) };
-                r.map_err(|e| ctx(e, &format!("{run}, O_DIRECT {}", if write { "write from the DAX mapping" } else { "read into the DAX mapping" })))?;
+                let r = if write {
+                    sys::pwrite_exact(&dev, p, MIB, off as u64)
+                } else {
+                    sys::pread_exact(&dev, p, MIB, off as u64)
+                };
+                r.map_err(|e| {
+                    ctx(
+                        e,
+                        &format!(
+                            "{run}, O_DIRECT {}",
+                            if write {
+                                "write from the DAX mapping"
+                            } else {
+                                "read into the DAX mapping"
+                            }
+                        ),
+                    )
+                })?;
             }
             let secs = t0.elapsed().as_secs_f64().max(1e-9);
 
@@ -128,8 +161,11 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
             let mismatch = if write {
                 let mut m = None;
                 for c in 0..chunks {
-                    sys::pread_exact(&dev, buf.ptr, MIB, (c * MIB) as u64).map_err(|e| ctx(e, &format!("{run}, reading back")))?;
-                    if let Some(x) = sys::check_pattern(buf.words(), fill_seed, c as u64 * words_per_chunk) {
+                    sys::pread_exact(&dev, buf.ptr, MIB, (c * MIB) as u64)
+                        .map_err(|e| ctx(e, &format!("{run}, reading back")))?;
+                    if let Some(x) =
+                        sys::check_pattern(buf.words(), fill_seed, c as u64 * words_per_chunk)
+                    {
                         let prev: Option<sys::Mismatch> = m.take();
                         m = Some(match prev {
                             None => x,
@@ -160,14 +196,25 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
                 });
             }
             let mbps = size as f64 / 1e6 / secs;
-            Message::Sample { workload: spec.name().into(), pass, gup, mb_per_s: Some(round2(mbps)), ops_per_s: None }.emit();
+            Message::Sample {
+                workload: spec.name().into(),
+                pass,
+                gup,
+                mb_per_s: Some(round2(mbps)),
+                ops_per_s: None,
+            }
+            .emit();
             rates.push((gup, mbps));
             // Unmap before the next run.
             drop(map);
         }
     }
     let avg = |g: Option<Gup>| {
-        let v: Vec<f64> = rates.iter().filter(|(x, _)| g.is_none_or(|g| *x == g)).map(|(_, r)| *r).collect();
+        let v: Vec<f64> = rates
+            .iter()
+            .filter(|(x, _)| g.is_none_or(|g| *x == g))
+            .map(|(_, r)| *r)
+            .collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     Ok(Finished {
@@ -180,7 +227,9 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
             avg(Some(Gup::Fast)),
             avg(Some(Gup::Slow))
         ),
-        counters: [("prefault_faults".to_string(), prefault_faults)].into_iter().collect(),
+        counters: [("prefault_faults".to_string(), prefault_faults)]
+            .into_iter()
+            .collect(),
     })
 }
 
@@ -196,7 +245,10 @@ fn round2(x: f64) -> f64 {
 }
 
 fn ctx(e: SysError, what: &str) -> SysError {
-    SysError { what: format!("{what}: {}", e.what), errno: e.errno }
+    SysError {
+        what: format!("{what}: {}", e.what),
+        errno: e.errno,
+    }
 }
 
 /// Shared state of the truncate race.
@@ -286,7 +338,14 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
                         while !race.stop.load(SeqCst) {
                             let off = c * MIB;
                             race.io_since[i].store(race.now(), SeqCst);
-                            let n = unsafe { libc::pread(dev.0, map.ptr.add(off) as *mut libc::c_void, MIB, off as libc::off_t) };
+                            let n = unsafe {
+                                libc::pread(
+                                    dev.0,
+                                    map.ptr.add(off) as *mut libc::c_void,
+                                    MIB,
+                                    off as libc::off_t,
+                                )
+                            };
                             let errno = sys::errno();
                             race.io_since[i].store(0, SeqCst);
                             if n == MIB as isize {
@@ -296,7 +355,13 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
                             } else if errno == libc::EFAULT {
                                 race.efault.fetch_add(1, SeqCst);
                             } else {
-                                race.error(format!("pread({MIB} bytes at {off}) into the DAX mapping: {}", sys::errno_name(errno)), errno);
+                                race.error(
+                                    format!(
+                                        "pread({MIB} bytes at {off}) into the DAX mapping: {}",
+                                        sys::errno_name(errno)
+                                    ),
+                                    errno,
+                                );
                             }
                             c = (c + 1) % chunks;
                         }
@@ -304,7 +369,12 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
                 }
                 race.running.fetch_sub(1, SeqCst);
             })
-            .map_err(|e| Failure { kind: FailKind::IoError, errno: e.raw_os_error(), detail: format!("spawn: {e}"), wedged: false })?;
+            .map_err(|e| Failure {
+                kind: FailKind::IoError,
+                errno: e.raw_os_error(),
+                detail: format!("spawn: {e}"),
+                wedged: false,
+            })?;
     }
     {
         let (race, file) = (race.clone(), file.clone());
@@ -334,12 +404,14 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
                         }
                     }
                     i += 1;
-                    if i % 4 == 0 {
+                    if i.is_multiple_of(4) {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
                         let off = (rng % (size / MIB as u64)) * MIB as u64;
-                        match op("fallocate(PUNCH_HOLE)", &|| sys::punch_hole(&file, off, MIB as u64)) {
+                        match op("fallocate(PUNCH_HOLE)", &|| {
+                            sys::punch_hole(&file, off, MIB as u64)
+                        }) {
                             Ok(()) => {
                                 race.punches.fetch_add(1, SeqCst);
                             }
@@ -349,7 +421,12 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
                 }
                 race.running.fetch_sub(1, SeqCst);
             })
-            .map_err(|e| Failure { kind: FailKind::IoError, errno: e.raw_os_error(), detail: format!("spawn: {e}"), wedged: false })?;
+            .map_err(|e| Failure {
+                kind: FailKind::IoError,
+                errno: e.raw_os_error(),
+                detail: format!("spawn: {e}"),
+                wedged: false,
+            })?;
     }
 
     let hang_ms = t.hang as u64 * 1000;
@@ -398,7 +475,10 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
             break;
         }
     }
-    let elapsed = stopped_at.map(|s| s - race.start).unwrap_or_else(|| race.start.elapsed()).as_secs_f64();
+    let elapsed = stopped_at
+        .map(|s| s - race.start)
+        .unwrap_or_else(|| race.start.elapsed())
+        .as_secs_f64();
     let c = race.counters();
     let ops = c["truncates"] + c["punches"] + c["ios"] + c["partial"] + c["efault"];
     if c["errors"] > 0 {
@@ -406,7 +486,11 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
         return Err(Failure {
             kind: FailKind::IoError,
             errno: Some(errno),
-            detail: format!("{} failed calls, first: {}", c["errors"], race.first_error.lock().unwrap().clone().unwrap_or_default()),
+            detail: format!(
+                "{} failed calls, first: {}",
+                c["errors"],
+                race.first_error.lock().unwrap().clone().unwrap_or_default()
+            ),
             wedged: false,
         });
     }
