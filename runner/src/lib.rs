@@ -5,6 +5,7 @@
 pub mod cache;
 pub mod cli;
 pub mod error;
+pub mod image;
 pub mod kernel;
 pub mod proc;
 pub mod results;
@@ -12,4 +13,3 @@ pub mod scenario;
 pub mod triage;
 pub mod ui;
 pub mod vm;
-

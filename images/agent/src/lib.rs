@@ -1,1 +1,17 @@
-//! kregress-agent: the guest side. The library holds the wire protocol shared with the runner.
+//! kregress-agent: the guest side of kregress.
+//!
+//! The library holds what the runner and the agent share: the wire protocol
+//! ([`protocol`]: `KREGRESS> {json}` console lines) and the guest configuration
+//! carried on the kernel command line ([`config`]). The binary (`src/main.rs`
+//! and the `agent` module) is the static PID-1 agent itself.
+
+pub mod config;
+pub mod protocol;
+
+pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, WorkloadKind, WorkloadSpec};
+pub use protocol::{
+    parse_line, FailKind, Gup, LineParser, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION,
+};
+
+/// Agent version, reported in `hello`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

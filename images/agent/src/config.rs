@@ -1,0 +1,398 @@
+//! Guest configuration, carried on the kernel command line.
+//!
+//! ```text
+//! kregress.backend=memmap kregress.fs=ext4 kregress.mapping=pte kregress.hang=10 kregress.teardown=30
+//! kregress.workloads=dio-read:size=64M:passes=2,truncate-during-dio:seconds=30:threads=2
+//! ```
+//!
+//! * `kregress.backend` — `memmap` (legacy `memmap=N!S` pmem, /dev/pmem0 + /dev/pmem1) or
+//!   `nvdimm` (QEMU NVDIMMs; namespace0.0 is switched to fsdax, namespace1.0 stays raw).
+//! * `kregress.fs` — `ext4` or `xfs`, made on pmem0 and mounted `-o dax`.
+//! * `kregress.mapping` — `pte` (MADV_NOHUGEPAGE) or `pmd` (2 MiB aligned + MADV_HUGEPAGE);
+//!   a workload may override it with `mapping=`.
+//! * `kregress.hang` — seconds one blocking operation (ftruncate, ...) may take before it is a HANG.
+//! * `kregress.teardown` — seconds the teardown (umount, namespace disable) may take.
+//! * `kregress.workloads` — comma-separated workloads, each `name[:key=value]*` with keys
+//!   `size` (bytes, suffix K/M/G), `passes`, `seconds`, `threads`, `deadline` (seconds for the
+//!   whole workload), `mapping`.
+//!
+//! Parameters with a dot are not passed to init by the kernel (they look like module
+//! parameters), so the agent reads /proc/cmdline. Everything else on the line is ignored;
+//! an unknown `kregress.*` key or a bad value is an error.
+
+use std::fmt;
+use std::str::FromStr;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Memmap,
+    Nvdimm,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fs {
+    Ext4,
+    Xfs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mapping {
+    Pte,
+    Pmd,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WorkloadKind {
+    /// O_DIRECT read from /dev/pmem1 into the DAX mapping (GUP for write).
+    DioRead,
+    /// O_DIRECT write from the DAX mapping to /dev/pmem1 (GUP for read).
+    DioWrite,
+    /// O_DIRECT reads into the mapping while another thread truncates / punches the file.
+    TruncateDuringDio,
+}
+
+macro_rules! str_enum {
+    ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
+        impl $t {
+            pub fn as_str(&self) -> &'static str { match self { $(Self::$v => $s),* } }
+            pub const ALL: &'static [$t] = &[$(Self::$v),*];
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str(self.as_str()) }
+        }
+        impl FromStr for $t {
+            type Err = ConfigError;
+            fn from_str(s: &str) -> Result<Self, ConfigError> {
+                match s { $($s => Ok(Self::$v),)* _ => Err(ConfigError(format!(
+                    "unknown {} {:?} (expected one of: {})", stringify!($t), s, [$($s),*].join(", ")))) }
+            }
+        }
+    };
+}
+str_enum!(Backend { Memmap => "memmap", Nvdimm => "nvdimm" });
+str_enum!(Fs { Ext4 => "ext4", Xfs => "xfs" });
+str_enum!(Mapping { Pte => "pte", Pmd => "pmd" });
+str_enum!(WorkloadKind { DioRead => "dio-read", DioWrite => "dio-write", TruncateDuringDio => "truncate-during-dio" });
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+impl std::error::Error for ConfigError {}
+
+/// One workload with every parameter resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkloadSpec {
+    pub kind: WorkloadKind,
+    /// Bytes of the test file / transfer (multiple of 2 MiB for pmd, of 1 MiB otherwise).
+    pub size: u64,
+    /// Throughput workloads: passes (each runs GUP-fast then slow GUP).
+    pub passes: u32,
+    /// Race workloads: duration in seconds.
+    pub seconds: u32,
+    /// Race workloads: number of I/O threads.
+    pub threads: u32,
+    /// Seconds the whole workload may take before it is a HANG.
+    pub deadline: u32,
+    /// Overrides the global mapping.
+    pub mapping: Option<Mapping>,
+}
+
+impl WorkloadSpec {
+    /// Defaults for a kind.
+    pub fn new(kind: WorkloadKind) -> Self {
+        match kind {
+            WorkloadKind::DioRead | WorkloadKind::DioWrite => WorkloadSpec {
+                kind,
+                size: 64 << 20,
+                passes: 2,
+                seconds: 0,
+                threads: 1,
+                deadline: 120,
+                mapping: None,
+            },
+            WorkloadKind::TruncateDuringDio => WorkloadSpec {
+                kind,
+                size: 16 << 20,
+                passes: 0,
+                seconds: 30,
+                threads: 1,
+                deadline: 90,
+                mapping: None,
+            },
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.kind.as_str()
+    }
+
+    fn parse(s: &str) -> Result<Self, ConfigError> {
+        let mut parts = s.split(':');
+        let kind: WorkloadKind = parts.next().unwrap_or("").parse()?;
+        let mut w = WorkloadSpec::new(kind);
+        for kv in parts {
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                ConfigError(format!("workload {s:?}: expected key=value, got {kv:?}"))
+            })?;
+            let num = |v: &str| -> Result<u32, ConfigError> {
+                v.parse()
+                    .map_err(|_| ConfigError(format!("workload {s:?}: {k}={v:?} is not a number")))
+            };
+            match k {
+                "size" => {
+                    w.size =
+                        parse_size(v).map_err(|e| ConfigError(format!("workload {s:?}: {e}")))?
+                }
+                "passes" => w.passes = num(v)?,
+                "seconds" => w.seconds = num(v)?,
+                "threads" => w.threads = num(v)?,
+                "deadline" => w.deadline = num(v)?,
+                "mapping" => w.mapping = Some(v.parse()?),
+                _ => return Err(ConfigError(format!("workload {s:?}: unknown key {k:?}"))),
+            }
+        }
+        w.validate()?;
+        Ok(w)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let e = |m: &str| Err(ConfigError(format!("workload {}: {m}", self.name())));
+        if self.size == 0 || !self.size.is_multiple_of(1 << 20) {
+            return e("size must be a positive multiple of 1M");
+        }
+        if self.threads == 0 {
+            return e("threads must be >= 1");
+        }
+        if self.deadline == 0 {
+            return e("deadline must be >= 1");
+        }
+        match self.kind {
+            WorkloadKind::DioRead | WorkloadKind::DioWrite if self.passes == 0 => {
+                e("passes must be >= 1")
+            }
+            WorkloadKind::TruncateDuringDio if self.seconds == 0 => e("seconds must be >= 1"),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for WorkloadSpec {
+    /// Every parameter spelled out, so the line says exactly what ran.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:size={}", self.kind, format_size(self.size))?;
+        match self.kind {
+            WorkloadKind::DioRead | WorkloadKind::DioWrite => write!(f, ":passes={}", self.passes)?,
+            WorkloadKind::TruncateDuringDio => write!(f, ":seconds={}", self.seconds)?,
+        }
+        write!(f, ":threads={}:deadline={}", self.threads, self.deadline)?;
+        if let Some(m) = self.mapping {
+            write!(f, ":mapping={m}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything the agent needs to know, from the kernel command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GuestConfig {
+    pub backend: Backend,
+    pub fs: Fs,
+    pub mapping: Mapping,
+    /// Seconds a single blocking operation may take before it is reported as a HANG.
+    pub hang: u32,
+    /// Seconds the teardown may take.
+    pub teardown: u32,
+    pub workloads: Vec<WorkloadSpec>,
+}
+
+impl Default for GuestConfig {
+    fn default() -> Self {
+        GuestConfig {
+            backend: Backend::Memmap,
+            fs: Fs::Ext4,
+            mapping: Mapping::Pte,
+            hang: 10,
+            teardown: 30,
+            workloads: vec![],
+        }
+    }
+}
+
+impl GuestConfig {
+    /// The `kregress.*` part of a kernel command line (no leading/trailing space).
+    pub fn to_cmdline(&self) -> String {
+        let mut s = format!(
+            "kregress.backend={} kregress.fs={} kregress.mapping={} kregress.hang={} kregress.teardown={}",
+            self.backend, self.fs, self.mapping, self.hang, self.teardown
+        );
+        if !self.workloads.is_empty() {
+            let w: Vec<String> = self.workloads.iter().map(|w| w.to_string()).collect();
+            s.push_str(" kregress.workloads=");
+            s.push_str(&w.join(","));
+        }
+        s
+    }
+
+    /// Parse a whole kernel command line (e.g. the contents of /proc/cmdline).
+    pub fn from_cmdline(cmdline: &str) -> Result<Self, ConfigError> {
+        let mut c = GuestConfig::default();
+        for tok in cmdline.split_whitespace() {
+            let Some(rest) = tok.strip_prefix("kregress.") else {
+                continue;
+            };
+            let (k, v) = rest
+                .split_once('=')
+                .ok_or_else(|| ConfigError(format!("{tok:?}: expected kregress.key=value")))?;
+            let secs = |v: &str| -> Result<u32, ConfigError> {
+                match v.parse::<u32>() {
+                    Ok(n) if n > 0 => Ok(n),
+                    _ => Err(ConfigError(format!(
+                        "{tok:?}: expected a positive number of seconds"
+                    ))),
+                }
+            };
+            match k {
+                "backend" => c.backend = v.parse()?,
+                "fs" => c.fs = v.parse()?,
+                "mapping" => c.mapping = v.parse()?,
+                "hang" => c.hang = secs(v)?,
+                "teardown" => c.teardown = secs(v)?,
+                "workloads" => {
+                    c.workloads = v
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(WorkloadSpec::parse)
+                        .collect::<Result<_, _>>()?
+                }
+                _ => return Err(ConfigError(format!("unknown parameter kregress.{k}"))),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Mapping a workload uses.
+    pub fn mapping_for(&self, w: &WorkloadSpec) -> Mapping {
+        w.mapping.unwrap_or(self.mapping)
+    }
+}
+
+/// `64M` → 67108864. Suffixes K, M, G (powers of 1024), or plain bytes.
+pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
+    let (num, shift) = match s.as_bytes().last() {
+        Some(b'K' | b'k') => (&s[..s.len() - 1], 10),
+        Some(b'M' | b'm') => (&s[..s.len() - 1], 20),
+        Some(b'G' | b'g') => (&s[..s.len() - 1], 30),
+        _ => (s, 0),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| ConfigError(format!("bad size {s:?} (e.g. 64M, 1G, 4096)")))
+}
+
+/// Largest exact suffix: 67108864 → "64M".
+pub fn format_size(n: u64) -> String {
+    for (shift, suf) in [(30, "G"), (20, "M"), (10, "K")] {
+        if n != 0 && n.is_multiple_of(1u64 << shift) {
+            return format!("{}{suf}", n >> shift);
+        }
+    }
+    n.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_every_combination() {
+        for &backend in Backend::ALL {
+            for &fs in Fs::ALL {
+                for &mapping in Mapping::ALL {
+                    let mut w = WorkloadSpec::new(WorkloadKind::DioWrite);
+                    w.mapping = Some(Mapping::Pmd);
+                    w.size = 6 << 20;
+                    let c = GuestConfig {
+                        backend,
+                        fs,
+                        mapping,
+                        hang: 7,
+                        teardown: 40,
+                        workloads: vec![
+                            WorkloadSpec::new(WorkloadKind::DioRead),
+                            w,
+                            WorkloadSpec::new(WorkloadKind::TruncateDuringDio),
+                        ],
+                    };
+                    let line = format!(
+                        "BOOT_IMAGE=/bzImage console=ttyS0 memmap=512M!1G {} panic=-1",
+                        c.to_cmdline()
+                    );
+                    assert_eq!(GuestConfig::from_cmdline(&line).unwrap(), c, "{line}");
+                }
+            }
+        }
+        let c = GuestConfig::default();
+        assert_eq!(GuestConfig::from_cmdline(&c.to_cmdline()).unwrap(), c);
+        assert_eq!(GuestConfig::from_cmdline("console=ttyS0\n").unwrap(), c);
+    }
+
+    #[test]
+    fn parses_the_short_form() {
+        let c = GuestConfig::from_cmdline(
+            "kregress.backend=nvdimm kregress.fs=xfs kregress.mapping=pmd \
+             kregress.workloads=dio-read:size=64M:passes=2,truncate-during-dio:seconds=30:threads=2\n",
+        )
+        .unwrap();
+        assert_eq!(c.backend, Backend::Nvdimm);
+        assert_eq!(c.fs, Fs::Xfs);
+        assert_eq!(c.mapping, Mapping::Pmd);
+        assert_eq!(c.workloads.len(), 2);
+        assert_eq!(c.workloads[0].size, 64 << 20);
+        assert_eq!(c.workloads[0].passes, 2);
+        assert_eq!(c.workloads[1].kind, WorkloadKind::TruncateDuringDio);
+        assert_eq!(c.workloads[1].threads, 2);
+        assert_eq!(c.workloads[1].seconds, 30);
+        assert_eq!(
+            c.workloads[1].to_string(),
+            "truncate-during-dio:size=16M:seconds=30:threads=2:deadline=90"
+        );
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        for bad in [
+            "kregress.backend=pmem",
+            "kregress.fs=btrfs",
+            "kregress.colour=blue",
+            "kregress.hang=0",
+            "kregress.hang",
+            "kregress.workloads=fio",
+            "kregress.workloads=dio-read:size=3K",
+            "kregress.workloads=dio-read:passes=0",
+            "kregress.workloads=dio-read:speed=9",
+            "kregress.workloads=dio-read:passes",
+            "kregress.workloads=truncate-during-dio:threads=x",
+        ] {
+            assert!(GuestConfig::from_cmdline(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("99999999999G").is_err());
+        assert_eq!(format_size(64 << 20), "64M");
+        assert_eq!(format_size(1536 << 20), "1536M");
+        assert_eq!(format_size(4096), "4K");
+        assert_eq!(format_size(1000), "1000");
+    }
+}

@@ -1,0 +1,144 @@
+//! Deadlines and hang reports: run a blocking operation on its own thread and give up
+//! waiting after a deadline; collect the kernel stacks of the tasks that matter.
+
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kregress_agent::{Message, ThreadStack};
+
+/// Run `f` on a new thread and wait at most `timeout`. `None` means it did not finish:
+/// the thread is left behind (it is probably stuck in the kernel, in D state).
+pub fn with_deadline<T: Send + 'static>(
+    name: &str,
+    timeout: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
+    if spawned.is_err() {
+        return None;
+    }
+    rx.recv_timeout(timeout).ok()
+}
+
+fn read(p: &str) -> String {
+    std::fs::read_to_string(p).unwrap_or_default()
+}
+
+/// (comm, state, ppid) from /proc/<pid>/task/<tid>/stat.
+fn parse_stat(stat: &str) -> Option<(String, String, i32)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat[open + 1..close].to_string();
+    let mut rest = stat[close + 1..].split_whitespace();
+    let state = rest.next()?.to_string();
+    let ppid = rest.next()?.parse().ok()?;
+    Some((comm, state, ppid))
+}
+
+/// Kernel stack lines without the "[<0>] " prefix.
+pub fn parse_stack(s: &str) -> Vec<String> {
+    s.lines()
+        .map(|l| match l.find("] ") {
+            Some(i) if l.starts_with("[<") => l[i + 2..].trim().to_string(),
+            _ => l.trim().to_string(),
+        })
+        .filter(|l| !l.is_empty())
+        .collect()
+}
+
+/// Every thread of the agent and of its children, plus every other task in D state
+/// (kernel threads included), with their kernel stacks.
+pub fn collect_stacks() -> Vec<ThreadStack> {
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    let mut pids: Vec<i32> = procs
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .collect();
+    pids.sort();
+    for pid in pids {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        let mut tids: Vec<i32> = tasks
+            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+            .collect();
+        tids.sort();
+        for tid in tids {
+            let base = format!("/proc/{pid}/task/{tid}");
+            let Some((comm, state, ppid)) = parse_stat(&read(&format!("{base}/stat"))) else {
+                continue;
+            };
+            if !(pid == me || ppid == me || state == "D") {
+                continue;
+            }
+            out.push(ThreadStack {
+                pid,
+                tid,
+                comm,
+                state,
+                wchan: read(&format!("{base}/wchan")).trim().to_string(),
+                stack: parse_stack(&read(&format!("{base}/stack"))),
+            });
+        }
+    }
+    out
+}
+
+/// Emit a `hang` message with the stacks, then ask the kernel to dump blocked tasks
+/// (sysrq w; silently nothing when CONFIG_MAGIC_SYSRQ is off).
+pub fn report_hang(phase: &str, what: &str, op: &str, waited: Duration) {
+    Message::Hang {
+        phase: phase.into(),
+        what: what.into(),
+        op: op.into(),
+        waited_s: waited.as_secs_f64(),
+        threads: collect_stacks(),
+    }
+    .emit();
+    let _ = std::fs::write("/proc/sysrq-trigger", "w");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_and_stack_parsing() {
+        let (comm, state, ppid) = parse_stat("57 (trunc (x)) D 1 1 0 0 -1 4194560").unwrap();
+        assert_eq!((comm.as_str(), state.as_str(), ppid), ("trunc (x)", "D", 1));
+        let s =
+            parse_stack("[<0>] ext4_break_layouts+0x1a9/0x2c0\n[<0>] ext4_setattr+0x3b/0x9d0\n");
+        assert_eq!(
+            s,
+            vec!["ext4_break_layouts+0x1a9/0x2c0", "ext4_setattr+0x3b/0x9d0"]
+        );
+    }
+
+    #[test]
+    fn deadline_gives_up() {
+        assert_eq!(
+            with_deadline("quick", Duration::from_secs(5), || 7),
+            Some(7)
+        );
+        assert_eq!(
+            with_deadline("slow", Duration::from_millis(50), || std::thread::sleep(
+                Duration::from_secs(2)
+            )),
+            None
+        );
+    }
+
+    #[test]
+    fn collects_own_threads() {
+        let st = collect_stacks();
+        assert!(st.iter().any(|t| t.pid == std::process::id() as i32));
+    }
+}

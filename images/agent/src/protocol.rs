@@ -1,0 +1,450 @@
+//! Wire protocol between the guest agent and the runner.
+//!
+//! The agent prints one JSON object per console line behind a fixed marker:
+//!
+//! ```text
+//! KREGRESS> {"type":"hello","version":"0.1.0","kernel":"6.1.0","uptime_s":1.62}
+//! ```
+//!
+//! The serial console also carries kernel messages, which may come before the
+//! marker on the same line (or, rarely, split one of our lines in two), so
+//! [`parse_line`] looks for the marker anywhere in the line and returns `None`
+//! for anything that is not a complete, well-formed message.
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Fixed prefix in front of every protocol line.
+pub const MARKER: &str = "KREGRESS> ";
+
+/// Version of the message set; bumped on incompatible changes.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Which GUP path a pass exercised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Gup {
+    /// The mapping was pre-faulted: get_user_pages_fast() finds the PTEs.
+    Fast,
+    /// Fresh mapping, never touched: GUP-fast fails and the slow path faults.
+    Slow,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Outcome {
+    Pass,
+    Fail,
+    /// The harness could not run the test (e.g. DAX not active, setup failed).
+    Miss,
+    /// Not run (e.g. skipped after an earlier hang wedged the filesystem).
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum FailKind {
+    Hang,
+    DataCorruption,
+    IoError,
+}
+
+/// One thread (task) and its kernel stack, from /proc/<pid>/task/<tid>/.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThreadStack {
+    pub pid: i32,
+    pub tid: i32,
+    pub comm: String,
+    /// State letter from /proc/.../stat (R, S, D, ...).
+    pub state: String,
+    pub wchan: String,
+    /// Frames without the "[<0>] " prefix, innermost first, e.g. "ext4_break_layouts+0x1a9/0x2c0".
+    pub stack: Vec<String>,
+}
+
+/// Every message the agent prints. Serialized with an internal `type` tag in snake_case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Message {
+    /// First line after the agent started.
+    Hello {
+        version: String,
+        protocol: u32,
+        /// `uname -r`.
+        kernel: String,
+        /// Guest uptime when the agent printed hello (kernel boot time to agent).
+        uptime_s: f64,
+    },
+    /// Progress: a setup/teardown step finished (or failed: `ok` false).
+    Step {
+        name: String,
+        ok: bool,
+        detail: String,
+        elapsed_ms: u64,
+    },
+    /// STATX_ATTR_DAX of the test file.
+    DaxCheck {
+        path: String,
+        dax: bool,
+    },
+    WorkloadStart {
+        name: String,
+        spec: String,
+    },
+    /// One measured pass of a throughput workload.
+    Sample {
+        workload: String,
+        pass: u32,
+        gup: Gup,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mb_per_s: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ops_per_s: Option<f64>,
+    },
+    WorkloadResult {
+        name: String,
+        outcome: Outcome,
+        kind: Option<FailKind>,
+        errno: Option<i32>,
+        detail: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mb_per_s: Option<f64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        ops_per_s: Option<f64>,
+        /// Free-form counters (ios, truncates, efault, ...).
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        counters: BTreeMap<String, u64>,
+    },
+    /// Something did not finish within its deadline.
+    Hang {
+        /// "workload" or "teardown".
+        phase: String,
+        /// Workload name or teardown step.
+        what: String,
+        /// The operation that is stuck, e.g. "ftruncate" or "umount".
+        op: String,
+        waited_s: f64,
+        threads: Vec<ThreadStack>,
+    },
+    Teardown {
+        outcome: Outcome,
+        kind: Option<FailKind>,
+        detail: String,
+        elapsed_ms: u64,
+    },
+    /// Fatal agent-side error (bad configuration, setup failed); the run is MISS.
+    Error {
+        phase: String,
+        detail: String,
+    },
+    /// Last line before power-off.
+    Done {
+        ok: bool,
+        elapsed_ms: u64,
+    },
+}
+
+impl Message {
+    /// The console line for this message, without the trailing newline.
+    pub fn to_line(&self) -> String {
+        // Serializing these types cannot fail (no maps with non-string keys, no NaN issues:
+        // serde_json writes non-finite floats as null).
+        let json = serde_json::to_string(self).expect("message serializes");
+        format!("{MARKER}{json}")
+    }
+
+    /// Print the message on stdout (the console in the guest). The whole line goes out
+    /// in one write(2), bypassing std's buffer, and lines from several threads never mix.
+    pub fn emit(&self) {
+        use std::io::Write;
+        use std::os::unix::io::FromRawFd;
+        static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let mut line = self.to_line();
+        line.push('\n');
+        let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = std::io::stdout().flush();
+        // fd 1 is borrowed, never closed.
+        let mut out = std::mem::ManuallyDrop::new(unsafe { std::fs::File::from_raw_fd(1) });
+        let _ = out.write_all(line.as_bytes());
+        // Wait until the tty has sent the line: kernel messages the agent provokes next
+        // (sysrq, a WARNING) then come after it instead of in its middle. ENOTTY off a tty.
+        unsafe { libc::tcdrain(1) };
+    }
+}
+
+/// Parse one console line. Returns `None` unless the line holds the marker
+/// followed by one complete message. Text before the marker (kernel output,
+/// `\r`) is ignored.
+pub fn parse_line(line: &str) -> Option<Message> {
+    let at = line.find(MARKER)?;
+    let json = line[at + MARKER.len()..]
+        .trim_end_matches(['\r', '\n'])
+        .trim();
+    serde_json::from_str(json).ok()
+}
+
+/// Start of a printk timestamp "[   30.520227] " in `s`, if any.
+fn printk_prefix(s: &str) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut from = 0;
+    while let Some(i) = s[from..].find('[').map(|i| i + from) {
+        let mut j = i + 1;
+        while j < b.len() && b[j] == b' ' {
+            j += 1;
+        }
+        let d0 = j;
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        if j > d0 && j < b.len() && b[j] == b'.' {
+            j += 1;
+            let f0 = j;
+            while j < b.len() && b[j].is_ascii_digit() {
+                j += 1;
+            }
+            if j > f0 && b.get(j) == Some(&b']') {
+                return Some(i);
+            }
+        }
+        from = i + 1;
+    }
+    None
+}
+
+/// Stateful console parser for the runner: like [`parse_line`], but also puts back
+/// together a protocol line that a kernel message split, e.g.
+///
+/// ```text
+/// KREGRESS> {"type":"hang",...,"waited_s":10.0,"[   30.520227] sysrq: Show Blocked State
+/// threads":[...]}
+/// ```
+///
+/// Whole kernel lines in between are skipped; a line that cannot be completed within
+/// a few lines is dropped.
+#[derive(Debug, Default)]
+pub struct LineParser {
+    pending: Option<String>,
+    waited: u32,
+}
+
+impl LineParser {
+    const MAX_LINES: u32 = 16;
+
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed one console line; returns the message it completes, if any.
+    pub fn push(&mut self, line: &str) -> Option<Message> {
+        let line = line.trim_end_matches(['\r', '\n']);
+        if let Some(at) = line.find(MARKER) {
+            self.pending = None;
+            let json = &line[at + MARKER.len()..];
+            if let Ok(m) = serde_json::from_str(json.trim()) {
+                return Some(m);
+            }
+            self.hold(json.to_string());
+            return None;
+        }
+        let mut pending = self.pending.take()?;
+        self.waited += 1;
+        if self.waited > Self::MAX_LINES {
+            return None;
+        }
+        if printk_prefix(line) == Some(0) {
+            // A whole kernel line between the two halves.
+            self.pending = Some(pending);
+            return None;
+        }
+        pending.push_str(line);
+        if let Ok(m) = serde_json::from_str(pending.trim()) {
+            return Some(m);
+        }
+        self.hold(pending);
+        None
+    }
+
+    fn hold(&mut self, mut json: String) {
+        if let Some(i) = printk_prefix(&json) {
+            json.truncate(i);
+        }
+        if self.pending.is_none() {
+            self.waited = 0;
+        }
+        self.pending = Some(json);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_messages() -> Vec<Message> {
+        let mut counters = BTreeMap::new();
+        counters.insert("truncates".to_string(), 473);
+        vec![
+            Message::Hello {
+                version: "0.1.0".into(),
+                protocol: PROTOCOL_VERSION,
+                kernel: "6.1.0".into(),
+                uptime_s: 1.5,
+            },
+            Message::Step {
+                name: "mkfs".into(),
+                ok: true,
+                detail: "mkfs.ext4 /dev/pmem0".into(),
+                elapsed_ms: 420,
+            },
+            Message::DaxCheck {
+                path: "/mnt/pmem/testfile".into(),
+                dax: true,
+            },
+            Message::WorkloadStart {
+                name: "dio-read".into(),
+                spec: "dio-read:size=64M:passes=2".into(),
+            },
+            Message::Sample {
+                workload: "dio-read".into(),
+                pass: 1,
+                gup: Gup::Slow,
+                mb_per_s: Some(312.5),
+                ops_per_s: None,
+            },
+            Message::WorkloadResult {
+                name: "truncate-during-dio".into(),
+                outcome: Outcome::Fail,
+                kind: Some(FailKind::Hang),
+                errno: None,
+                detail: "ftruncate did not return within 10 s".into(),
+                mb_per_s: None,
+                ops_per_s: Some(55.0),
+                counters,
+            },
+            Message::Hang {
+                phase: "workload".into(),
+                what: "truncate-during-dio".into(),
+                op: "ftruncate".into(),
+                waited_s: 10.0,
+                threads: vec![ThreadStack {
+                    pid: 1,
+                    tid: 57,
+                    comm: "truncate".into(),
+                    state: "D".into(),
+                    wchan: "ext4_break_layouts".into(),
+                    stack: vec![
+                        "ext4_break_layouts+0x1a9/0x2c0".into(),
+                        "ext4_setattr+0x3b/0x9d0".into(),
+                    ],
+                }],
+            },
+            Message::Teardown {
+                outcome: Outcome::Pass,
+                kind: None,
+                detail: "umount 0.1 s".into(),
+                elapsed_ms: 100,
+            },
+            Message::Error {
+                phase: "config".into(),
+                detail: "unknown workload".into(),
+            },
+            Message::Done {
+                ok: true,
+                elapsed_ms: 5300,
+            },
+        ]
+    }
+
+    #[test]
+    fn every_message_round_trips() {
+        for m in all_messages() {
+            let line = m.to_line();
+            assert!(line.starts_with(MARKER));
+            assert!(!line.contains('\n'));
+            assert_eq!(parse_line(&line), Some(m.clone()), "{line}");
+            // kernel noise before the marker and a CR at the end
+            let noisy = format!("[    3.141592] random: crng init done{line}\r");
+            assert_eq!(parse_line(&noisy), Some(m));
+        }
+    }
+
+    #[test]
+    fn json_shapes_are_stable() {
+        let s = Message::Sample {
+            workload: "dio-read".into(),
+            pass: 0,
+            gup: Gup::Fast,
+            mb_per_s: Some(300.0),
+            ops_per_s: None,
+        };
+        assert_eq!(
+            s.to_line(),
+            r#"KREGRESS> {"type":"sample","workload":"dio-read","pass":0,"gup":"fast","mb_per_s":300.0}"#
+        );
+        let r = Message::WorkloadResult {
+            name: "dio-write".into(),
+            outcome: Outcome::Fail,
+            kind: Some(FailKind::IoError),
+            errno: Some(12),
+            detail: "pwrite: ENOMEM".into(),
+            mb_per_s: None,
+            ops_per_s: None,
+            counters: BTreeMap::new(),
+        };
+        assert_eq!(
+            r.to_line(),
+            r#"KREGRESS> {"type":"workload_result","name":"dio-write","outcome":"FAIL","kind":"IO_ERROR","errno":12,"detail":"pwrite: ENOMEM"}"#
+        );
+        let d = parse_line(r#"KREGRESS> {"type":"workload_result","name":"x","outcome":"FAIL","kind":"DATA_CORRUPTION","errno":null,"detail":""}"#).unwrap();
+        assert!(matches!(
+            d,
+            Message::WorkloadResult {
+                kind: Some(FailKind::DataCorruption),
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn reassembles_lines_split_by_printk() {
+        let m = all_messages()
+            .into_iter()
+            .find(|m| matches!(m, Message::Hang { .. }))
+            .unwrap();
+        let line = m.to_line();
+        let cut = line.find("\"threads\"").unwrap() + 1;
+        let mut p = LineParser::new();
+        assert_eq!(
+            p.push(&format!(
+                "{}[   30.520227] sysrq: Show Blocked State\r",
+                &line[..cut]
+            )),
+            None
+        );
+        assert_eq!(p.push("[   30.520300] task:truncate state:D stack:0"), None);
+        assert_eq!(p.push(&format!("{}\r", &line[cut..])), Some(m.clone()));
+        // Ordinary lines still work, and a new marker drops a broken pending line.
+        assert_eq!(p.push(&format!("{}garbage", &line[..cut])), None);
+        assert_eq!(p.push(&line), Some(m.clone()));
+        assert_eq!(p.push("[    1.0] hello"), None);
+        // Unrelated text never completes a pending line made of garbage.
+        assert_eq!(p.push("KREGRESS> {\"type\":"), None);
+        for _ in 0..20 {
+            assert_eq!(p.push("noise"), None);
+        }
+        assert_eq!(printk_prefix("abc[  1.5] x"), Some(3));
+        assert_eq!(printk_prefix("[x] [12.000001] y"), Some(4));
+        assert_eq!(printk_prefix("[12] y"), None);
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert_eq!(parse_line("no marker here"), None);
+        assert_eq!(parse_line("KREGRESS> "), None);
+        assert_eq!(
+            parse_line("KREGRESS> {\"type\":\"hello\",\"vers"),
+            None,
+            "line split by a printk"
+        );
+        assert_eq!(parse_line("KREGRESS> {\"type\":\"nonsense\"}"), None);
+    }
+}

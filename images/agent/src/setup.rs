@@ -1,0 +1,468 @@
+//! Guest setup and teardown: early mounts, console, pmem devices, mkfs, DAX mount.
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use kregress_agent::{Backend, FailKind, Fs, GuestConfig, Message, Outcome};
+
+use crate::hang;
+use crate::sys::{self, ms};
+
+pub const MNT: &str = "/mnt/pmem";
+const TOOL_DIRS: &[&str] = &["/sbin", "/usr/sbin", "/bin", "/usr/bin"];
+const LIB_PATH: &str = "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/lib:/usr/lib";
+
+/// Emit a `step` message.
+pub fn step(name: &str, ok: bool, detail: impl Into<String>, t: Instant) {
+    Message::Step {
+        name: name.into(),
+        ok,
+        detail: detail.into(),
+        elapsed_ms: ms(t.elapsed()),
+    }
+    .emit();
+}
+
+/// proc, sys, devtmpfs, tmpfs. Already-mounted (EBUSY) is fine.
+pub fn early_mounts() -> Result<(), String> {
+    let mut errors = Vec::new();
+    for (src, target, fstype) in [
+        ("proc", "/proc", "proc"),
+        ("sysfs", "/sys", "sysfs"),
+        ("devtmpfs", "/dev", "devtmpfs"),
+        ("tmpfs", "/tmp", "tmpfs"),
+    ] {
+        let _ = std::fs::create_dir_all(target);
+        match sys::mount(src, target, fstype, libc::MS_NOSUID, "") {
+            Ok(()) => {}
+            Err(e) if e.errno == libc::EBUSY => {}
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
+    }
+}
+
+/// Make sure fds 0, 1, 2 are the console (they are not when the initramfs has no /dev/console).
+pub fn ensure_console() {
+    if unsafe { libc::fcntl(1, libc::F_GETFD) } >= 0 {
+        return;
+    }
+    let fd = unsafe { libc::open(c"/dev/console".as_ptr(), libc::O_RDWR | libc::O_NOCTTY) };
+    if fd >= 0 {
+        for target in 0..3 {
+            if fd != target {
+                unsafe { libc::dup2(fd, target) };
+            }
+        }
+        if fd > 2 {
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
+pub fn find_tool(name: &str) -> Option<String> {
+    TOOL_DIRS
+        .iter()
+        .map(|d| format!("{d}/{name}"))
+        .find(|p| Path::new(p).exists())
+}
+
+/// Why a tool run failed (command, exit status, last lines of its output).
+pub struct ToolError {
+    pub detail: String,
+}
+
+/// Run a host tool copied into the initramfs, with a deadline. Returns its stdout.
+/// On timeout the child is left running (it is likely in D state) and a hang report is emitted.
+pub fn run_tool(
+    phase: &str,
+    name: &str,
+    args: &[&str],
+    timeout: Duration,
+) -> Result<String, ToolError> {
+    let cmdline = format!("{name} {}", args.join(" "));
+    let Some(path) = find_tool(name) else {
+        return Err(ToolError {
+            detail: format!(
+                "{name}: not found in the initramfs ({})",
+                TOOL_DIRS.join(", ")
+            ),
+        });
+    };
+    let tag = format!("{}-{}", std::process::id(), name.replace('/', "_"));
+    let (out_path, err_path) = (format!("/tmp/{tag}.out"), format!("/tmp/{tag}.err"));
+    let open = |p: &str| {
+        std::fs::File::create(p)
+            .map(Stdio::from)
+            .unwrap_or_else(|_| Stdio::null())
+    };
+    let t = Instant::now();
+    let mut child = match Command::new(&path)
+        .args(args)
+        .env_clear()
+        .env("PATH", "/sbin:/usr/sbin:/bin:/usr/bin")
+        .env("LD_LIBRARY_PATH", LIB_PATH)
+        .stdin(Stdio::null())
+        .stdout(open(&out_path))
+        .stderr(open(&err_path))
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return Err(ToolError {
+                detail: format!("{cmdline}: cannot start: {e}"),
+            })
+        }
+    };
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(s)) => break s,
+            Ok(None) if t.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
+            Ok(None) => {
+                hang::report_hang(phase, &cmdline, name, t.elapsed());
+                return Err(ToolError {
+                    detail: format!(
+                        "{cmdline}: still running after {:.0} s",
+                        timeout.as_secs_f64()
+                    ),
+                });
+            }
+            Err(e) => {
+                return Err(ToolError {
+                    detail: format!("{cmdline}: wait: {e}"),
+                })
+            }
+        }
+    };
+    let out = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let err = std::fs::read_to_string(&err_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    let _ = std::fs::remove_file(&err_path);
+    if !status.success() {
+        let tail: Vec<&str> = err
+            .lines()
+            .chain(out.lines())
+            .rev()
+            .take(8)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(ToolError {
+            detail: format!("{cmdline}: {status}: {}", tail.join(" | ")),
+        });
+    }
+    Ok(out)
+}
+
+/// The two pmem block devices.
+#[derive(Debug, Clone)]
+pub struct Devices {
+    /// Gets the DAX filesystem.
+    pub fs_dev: String,
+    /// Raw, non-DAX block device: the O_DIRECT side.
+    pub raw_dev: String,
+}
+
+fn blockdev_of_namespace(ns: &str) -> Option<String> {
+    let dir = format!("/sys/bus/nd/devices/{ns}/block");
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .next()
+}
+
+fn blockdev_from_ndctl_json(out: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(out.trim()).ok()?;
+    v.get("blockdev")?.as_str().map(str::to_string)
+}
+
+/// Find (and for NVDIMMs configure) the pmem devices.
+pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
+    let appear = Duration::from_secs(20);
+    match cfg.backend {
+        Backend::Memmap => {
+            for d in ["/dev/pmem0", "/dev/pmem1"] {
+                if !sys::wait_for_path(d, appear) {
+                    return Err(format!("{d} did not appear within {} s (memmap=512M!1G memmap=512M!2G on the kernel command line?)", appear.as_secs()));
+                }
+            }
+            Ok(Devices {
+                fs_dev: "/dev/pmem0".into(),
+                raw_dev: "/dev/pmem1".into(),
+            })
+        }
+        Backend::Nvdimm => {
+            for ns in ["namespace0.0", "namespace1.0"] {
+                let p = format!("/sys/bus/nd/devices/{ns}");
+                if !sys::wait_for_path(&p, appear) {
+                    return Err(format!(
+                        "{p} did not appear within {} s (two QEMU nvdimm devices?)",
+                        appear.as_secs()
+                    ));
+                }
+            }
+            let t = Instant::now();
+            let out = run_tool(
+                "setup",
+                "ndctl",
+                &[
+                    "create-namespace",
+                    "-f",
+                    "-e",
+                    "namespace0.0",
+                    "-m",
+                    "fsdax",
+                ],
+                Duration::from_secs(120),
+            )
+            .map_err(|e| e.detail)?;
+            let fs = blockdev_from_ndctl_json(&out).ok_or_else(|| {
+                format!(
+                    "ndctl create-namespace: no blockdev in its output: {}",
+                    out.trim()
+                )
+            })?;
+            step(
+                "ndctl-fsdax",
+                true,
+                format!("namespace0.0 -> fsdax, /dev/{fs}"),
+                t,
+            );
+            let raw = match blockdev_of_namespace("namespace1.0") {
+                Some(b) => b,
+                None => {
+                    // Claimed by a stale info block: force it back to raw mode.
+                    let out = run_tool(
+                        "setup",
+                        "ndctl",
+                        &["create-namespace", "-f", "-e", "namespace1.0", "-m", "raw"],
+                        Duration::from_secs(120),
+                    )
+                    .map_err(|e| e.detail)?;
+                    blockdev_from_ndctl_json(&out).ok_or_else(|| {
+                        format!("ndctl create-namespace -m raw: no blockdev: {}", out.trim())
+                    })?
+                }
+            };
+            let (fs_dev, raw_dev) = (format!("/dev/{fs}"), format!("/dev/{raw}"));
+            for d in [&fs_dev, &raw_dev] {
+                if !sys::wait_for_path(d, appear) {
+                    return Err(format!("{d} did not appear"));
+                }
+            }
+            Ok(Devices { fs_dev, raw_dev })
+        }
+    }
+}
+
+/// `pmd`: some workload wants PMD mappings, so ask for 2 MiB-aligned allocations
+/// (ext4: stride/stripe_width of 512 blocks; XFS: 2 MiB stripe unit, plus a per-file
+/// 2 MiB extent size hint).
+pub fn mkfs(fs: Fs, dev: &str, pmd: bool) -> Result<String, String> {
+    let ext4_e = if pmd {
+        "lazy_itable_init=1,lazy_journal_init=1,nodiscard,stride=512,stripe_width=512"
+    } else {
+        "lazy_itable_init=1,lazy_journal_init=1,nodiscard"
+    };
+    let (tool, args): (&str, Vec<&str>) = match fs {
+        Fs::Ext4 => (
+            "mkfs.ext4",
+            vec!["-q", "-F", "-b", "4096", "-E", ext4_e, dev],
+        ),
+        Fs::Xfs if pmd => (
+            "mkfs.xfs",
+            vec![
+                "-q",
+                "-f",
+                "-m",
+                "reflink=0",
+                "-b",
+                "size=4096",
+                "-d",
+                "su=2m,sw=1",
+                dev,
+            ],
+        ),
+        Fs::Xfs => (
+            "mkfs.xfs",
+            vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", dev],
+        ),
+    };
+    run_tool("setup", tool, &args, Duration::from_secs(180)).map_err(|e| e.detail)?;
+    Ok(format!("{tool} {}", args.join(" ")))
+}
+
+pub fn mount_dax(fs: Fs, dev: &str) -> Result<String, String> {
+    std::fs::create_dir_all(MNT).map_err(|e| format!("mkdir {MNT}: {e}"))?;
+    sys::mount(dev, MNT, fs.as_str(), 0, "dax").map_err(|e| e.to_string())?;
+    Ok(format!("mount -t {fs} -o dax {dev} {MNT}"))
+}
+
+/// Create a file of `size` bytes with written (not unwritten) blocks, then check
+/// STATX_ATTR_DAX. Emits `dax_check`. Err: could not create it.
+pub fn create_test_file(path: &str, size: u64, pmd: bool) -> Result<bool, sys::SysError> {
+    let fd = sys::Fd::open(path, libc::O_RDWR | libc::O_CREAT | libc::O_TRUNC)?;
+    if pmd {
+        // 2 MiB extent size hint (XFS); other filesystems refuse it, which is fine.
+        let _ = sys::set_extsize_hint(&fd, sys::PMD_SIZE as u32);
+    }
+    // One allocation for the whole file: contiguous extents, PMD faults possible.
+    sys::fallocate(&fd, size)?;
+    let buf = sys::Map::anon(sys::MIB)?;
+    let mut off = 0;
+    while off < size {
+        sys::pwrite_exact(&fd, buf.ptr, sys::MIB, off)?;
+        off += sys::MIB as u64;
+    }
+    sys::fsync(&fd)?;
+    let (attrs, _mask) = sys::statx_attributes(path)?;
+    let dax = attrs & sys::STATX_ATTR_DAX != 0;
+    Message::DaxCheck {
+        path: path.into(),
+        dax,
+    }
+    .emit();
+    Ok(dax)
+}
+
+fn unbind(dev: &str) -> Result<String, String> {
+    let name = dev.trim_start_matches("/dev/");
+    let devlink = format!("/sys/block/{name}/device");
+    let target = std::fs::read_link(&devlink).map_err(|e| format!("readlink {devlink}: {e}"))?;
+    let devname = target
+        .file_name()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default()
+        .to_string();
+    let unbind = format!("{devlink}/driver/unbind");
+    let driver = std::fs::read_link(format!("{devlink}/driver"))
+        .ok()
+        .and_then(|p| p.file_name()?.to_str().map(str::to_string))
+        .unwrap_or_default();
+    std::fs::write(&unbind, &devname).map_err(|e| format!("echo {devname} > {unbind}: {e}"))?;
+    Ok(format!("{devname} unbound from {driver}"))
+}
+
+/// umount, then unbind both pmem devices from their driver (this tears down the
+/// dev_pagemap of the DAX device: where page reference leaks show). Emits `teardown`.
+/// `wedged`: an earlier hang left threads stuck on the filesystem.
+pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged: bool) -> bool {
+    let t = Instant::now();
+    let limit = Duration::from_secs(cfg.teardown as u64);
+    let mut done = Vec::new();
+    let finish = |outcome, kind, detail: String| {
+        Message::Teardown {
+            outcome,
+            kind,
+            detail,
+            elapsed_ms: ms(t.elapsed()),
+        }
+        .emit();
+        outcome == Outcome::Pass || outcome == Outcome::Skip
+    };
+    if mounted {
+        let r = hang::with_deadline("umount", limit, || sys::umount(MNT, 0));
+        match r {
+            None => {
+                hang::report_hang("teardown", "umount", "umount", t.elapsed());
+                return finish(
+                    Outcome::Fail,
+                    Some(FailKind::Hang),
+                    format!("umount {MNT} did not return within {} s", cfg.teardown),
+                );
+            }
+            Some(Err(e)) if wedged && e.errno == libc::EBUSY => {
+                let lazy = sys::umount(MNT, libc::MNT_DETACH)
+                    .map(|_| "lazily detached")
+                    .unwrap_or("lazy detach failed too");
+                return finish(
+                    Outcome::Skip,
+                    None,
+                    format!("{e} after an earlier hang ({lazy}); pmem devices left bound"),
+                );
+            }
+            Some(Err(e)) => return finish(Outcome::Fail, Some(FailKind::IoError), e.to_string()),
+            Some(Ok(())) => done.push(format!("umount {MNT} {:.2} s", t.elapsed().as_secs_f64())),
+        }
+    }
+    let backend = cfg.backend;
+    if let Some(d) = devs {
+        for dev in [d.fs_dev.clone(), d.raw_dev.clone()] {
+            let left = limit
+                .saturating_sub(t.elapsed())
+                .max(Duration::from_secs(1));
+            let t1 = Instant::now();
+            let dev2 = dev.clone();
+            match hang::with_deadline("unbind", left, move || unbind(&dev2)) {
+                None => {
+                    hang::report_hang("teardown", &format!("unbind {dev}"), "unbind", t1.elapsed());
+                    return finish(
+                        Outcome::Fail,
+                        Some(FailKind::Hang),
+                        format!(
+                            "{}; unbinding {dev} did not return within {:.0} s",
+                            done.join("; "),
+                            left.as_secs_f64()
+                        ),
+                    );
+                }
+                Some(Err(e)) => {
+                    return finish(
+                        Outcome::Fail,
+                        Some(FailKind::IoError),
+                        format!("{}; {e}", done.join("; ")),
+                    )
+                }
+                Some(Ok(s)) => {
+                    done.push(format!("{dev}: {s} in {:.2} s", t1.elapsed().as_secs_f64()))
+                }
+            }
+        }
+    }
+    finish(
+        Outcome::Pass,
+        None,
+        format!("{backend}: {}", done.join("; ")),
+    )
+}
+
+/// sync, then power off (PID 1) or exit (anything else, e.g. a test run on a host).
+pub fn power_off(code: i32) -> ! {
+    unsafe { libc::sync() };
+    if std::process::id() == 1 {
+        unsafe { libc::reboot(libc::RB_POWER_OFF) };
+        // Still here: reboot(2) failed. PID 1 must not exit (that panics the kernel).
+        loop {
+            std::thread::sleep(Duration::from_secs(3600));
+        }
+    }
+    std::process::exit(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ndctl_json() {
+        let out = r#"{
+  "dev":"namespace0.0",
+  "mode":"fsdax",
+  "map":"dev",
+  "size":"1006.00 MiB (1054.87 MB)",
+  "uuid":"0b4b6fb5-1f4c-4ba6-a2a1-f3c1f0c2f7a0",
+  "sector_size":512,
+  "align":2097152,
+  "blockdev":"pmem0"
+}
+"#;
+        assert_eq!(blockdev_from_ndctl_json(out).as_deref(), Some("pmem0"));
+        assert_eq!(blockdev_from_ndctl_json("garbage"), None);
+    }
+}

@@ -1,0 +1,795 @@
+//! Guest initramfs: the static agent as /init, host tools with their shared-library
+//! closure, a few device nodes, written as a gzip'd cpio newc archive and cached
+//! content-addressed under `<cache>/images/<sha256>/initramfs.cpio.gz`.
+//!
+//! ```no_run
+//! let img = kregress::image::build(&kregress::image::ImageOptions::default()).unwrap();
+//! println!("{} ({} bytes, cached: {})", img.path.display(), img.size, img.cached);
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// Bump when the archive layout changes, so old cache entries are not reused.
+const FORMAT: &str = "kregress-initramfs-v1";
+/// Target the agent is built for (the host's default; crt-static works with glibc's libc.a).
+pub const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
+pub const AGENT_RUSTFLAGS: &str = "-C target-feature=+crt-static";
+
+/// An error with the context it happened in (path, command, ...).
+#[derive(Debug)]
+pub struct ImageError {
+    pub context: String,
+    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl fmt::Display for ImageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.source {
+            Some(s) => write!(f, "{}: {s}", self.context),
+            None => f.write_str(&self.context),
+        }
+    }
+}
+
+impl std::error::Error for ImageError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+pub type Result<T, E = ImageError> = std::result::Result<T, E>;
+
+fn err(context: impl Into<String>) -> ImageError {
+    ImageError {
+        context: context.into(),
+        source: None,
+    }
+}
+
+trait Context<T> {
+    fn context(self, c: impl FnOnce() -> String) -> Result<T>;
+}
+
+impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
+    fn context(self, c: impl FnOnce() -> String) -> Result<T> {
+        self.map_err(|e| ImageError {
+            context: c(),
+            source: Some(Box::new(e)),
+        })
+    }
+}
+
+/// `images/initramfs.yaml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Recipe {
+    /// Executables copied to the same path in the guest, with their shared libraries.
+    pub tools: Vec<String>,
+    /// Plain files copied to the same path.
+    #[serde(default)]
+    pub files: Vec<String>,
+}
+
+impl Recipe {
+    pub fn load(path: &Path) -> Result<Recipe> {
+        let text =
+            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
+        Recipe::parse(&text).map_err(|e| ImageError {
+            context: format!("{}: {}", path.display(), e.context),
+            source: e.source,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Recipe> {
+        let r: Recipe =
+            serde_yaml::from_str(text).context(|| "bad initramfs recipe".to_string())?;
+        for p in r.tools.iter().chain(&r.files) {
+            if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
+                return Err(err(format!(
+                    "bad initramfs recipe: {p:?} must be an absolute path without '..'"
+                )));
+            }
+        }
+        Ok(r)
+    }
+}
+
+/// Where and how to build the image.
+#[derive(Debug, Clone)]
+pub struct ImageOptions {
+    /// Cargo workspace root (holds images/agent).
+    pub workspace: PathBuf,
+    /// The recipe, normally `<workspace>/images/initramfs.yaml`.
+    pub recipe: PathBuf,
+    /// Cache root (see [`cache_root`]); images go to `<cache_root>/images/<key>/`.
+    pub cache_root: PathBuf,
+    /// Use this static agent binary instead of building one with cargo.
+    pub agent: Option<PathBuf>,
+}
+
+impl Default for ImageOptions {
+    fn default() -> Self {
+        let workspace = workspace_root();
+        ImageOptions {
+            recipe: workspace.join("images/initramfs.yaml"),
+            workspace,
+            cache_root: cache_root(),
+            agent: None,
+        }
+    }
+}
+
+/// A built (or cached) initramfs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageArtifact {
+    /// `<cache_root>/images/<key>/initramfs.cpio.gz`
+    pub path: PathBuf,
+    /// sha256 of everything in the archive (agent, tools, libraries, files, layout) and the recipe.
+    pub key: String,
+    /// The static agent that became /init.
+    pub agent: PathBuf,
+    /// Archive path → host source, for every regular file in the archive.
+    pub files: BTreeMap<String, String>,
+    /// Size of the compressed archive in bytes.
+    pub size: u64,
+    /// The archive already existed in the cache.
+    pub cached: bool,
+    /// External commands run, in order (full command lines).
+    pub commands: Vec<String>,
+}
+
+/// Workspace root this crate was built from.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+/// `$KREGRESS_CACHE`, else `$XDG_CACHE_HOME/kregress`, else `~/.cache/kregress`.
+pub fn cache_root() -> PathBuf {
+    cache_root_from(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+}
+
+fn cache_root_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    if let Some(c) = env("KREGRESS_CACHE") {
+        return PathBuf::from(c);
+    }
+    if let Some(x) = env("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("kregress");
+    }
+    let home = env("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache/kregress")
+}
+
+/// Build the image (or find it in the cache).
+pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
+    let mut commands = Vec::new();
+    let recipe_text = std::fs::read_to_string(&opts.recipe)
+        .context(|| format!("reading {}", opts.recipe.display()))?;
+    let recipe = Recipe::load(&opts.recipe)?;
+    let agent = match &opts.agent {
+        Some(a) => a.clone(),
+        None => build_agent(
+            &opts.workspace,
+            &opts.cache_root.join("agent-target"),
+            &mut commands,
+        )?,
+    };
+    let agent_bytes =
+        std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
+    if let Some(interp) =
+        elf_interpreter(&agent_bytes).map_err(|e| err(format!("{}: {e}", agent.display())))?
+    {
+        return Err(err(format!("the agent {} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'", agent.display())));
+    }
+
+    let mut tree = Tree::default();
+    for d in [
+        "dev", "proc", "sys", "tmp", "mnt", "mnt/pmem", "root", "etc",
+    ] {
+        tree.dir(d);
+    }
+    tree.insert(
+        "dev/console",
+        Node::CharDev {
+            mode: 0o600,
+            major: 5,
+            minor: 1,
+        },
+    );
+    tree.insert(
+        "dev/null",
+        Node::CharDev {
+            mode: 0o666,
+            major: 1,
+            minor: 3,
+        },
+    );
+    tree.file("init", 0o755, agent_bytes, &agent.display().to_string());
+
+    for tool in &recipe.tools {
+        let path = Path::new(tool);
+        let data = std::fs::read(path)
+            .context(|| format!("initramfs tool {tool} (from {})", opts.recipe.display()))?;
+        tree.file(tool, 0o755, data, tool);
+        for lib in library_closure(path, &mut commands)? {
+            let s = lib.display().to_string();
+            if tree.nodes.contains_key(s.trim_start_matches('/')) {
+                continue;
+            }
+            let data = std::fs::read(&lib).context(|| format!("library {s} of {tool}"))?;
+            tree.file(&s, 0o755, data, &s);
+        }
+    }
+    for f in &recipe.files {
+        let data = std::fs::read(f)
+            .context(|| format!("initramfs file {f} (from {})", opts.recipe.display()))?;
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(f)
+            .map(|m| m.permissions().mode() & 0o7777)
+            .unwrap_or(0o644);
+        tree.file(f, mode, data, f);
+    }
+
+    let key = tree.key(&recipe_text);
+    let dir = opts.cache_root.join("images").join(&key);
+    let path = dir.join("initramfs.cpio.gz");
+    let files: BTreeMap<String, String> = tree.sources.clone();
+    if let Ok(m) = std::fs::metadata(&path) {
+        return Ok(ImageArtifact {
+            path,
+            key,
+            agent,
+            files,
+            size: m.len(),
+            cached: true,
+            commands,
+        });
+    }
+    std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
+        .context(|| format!("temporary file in {}", dir.display()))?;
+    {
+        let gz = flate2::write::GzEncoder::new(
+            std::io::BufWriter::new(tmp.as_file_mut()),
+            flate2::Compression::default(),
+        );
+        let gz = tree
+            .write_cpio(gz)
+            .context(|| format!("writing the cpio archive in {}", dir.display()))?;
+        let mut w = gz
+            .finish()
+            .context(|| format!("compressing into {}", dir.display()))?;
+        w.flush().context(|| format!("writing {}", dir.display()))?;
+    }
+    tmp.as_file()
+        .sync_all()
+        .context(|| format!("fsync in {}", dir.display()))?;
+    set_readable(tmp.as_file());
+    let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
+    let artifact = ImageArtifact {
+        path: path.clone(),
+        key,
+        agent,
+        files,
+        size,
+        cached: false,
+        commands,
+    };
+    write_atomic(
+        &dir.join("manifest.json"),
+        &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"),
+    )?;
+    tmp.persist(&path)
+        .context(|| format!("renaming into {}", path.display()))?;
+    Ok(artifact)
+}
+
+fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .context(|| format!("temporary file in {}", dir.display()))?;
+    tmp.write_all(data)
+        .context(|| format!("writing {}", path.display()))?;
+    set_readable(tmp.as_file());
+    tmp.persist(path)
+        .context(|| format!("renaming into {}", path.display()))?;
+    Ok(())
+}
+
+/// tempfile creates files 0600; cache entries are plain 0644 files.
+fn set_readable(f: &std::fs::File) {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
+}
+
+fn tail(s: &[u8], n: usize) -> String {
+    let s = String::from_utf8_lossy(s);
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
+/// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
+/// build is neither invalidated nor affected. Returns the binary's path.
+pub fn build_agent(
+    workspace: &Path,
+    target_dir: &Path,
+    commands: &mut Vec<String>,
+) -> Result<PathBuf> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let manifest = workspace.join("Cargo.toml");
+    let mut cmd = Command::new(&cargo);
+    cmd.args([
+        "build",
+        "--release",
+        "-p",
+        "kregress-agent",
+        "--target",
+        AGENT_TARGET,
+        "--manifest-path",
+    ])
+    .arg(&manifest)
+    .env("CARGO_TARGET_DIR", target_dir)
+    // With an explicit --target, RUSTFLAGS reaches only target code: proc macros
+    // (serde_derive) stay dynamic, as they must.
+    .env("RUSTFLAGS", AGENT_RUSTFLAGS)
+    .env_remove("CARGO_ENCODED_RUSTFLAGS")
+    .env_remove("CARGO_BUILD_RUSTFLAGS")
+    .env_remove(format!(
+        "CARGO_TARGET_{}_RUSTFLAGS",
+        AGENT_TARGET.to_uppercase().replace('-', "_")
+    ));
+    if let Ok(j) = std::env::var("KREGRESS_BUILD_JOBS") {
+        cmd.args(["-j", &j]);
+    }
+    let line = format!(
+        "CARGO_TARGET_DIR={} RUSTFLAGS='{AGENT_RUSTFLAGS}' {} build --release -p kregress-agent --target {AGENT_TARGET} --manifest-path {}",
+        target_dir.display(),
+        Path::new(&cargo).display(),
+        manifest.display()
+    );
+    commands.push(line.clone());
+    let out = cmd.output().context(|| format!("running {line}"))?;
+    if !out.status.success() {
+        return Err(err(format!(
+            "{line}: {}:\n{}",
+            out.status,
+            tail(&out.stderr, 30)
+        )));
+    }
+    let bin = target_dir.join(AGENT_TARGET).join("release/kregress-agent");
+    if !bin.is_file() {
+        return Err(err(format!(
+            "{line} succeeded but {} is missing",
+            bin.display()
+        )));
+    }
+    Ok(bin)
+}
+
+/// The shared libraries `tool` needs, dynamic loader included, as the paths the
+/// loader resolves on this host (from `ldd`). Empty for a static executable.
+pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+    let line = format!("ldd {}", tool.display());
+    commands.push(line.clone());
+    let out = Command::new("ldd")
+        .arg(tool)
+        .env("LC_ALL", "C")
+        .output()
+        .context(|| format!("running {line}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if stdout.contains("not a dynamic executable") || stderr.contains("not a dynamic executable") {
+        return Ok(vec![]);
+    }
+    if !out.status.success() {
+        return Err(err(format!("{line}: {}: {}", out.status, stderr.trim())));
+    }
+    let mut libs = parse_ldd(&stdout).map_err(|e| err(format!("{line}: {e}")))?;
+    // The loader named in PT_INTERP, even if ldd printed it under another name.
+    let bytes = std::fs::read(tool).context(|| format!("reading {}", tool.display()))?;
+    if let Some(interp) =
+        elf_interpreter(&bytes).map_err(|e| err(format!("{}: {e}", tool.display())))?
+    {
+        let p = PathBuf::from(interp);
+        if !libs.contains(&p) {
+            libs.push(p);
+        }
+    }
+    Ok(libs)
+}
+
+/// Paths from `ldd` output. `not found` is an error; the vDSO is skipped.
+pub fn parse_ldd(out: &str) -> std::result::Result<Vec<PathBuf>, String> {
+    let mut libs = Vec::new();
+    for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let path = if let Some((name, rest)) = line.split_once(" => ") {
+            if rest.trim().starts_with("not found") {
+                return Err(format!("{name}: not found"));
+            }
+            rest.split(" (").next().unwrap_or("").trim()
+        } else {
+            line.split(" (").next().unwrap_or("").trim()
+        };
+        if path.starts_with('/') {
+            let p = PathBuf::from(path);
+            if !libs.contains(&p) {
+                libs.push(p);
+            }
+        }
+    }
+    Ok(libs)
+}
+
+/// PT_INTERP of a 64-bit little-endian ELF file: `Some(loader)` for a dynamically
+/// linked executable, `None` for a static one.
+pub fn elf_interpreter(b: &[u8]) -> std::result::Result<Option<String>, String> {
+    if b.len() < 64 || &b[..4] != b"\x7fELF" {
+        return Err("not an ELF file".into());
+    }
+    if b[4] != 2 || b[5] != 1 {
+        return Err("not a 64-bit little-endian ELF file".into());
+    }
+    let u16at = |o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as usize;
+    let u32at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap()) as usize;
+    let (phoff, phentsize, phnum) = (u64at(0x20), u16at(0x36), u16at(0x38));
+    for i in 0..phnum {
+        let ph = phoff + i * phentsize;
+        if ph + 56 > b.len() {
+            return Err("truncated program header table".into());
+        }
+        if u32at(ph) == 3 {
+            let (off, size) = (u64at(ph + 8), u64at(ph + 32));
+            let s = b
+                .get(off..off + size)
+                .ok_or("PT_INTERP beyond the end of the file")?;
+            return Ok(Some(
+                String::from_utf8_lossy(s)
+                    .trim_end_matches('\0')
+                    .to_string(),
+            ));
+        }
+    }
+    Ok(None)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Node {
+    Dir,
+    File { mode: u32, data: Vec<u8> },
+    CharDev { mode: u32, major: u32, minor: u32 },
+}
+
+/// The archive's contents, keyed by path without the leading '/'.
+#[derive(Debug, Default)]
+struct Tree {
+    nodes: BTreeMap<String, Node>,
+    sources: BTreeMap<String, String>,
+}
+
+impl Tree {
+    fn dir(&mut self, path: &str) {
+        let path = path.trim_matches('/');
+        let mut acc = String::new();
+        for comp in path.split('/').filter(|c| !c.is_empty()) {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(comp);
+            self.nodes.entry(acc.clone()).or_insert(Node::Dir);
+        }
+    }
+
+    fn insert(&mut self, path: &str, node: Node) {
+        let path = path.trim_start_matches('/');
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent);
+        }
+        self.nodes.insert(path.to_string(), node);
+    }
+
+    fn file(&mut self, path: &str, mode: u32, data: Vec<u8>, source: &str) {
+        self.insert(path, Node::File { mode, data });
+        self.sources.insert(
+            format!("/{}", path.trim_start_matches('/')),
+            source.to_string(),
+        );
+    }
+
+    /// sha256 over the format version, the recipe and every node (path, type, mode, bytes).
+    fn key(&self, recipe: &str) -> String {
+        let mut h = Sha256::new();
+        let mut field = |b: &[u8]| {
+            h.update((b.len() as u64).to_le_bytes());
+            h.update(b);
+        };
+        field(FORMAT.as_bytes());
+        field(recipe.as_bytes());
+        for (path, node) in &self.nodes {
+            field(path.as_bytes());
+            match node {
+                Node::Dir => field(b"dir"),
+                Node::File { mode, data } => {
+                    field(format!("file {mode:o}").as_bytes());
+                    field(data);
+                }
+                Node::CharDev { mode, major, minor } => {
+                    field(format!("chr {mode:o} {major}:{minor}").as_bytes())
+                }
+            }
+        }
+        hex::encode(h.finalize())
+    }
+
+    /// newc archive; BTreeMap order puts every directory before its contents.
+    /// Deterministic: mtime 0, uid/gid 0, inode numbers in path order.
+    fn write_cpio<W: Write>(&self, mut w: W) -> std::io::Result<W> {
+        use cpio::newc::{Builder, ModeFileType};
+        for (ino, (path, node)) in self.nodes.iter().enumerate() {
+            let b = Builder::new(path)
+                .ino(ino as u32 + 1)
+                .uid(0)
+                .gid(0)
+                .mtime(0);
+            w = match node {
+                Node::Dir => b
+                    .mode(0o755)
+                    .set_mode_file_type(ModeFileType::Directory)
+                    .nlink(2)
+                    .write(w, 0)
+                    .finish()?,
+                Node::CharDev { mode, major, minor } => b
+                    .mode(*mode)
+                    .set_mode_file_type(ModeFileType::Char)
+                    .rdev_major(*major)
+                    .rdev_minor(*minor)
+                    .write(w, 0)
+                    .finish()?,
+                Node::File { mode, data } => {
+                    let len = u32::try_from(data.len()).map_err(|_| {
+                        std::io::Error::other(format!("{path}: too large for cpio"))
+                    })?;
+                    let mut fw = b
+                        .mode(*mode)
+                        .set_mode_file_type(ModeFileType::Regular)
+                        .write(w, len);
+                    fw.write_all(data)?;
+                    fw.finish()?
+                }
+            };
+        }
+        cpio::newc::trailer(w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn ldd_output() {
+        let out = "\tlinux-vdso.so.1 (0x00007ffb8cc36000)\n\
+                   \tlibndctl.so.6 => /lib/x86_64-linux-gnu/libndctl.so.6 (0x00007ffb8cbbf000)\n\
+                   \tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007ffb8c9a3000)\n\
+                   \t/lib64/ld-linux-x86-64.so.2 (0x00007ffb8cc38000)\n";
+        assert_eq!(
+            parse_ldd(out).unwrap(),
+            vec![
+                PathBuf::from("/lib/x86_64-linux-gnu/libndctl.so.6"),
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+        assert!(parse_ldd("\tlibfoo.so.1 => not found\n")
+            .unwrap_err()
+            .contains("libfoo"));
+    }
+
+    #[test]
+    fn closure_of_a_host_binary_has_libc_and_loader() {
+        let libs = library_closure(Path::new("/bin/ls"), &mut vec![]).unwrap();
+        assert!(
+            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
+            "{libs:?}"
+        );
+        let interp = elf_interpreter(&std::fs::read("/bin/ls").unwrap())
+            .unwrap()
+            .unwrap();
+        assert!(
+            libs.contains(&PathBuf::from(&interp)),
+            "{libs:?} lacks {interp}"
+        );
+        assert!(library_closure(Path::new("/nonexistent/tool"), &mut vec![]).is_err());
+    }
+
+    #[test]
+    fn elf_parser() {
+        assert!(elf_interpreter(&std::fs::read("/bin/ls").unwrap())
+            .unwrap()
+            .unwrap()
+            .contains("ld-linux"));
+        assert!(elf_interpreter(b"#!/bin/sh\n").is_err());
+    }
+
+    #[test]
+    fn cache_root_precedence() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
+        };
+        assert_eq!(
+            cache_root_from(env(&[
+                ("KREGRESS_CACHE", "/c"),
+                ("XDG_CACHE_HOME", "/x"),
+                ("HOME", "/h")
+            ])),
+            PathBuf::from("/c")
+        );
+        assert_eq!(
+            cache_root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            PathBuf::from("/x/kregress")
+        );
+        assert_eq!(
+            cache_root_from(env(&[("HOME", "/h")])),
+            PathBuf::from("/h/.cache/kregress")
+        );
+    }
+
+    #[test]
+    fn recipe_validation() {
+        let r = Recipe::parse("tools: [/sbin/mkfs.ext4]\nfiles: [/etc/mke2fs.conf]\n").unwrap();
+        assert_eq!(r.tools, vec!["/sbin/mkfs.ext4"]);
+        assert!(Recipe::parse("tools: [mkfs.ext4]\n").is_err());
+        assert!(Recipe::parse("tools: [/a/../b]\n").is_err());
+        assert!(Recipe::parse("tools: []\nextra: 1\n").is_err());
+    }
+
+    fn sample_tree() -> Tree {
+        let mut t = Tree::default();
+        t.dir("dev");
+        t.insert(
+            "dev/console",
+            Node::CharDev {
+                mode: 0o600,
+                major: 5,
+                minor: 1,
+            },
+        );
+        t.file("init", 0o755, b"\x7fELF agent".to_vec(), "agent");
+        t.file(
+            "/lib/x86_64-linux-gnu/libc.so.6",
+            0o755,
+            vec![7; 4099],
+            "libc",
+        );
+        t
+    }
+
+    #[test]
+    fn cpio_round_trip() {
+        let t = sample_tree();
+        let bytes = t.write_cpio(Vec::new()).unwrap();
+        let mut r = &bytes[..];
+        let mut seen = BTreeMap::new();
+        loop {
+            let mut e = cpio::NewcReader::new(r).unwrap();
+            if e.entry().is_trailer() {
+                break;
+            }
+            let (name, mode, rdev) = (
+                e.entry().name().to_string(),
+                e.entry().mode(),
+                (e.entry().rdev_major(), e.entry().rdev_minor()),
+            );
+            let mut data = Vec::new();
+            e.read_to_end(&mut data).unwrap();
+            seen.insert(name, (mode, rdev, data));
+            r = e.finish().unwrap();
+        }
+        let names: Vec<&str> = seen.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            [
+                "dev",
+                "dev/console",
+                "init",
+                "lib",
+                "lib/x86_64-linux-gnu",
+                "lib/x86_64-linux-gnu/libc.so.6"
+            ]
+        );
+        assert_eq!(seen["dev/console"].0, 0o020600);
+        assert_eq!(seen["dev/console"].1, (5, 1));
+        assert_eq!(seen["init"].0, 0o100755);
+        assert_eq!(seen["init"].2, b"\x7fELF agent");
+        assert_eq!(seen["lib"].0, 0o040755);
+        assert_eq!(seen["lib/x86_64-linux-gnu/libc.so.6"].2.len(), 4099);
+        // deterministic
+        assert_eq!(t.write_cpio(Vec::new()).unwrap(), bytes);
+    }
+
+    #[test]
+    fn key_covers_content_and_recipe() {
+        let a = sample_tree();
+        let k = a.key("tools: []");
+        assert_eq!(k, sample_tree().key("tools: []"));
+        assert_ne!(k, a.key("tools: [/x]"));
+        let mut b = sample_tree();
+        b.file("init", 0o755, b"\x7fELF agenT".to_vec(), "agent");
+        assert_ne!(k, b.key("tools: []"));
+        let mut c = sample_tree();
+        c.file("init", 0o700, b"\x7fELF agent".to_vec(), "agent");
+        assert_ne!(k, c.key("tools: []"));
+    }
+
+    #[test]
+    fn build_with_a_prebuilt_agent_is_cached_and_atomic() {
+        let dir = tempfile::tempdir().unwrap();
+        // Any static ELF will do as the agent for this test; make a fake one.
+        let agent = dir.path().join("agent");
+        std::fs::write(&agent, fake_static_elf()).unwrap();
+        let recipe = dir.path().join("initramfs.yaml");
+        std::fs::write(&recipe, "tools: [/bin/true]\n").unwrap();
+        let opts = ImageOptions {
+            workspace: workspace_root(),
+            recipe: recipe.clone(),
+            cache_root: dir.path().join("cache"),
+            agent: Some(agent.clone()),
+        };
+        let a = build(&opts).unwrap();
+        assert!(!a.cached);
+        assert!(a
+            .path
+            .ends_with(format!("images/{}/initramfs.cpio.gz", a.key)));
+        assert!(a.files.contains_key("/init") && a.files.contains_key("/bin/true"));
+        assert!(
+            a.files.keys().any(|k| k.contains("libc.so")),
+            "{:?}",
+            a.files
+        );
+        let b = build(&opts).unwrap();
+        assert!(b.cached);
+        assert_eq!(a.key, b.key);
+        // No temporary files left behind.
+        let leftovers: Vec<_> = std::fs::read_dir(a.path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(leftovers.len(), 2, "{leftovers:?}");
+        // gzip'd newc with /init first-level
+        let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(&a.path).unwrap());
+        let mut raw = Vec::new();
+        gz.read_to_end(&mut raw).unwrap();
+        assert!(raw.starts_with(b"070701"));
+        // Another recipe → another key.
+        std::fs::write(&recipe, "tools: [/bin/true]\nfiles: [/etc/hostname]\n").unwrap();
+        assert_ne!(build(&opts).unwrap().key, a.key);
+        // A dynamic "agent" is refused.
+        std::fs::copy("/bin/true", &agent).unwrap();
+        let e = build(&opts).unwrap_err().to_string();
+        assert!(e.contains("dynamically linked"), "{e}");
+    }
+
+    /// Minimal 64-bit ELF header with no program headers.
+    fn fake_static_elf() -> Vec<u8> {
+        let mut b = vec![0u8; 64];
+        b[..4].copy_from_slice(b"\x7fELF");
+        b[4] = 2;
+        b[5] = 1;
+        b
+    }
+}
