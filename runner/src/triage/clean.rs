@@ -61,7 +61,9 @@ pub fn clean_line(raw: &str) -> Cleaned<'_> {
 
 /// A frame the unwinder is not sure about. (`<EOI>` lines hold a `?` too.)
 pub fn is_questionable(text: &str) -> bool {
-    !text.contains("<EOI>") && (text.contains(" ? ") || text.ends_with(" (unreliable)"))
+    let b = text.as_bytes();
+    let qmark = memchr::memchr_iter(b'?', b).any(|i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '));
+    (qmark || text.ends_with(" (unreliable)")) && memchr::memmem::find(b, b"<EOI>").is_none()
 }
 
 fn slice_cow(s: Cow<'_, str>, start: usize) -> Cow<'_, str> {

@@ -15,7 +15,8 @@
 //! followed by `+0x..` or `.isra..`), `{{SRC}}` (`mm/gup.c:224`) and
 //! `{{ADDR}}`.
 
-use regex::Regex;
+use aho_corasick::AhoCorasick;
+use regex::{Regex, RegexSet};
 use std::sync::LazyLock;
 
 use super::Kind;
@@ -71,6 +72,8 @@ pub struct Group {
     /// Literal whose presence on a line starts a report.
     pub header: &'static str,
     pub formats: Vec<Format>,
+    /// All format titles at once: which may apply to a line.
+    pub titles: RegexSet,
     /// Lines with the header that are not reports (boot chatter, ...).
     pub suppress: Vec<Regex>,
     /// A weak header announces a report that usually follows (`Oops:`,
@@ -183,11 +186,12 @@ fn call_trace() -> Vec<Part> {
 }
 
 fn group(header: &'static str, formats: Vec<Format>, suppress: &[&str]) -> Group {
-    Group { header, formats, suppress: suppress.iter().map(|s| re(s)).collect(), weak: false }
+    let titles = RegexSet::new(formats.iter().map(|f| f.title.as_str())).expect("title set");
+    Group { header, formats, titles, suppress: suppress.iter().map(|s| re(s)).collect(), weak: false }
 }
 
 fn weak(header: &'static str, formats: Vec<Format>) -> Group {
-    Group { header, formats, suppress: Vec::new(), weak: true }
+    Group { weak: true, ..group(header, formats, &[]) }
 }
 
 use Kind::*;
@@ -570,8 +574,49 @@ pub fn is_continuation(line: &str) -> bool {
     CONTINUATIONS.iter().any(|c| line.contains(c))
 }
 
-pub fn is_stack_noise(line: &str) -> bool {
-    STACK_NOISE.iter().any(|c| line.contains(c))
+/// What a report line says about the report's extent.
+#[derive(Clone, Copy, Default)]
+pub struct Markers {
+    /// "Disabling lock debugging due to kernel taint": noise, dropped.
+    pub taint_note: bool,
+    /// "Sending NMI from CPU": all-CPU backtraces follow.
+    pub nmi_backtrace: bool,
+    pub panic: bool,
+    /// See [`STACK_NOISE`].
+    pub stack_noise: bool,
+    /// `---[ end trace` or `---[ end Kernel panic`.
+    pub end_marker: bool,
+}
+
+const MARKERS: &[&str] = &[
+    "Disabling lock debugging due to kernel taint",
+    "Sending NMI from CPU",
+    "Kernel panic - not syncing",
+    "---[ end trace",
+    "---[ end Kernel panic",
+];
+
+static MARKER_AC: LazyLock<AhoCorasick> = LazyLock::new(|| literals(MARKERS.iter().chain(STACK_NOISE)));
+
+/// A literal searcher; leftmost semantics let it use SIMD prefilters.
+pub fn literals<I: IntoIterator<Item = P>, P: AsRef<[u8]>>(pats: I) -> AhoCorasick {
+    AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostFirst).build(pats).expect("literals")
+}
+
+/// One pass over the line for all markers (most lines have none).
+pub fn line_markers(line: &str) -> Markers {
+    let mut m = Markers::default();
+    // No marker contains another: leftmost matches see them all.
+    for hit in MARKER_AC.find_iter(line) {
+        match hit.pattern().as_usize() {
+            0 => m.taint_note = true,
+            1 => m.nmi_backtrace = true,
+            2 => m.panic = true,
+            3 | 4 => m.end_marker = true,
+            _ => m.stack_noise = true,
+        }
+    }
+    m
 }
 
 #[cfg(test)]

@@ -7,18 +7,25 @@
 //! - the panic it caused, once the report has enough lines of its own;
 //! - another report header in the same context;
 //! - a message that prints a stack without being a bug (fault injection);
-//! - [`MAX_LINES`] lines, or the end of the log.
+//! - [`MAX_LINES`] lines, [`IDLE_LINES`] console lines without a line of
+//!   its own (its task went quiet), or the end of the log.
 //!
 //! Each line is looked at once and each report is named once when it
 //! closes, so the whole scan is linear in the size of the log.
 
 use super::clean::{clean_line, Cleaned, Context};
-use super::patterns::{find_group, is_continuation, is_stack_noise, GROUPS};
+use super::patterns::{find_group, is_continuation, line_markers, Markers, GROUPS};
 use super::title::{describe, normalize};
 use super::Report;
 
 /// A report longer than this is closed anyway (a flood of all-CPU backtraces).
 pub const MAX_LINES: usize = 2000;
+
+/// A report that got no line while this many went by is over.
+pub const IDLE_LINES: usize = 1000;
+
+/// Open reports at once (one per printing context, rarely more).
+const MAX_OPEN: usize = 16;
 
 /// After a report ends, its panic or trailing "Oops" within this many lines
 /// is part of it, not a new report.
@@ -65,27 +72,32 @@ impl Scanner {
     pub fn push_line(&mut self, raw: &str) -> Vec<Report> {
         self.line_no += 1;
         let mut done = Vec::new();
+        if self.line_no % 64 == 0 {
+            self.close_idle(&mut done);
+        }
         let group = find_group(raw);
         if group.is_none() && self.open.is_empty() {
             return done; // the common case: quiet console
         }
         let line = clean_line(raw);
-        // Reports this line belongs to; descending, so that removing one
-        // keeps the others' indices valid.
-        let mut targets: Vec<usize> = (0..self.open.len()).filter(|&i| self.belongs(i, line.context)).collect();
-        targets.reverse();
+        let marks = line_markers(raw);
+        // Reports this line belongs to, walked downwards so that removing
+        // one keeps the others' indices valid.
         let Some(g) = group else {
-            for i in targets {
-                self.append(i, &line, raw, &mut done);
+            for i in (0..self.open.len()).rev() {
+                if self.belongs(i, line.context) {
+                    self.append(i, &line, marks, &mut done);
+                }
             }
             return done;
         };
+        let targets: Vec<usize> = (0..self.open.len()).rev().filter(|&i| self.belongs(i, line.context)).collect();
         // Continuation and weak headers join the report in progress.
         let joins = GROUPS[g].weak || is_continuation(raw);
         let strong_open = targets.iter().any(|&i| !GROUPS[self.open[i].group].weak);
         if joins && strong_open {
             for i in targets {
-                self.append(i, &line, raw, &mut done);
+                self.append(i, &line, marks, &mut done);
             }
             return done;
         }
@@ -102,7 +114,7 @@ impl Scanner {
                 // With caller ids the task's report goes on through the
                 // next one it prints, as syzkaller reads such logs: the
                 // second oops often holds the first one's stack.
-                self.append(i, &line, raw, &mut done);
+                self.append(i, &line, marks, &mut done);
                 continue;
             }
             let old = self.open.remove(i);
@@ -122,6 +134,21 @@ impl Scanner {
     /// End of the log: closes what is still open.
     pub fn finish(mut self) -> Vec<Report> {
         self.flush()
+    }
+
+    /// Ends reports whose context went quiet, and the oldest ones when too
+    /// many are open, so that each line is checked against few reports.
+    fn close_idle(&mut self, done: &mut Vec<Report>) {
+        for i in (0..self.open.len()).rev() {
+            if self.open[i].end_line + IDLE_LINES < self.line_no {
+                let r = self.open.remove(i);
+                done.push(self.finish_report(r));
+            }
+        }
+        while self.open.len() > MAX_OPEN {
+            let r = self.open.remove(0); // opened first
+            done.push(self.finish_report(r));
+        }
     }
 
     fn belongs(&self, i: usize, context: Context) -> bool {
@@ -151,22 +178,22 @@ impl Scanner {
         });
     }
 
-    fn append(&mut self, i: usize, line: &Cleaned, raw: &str, done: &mut Vec<Report>) {
+    fn append(&mut self, i: usize, line: &Cleaned, marks: Markers, done: &mut Vec<Report>) {
         let r = &mut self.open[i];
         if !line.questionable {
             r.counted += 1;
         }
-        if raw.contains("Disabling lock debugging due to kernel taint") {
+        if marks.taint_note {
             return;
         }
-        if raw.contains("Sending NMI from CPU") {
+        if marks.nmi_backtrace {
             r.cpu_traceback = true;
-        } else if raw.contains("Kernel panic - not syncing") && r.counted > r.min_lines {
+        } else if marks.panic && r.counted > r.min_lines {
             // The panic this report caused: the report is complete.
             self.end(i, done);
             return;
         }
-        if is_stack_noise(raw) {
+        if marks.stack_noise {
             // Its own stack would be taken for the report's.
             self.end(i, done);
             return;
@@ -175,7 +202,7 @@ impl Scanner {
         r.text.push('\n');
         r.lines += 1;
         r.end_line = self.line_no;
-        if line.text.contains("---[ end trace") || line.text.contains("---[ end Kernel panic") || r.lines >= MAX_LINES {
+        if marks.end_marker || r.lines >= MAX_LINES {
             self.end(i, done);
         }
     }

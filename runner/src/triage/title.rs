@@ -28,12 +28,18 @@ pub fn describe(group: &Group, lines: &[&str]) -> Description {
     // The format matching earliest wins; on the header line, by offset.
     // Table order breaks ties, and a format whose follow-up lines are
     // missing gives way to the next one at the same place.
+    let matching = |ln: &str| -> Vec<(usize, &Format)> {
+        let set = group.titles.matches(ln);
+        if !set.matched_any() {
+            return Vec::new();
+        }
+        set.iter().filter_map(|k| group.formats[k].title.find(ln).map(|m| (m.start(), &group.formats[k]))).collect()
+    };
     let mut at_line = 0;
-    let mut candidates: Vec<(usize, &Format)> =
-        group.formats.iter().filter_map(|f| f.title.find(header).map(|m| (m.start(), f))).collect();
+    let mut candidates = matching(header);
     if candidates.is_empty() {
         for (i, ln) in lines.iter().enumerate().skip(1) {
-            candidates = group.formats.iter().filter_map(|f| f.title.find(ln).map(|m| (m.start(), f))).collect();
+            candidates = matching(ln);
             if !candidates.is_empty() {
                 at_line = i;
                 break;
@@ -62,7 +68,8 @@ fn apply(format: &Format, lines: &[&str], at_line: usize, at: usize) -> Option<D
     } else {
         let mut next = 0;
         for (k, re) in format.report.iter().enumerate() {
-            let (i, caps) = lines[next..].iter().enumerate().find_map(|(i, ln)| re.captures(ln).map(|c| (next + i, c)))?;
+            let i = next + lines[next..].iter().position(|ln| re.is_match(ln))?;
+            let caps = re.captures(lines[i])?;
             if k == 0 {
                 (from_line, from) = (i, caps.get(0).map_or(0, |m| m.start()));
             }
