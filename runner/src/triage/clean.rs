@@ -63,7 +63,7 @@ pub fn clean_line(raw: &str) -> Cleaned<'_> {
 pub fn is_questionable(text: &str) -> bool {
     let b = text.as_bytes();
     let qmark = memchr::memchr_iter(b'?', b).any(|i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '));
-    (qmark || text.ends_with(" (unreliable)")) && memchr::memmem::find(b, b"<EOI>").is_none()
+    (qmark || text.ends_with(" (unreliable)")) && !text.contains("<EOI>")
 }
 
 fn slice_cow(s: Cow<'_, str>, start: usize) -> Cow<'_, str> {

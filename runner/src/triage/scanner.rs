@@ -229,3 +229,115 @@ impl Scanner {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::triage::{parse, Kind};
+
+    const WARN: &str = "\
+[    7.3] ------------[ cut here ]------------
+[    7.3] WARNING: CPU: 1 PID: 51 at mm/memremap.c:473 free_zone_device_page+0x13/0x8f
+[    7.3] RIP: 0010:free_zone_device_page+0x13/0x8f
+[    7.3] Call Trace:
+[    7.3]  <TASK>
+[    7.3]  ? __bio_release_pages+0x89/0xa3
+[    7.3]  </TASK>
+[    7.3] ---[ end trace 0000000000000000 ]---";
+
+    #[test]
+    fn report_completes_on_its_end_marker() {
+        let mut s = Scanner::new();
+        let mut got = Vec::new();
+        for (i, line) in WARN.lines().enumerate() {
+            let done = s.push_line(line);
+            if i + 1 < WARN.lines().count() {
+                assert!(done.is_empty(), "completed early at line {}", i + 1);
+            }
+            got.extend(done);
+        }
+        assert_eq!(got.len(), 1);
+        let r = &got[0];
+        assert_eq!((r.title.as_str(), r.kind, r.corrupted), ("WARNING in free_zone_device_page", Kind::Warn, false));
+        assert_eq!((r.start_line, r.end_line), (2, 8));
+        assert!(s.finish().is_empty());
+    }
+
+    #[test]
+    fn panic_after_a_report_is_part_of_it() {
+        let log = format!("{WARN}\n[    7.4] Kernel panic - not syncing: panic_on_warn set ...\n");
+        let titles: Vec<String> = parse(&log).into_iter().map(|r| r.title).collect();
+        assert_eq!(titles, ["WARNING in free_zone_device_page"]);
+        // On its own, the panic is a report (whose header was lost).
+        let alone = parse("[    7.4] Kernel panic - not syncing: panic_on_warn set ...\n");
+        assert_eq!((alone[0].title.as_str(), alone[0].corrupted), ("kernel panic: panic_on_warn set", true));
+    }
+
+    #[test]
+    fn strong_header_replaces_weak_one() {
+        let log = "\
+[    1.0] page:ffd4000000fdc000 refcount:0 mapcount:0 mapping:0000000000000000 index:0x0 pfn:0x3f700
+[    1.0] page dumped because: VM_BUG_ON_PAGE(page_ref_count(page) == 0)
+[    1.0] ------------[ cut here ]------------
+[    1.0] kernel BUG at include/linux/mm.h:1180!
+[    1.0] invalid opcode: 0000 [#1] PREEMPT SMP NOPTI
+[    1.0] RIP: 0010:try_grab_folio+0x1ab/0x1c0
+[    1.0] Call Trace:
+[    1.0]  <TASK>
+[    1.0]  follow_page_pte+0x2b1/0x3f0
+[    1.0]  </TASK>
+[    1.0] ---[ end trace 0000000000000000 ]---
+";
+        let r = parse(log);
+        assert_eq!(r.len(), 1, "{r:#?}");
+        assert_eq!((r[0].title.as_str(), r[0].kind), ("kernel BUG in try_grab_folio", Kind::Crash));
+        // Without a BUG after it, the page dump is reported by itself.
+        let alone = parse(&log.lines().take(2).collect::<Vec<_>>().join("\n"));
+        assert_eq!(alone[0].title, "BUG: page dumped because: VM_BUG_ON_PAGE(page_ref_count(page) == NUM)");
+    }
+
+    #[test]
+    fn interleaved_tasks_are_told_apart() {
+        let log = "\
+[   10.0][  T100] INFO: task fio:100 blocked for more than 120 seconds.
+[   10.0][  T200] WARNING: CPU: 0 PID: 200 at mm/gup.c:224 try_grab_page+0x1f/0x84
+[   10.0][  T100] Call Trace:
+[   10.0][  T200] RIP: 0010:try_grab_page+0x1f/0x84
+[   10.0][  T100]  __schedule+0x1/0x2
+[   10.0][  T200] Call Trace:
+[   10.0][  T100]  schedule+0x1/0x2
+[   10.0][  T200]  follow_page_pte+0x2b1/0x3f0
+[   10.0][  T100]  rwsem_down_write_slowpath+0x1/0x2
+[   10.0][  T200] ---[ end trace 0000000000000000 ]---
+[   10.0][  T100]  ext4_break_layouts+0x1/0x2
+";
+        let titles: Vec<(String, Kind)> = parse(log).into_iter().map(|r| (r.title, r.kind)).collect();
+        assert_eq!(
+            titles,
+            [("INFO: task hung in ext4_break_layouts".to_string(), Kind::Hang), ("WARNING in try_grab_page".to_string(), Kind::Warn)]
+        );
+    }
+
+    #[test]
+    fn streaming_and_whole_log_agree() {
+        let log = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/corpus/kregress/debian-6.1.192-gup-fast-devmap-noref.console.log"
+        ));
+        let Ok(log) = log else { return }; // the corpus test reports a missing corpus
+        let mut s = Scanner::new();
+        let mut streamed: Vec<Report> = log.lines().flat_map(|l| s.push_line(l)).collect();
+        streamed.extend(s.finish());
+        assert_eq!(streamed, parse(&log));
+        assert_eq!(streamed.len(), 2);
+    }
+
+    #[test]
+    fn quiet_context_closes_its_report() {
+        let mut s = Scanner::new();
+        assert!(s.push_line("[    1.0][  T5] INFO: task a:5 blocked for more than 120 seconds.").is_empty());
+        let done: Vec<Report> = (0..IDLE_LINES + 64).flat_map(|_| s.push_line("[    1.0][  T6] chatter")).collect();
+        assert_eq!(done.len(), 1);
+        assert!(done[0].corrupted, "no stack: {:?}", done[0]);
+    }
+}

@@ -39,7 +39,8 @@ static FAULT_INJECTION: LazyLock<Regex> =
     LazyLock::new(|| re(r"^( \[<?(?:0x)?[0-9a-f]+>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x"));
 
 fn is_fault_injection(line: &str) -> bool {
-    memchr::memmem::find(line.as_bytes(), b"should_fail").is_some() && FAULT_INJECTION.is_match(line)
+    static HINT: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("should_fail"));
+    HINT.find(line.as_bytes()).is_some() && FAULT_INJECTION.is_match(line)
 }
 
 /// Literals of [`STACK_START`]: a SIMD search rules out most lines.
