@@ -30,6 +30,43 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Boot the scenario's cells and judge them against its expectations.
+    Run {
+        scenario: PathBuf,
+        /// Select cells, e.g. variant=fixed,backend=nvdimm,fs=xfs,mapping=pte,workload=dio-read
+        #[arg(long, default_value = "")]
+        only: String,
+        /// Runs per cell (default: the scenario's `run.runs`).
+        #[arg(long)]
+        runs: Option<u32>,
+        /// Continue a run: only the cells missing from results/RUN_ID run.
+        #[arg(long)]
+        resume: Option<String>,
+        /// auto probes KVM once per host and falls back to TCG.
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+        /// Where runs are stored.
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Guests at once.
+        #[arg(short, long, default_value_t = 1)]
+        jobs: usize,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
+    Triage {
+        console: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum AccelArg {
+    Auto,
+    Kvm,
+    Tcg,
 }
 
 pub fn default_jobs() -> usize {
@@ -50,6 +87,45 @@ pub fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(default_jobs), json),
+        Cmd::Run { scenario, only, runs, resume, accel, results, jobs, json } => {
+            let s = scenario::load(&scenario)?;
+            let opts = crate::run::RunOpts {
+                only: scenario::Filter::parse(&only)?,
+                runs,
+                resume,
+                accel: match accel {
+                    AccelArg::Auto => crate::vm::Accel::Auto,
+                    AccelArg::Kvm => crate::vm::Accel::Kvm,
+                    AccelArg::Tcg => crate::vm::Accel::Tcg,
+                },
+                results_root: results,
+                jobs,
+            };
+            let rec = crate::run::run(&s, &opts)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&rec).unwrap());
+            } else {
+                print_table(&s, &rec);
+            }
+            let unexpected = rec.cells.iter().filter(|c| !crate::run::as_expected(&s, c)).count();
+            let missed = rec.cells.iter().any(|c| c.outcome == crate::results::Outcome::Miss);
+            Ok(if missed { 3 } else if unexpected > 0 { 1 } else { 0 })
+        }
+        Cmd::Triage { console, json } => {
+            let text = std::fs::read(&console)
+                .map_err(|e| crate::error::bad_input(format!("{}: {e}", console.display())))?;
+            let reports = crate::triage::parse(&String::from_utf8_lossy(&text));
+            if json {
+                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "reports": reports })).unwrap());
+            } else if reports.is_empty() {
+                println!("{}: no kernel reports", console.display());
+            } else {
+                for r in &reports {
+                    println!("{}:{}: {} [{}]{}", console.display(), r.start_line, r.title, r.kind, if r.corrupted { " (corrupted)" } else { "" });
+                }
+            }
+            Ok(0)
+        }
     }
 }
 
@@ -90,4 +166,24 @@ fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32
         println!("{}", serde_json::to_string_pretty(&rows).unwrap());
     }
     Ok(first_err.map(|e| e.exit_code()).unwrap_or(0))
+}
+
+fn print_table(s: &scenario::Scenario, rec: &crate::results::RunRecord) {
+    println!("run {} ({})", rec.run_id, rec.results_dir.display());
+    for c in &rec.cells {
+        let perf = match (c.mb_per_s, c.ops_per_s) {
+            (Some(m), _) => format!("{m:.0} MB/s"),
+            (None, Some(o)) => format!("{o:.0} ops/s"),
+            _ => String::new(),
+        };
+        println!(
+            "  {:<50} {:<5} {:<15} {:<12} {}{}",
+            c.id(),
+            format!("{:?}", c.outcome).to_uppercase(),
+            c.kind.map(|k| serde_json::to_value(k).unwrap().as_str().unwrap().to_string()).unwrap_or_default(),
+            perf,
+            c.title.as_deref().unwrap_or(""),
+            if crate::run::as_expected(s, c) { "" } else { "  << UNEXPECTED" }
+        );
+    }
 }

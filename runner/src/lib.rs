@@ -9,6 +9,7 @@ pub mod image;
 pub mod kernel;
 pub mod proc;
 pub mod results;
+pub mod run;
 pub mod scenario;
 pub mod triage;
 pub mod ui;

@@ -46,12 +46,10 @@ pub struct VmSpec {
     /// Extra kernel command line (the agent's configuration).
     pub append: String,
     pub panic_on_warn: bool,
-    /// No line containing `hello` within this → the kernel did not boot.
+    /// No `Control::Booted` within this → the kernel did not boot.
     pub boot_deadline: Duration,
-    /// From hello to the `done` line (QEMU then gets a short grace to power off).
+    /// From `Booted` to `Finished` (QEMU then gets a short grace to power off).
     pub run_deadline: Duration,
-    pub hello: String,
-    pub done: String,
     /// Where NVDIMM backing files live for this guest.
     pub workdir: PathBuf,
 }
@@ -81,9 +79,15 @@ pub struct VmRun {
     pub cmdline: String,
 }
 
-/// What the caller wants after seeing a console line.
+/// What the caller made of a console line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Continue,
+    /// The guest's userspace is up: the boot deadline is met.
+    Booted,
+    /// The guest finished its work: it gets a short grace to power off.
+    Finished,
+    /// Stop the guest now.
     Stop,
 }
 
@@ -256,14 +260,11 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
         match s.read_line() {
             Ok(line) => {
                 let _ = writeln!(log, "{line}");
-                if hello_at.is_none() && line.contains(&spec.hello) {
-                    hello_at = Some(Instant::now());
-                }
-                if done_at.is_none() && line.contains(&spec.done) {
-                    done_at = Some(Instant::now());
-                }
-                if let Control::Stop = on_line(&line) {
-                    break Exit::Stopped;
+                match on_line(&line) {
+                    Control::Continue => {}
+                    Control::Booted => hello_at = hello_at.or(Some(Instant::now())),
+                    Control::Finished => done_at = done_at.or(Some(Instant::now())),
+                    Control::Stop => break Exit::Stopped,
                 }
             }
             Err(rexpect::error::Error::Timeout { .. }) => {}
@@ -313,8 +314,6 @@ mod tests {
             panic_on_warn: false,
             boot_deadline: Duration::from_secs(60),
             run_deadline: Duration::from_secs(60),
-            hello: "hello".into(),
-            done: "done".into(),
             workdir: "/w".into(),
         }
     }

@@ -15,7 +15,8 @@
 //! followed by `+0x..` or `.isra..`), `{{SRC}}` (`mm/gup.c:224`) and
 //! `{{ADDR}}`.
 
-use regex::Regex;
+use aho_corasick::AhoCorasick;
+use regex::{Regex, RegexSet};
 use std::sync::LazyLock;
 
 use super::Kind;
@@ -71,6 +72,8 @@ pub struct Group {
     /// Literal whose presence on a line starts a report.
     pub header: &'static str,
     pub formats: Vec<Format>,
+    /// All format titles at once: which may apply to a line.
+    pub titles: RegexSet,
     /// Lines with the header that are not reports (boot chatter, ...).
     pub suppress: Vec<Regex>,
     /// A weak header announces a report that usually follows (`Oops:`,
@@ -90,6 +93,7 @@ pub fn re(s: &str) -> Regex {
 }
 
 /// The faulting instruction pointer line of an oops, on every arch we know.
+#[rustfmt::skip]
 pub const RIP: &str = r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))";
 pub const CALL_TRACE: &str = r"(?:Call (?:T|t)race:)|(?:Backtrace:)";
 
@@ -133,14 +137,22 @@ impl Format {
         self
     }
     fn stack(mut self, parts: Vec<Part>, skip: &[&str]) -> Self {
-        self.stack = Some(Stack { parts, parts2: Vec::new(), skip: skip_re(skip), extractor: Extractor::First });
+        self.stack = Some(Stack {
+            parts,
+            parts2: Vec::new(),
+            skip: skip_re(skip),
+            extractor: Extractor::First,
+        });
         self
     }
     fn warning_stack(mut self, skip: &[&str]) -> Self {
         // The WARN trap: newer kernels print the RIP (x86) or the interrupt
         // (powerpc) of the warning first; older ones just a call trace.
         self.stack = Some(Stack {
-            parts: vec![line(&format!("(?:{RIP}|--- interrupt: [0-9]+ at {{{{FUNC}}}})")), Part::Trace],
+            parts: vec![
+                line(&format!("(?:{RIP}|--- interrupt: [0-9]+ at {{{{FUNC}}}})")),
+                Part::Trace,
+            ],
             parts2: vec![line(CALL_TRACE), Part::Trace],
             skip: skip_re(skip),
             extractor: Extractor::First,
@@ -152,7 +164,10 @@ impl Format {
         self
     }
     fn extractor(mut self, e: Extractor) -> Self {
-        self.stack.as_mut().expect("extractor needs a stack").extractor = e;
+        self.stack
+            .as_mut()
+            .expect("extractor needs a stack")
+            .extractor = e;
         self
     }
     fn no_stack(mut self) -> Self {
@@ -183,17 +198,28 @@ fn call_trace() -> Vec<Part> {
 }
 
 fn group(header: &'static str, formats: Vec<Format>, suppress: &[&str]) -> Group {
-    Group { header, formats, suppress: suppress.iter().map(|s| re(s)).collect(), weak: false }
+    let titles = RegexSet::new(formats.iter().map(|f| f.title.as_str())).expect("title set");
+    Group {
+        header,
+        formats,
+        titles,
+        suppress: suppress.iter().map(|s| re(s)).collect(),
+        weak: false,
+    }
 }
 
 fn weak(header: &'static str, formats: Vec<Format>) -> Group {
-    Group { header, formats, suppress: Vec::new(), weak: true }
+    Group {
+        weak: true,
+        ..group(header, formats, &[])
+    }
 }
 
 use Kind::*;
 
 /// All report types, in priority order: on a line with two headers the
 /// first group wins.
+#[rustfmt::skip] // a table: one entry per line reads better
 pub static GROUPS: LazyLock<Vec<Group>> = LazyLock::new(|| {
     vec![
         group("BUG:", bug_formats(), &["ODEBUG:", "Boot_DEBUG:", "xlog_status:", "DEBUG:", "BUG: no syscalls can create resource"]),
@@ -294,6 +320,7 @@ pub static GROUPS: LazyLock<Vec<Group>> = LazyLock::new(|| {
     ]
 });
 
+#[rustfmt::skip] // a table: one entry per line reads better
 fn bug_formats() -> Vec<Format> {
     let kasan_hw = &["kernel_fault", "tag_check", "mem_abort", "^el1_", "^el1h_"][..];
     let free = "(?:double-free or invalid-free|double-free|invalid-free)";
@@ -358,6 +385,7 @@ fn bug_formats() -> Vec<Format> {
     ]
 }
 
+#[rustfmt::skip]
 fn warning_formats() -> Vec<Format> {
     let lockdep_at = "at: (?:{{PC}} +)?{{FUNC}}";
     vec![
@@ -406,6 +434,7 @@ fn warning_formats() -> Vec<Format> {
     ]
 }
 
+#[rustfmt::skip]
 fn info_formats() -> Vec<Format> {
     let at = "at: {{PC}} +{{FUNC}}";
     vec![
@@ -438,6 +467,7 @@ fn info_formats() -> Vec<Format> {
     ]
 }
 
+#[rustfmt::skip]
 fn panic_formats() -> Vec<Format> {
     vec![
         // A corrupted stack may leave no symbol and no unwindable trace.
@@ -461,6 +491,7 @@ fn panic_formats() -> Vec<Format> {
 
 /// Frames that never name a bug: sanitizer and WARN/BUG plumbing, locking,
 /// allocation, string and copy helpers, generic mm/fs/driver-core helpers.
+#[rustfmt::skip]
 pub const SKIP_FRAMES: &[&str] = &[
     "__sanitizer", "__asan", "kasan", "hwasan", "__msan", "kmsan", "kcsan_setup_watchpoint",
     "check_memory_region", "check_heap_object", "check_object", "read_word_at_a_time",
@@ -515,12 +546,14 @@ pub const SKIP_FRAMES: &[&str] = &[
 
 /// Syscall wrappers differ between arches and kernel versions; a frame is
 /// named by the shortest name left after removing one of these.
+#[rustfmt::skip]
 pub const STRIP_PREFIXES: &[&str] = &[
     "SYSC_", "SyS_", "sys_", "__x64_", "__ia32_", "__arm64_", "____sys_", "___sys_", "__sys_",
     "__se_", "__se_sys_", "__do_sys_", "compat_SYSC_", "compat_SyS_", "ksys_",
 ];
 
 /// Stall anchors: dispatch points below which a looping stack is stable.
+#[rustfmt::skip]
 pub const STALL_ANCHORS: &[&str] = &[
     "process_one_work", "do_syscall_", "do_fast_syscall_", "sysenter_dispatch", "tracesys_phase2",
     "el0_svc_handler", "invoke_syscall", "ret_fast_syscall", "netif_receive_skb", "do_softirq",
@@ -542,6 +575,7 @@ pub const STALL_ANCHORS: &[&str] = &[
 ];
 
 /// Hung-task frames that say "waiting", not what for.
+#[rustfmt::skip]
 pub const HANG_SKIP: &[&str] = &[
     "sched", "_lock", "_slowlock", "down", "rwsem", "completion", "kthread", "wait", "synchronize",
     "context_switch", "__switch_to", "cancel_delayed_work", "rcu_barrier",
@@ -570,8 +604,53 @@ pub fn is_continuation(line: &str) -> bool {
     CONTINUATIONS.iter().any(|c| line.contains(c))
 }
 
-pub fn is_stack_noise(line: &str) -> bool {
-    STACK_NOISE.iter().any(|c| line.contains(c))
+/// What a report line says about the report's extent.
+#[derive(Clone, Copy, Default)]
+pub struct Markers {
+    /// "Disabling lock debugging due to kernel taint": noise, dropped.
+    pub taint_note: bool,
+    /// "Sending NMI from CPU": all-CPU backtraces follow.
+    pub nmi_backtrace: bool,
+    pub panic: bool,
+    /// See [`STACK_NOISE`].
+    pub stack_noise: bool,
+    /// `---[ end trace` or `---[ end Kernel panic`.
+    pub end_marker: bool,
+}
+
+const MARKERS: &[&str] = &[
+    "Disabling lock debugging due to kernel taint",
+    "Sending NMI from CPU",
+    "Kernel panic - not syncing",
+    "---[ end trace",
+    "---[ end Kernel panic",
+];
+
+static MARKER_AC: LazyLock<AhoCorasick> =
+    LazyLock::new(|| literals(MARKERS.iter().chain(STACK_NOISE)));
+
+/// A literal searcher; leftmost semantics let it use SIMD prefilters.
+pub fn literals<I: IntoIterator<Item = P>, P: AsRef<[u8]>>(pats: I) -> AhoCorasick {
+    AhoCorasick::builder()
+        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
+        .build(pats)
+        .expect("literals")
+}
+
+/// One pass over the line for all markers (most lines have none).
+pub fn line_markers(line: &str) -> Markers {
+    let mut m = Markers::default();
+    // No marker contains another: leftmost matches see them all.
+    for hit in MARKER_AC.find_iter(line) {
+        match hit.pattern().as_usize() {
+            0 => m.taint_note = true,
+            1 => m.nmi_backtrace = true,
+            2 => m.panic = true,
+            3 | 4 => m.end_marker = true,
+            _ => m.stack_noise = true,
+        }
+    }
+    m
 }
 
 #[cfg(test)]
@@ -587,7 +666,8 @@ mod tests {
         assert_eq!(find_group("[  1.0] ODEBUG: Out of memory. BUG: x"), None);
         assert_eq!(find_group("INFO: lockdep is turned off."), None);
         assert_eq!(find_group("just a line"), None);
-        let w = find_group("WARNING: CPU: 1 PID: 51 at mm/gup.c:224 try_grab_page+0x1f/0x84").unwrap();
+        let w =
+            find_group("WARNING: CPU: 1 PID: 51 at mm/gup.c:224 try_grab_page+0x1f/0x84").unwrap();
         assert_eq!(GROUPS[w].header, "WARNING:");
         assert!(GROUPS[find_group("page dumped because: x").unwrap()].weak);
         assert!(is_continuation("Oops: 0000 [#1] SMP"));

@@ -10,10 +10,13 @@
 //! (`? foo+0x..`) are not frames: only a symbol followed by `+0x`/`.` is.
 
 use regex::Regex;
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use super::clean::is_questionable;
-use super::patterns::{re, Extractor, Part, Stack, GLOBAL_SKIP, HANG_SKIP, STALL_ANCHOR_RE, STRIP_PREFIXES};
+use super::patterns::{
+    literals, re, Extractor, Part, Stack, GLOBAL_SKIP, HANG_SKIP, STALL_ANCHOR_RE, STRIP_PREFIXES,
+};
 
 /// Lines that start a stack trace (and end the previous one).
 static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
@@ -30,32 +33,83 @@ static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
 static RISCV_STACK_START: LazyLock<Regex> =
     LazyLock::new(|| re("status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"));
 
-/// `[<addr>] [<addr>] foo+0x1/0x2`, or arm's `[<pc>] (foo) from [<pc>] (bar+0x..)`.
-static FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^ *(?:{{PC}} ){0,2}{{FUNC}}"));
-static ARM_FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"));
+/// arm's `[<pc>] (foo) from [<pc>] (bar+0x..)`.
+static ARM_FRAME: LazyLock<Regex> =
+    LazyLock::new(|| re(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"));
 
 /// Fault injection prints its own stack into the middle of reports.
 static FAULT_INJECTION: LazyLock<Regex> =
     LazyLock::new(|| re(r"^( \[<?(?:0x)?[0-9a-f]+>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x"));
 
+fn is_fault_injection(line: &str) -> bool {
+    static HINT: LazyLock<memchr::memmem::Finder<'static>> =
+        LazyLock::new(|| memchr::memmem::Finder::new("should_fail"));
+    HINT.find(line.as_bytes()).is_some() && FAULT_INJECTION.is_match(line)
+}
+
+/// Literals of [`STACK_START`]: a SIMD search rules out most lines.
+static STACK_START_HINT: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
+    literals([
+        "Call Trace",
+        "Call trace",
+        "Allocated",
+        "Freed",
+        "acktrace",
+        "Uninit was stored",
+        "badaddr: ",
+    ])
+});
+
 pub fn is_stack_start(line: &str) -> bool {
-    quick_stack_start(line) && STACK_START.is_match(line)
+    STACK_START_HINT.is_match(line) && STACK_START.is_match(line)
 }
 
-/// Cheap test before the regex: every stack start has one of these bytes.
-fn quick_stack_start(line: &str) -> bool {
-    line.contains("race") || line.contains("ree") || line.contains("llocated") || line.contains("acktrace")
-        || line.contains("Uninit") || line.contains("badaddr")
+/// Function names a frame line holds (arm lines hold two): up to two
+/// `[<pc>] ` then a symbol followed by `+0x..` or `.suffix`.
+pub fn frame_names(line: &str) -> impl Iterator<Item = &str> {
+    let (a, b) = match plain_frame(line) {
+        Some(name) => (Some(name), None),
+        None if line.contains(") from [") => match ARM_FRAME.captures(line) {
+            Some(c) => (c.get(1).map(|m| m.as_str()), c.get(2).map(|m| m.as_str())),
+            None => (None, None),
+        },
+        None => (None, None),
+    };
+    a.into_iter().chain(b)
 }
 
-/// Function names a frame line holds (arm lines hold two).
-pub fn frame_names(line: &str) -> Vec<&str> {
-    // A frame always has `+0x` or a `.suffix` after the symbol.
-    if !line.contains('+') && !line.contains('.') {
-        return Vec::new();
+/// The x86/arm64 frame format, by hand: this runs on every report line.
+fn plain_frame(line: &str) -> Option<&str> {
+    let b = line.as_bytes();
+    let mut i = b.iter().take_while(|&&c| c == b' ').count();
+    for _ in 0..2 {
+        if b.get(i) != Some(&b'[') {
+            break;
+        }
+        let mut j = i + 1;
+        j += usize::from(b.get(j) == Some(&b'<'));
+        if b.get(j..j + 2) == Some(b"0x") {
+            j += 2;
+        }
+        let hex = b[j.min(b.len())..]
+            .iter()
+            .take_while(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
+            .count();
+        if hex == 0 {
+            return None;
+        }
+        j += hex;
+        j += usize::from(b.get(j) == Some(&b'>'));
+        if b.get(j..j + 2) != Some(b"] ") {
+            return None;
+        }
+        i = j + 2;
     }
-    let caps = FRAME.captures(line).or_else(|| ARM_FRAME.captures(line));
-    caps.map(|c| c.iter().skip(1).flatten().map(|m| m.as_str()).collect()).unwrap_or_default()
+    let len = b[i.min(b.len())..]
+        .iter()
+        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
+        .count();
+    (len > 0 && matches!(b.get(i + len), Some(b'.') | Some(b'+'))).then(|| &line[i..i + len])
 }
 
 /// A frame line for the "has a stack trace" check. Unlike syzkaller we
@@ -70,14 +124,17 @@ pub fn is_frame_line(line: &str) -> bool {
         Some(pos) if !line.contains("<EOI>") => &line[pos + 2..],
         _ => line,
     };
-    !frame_names(line).is_empty()
+    frame_names(line).next().is_some()
 }
 
 /// Rust (`_R...`) and C++ (`_Z...`) symbols, as the source spells them.
-pub fn demangle(name: &str) -> String {
+pub fn demangle(name: &str) -> Cow<'_, str> {
+    if !name.starts_with('_') {
+        return Cow::Borrowed(name);
+    }
     if name.starts_with("_R") {
         if let Ok(d) = rustc_demangle::try_demangle(name) {
-            return format!("{d:#}");
+            return Cow::Owned(format!("{d:#}"));
         }
     }
     if let Some(rest) = name.strip_prefix("_Z") {
@@ -85,11 +142,11 @@ pub fn demangle(name: &str) -> String {
         let len_digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if let Ok(len) = rest[..len_digits].parse::<usize>() {
             if let Some(ident) = rest.get(len_digits..len_digits + len) {
-                return ident.to_string();
+                return Cow::Borrowed(ident);
             }
         }
     }
-    name.to_string()
+    Cow::Borrowed(name)
 }
 
 /// `__x64_sys_read` and `ksys_read` both mean `read`.
@@ -128,11 +185,17 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
         for name in names {
             let name = demangle(name);
             if !skipped(stack, &name) {
-                raw.push(name);
+                raw.push(name.into_owned());
             }
         }
     };
-    let caps = |c: regex::Captures<'_>| -> Vec<String> { c.iter().skip(1).flatten().map(|m| m.as_str().to_string()).collect() };
+    let caps = |c: regex::Captures<'_>| -> Vec<String> {
+        c.iter()
+            .skip(1)
+            .flatten()
+            .map(|m| m.as_str().to_string())
+            .collect()
+    };
     loop {
         // A key frame is due at the end, and before each further trace.
         if p == parts.len() || (matches!(parts[p], Part::Trace) && traces > 0) {
@@ -156,12 +219,14 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
                     if is_questionable(ln) {
                         continue;
                     }
-                    if FAULT_INJECTION.is_match(ln) {
+                    if is_fault_injection(ln) {
                         ok = false;
                         break;
                     }
-                    if let Some(c) = part.captures(ln) {
-                        push(&mut raw, &mut caps(c).iter().map(String::as_str));
+                    if part.is_match(ln) {
+                        if let Some(c) = part.captures(ln) {
+                            push(&mut raw, &mut caps(c).iter().map(String::as_str));
+                        }
                         break;
                     }
                 }
@@ -174,7 +239,7 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
                     if is_questionable(ln) {
                         continue;
                     }
-                    if FAULT_INJECTION.is_match(ln) {
+                    if is_fault_injection(ln) {
                         ok = false;
                         break;
                     }
@@ -183,13 +248,18 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
                     }
                     // The line after the trace may be the next part.
                     if let Some(Part::Line(after)) = parts.get(p + 1) {
-                        if let Some(c) = after.captures(ln) {
-                            push(&mut raw, &mut caps(c).iter().map(String::as_str));
+                        if after.is_match(ln) {
+                            if let Some(c) = after.captures(ln) {
+                                push(&mut raw, &mut caps(c).iter().map(String::as_str));
+                            }
                             p += 1;
                             break;
                         }
                     }
-                    push(&mut raw, &mut frame_names(ln).into_iter());
+                    // The first frame is all the default extractor needs.
+                    if stack.extractor != Extractor::First || raw.is_empty() {
+                        push(&mut raw, &mut frame_names(ln));
+                    }
                 }
             }
         }
@@ -236,14 +306,22 @@ fn hang_frame<'a>(frames: &[&'a str]) -> Option<&'a str> {
         if frame.contains("rtnl_lock") {
             return Some(frame);
         }
-        if ["synchronize_rcu", "synchronize_srcu", "synchronize_net", "synchronize_sched"]
-            .iter()
-            .any(|a| frame.contains(a))
+        if [
+            "synchronize_rcu",
+            "synchronize_srcu",
+            "synchronize_net",
+            "synchronize_sched",
+        ]
+        .iter()
+        .any(|a| frame.contains(a))
         {
             return Some("synchronize_rcu");
         }
     }
-    frames.iter().copied().find(|f| !HANG_SKIP.iter().any(|s| f.contains(s)))
+    frames
+        .iter()
+        .copied()
+        .find(|f| !HANG_SKIP.iter().any(|s| f.contains(s)))
 }
 
 /// Does every stack trace in the report have frames? A report cut short or
@@ -285,11 +363,26 @@ mod tests {
 
     #[test]
     fn frames() {
-        assert_eq!(frame_names(" try_grab_page+0x1f/0x84"), vec!["try_grab_page"]);
-        assert_eq!(frame_names(" [<ffffffff81234567>] foo.isra.3+0x1/0x2"), vec!["foo"]);
-        assert_eq!(frame_names(" [<ffffffff81>] [<ffffffff82>] bar+0x1/0x2"), vec!["bar"]);
-        assert_eq!(frame_names("[<c0101010>] (a_b) from [<c0101020>] (c_d+0x10/0x20)"), vec!["a_b", "c_d"]);
+        let frame_names = |l| super::frame_names(l).collect::<Vec<_>>();
+        assert_eq!(
+            frame_names(" try_grab_page+0x1f/0x84"),
+            vec!["try_grab_page"]
+        );
+        assert_eq!(
+            frame_names(" [<ffffffff81234567>] foo.isra.3+0x1/0x2"),
+            vec!["foo"]
+        );
+        assert_eq!(
+            frame_names(" [<ffffffff81>] [<ffffffff82>] bar+0x1/0x2"),
+            vec!["bar"]
+        );
+        assert_eq!(
+            frame_names("[<c0101010>] (a_b) from [<c0101020>] (c_d+0x10/0x20)"),
+            vec!["a_b", "c_d"]
+        );
         assert!(frame_names(" __dump_stack lib/dump_stack.c:77 [inline]").is_empty());
+        assert!(frame_names(" [<ffffffff81234567>] ? foo+0x1/0x2").is_empty());
+        assert_eq!(frame_names("  [<0x1234>] x_y.cold+0x1/0x2"), vec!["x_y"]);
         assert!(frame_names("RIP: 0010:foo+0x1/0x2").is_empty());
         assert!(frame_names("Hardware name: QEMU Standard PC (i440FX + PIIX, 1996)").is_empty());
     }
@@ -301,22 +394,50 @@ mod tests {
         assert_eq!(canonical("__se_sys_read"), "read");
         assert_eq!(canonical("ext4_writepages"), "ext4_writepages");
         assert_eq!(demangle("_Z8fakeNameiii"), "fakeName");
-        assert_eq!(demangle("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind"), "__rustc::rust_begin_unwind");
+        assert_eq!(
+            demangle("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind"),
+            "__rustc::rust_begin_unwind"
+        );
         assert_eq!(demangle("plain"), "plain");
     }
 
     #[test]
     fn questionable_frames_count_as_a_stack_but_never_name_it() {
-        let lines = ["Call Trace:", " <TASK>", " ? foo+0x1/0x2", " ? bar+0x1/0x2", " </TASK>"];
+        let lines = [
+            "Call Trace:",
+            " <TASK>",
+            " ? foo+0x1/0x2",
+            " ? bar+0x1/0x2",
+            " </TASK>",
+        ];
         assert!(!stack_missing(&lines));
-        assert!(stack_missing(&["Call Trace:", " <TASK>", " </TASK>", "---[ end trace ]---"]));
+        assert!(stack_missing(&[
+            "Call Trace:",
+            " <TASK>",
+            " </TASK>",
+            "---[ end trace ]---"
+        ]));
     }
 
     #[test]
     fn hang_and_stall() {
-        assert_eq!(hang_frame(&["__schedule", "schedule", "rwsem_down_write_slowpath", "ext4_break_layouts"]), Some("ext4_break_layouts"));
-        assert_eq!(hang_frame(&["schedule", "synchronize_rcu_expedited", "foo"]), Some("synchronize_rcu"));
-        assert_eq!(stall_frame(&["foo", "kvm_vcpu_ioctl", "vfs_ioctl", "x"]), Some("kvm_vcpu_ioctl"));
+        assert_eq!(
+            hang_frame(&[
+                "__schedule",
+                "schedule",
+                "rwsem_down_write_slowpath",
+                "ext4_break_layouts"
+            ]),
+            Some("ext4_break_layouts")
+        );
+        assert_eq!(
+            hang_frame(&["schedule", "synchronize_rcu_expedited", "foo"]),
+            Some("synchronize_rcu")
+        );
+        assert_eq!(
+            stall_frame(&["foo", "kvm_vcpu_ioctl", "vfs_ioctl", "x"]),
+            Some("kvm_vcpu_ioctl")
+        );
         assert_eq!(stall_frame(&["foo", "bar"]), None);
     }
 }

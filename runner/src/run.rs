@@ -1,0 +1,479 @@
+//! The run loop: expand a scenario into cells, build what is missing, boot
+//! one guest per cell, and turn what it printed (agent messages and kernel
+//! reports) into a cell result. Judging is a pure function of plain data
+//! ([`judge`]) so that it is tested without a VM.
+
+use crate::error::{bad_input, infra, Context, Result};
+use crate::kernel::{self, KernelArtifact, KernelSpec};
+use crate::results::{self, CellResult, FailKind, Outcome, RunRecord};
+use crate::scenario::{fs_name, mapping_name, Cell, Filter, Scenario};
+use crate::triage;
+use crate::vm::{self, Accel, Control, VmSpec};
+use kregress_agent::{GuestConfig, LineParser, Message, WorkloadSpec};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+pub struct RunOpts {
+    pub only: Filter,
+    pub runs: Option<u32>,
+    pub resume: Option<String>,
+    pub accel: Accel,
+    pub results_root: PathBuf,
+    pub jobs: usize,
+}
+
+/// What the guest said and the console showed, for [`judge`].
+#[derive(Debug, Default)]
+pub struct Seen {
+    pub messages: Vec<Message>,
+    pub reports: Vec<triage::Report>,
+    pub booted: bool,
+    pub exit: Option<vm::Exit>,
+    pub boot_deadline_s: u64,
+}
+
+/// The agent's configuration for one cell.
+pub fn guest_config(c: &Cell) -> Result<GuestConfig> {
+    let kind = c.workload.name.as_str().parse().map_err(|e| bad_input(format!("workload: {e}")))?;
+    let mut w = WorkloadSpec::new(kind);
+    if let Some(s) = &c.workload.size {
+        w.size = kregress_agent::config::parse_size(s).map_err(|e| bad_input(format!("workload {}: size: {e}", w.name())))?;
+    }
+    if let Some(p) = c.workload.passes {
+        w.passes = p;
+    }
+    if let Some(s) = c.workload.seconds {
+        w.seconds = s;
+        w.deadline = w.deadline.max(s + 60);
+    }
+    if let Some(t) = c.workload.threads {
+        w.threads = t;
+    }
+    Ok(GuestConfig {
+        backend: c.backend.name().parse().unwrap(),
+        fs: fs_name(c.fs).parse().unwrap(),
+        mapping: mapping_name(c.mapping).parse().unwrap(),
+        workloads: vec![w],
+        ..GuestConfig::default()
+    })
+}
+
+fn fail_kind(k: triage::Kind) -> FailKind {
+    use triage::Kind::*;
+    match k {
+        Crash | MemorySafety | Reboot => FailKind::Crash,
+        Hang => FailKind::Hang,
+        Warn | Lockdep | AtomicSleep | DataRace | Ubsan | Leak | Other => FailKind::Warn,
+    }
+}
+
+fn severity(k: FailKind) -> u8 {
+    match k {
+        FailKind::Crash => 5,
+        FailKind::Hang => 4,
+        FailKind::DataCorruption => 3,
+        FailKind::Warn => 2,
+        FailKind::IoError => 1,
+    }
+}
+
+/// The title of an agent-side hang: the stuck thread's stack read the same
+/// way the kernel's hung-task reports are, so both name the bug alike.
+fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str) -> String {
+    let stuck = threads.iter().find(|t| t.state == "D").or(threads.first());
+    if let Some(t) = stuck {
+        let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
+        for f in &t.stack {
+            text += &format!(" {f}\n");
+        }
+        if let Some(r) = triage::parse(&text).into_iter().next() {
+            return r.title;
+        }
+    }
+    format!("INFO: task hung in {what}")
+}
+
+fn errno_name(e: i32) -> String {
+    let name = match e {
+        libc::ENOMEM => "ENOMEM",
+        libc::EFAULT => "EFAULT",
+        libc::EIO => "EIO",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::EBUSY => "EBUSY",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        _ => return format!("errno {e}"),
+    };
+    name.to_string()
+}
+
+/// Outcome, kind, title and every problem of a cell, from what was seen.
+pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<String>) {
+    // (kind, title) of every failure, kernel reports first.
+    let mut problems: Vec<(FailKind, String)> =
+        seen.reports.iter().map(|r| (fail_kind(r.kind), r.title.clone())).collect();
+    let mut miss: Option<String> = None;
+    for m in &seen.messages {
+        match m {
+            Message::DaxCheck { dax: false, path } => miss = miss.or(Some(format!("DAX not active on {path}"))),
+            Message::Error { phase, detail } => miss = miss.or(Some(format!("agent {phase}: {detail}"))),
+            Message::Hang { what, threads, .. } => problems.push((FailKind::Hang, hang_title(threads, what))),
+            Message::WorkloadResult { name, kind: Some(k), errno, detail, .. } => {
+                let k = match k {
+                    kregress_agent::FailKind::Hang => FailKind::Hang,
+                    kregress_agent::FailKind::DataCorruption => FailKind::DataCorruption,
+                    kregress_agent::FailKind::IoError => FailKind::IoError,
+                };
+                let title = match (k, errno) {
+                    (FailKind::IoError, Some(e)) => format!("IO_ERROR in {name}: {}", errno_name(*e)),
+                    (FailKind::Hang, _) => continue, // the Hang message names it
+                    _ => format!("{k:?} in {name}: {detail}").replace("DataCorruption", "DATA_CORRUPTION").replace("IoError", "IO_ERROR"),
+                };
+                problems.push((k, title));
+            }
+            Message::Teardown { kind: Some(kregress_agent::FailKind::Hang), detail, .. } => {
+                if !problems.iter().any(|(k, _)| *k == FailKind::Hang) {
+                    problems.push((FailKind::Hang, format!("INFO: teardown hung: {detail}")));
+                }
+            }
+            _ => {}
+        }
+    }
+    let done = seen.messages.iter().any(|m| matches!(m, Message::Done { .. }));
+    let listed: Vec<String> = problems.iter().map(|(k, t)| format!("{k:?}: {t}")).collect();
+
+    if !seen.booted {
+        let title = match (problems.first(), seen.exit) {
+            (Some((_, t)), _) => format!("boot failed: {t}"),
+            (None, Some(vm::Exit::BootTimeout)) => format!("boot failed: no agent hello within {} s", seen.boot_deadline_s),
+            _ => "boot failed: QEMU exited before the agent started".to_string(),
+        };
+        return (Outcome::Error, None, Some(title), listed);
+    }
+    if let Some(worst) = problems.iter().map(|(k, _)| severity(*k)).max() {
+        let (k, t) = problems.iter().find(|(k, _)| severity(*k) == worst).unwrap();
+        return (Outcome::Fail, Some(*k), Some(t.clone()), listed);
+    }
+    if let Some(m) = miss {
+        return (Outcome::Miss, None, Some(m), listed);
+    }
+    match seen.exit {
+        Some(vm::Exit::RunTimeout) => {
+            (Outcome::Fail, Some(FailKind::Hang), Some("HANG: the guest stopped answering".into()), listed)
+        }
+        _ if !done => (Outcome::Miss, None, Some("agent ended without `done` (protocol broken?)".into()), listed),
+        _ => (Outcome::Pass, None, None, listed),
+    }
+}
+
+/// Throughput of the cell: the agent's overall figure for its workload.
+fn throughput(seen: &Seen) -> (Option<f64>, Option<f64>) {
+    for m in &seen.messages {
+        if let Message::WorkloadResult { mb_per_s, ops_per_s, .. } = m {
+            return (*mb_per_s, *ops_per_s);
+        }
+    }
+    (None, None)
+}
+
+/// Boots one cell and records it in `dir`.
+pub fn run_cell(c: &Cell, k: &KernelArtifact, initrd: &Path, accel: Accel, dir: &Path, panic_on_warn: bool) -> Result<CellResult> {
+    std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    let cfg = guest_config(c)?;
+    let work: u64 = cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64;
+    // TCG and a busy host slow everything: scale the host's backstop deadlines.
+    let scale = if accel == Accel::Tcg { 3 } else { 1 };
+    let spec = VmSpec {
+        bzimage: k.bzimage.clone(),
+        initrd: initrd.to_path_buf(),
+        backend: c.backend,
+        smp: 2,
+        append: cfg.to_cmdline(),
+        panic_on_warn,
+        boot_deadline: Duration::from_secs(60 * scale),
+        run_deadline: Duration::from_secs(work + 60 * scale),
+        workdir: dir.join("pmem"),
+    };
+    let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
+    let mut parser = LineParser::new();
+    let mut scanner = triage::Scanner::new();
+    let mut seen = Seen { boot_deadline_s: spec.boot_deadline.as_secs(), ..Seen::default() };
+    let started = Instant::now();
+    let console = dir.join("console.log");
+    let r = vm::run(&spec, accel, &console, |line| {
+        seen.reports.extend(scanner.push_line(line));
+        let Some(m) = parser.push(line) else { return Control::Continue };
+        let _ = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default());
+        let ctl = match &m {
+            Message::Hello { .. } => Control::Booted,
+            Message::Done { .. } => Control::Finished,
+            _ => Control::Continue,
+        };
+        seen.messages.push(m);
+        ctl
+    })?;
+    seen.reports.extend(scanner.finish());
+    seen.booted = r.hello_seconds.is_some();
+    seen.exit = Some(r.exit);
+    let _ = std::fs::remove_dir_all(dir.join("pmem"));
+    crate::cache::write_atomic(&dir.join("qemu.cmdline"), format!("{}\n", r.cmdline).as_bytes())?;
+    let (outcome, kind, title, problems) = judge(&seen);
+    let (mb_per_s, ops_per_s) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { (None, None) };
+    let res = CellResult {
+        variant: c.variant.clone(),
+        backend: c.backend.name().into(),
+        fs: fs_name(c.fs).into(),
+        mapping: mapping_name(c.mapping).into(),
+        workload: c.workload.name.as_str().into(),
+        run: c.run,
+        outcome,
+        kind,
+        title,
+        mb_per_s,
+        ops_per_s,
+        problems,
+        console,
+        seconds: started.elapsed().as_secs_f64(),
+        boot_seconds: r.hello_seconds,
+    };
+    results::save_cell(dir, &res)?;
+    Ok(res)
+}
+
+fn host_info(accel: Accel) -> serde_json::Value {
+    let cmd = |p: &str, a: &str| {
+        let mut c = std::process::Command::new(p);
+        c.arg(a);
+        crate::proc::output(c).ok().and_then(|o| o.lines().next().map(str::to_string)).unwrap_or_default()
+    };
+    serde_json::json!({
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        "qemu": cmd("qemu-system-x86_64", "--version"),
+        "gcc": cmd("gcc", "--version"),
+        "accel": accel,
+        "kregress": env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
+pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
+    let cells = s.cells(&opts.only, opts.runs);
+    if cells.is_empty() {
+        return Err(bad_input(format!("{}: the filter selects no cell", s.file.display())));
+    }
+    let mut rec = match &opts.resume {
+        Some(id) => {
+            let dir = results::find(&opts.results_root, id)?;
+            let mut rec = results::load(&dir)?;
+            rec.results_dir = dir;
+            rec
+        }
+        None => {
+            let (run_id, dir) = results::new_run_dir(&opts.results_root, &s.name)?;
+            RunRecord {
+                run_id,
+                scenario: s.name.clone(),
+                scenario_file: s.file.clone(),
+                results_dir: dir,
+                started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+                host: serde_json::Value::Null,
+                kernels: serde_json::json!({}),
+                cells: vec![],
+            }
+        }
+    };
+    let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.id() == c.id())).collect();
+
+    // Kernels: a variant that does not build makes its cells ERROR.
+    let mut kernels: BTreeMap<String, std::result::Result<KernelArtifact, String>> = BTreeMap::new();
+    for c in &todo {
+        if kernels.contains_key(&c.variant) {
+            continue;
+        }
+        let v = s.variants.iter().find(|v| v.name == c.variant).unwrap();
+        let k = match kernel::build(&KernelSpec::new(s, v), crate::cli::default_jobs()) {
+            Ok(k) => Ok(k),
+            Err(e) if e.class == crate::error::Class::Kernel => Err(e.msg),
+            Err(e) => return Err(e),
+        };
+        if let Ok(k) = &k {
+            let cfg_sha = crate::cache::sha256_file(&k.config).unwrap_or_default();
+            rec.kernels[&c.variant] = serde_json::json!({"key": k.key, "bzimage": k.bzimage, "config_sha256": cfg_sha, "commit": k.commit, "source": k.source});
+        }
+        kernels.insert(c.variant.clone(), k);
+    }
+    let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
+    let any_kernel = kernels.values().find_map(|k| k.as_ref().ok());
+    let accel = match any_kernel {
+        Some(k) => vm::resolve_accel(opts.accel, &k.bzimage)?,
+        None => Accel::Tcg,
+    };
+    rec.host = host_info(accel);
+    results::save(&rec)?;
+
+    let total = todo.len();
+    for (i, c) in todo.into_iter().enumerate() {
+        let dir = results::cell_dir(&rec.results_dir, c);
+        let res = match &kernels[&c.variant] {
+            Ok(k) => {
+                eprintln!("[{}/{total}] {} ...", i + 1, c.id());
+                run_cell(c, k, &image.path, accel, &dir, s.run.panic_on_warn)?
+            }
+            Err(msg) => CellResult {
+                variant: c.variant.clone(),
+                backend: c.backend.name().into(),
+                fs: fs_name(c.fs).into(),
+                mapping: mapping_name(c.mapping).into(),
+                workload: c.workload.name.as_str().into(),
+                run: c.run,
+                outcome: Outcome::Error,
+                kind: None,
+                title: Some("kernel build failed".into()),
+                mb_per_s: None,
+                ops_per_s: None,
+                problems: vec![msg.clone()],
+                console: dir.join("console.log"),
+                seconds: 0.0,
+                boot_seconds: None,
+            },
+        };
+        eprintln!(
+            "[{}/{total}] {}: {:?}{}{}",
+            i + 1,
+            res.id(),
+            res.outcome,
+            res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
+            res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+        );
+        rec.cells.push(res);
+        results::save(&rec)?;
+    }
+    Ok(rec)
+}
+
+/// Whether a cell came out as the scenario expects (PASS unless an `expect` says otherwise).
+pub fn as_expected(s: &Scenario, r: &CellResult) -> bool {
+    let cell_matches = |e: &crate::scenario::Expect| {
+        e.variant.as_ref().is_none_or(|v| *v == r.variant)
+            && e.backend.is_none_or(|b| b.name() == r.backend)
+            && e.fs.is_none_or(|f| fs_name(f) == r.fs)
+            && e.mapping.is_none_or(|m| mapping_name(m) == r.mapping)
+            && e.workload.is_none_or(|w| w.as_str() == r.workload)
+    };
+    let Some(e) = s.expect.iter().rev().find(|e| cell_matches(e)) else {
+        return r.outcome == Outcome::Pass;
+    };
+    let outcome = serde_json::to_value(r.outcome).unwrap();
+    let kind = r.kind.map(|k| serde_json::to_value(k).unwrap());
+    outcome.as_str() == Some(e.outcome.as_str())
+        && e.kind.as_ref().is_none_or(|k| kind.as_ref().and_then(|v| v.as_str()) == Some(k.as_str()))
+        && e.title.as_ref().is_none_or(|t| r.title.as_deref().is_some_and(|rt| rt.contains(t.as_str())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(title: &str, kind: triage::Kind) -> triage::Report {
+        triage::Report { title: title.into(), kind, corrupted: false, frame: None, start_line: 1, end_line: 2, text: String::new() }
+    }
+
+    fn done() -> Message {
+        Message::Done { ok: true, elapsed_ms: 1 }
+    }
+
+    #[test]
+    fn clean_run_passes() {
+        let s = Seen { messages: vec![done()], booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
+        assert_eq!(judge(&s).0, Outcome::Pass);
+    }
+
+    #[test]
+    fn first_warning_names_the_cell_and_the_io_error_is_kept() {
+        let s = Seen {
+            messages: vec![
+                Message::WorkloadResult {
+                    name: "dio-read".into(),
+                    outcome: kregress_agent::Outcome::Fail,
+                    kind: Some(kregress_agent::FailKind::IoError),
+                    errno: Some(libc::ENOMEM),
+                    detail: "pread".into(),
+                    mb_per_s: None,
+                    ops_per_s: None,
+                    counters: Default::default(),
+                },
+                done(),
+            ],
+            reports: vec![
+                report("WARNING in free_zone_device_page", triage::Kind::Warn),
+                report("WARNING in try_grab_page", triage::Kind::Warn),
+            ],
+            booted: true,
+            exit: Some(vm::Exit::Exited),
+            ..Seen::default()
+        };
+        let (o, k, t, p) = judge(&s);
+        assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Warn)));
+        assert_eq!(t.unwrap(), "WARNING in free_zone_device_page");
+        assert!(p.iter().any(|p| p.contains("IO_ERROR in dio-read: ENOMEM")), "{p:?}");
+    }
+
+    #[test]
+    fn agent_hang_is_titled_from_the_stuck_stack() {
+        let t = kregress_agent::ThreadStack {
+            pid: 60,
+            tid: 61,
+            comm: "kregress-agent".into(),
+            state: "D".into(),
+            wchan: "ext4_break_layouts".into(),
+            stack: vec![
+                "__schedule+0x2a5/0x8a0".into(),
+                "schedule+0x5a/0xd0".into(),
+                "ext4_break_layouts+0x1a9/0x2c0".into(),
+                "ext4_setattr+0x3d2/0x9e0".into(),
+                "notify_change+0x3c5/0x5a0".into(),
+                "do_truncate+0x7a/0xd0".into(),
+            ],
+        };
+        let s = Seen {
+            messages: vec![Message::Hang { phase: "workload".into(), what: "truncate-during-dio".into(), op: "ftruncate".into(), waited_s: 10.0, threads: vec![t] }],
+            booted: true,
+            exit: Some(vm::Exit::RunTimeout),
+            ..Seen::default()
+        };
+        let (o, k, t, _) = judge(&s);
+        assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Hang)));
+        assert_eq!(t.unwrap(), "INFO: task hung in ext4_break_layouts");
+    }
+
+    #[test]
+    fn no_hello_is_an_error_not_a_failure() {
+        let s = Seen { exit: Some(vm::Exit::BootTimeout), boot_deadline_s: 60, ..Seen::default() };
+        let (o, _, t, _) = judge(&s);
+        assert_eq!(o, Outcome::Error);
+        assert_eq!(t.unwrap(), "boot failed: no agent hello within 60 s");
+    }
+
+    #[test]
+    fn dax_not_active_is_a_miss() {
+        let s = Seen {
+            messages: vec![Message::DaxCheck { path: "/mnt/f".into(), dax: false }, done()],
+            booted: true,
+            exit: Some(vm::Exit::Exited),
+            ..Seen::default()
+        };
+        let (o, _, t, _) = judge(&s);
+        assert_eq!(o, Outcome::Miss);
+        assert!(t.unwrap().contains("DAX not active"));
+    }
+
+    #[test]
+    fn missing_done_is_a_harness_miss() {
+        let s = Seen { booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
+        assert_eq!(judge(&s).0, Outcome::Miss);
+    }
+}
