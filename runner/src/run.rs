@@ -81,8 +81,15 @@ fn severity(k: FailKind) -> u8 {
 
 /// The title of an agent-side hang: the stuck thread's stack read the same
 /// way the kernel's hung-task reports are, so both name the bug alike.
-fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str) -> String {
-    let stuck = threads.iter().find(|t| t.state == "D").or(threads.first());
+fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> String {
+    // The stuck task: in D state, else the thread doing the stuck operation
+    // (dax_layout_busy_page waits interruptibly, in S), else any real kernel wait.
+    let stuck = threads
+        .iter()
+        .find(|t| t.state == "D")
+        .or_else(|| threads.iter().find(|t| !t.comm.is_empty() && op.contains(t.comm.as_str())))
+        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !t.wchan.starts_with("futex") && !t.wchan.starts_with("do_wait")))
+        .or(threads.first());
     if let Some(t) = stuck {
         let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
         for f in &t.stack {
@@ -120,7 +127,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         match m {
             Message::DaxCheck { dax: false, path } => miss = miss.or(Some(format!("DAX not active on {path}"))),
             Message::Error { phase, detail } => miss = miss.or(Some(format!("agent {phase}: {detail}"))),
-            Message::Hang { what, threads, .. } => problems.push((FailKind::Hang, hang_title(threads, what))),
+            Message::Hang { what, threads, op, .. } => problems.push((FailKind::Hang, hang_title(threads, what, op))),
             Message::WorkloadResult { name, kind: Some(k), errno, detail, .. } => {
                 let k = match k {
                     kregress_agent::FailKind::Hang => FailKind::Hang,
@@ -424,11 +431,20 @@ mod tests {
 
     #[test]
     fn agent_hang_is_titled_from_the_stuck_stack() {
+        // As seen on stock 6.1.192: the truncate waits in S, init in a futex.
+        let init = kregress_agent::ThreadStack {
+            pid: 1,
+            tid: 1,
+            comm: "init".into(),
+            state: "S".into(),
+            wchan: "futex_wait_queue".into(),
+            stack: vec!["futex_wait_queue+0x49/0x79".into(), "futex_wait+0xb5/0x155".into(), "cpumask_first_and+0xc/0xc".into()],
+        };
         let t = kregress_agent::ThreadStack {
-            pid: 60,
-            tid: 61,
-            comm: "kregress-agent".into(),
-            state: "D".into(),
+            pid: 1,
+            tid: 44,
+            comm: "truncate".into(),
+            state: "S".into(),
             wchan: "ext4_break_layouts".into(),
             stack: vec![
                 "__schedule+0x2a5/0x8a0".into(),
@@ -440,7 +456,7 @@ mod tests {
             ],
         };
         let s = Seen {
-            messages: vec![Message::Hang { phase: "workload".into(), what: "truncate-during-dio".into(), op: "ftruncate".into(), waited_s: 10.0, threads: vec![t] }],
+            messages: vec![Message::Hang { phase: "workload".into(), what: "truncate-during-dio".into(), op: "ftruncate(0)".into(), waited_s: 10.0, threads: vec![init, t] }],
             booted: true,
             exit: Some(vm::Exit::RunTimeout),
             ..Seen::default()
