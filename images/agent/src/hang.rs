@@ -25,6 +25,87 @@ pub fn with_deadline<T: Send + 'static>(
     rx.recv_timeout(timeout).ok()
 }
 
+/// Blocking calls in progress in workload threads, for the per-call watchdog.
+static OPS: std::sync::Mutex<Vec<(u64, &'static str, std::time::Instant)>> =
+    std::sync::Mutex::new(Vec::new());
+static OP_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Registers a blocking call until the guard is dropped.
+pub struct OpGuard(u64);
+
+pub fn op_begin(name: &'static str) -> OpGuard {
+    let id = OP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    OPS.lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push((id, name, std::time::Instant::now()));
+    OpGuard(id)
+}
+
+impl Drop for OpGuard {
+    fn drop(&mut self) {
+        OPS.lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(id, _, _)| *id != self.0);
+    }
+}
+
+/// The call that has been running longest, and for how long.
+pub fn oldest_op() -> Option<(&'static str, Duration)> {
+    let ops = OPS.lock().unwrap_or_else(|e| e.into_inner());
+    ops.iter()
+        .map(|(_, n, t)| (*n, t.elapsed()))
+        .max_by_key(|(_, d)| *d)
+}
+
+/// How a watched workload ended.
+pub enum Watched<T> {
+    Done(T),
+    /// One call blocked longer than the hang limit (reported already).
+    OpHang {
+        op: &'static str,
+        waited: Duration,
+    },
+    /// The whole workload overran its deadline (reported already).
+    Deadline,
+}
+
+/// Run `f` on its own thread; every 100 ms check the registered calls (limit `hang`)
+/// and the overall `deadline`. On a hang the stacks are reported and the thread is left behind.
+pub fn run_watched<T: Send + 'static>(
+    name: &str,
+    deadline: Duration,
+    hang: Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Watched<T> {
+    let start = std::time::Instant::now();
+    let (tx, rx) = mpsc::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.chars().take(15).collect())
+        .spawn(move || {
+            let _ = tx.send(f());
+        });
+    if spawned.is_err() {
+        return Watched::Deadline;
+    }
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(v) => return Watched::Done(v),
+            Err(mpsc::RecvTimeoutError::Disconnected) => return Watched::Deadline,
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some((op, waited)) = oldest_op() {
+            if waited > hang {
+                report_hang("workload", name, op, waited);
+                return Watched::OpHang { op, waited };
+            }
+        }
+        if start.elapsed() > deadline {
+            report_hang("workload", name, "workload", start.elapsed());
+            return Watched::Deadline;
+        }
+    }
+}
+
 fn read(p: &str) -> String {
     std::fs::read_to_string(p).unwrap_or_default()
 }
@@ -134,6 +215,37 @@ mod tests {
             )),
             None
         );
+    }
+
+    #[test]
+    fn watchdog_catches_a_blocked_call() {
+        match run_watched(
+            "w",
+            Duration::from_secs(30),
+            Duration::from_millis(200),
+            || {
+                let _op = op_begin("sleep");
+                std::thread::sleep(Duration::from_secs(2));
+            },
+        ) {
+            Watched::OpHang { op, waited } => {
+                assert!(op == "sleep" && waited >= Duration::from_millis(200))
+            }
+            _ => panic!("expected an op hang"),
+        }
+        assert!(matches!(
+            run_watched("w", Duration::from_secs(5), Duration::from_secs(5), || 3),
+            Watched::Done(3)
+        ));
+        assert!(matches!(
+            run_watched(
+                "w",
+                Duration::from_millis(200),
+                Duration::from_secs(5),
+                || std::thread::sleep(Duration::from_secs(2))
+            ),
+            Watched::Deadline
+        ));
     }
 
     #[test]

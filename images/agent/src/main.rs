@@ -221,20 +221,40 @@ fn run(t0: Instant) -> bool {
         let t = Instant::now();
         let deadline = Duration::from_secs(spec.deadline as u64);
         let spec2 = spec.clone();
-        let r = hang::with_deadline(name, deadline, move || workloads::run(&spec2, &target));
+        let hang_limit = Duration::from_secs(cfg.hang as u64);
+        let r = hang::run_watched(name, deadline, hang_limit, move || {
+            workloads::run(&spec2, &target)
+        });
         let msg = match r {
-            None => {
-                hang::report_hang("workload", name, "workload", t.elapsed());
+            hang::Watched::OpHang { op, waited } => {
                 wedged = true;
                 result(
                     name,
                     Outcome::Fail,
                     Some(FailKind::Hang),
                     None,
-                    format!("did not finish within its deadline of {} s", spec.deadline),
+                    format!(
+                        "{op} did not return within {} s (waited {:.1} s)",
+                        cfg.hang,
+                        waited.as_secs_f64()
+                    ),
                 )
             }
-            Some(Ok(f)) => Message::WorkloadResult {
+            hang::Watched::Deadline => {
+                wedged = true;
+                result(
+                    name,
+                    Outcome::Fail,
+                    Some(FailKind::Hang),
+                    None,
+                    format!(
+                        "did not finish within its deadline of {} s ({:.1} s)",
+                        spec.deadline,
+                        t.elapsed().as_secs_f64()
+                    ),
+                )
+            }
+            hang::Watched::Done(Ok(f)) => Message::WorkloadResult {
                 name: name.into(),
                 outcome: Outcome::Pass,
                 kind: None,
@@ -244,7 +264,7 @@ fn run(t0: Instant) -> bool {
                 ops_per_s: f.ops_per_s,
                 counters: f.counters,
             },
-            Some(Err(f)) => {
+            hang::Watched::Done(Err(f)) => {
                 wedged |= f.wedged;
                 result(name, Outcome::Fail, Some(f.kind), f.errno, f.detail)
             }
