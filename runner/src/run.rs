@@ -149,7 +149,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
             _ => {}
         }
     }
-    let done = seen.messages.iter().any(|m| matches!(m, Message::Done { .. }));
+    let finished = seen.messages.iter().any(|m| matches!(m, Message::WorkloadResult { .. }));
     let listed: Vec<String> = problems.iter().map(|(k, t)| format!("{k:?}: {t}")).collect();
 
     if !seen.booted {
@@ -171,7 +171,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         Some(vm::Exit::RunTimeout) => {
             (Outcome::Fail, Some(FailKind::Hang), Some("HANG: the guest stopped answering".into()), listed)
         }
-        _ if !done => (Outcome::Miss, None, Some("agent ended without `done` (protocol broken?)".into()), listed),
+        _ if !finished => (Outcome::Miss, None, Some("the agent gave no result for the workload (protocol broken?)".into()), listed),
         _ => (Outcome::Pass, None, None, listed),
     }
 }
@@ -186,17 +186,56 @@ fn throughput(seen: &Seen) -> (Option<f64>, Option<f64>) {
     (None, None)
 }
 
-/// Boots one cell and records it in `dir`.
-pub fn run_cell(c: &Cell, k: &KernelArtifact, initrd: &Path, accel: Accel, dir: &Path, panic_on_warn: bool) -> Result<CellResult> {
-    std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    let cfg = guest_config(c)?;
+/// Cells that share a boot: same variant, backend, filesystem, mapping and run.
+pub fn boot_groups(cells: &[&Cell]) -> Vec<Vec<Cell>> {
+    let mut groups: Vec<Vec<Cell>> = Vec::new();
+    for c in cells {
+        match groups.iter_mut().find(|g| {
+            let h = &g[0];
+            (&h.variant, h.backend, h.fs, h.mapping, h.run) == (&c.variant, c.backend, c.fs, c.mapping, c.run)
+        }) {
+            Some(g) => g.push((*c).clone()),
+            None => groups.push(vec![(*c).clone()]),
+        }
+    }
+    groups
+}
+
+/// What one boot saw, split per workload: messages before the first
+/// workload (hello, setup, DAX check) count for every cell; kernel reports
+/// belong to the workload running when they started; teardown to the last.
+#[derive(Default)]
+struct Split {
+    common: Vec<Message>,
+    per: Vec<Seen>,
+    current: Option<usize>,
+    /// The workload whose result ended the boot early (a failure taints the guest).
+    stop_after: Option<usize>,
+}
+
+impl Split {
+    fn cell(&mut self) -> usize {
+        self.current.unwrap_or(0)
+    }
+}
+
+/// Boots once for `cells` (same variant/backend/fs/mapping/run), running
+/// their workloads in order. A failing workload stops the guest: its state
+/// is tainted, so the cells after it are returned to be run in a new boot.
+pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel, run_dir: &Path, panic_on_warn: bool) -> Result<(Vec<CellResult>, Vec<Cell>)> {
+    let dir = results::cell_dir(run_dir, &cells[0]);
+    std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+    let mut cfg = guest_config(&cells[0])?;
+    for c in &cells[1..] {
+        cfg.workloads.extend(guest_config(c)?.workloads);
+    }
     let work: u64 = cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64;
     // TCG and a busy host slow everything: scale the host's backstop deadlines.
     let scale = if accel == Accel::Tcg { 3 } else { 1 };
     let spec = VmSpec {
         bzimage: k.bzimage.clone(),
         initrd: initrd.to_path_buf(),
-        backend: c.backend,
+        backend: cells[0].backend,
         smp: 2,
         append: cfg.to_cmdline(),
         panic_on_warn,
@@ -207,47 +246,97 @@ pub fn run_cell(c: &Cell, k: &KernelArtifact, initrd: &Path, accel: Accel, dir: 
     let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
     let mut parser = LineParser::new();
     let mut scanner = triage::Scanner::new();
-    let mut seen = Seen { boot_deadline_s: spec.boot_deadline.as_secs(), ..Seen::default() };
+    let mut split = Split { per: cells.iter().map(|_| Seen::default()).collect(), ..Split::default() };
     let started = Instant::now();
     let console = dir.join("console.log");
     let r = vm::run(&spec, accel, &console, |line| {
-        seen.reports.extend(scanner.push_line(line));
+        for rep in scanner.push_line(line) {
+            let i = split.cell();
+            split.per[i].reports.push(rep);
+        }
         let Some(m) = parser.push(line) else { return Control::Continue };
         let _ = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default());
-        let ctl = match &m {
-            Message::Hello { .. } => Control::Booted,
-            Message::Done { .. } => Control::Finished,
-            _ => Control::Continue,
-        };
-        seen.messages.push(m);
+        let mut ctl = Control::Continue;
+        match &m {
+            Message::Hello { .. } => ctl = Control::Booted,
+            Message::WorkloadStart { .. } => split.current = Some(split.current.map_or(0, |i| (i + 1).min(cells.len() - 1))),
+            Message::Done { .. } => ctl = Control::Finished,
+            _ => {}
+        }
+        match (&m, split.current) {
+            (Message::Hello { .. } | Message::Step { .. } | Message::DaxCheck { .. } | Message::Error { .. }, None) => split.common.push(m),
+            (Message::WorkloadResult { .. }, Some(i)) => {
+                let failed = !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass, .. })
+                    || !split.per[i].reports.is_empty();
+                split.per[i].messages.push(m);
+                if failed && i + 1 < cells.len() {
+                    split.stop_after = Some(i);
+                    ctl = Control::Stop;
+                }
+            }
+            _ => {
+                let i = split.cell();
+                split.per[i].messages.push(m);
+            }
+        }
         ctl
     })?;
-    seen.reports.extend(scanner.finish());
-    seen.booted = r.hello_seconds.is_some();
-    seen.exit = Some(r.exit);
+    for rep in scanner.finish() {
+        let i = split.cell();
+        split.per[i].reports.push(rep);
+    }
     let _ = std::fs::remove_dir_all(dir.join("pmem"));
     crate::cache::write_atomic(&dir.join("qemu.cmdline"), format!("{}\n", r.cmdline).as_bytes())?;
-    let (outcome, kind, title, problems) = judge(&seen);
-    let (mb_per_s, ops_per_s) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { (None, None) };
-    let res = CellResult {
-        variant: c.variant.clone(),
-        backend: c.backend.name().into(),
-        fs: fs_name(c.fs).into(),
-        mapping: mapping_name(c.mapping).into(),
-        workload: c.workload.name.as_str().into(),
-        run: c.run,
-        outcome,
-        kind,
-        title,
-        mb_per_s,
-        ops_per_s,
-        problems,
-        console,
-        seconds: started.elapsed().as_secs_f64(),
-        boot_seconds: r.hello_seconds,
+
+    // Cells that got a result (or the one that was running) are judged; the rest go back.
+    let done = split.per.iter().any(|p| p.messages.iter().any(|m| matches!(m, Message::Done { .. })));
+    let last = match split.stop_after {
+        Some(i) => i,
+        // A guest that never booted fails every cell alike.
+        None if done || r.hello_seconds.is_none() => cells.len() - 1,
+        // Died or timed out: the running workload is judged, the rest rerun.
+        None => split.cell(),
     };
-    results::save_cell(dir, &res)?;
-    Ok(res)
+    let mut out = Vec::new();
+    for (i, c) in cells.iter().enumerate().take(last + 1) {
+        let mut seen = std::mem::take(&mut split.per[i]);
+        let mut msgs = split.common.clone();
+        msgs.append(&mut seen.messages);
+        seen.messages = msgs;
+        seen.booted = r.hello_seconds.is_some();
+        seen.exit = Some(r.exit);
+        seen.boot_deadline_s = spec.boot_deadline.as_secs();
+        let cdir = results::cell_dir(run_dir, c);
+        std::fs::create_dir_all(&cdir).context(|| format!("creating {}", cdir.display()))?;
+        if cdir != dir {
+            for f in ["console.log", "agent.jsonl", "qemu.cmdline"] {
+                let _ = std::fs::remove_file(cdir.join(f));
+                std::fs::hard_link(dir.join(f), cdir.join(f)).context(|| format!("linking {f} into {}", cdir.display()))?;
+            }
+        }
+        let (outcome, kind, title, problems) = judge(&seen);
+        let (mb_per_s, ops_per_s) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { (None, None) };
+        let res = CellResult {
+            variant: c.variant.clone(),
+            backend: c.backend.name().into(),
+            fs: fs_name(c.fs).into(),
+            mapping: mapping_name(c.mapping).into(),
+            workload: c.workload.name.as_str().into(),
+            run: c.run,
+            outcome,
+            kind,
+            title,
+            mb_per_s,
+            ops_per_s,
+            problems,
+            console: cdir.join("console.log"),
+            seconds: started.elapsed().as_secs_f64() / (last + 1) as f64,
+            boot_seconds: r.hello_seconds,
+        };
+        results::save_cell(&cdir, &res)?;
+        out.push(res);
+    }
+    Ok((out, cells[last + 1..].to_vec()))
 }
 
 fn host_info(accel: Accel) -> serde_json::Value {
@@ -323,43 +412,55 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     results::save(&rec)?;
 
     let total = todo.len();
-    for (i, c) in todo.into_iter().enumerate() {
-        let dir = results::cell_dir(&rec.results_dir, c);
-        let res = match &kernels[&c.variant] {
+    let mut queue: std::collections::VecDeque<Vec<Cell>> = boot_groups(&todo).into();
+    let mut done = 0;
+    while let Some(group) = queue.pop_front() {
+        let results = match &kernels[&group[0].variant] {
             Ok(k) => {
-                eprintln!("[{}/{total}] {} ...", i + 1, c.id());
-                run_cell(c, k, &image.path, accel, &dir, s.run.panic_on_warn)?
+                let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
+                eprintln!("[{}/{total}] booting {} for {}", done + 1, group[0].variant, names.join(", "));
+                let (res, rest) = run_boot(&group, k, &image.path, accel, &rec.results_dir, s.run.panic_on_warn)?;
+                if !rest.is_empty() {
+                    queue.push_front(rest);
+                }
+                res
             }
-            Err(msg) => CellResult {
-                variant: c.variant.clone(),
-                backend: c.backend.name().into(),
-                fs: fs_name(c.fs).into(),
-                mapping: mapping_name(c.mapping).into(),
-                workload: c.workload.name.as_str().into(),
-                run: c.run,
-                outcome: Outcome::Error,
-                kind: None,
-                title: Some("kernel build failed".into()),
-                mb_per_s: None,
-                ops_per_s: None,
-                problems: vec![msg.clone()],
-                console: dir.join("console.log"),
-                seconds: 0.0,
-                boot_seconds: None,
-            },
+            Err(msg) => group.iter().map(|c| build_error(c, msg, &rec.results_dir)).collect(),
         };
-        eprintln!(
-            "[{}/{total}] {}: {:?}{}{}",
-            i + 1,
-            res.id(),
-            res.outcome,
-            res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
-            res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
-        );
-        rec.cells.push(res);
-        results::save(&rec)?;
+        for res in results {
+            done += 1;
+            eprintln!(
+                "[{done}/{total}] {}: {:?}{}{}",
+                res.id(),
+                res.outcome,
+                res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
+                res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+            );
+            rec.cells.push(res);
+            results::save(&rec)?;
+        }
     }
     Ok(rec)
+}
+
+fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
+    CellResult {
+        variant: c.variant.clone(),
+        backend: c.backend.name().into(),
+        fs: fs_name(c.fs).into(),
+        mapping: mapping_name(c.mapping).into(),
+        workload: c.workload.name.as_str().into(),
+        run: c.run,
+        outcome: Outcome::Error,
+        kind: None,
+        title: Some("kernel build failed".into()),
+        mb_per_s: None,
+        ops_per_s: None,
+        problems: vec![msg.to_string()],
+        console: results::cell_dir(run_dir, c).join("console.log"),
+        seconds: 0.0,
+        boot_seconds: None,
+    }
 }
 
 /// Whether a cell came out as the scenario expects (PASS unless an `expect` says otherwise).
@@ -393,10 +494,24 @@ mod tests {
         Message::Done { ok: true, elapsed_ms: 1 }
     }
 
+    fn passed() -> Message {
+        Message::WorkloadResult {
+            name: "dio-read".into(),
+            outcome: kregress_agent::Outcome::Pass,
+            kind: None,
+            errno: None,
+            detail: String::new(),
+            mb_per_s: Some(300.0),
+            ops_per_s: None,
+            counters: Default::default(),
+        }
+    }
+
     #[test]
     fn clean_run_passes() {
-        let s = Seen { messages: vec![done()], booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
+        let s = Seen { messages: vec![passed(), done()], booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
         assert_eq!(judge(&s).0, Outcome::Pass);
+        assert_eq!(throughput(&s), (Some(300.0), None));
     }
 
     #[test]
@@ -488,8 +603,8 @@ mod tests {
     }
 
     #[test]
-    fn missing_done_is_a_harness_miss() {
-        let s = Seen { booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
+    fn missing_workload_result_is_a_harness_miss() {
+        let s = Seen { messages: vec![done()], booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
         assert_eq!(judge(&s).0, Outcome::Miss);
     }
 }

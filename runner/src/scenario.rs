@@ -594,9 +594,10 @@ variants:
             "scenarios/bio-release-devmap-wakeup.yaml",
             "scenarios/gup-fast-devmap-ref.yaml",
             "scenarios/historical/x86-generic-gup-2017.yaml",
+            "scenarios/fixed-matrix.yaml",
         ] {
             let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-            assert_eq!(s.variants.len(), 2, "{f}");
+            assert!(!s.variants.is_empty(), "{f}");
         }
     }
 }

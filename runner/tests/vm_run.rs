@@ -1,0 +1,88 @@
+//! Real kernels (from the build cache, built if missing) booted in real QEMU
+//! with emulated pmem, through `kregress run --json`, as a user runs it.
+//! The VM tests take a lock so that only one guest runs at a time: the host
+//! has two cores and TCG guests slow down under load.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `kregress run SCENARIO --only FILTER --json`: (exit code, run record).
+fn run(scenario: &str, only: &str) -> (i32, Value) {
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let results = std::env::temp_dir().join("kregress-test-results");
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(root())
+        .args(["run", scenario, "--only", only, "--json", "--results"])
+        .arg(&results)
+        .output()
+        .expect("run kregress");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rec: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON run record ({e}); status {}; stderr:\n{stderr}", out.status));
+    (out.status.code().unwrap_or(-1), rec)
+}
+
+fn cell<'a>(rec: &'a Value, variant: &str, workload: &str) -> &'a Value {
+    rec["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["variant"] == variant && c["workload"] == workload)
+        .unwrap_or_else(|| panic!("no cell {variant}/{workload} in {rec:#}"))
+}
+
+fn console(c: &Value) -> String {
+    std::fs::read_to_string(c["console"].as_str().unwrap()).unwrap()
+}
+
+#[test]
+fn gup_fast_devmap_ref_regressed_warns_and_fixed_passes() {
+    let (code, rec) = run("scenarios/gup-fast-devmap-ref.yaml", "backend=memmap,fs=ext4,mapping=pte,workload=dio-read");
+    let bad = cell(&rec, "regressed", "dio-read");
+    assert_eq!(bad["outcome"], "FAIL", "{bad:#}");
+    assert_eq!(bad["kind"], "WARN", "{bad:#}");
+    assert_eq!(bad["title"], "WARNING in free_zone_device_page", "{bad:#}");
+    let problems = bad["problems"].to_string();
+    assert!(problems.contains("IO_ERROR in dio-read: ENOMEM"), "slow-GUP ENOMEM not recorded: {problems}");
+    let good = cell(&rec, "fixed", "dio-read");
+    assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+    assert!(good["mb_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
+    assert_eq!(code, 0, "the run matched the scenario's expectations: {rec:#}");
+}
+
+#[test]
+fn bio_release_stock_hangs_in_ext4_break_layouts_and_fixed_passes() {
+    let (code, rec) = run("scenarios/bio-release-devmap-wakeup.yaml", "workload=truncate-during-dio");
+    let bad = cell(&rec, "stock", "truncate-during-dio");
+    assert_eq!(bad["outcome"], "FAIL", "{bad:#}");
+    assert_eq!(bad["kind"], "HANG", "{bad:#}");
+    assert_eq!(bad["title"], "INFO: task hung in ext4_break_layouts", "{bad:#}");
+    assert!(console(bad).contains("ext4_break_layouts"), "stuck stack not in the console");
+    let good = cell(&rec, "fixed", "truncate-during-dio");
+    assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+    assert!(good["ops_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
+    assert_eq!(code, 0, "{rec:#}");
+}
+
+/// The fixed kernel on every backend × filesystem × mapping reaches DAX and
+/// passes every workload.
+#[test]
+fn fixed_kernel_passes_everywhere() {
+    let (code, rec) = run("scenarios/fixed-matrix.yaml", "");
+    let cells = rec["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2 * 2 * 2 * 3, "{rec:#}");
+    for c in cells {
+        assert_eq!(c["outcome"], "PASS", "{c:#}\n{}", console(c));
+        let log = std::fs::read_to_string(Path::new(c["console"].as_str().unwrap()).with_file_name("agent.jsonl")).unwrap();
+        assert!(log.contains(r#""type":"dax_check""#) && log.contains(r#""dax":true"#), "no DAX: {log}");
+    }
+    assert_eq!(code, 0);
+}
