@@ -3,6 +3,7 @@
 //! ZONE_DEVICE pages through GUP, and compares what happened.
 
 pub mod cache;
+pub mod compare;
 pub mod cli;
 pub mod error;
 pub mod image;

@@ -1,0 +1,404 @@
+//! Unit tests of the comparison: hand-built records, hand-computed values.
+
+use super::*;
+use std::path::PathBuf;
+
+const HUNG: &str = "INFO: task hung in ext4_break_layouts";
+
+/// One run of `variant` in the pmem-ext4-dax cell of `workload`.
+fn run(
+    variant: &str,
+    workload: &str,
+    run: u32,
+    outcome: Outcome,
+    kind: Option<FailKind>,
+    title: Option<&str>,
+    mb: Option<f64>,
+) -> CellResult {
+    CellResult {
+        variant: variant.into(),
+        backend: "pmem".into(),
+        fs: "ext4".into(),
+        mapping: "dax".into(),
+        workload: workload.into(),
+        run,
+        outcome,
+        kind,
+        title: title.map(String::from),
+        mb_per_s: mb,
+        ops_per_s: None,
+        problems: Vec::new(),
+        console: PathBuf::from("console.log"),
+        seconds: 1.0,
+        boot_seconds: None,
+    }
+}
+
+fn pass(variant: &str, workload: &str, n: u32, mb: f64) -> CellResult {
+    run(variant, workload, n, Outcome::Pass, None, None, Some(mb))
+}
+
+/// Passing runs 1..=k of `variant` with the given throughputs.
+fn passes(variant: &str, workload: &str, mbs: &[f64]) -> Vec<CellResult> {
+    mbs.iter().enumerate().map(|(i, &mb)| pass(variant, workload, i as u32 + 1, mb)).collect()
+}
+
+fn record(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
+    RunRecord {
+        run_id: run_id.into(),
+        scenario: "test".into(),
+        scenario_file: PathBuf::new(),
+        results_dir: PathBuf::new(),
+        started: String::new(),
+        host: serde_json::Value::Null,
+        kernels: serde_json::Value::Null,
+        cells,
+    }
+}
+
+fn close(a: f64, b: f64, tol: f64) -> bool {
+    (a - b).abs() <= tol
+}
+
+#[test]
+fn fixed_hang() {
+    let mut cells: Vec<CellResult> =
+        (1..=3).map(|i| run("stock", "dio", i, Outcome::Fail, Some(FailKind::Hang), Some(HUNG), None)).collect();
+    cells.extend(passes("fixed", "dio", &[100.0, 101.0, 99.0]));
+    let v = compare_variants(&record("r", cells), DEFAULT_NOISE_FLOOR_PCT);
+    assert_eq!(v.len(), 1);
+    let v = &v[0];
+    assert_eq!(v.cell, "pmem-ext4-dax-dio");
+    assert_eq!((v.from_variant.as_str(), v.to_variant.as_str()), ("stock", "fixed"));
+    assert_eq!(v.verdict, VerdictKind::Fixed);
+    assert_eq!(v.from, format!("HANG 3/3 ({HUNG})"));
+    assert_eq!(v.to, "PASS 3/3");
+    assert_eq!(v.to_string(), "FIXED");
+    assert_eq!(v.noise_floor_pct, 5.0);
+}
+
+#[test]
+fn regressed_warn_and_mixed_counts() {
+    let mut cells = passes("stock", "gup", &[50.0, 51.0, 49.0]);
+    cells.push(pass("new", "gup", 1, 50.0));
+    for i in 2..=3 {
+        cells.push(run("new", "gup", i, Outcome::Fail, Some(FailKind::Warn), Some("WARNING in foo"), Some(50.0)));
+    }
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::Regressed);
+    assert_eq!(v.from, "PASS 3/3");
+    assert_eq!(v.to, "WARN 2/3 (WARNING in foo), PASS 1/3");
+    // Outcome verdicts do not compute throughput statistics.
+    assert_eq!(v.delta_pct, None);
+}
+
+#[test]
+fn still_failing_and_titles() {
+    let cells = vec![
+        run("stock", "w", 1, Outcome::Fail, Some(FailKind::Crash), Some("BUG: a"), None),
+        run("stock", "w", 2, Outcome::Fail, Some(FailKind::Crash), Some("BUG: b"), None),
+        run("stock", "w", 3, Outcome::Fail, Some(FailKind::Crash), Some("BUG: b"), None),
+        run("fix", "w", 1, Outcome::Pass, None, None, None),
+        run("fix", "w", 2, Outcome::Fail, Some(FailKind::Warn), Some("WARNING in bar"), None),
+    ];
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::StillFailing);
+    assert_eq!(v.from, "CRASH 3/3 (BUG: b; +1 other)");
+    // Tied counts: PASS sorts before failures.
+    assert_eq!(v.to, "PASS 1/2, WARN 1/2 (WARNING in bar)");
+}
+
+#[test]
+fn throughput_regression_of_20_percent() {
+    let mut cells = passes("stock", "dio", &[100.0, 101.0, 99.0]);
+    cells.extend(passes("slow", "dio", &[80.0, 80.8, 79.2]));
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::ThroughputRegression);
+    assert_eq!(v.unit, "MB/s");
+    assert_eq!(v.from_median, Some(100.0));
+    assert_eq!(v.to_median, Some(80.0));
+    assert!(close(v.delta_pct.unwrap(), -20.0, 1e-9));
+    let (lo, hi) = (v.ci_low.unwrap(), v.ci_high.unwrap());
+    // Every resampled ratio lies between 79.2/101 and 80.8/99.
+    assert!(lo >= -21.6 && hi <= -18.3 && lo < hi, "[{lo}, {hi}]");
+    // Complete separation of 3 vs 3: 2 of the 20 splits are this extreme.
+    assert!(close(v.p_value.unwrap(), 0.1, 1e-12));
+    assert_eq!(v.to_string(), "THROUGHPUT_REGRESSION(-20.0%)");
+    let json = serde_json::to_value(v).unwrap();
+    assert_eq!(json["verdict"], "THROUGHPUT_REGRESSION");
+}
+
+#[test]
+fn throughput_improvement() {
+    let mut cells = passes("stock", "dio", &[100.0, 101.0, 99.0]);
+    cells.extend(passes("fast", "dio", &[110.0, 111.0, 109.0]));
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::ThroughputImprovement);
+    assert_eq!(v.to_string(), "THROUGHPUT_IMPROVEMENT(+10.0%)");
+    // The same data under a 12 % noise floor is a real but ignorable change.
+    let mut cells = passes("stock", "dio", &[100.0, 101.0, 99.0]);
+    cells.extend(passes("fast", "dio", &[110.0, 111.0, 109.0]));
+    let v = &compare_variants(&record("r", cells), 12.0)[0];
+    assert_eq!(v.verdict, VerdictKind::NoChange);
+    assert_eq!(v.noise_floor_pct, 12.0);
+}
+
+#[test]
+fn tiny_noisy_difference_is_no_change() {
+    let mut cells = passes("stock", "dio", &[100.0, 104.0, 97.0, 102.0, 95.0]);
+    cells.extend(passes("new", "dio", &[99.0, 103.0, 96.0, 101.5, 98.0]));
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::NoChange);
+    assert!(close(v.delta_pct.unwrap(), -1.0, 1e-9));
+    assert!(v.ci_low.unwrap() < 0.0 && v.ci_high.unwrap() > 0.0);
+    assert!(v.p_value.unwrap() > 0.5);
+}
+
+#[test]
+fn large_noisy_difference_is_inconclusive() {
+    let mut cells = passes("stock", "dio", &[100.0, 60.0, 140.0]);
+    cells.extend(passes("new", "dio", &[80.0, 150.0, 50.0]));
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert!(close(v.delta_pct.unwrap(), -20.0, 1e-9));
+    assert_eq!(v.verdict, VerdictKind::Inconclusive);
+}
+
+#[test]
+fn aa_is_no_change() {
+    let runs = passes("stock", "dio", &[100.0, 103.0, 98.0]);
+    let refs: Vec<&CellResult> = runs.iter().collect();
+    let v = compare_groups("c", "stock", &refs, "stock", &refs, DEFAULT_NOISE_FLOOR_PCT);
+    assert_eq!(v.verdict, VerdictKind::NoChange);
+    assert_eq!(v.delta_pct, Some(0.0));
+    assert!(v.ci_low.unwrap() <= 0.0 && v.ci_high.unwrap() >= 0.0);
+    assert_eq!(v.p_value, Some(1.0));
+    // Two names for the same kernel in one record, and one kernel in two runs.
+    let mut cells = runs.clone();
+    cells.extend(passes("stock-again", "dio", &[101.0, 99.0, 102.0]));
+    assert_eq!(compare_variants(&record("r", cells), 5.0)[0].verdict, VerdictKind::NoChange);
+    let v = compare_runs(&record("old", runs.clone()), &record("new", runs), 5.0);
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].verdict, VerdictKind::NoChange);
+    assert_eq!((v[0].from_variant.as_str(), v[0].to_variant.as_str()), ("stock@old", "stock@new"));
+}
+
+#[test]
+fn compare_runs_pairs_variant_and_cell() {
+    let mut old = passes("stock", "dio", &[100.0, 101.0, 99.0]);
+    old.extend(passes("fix", "dio", &[50.0, 50.0, 50.0]));
+    let mut new = passes("stock", "dio", &[80.0, 80.8, 79.2]);
+    new.extend(passes("fix", "dio", &[50.0, 50.5, 49.5]));
+    new.push(pass("fix", "mmap", 1, 1.0));
+    let v = compare_runs(&record("a", old), &record("b", new), 5.0);
+    let labels: Vec<(String, String, String)> =
+        v.iter().map(|v| (v.cell.clone(), v.to_variant.clone(), v.to_string())).collect();
+    assert_eq!(
+        labels,
+        vec![
+            ("pmem-ext4-dax-dio".into(), "stock@b".into(), "THROUGHPUT_REGRESSION(-20.0%)".into()),
+            ("pmem-ext4-dax-dio".into(), "fix@b".into(), "NO_CHANGE".into()),
+            ("pmem-ext4-dax-mmap".into(), "fix@b".into(), "INCONCLUSIVE".into()),
+        ]
+    );
+    assert_eq!(v[2].from, "no runs");
+}
+
+#[test]
+fn inconclusive_cases() {
+    // ERROR beside passes: the missing run could have failed.
+    let mut cells = passes("stock", "dio", &[100.0, 101.0, 99.0]);
+    cells.extend(passes("new", "dio", &[100.0, 101.0]));
+    cells.push(run("new", "dio", 3, Outcome::Error, None, Some("kernel did not boot"), None));
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::Inconclusive);
+    assert_eq!(v.to, "PASS 2/3, ERROR 1/3 (kernel did not boot)");
+
+    // MISS in the baseline cannot show a regression either.
+    let mut cells = vec![run("stock", "dio", 1, Outcome::Miss, None, None, None)];
+    cells.extend((1..=3).map(|i| run("new", "dio", i, Outcome::Fail, Some(FailKind::Hang), Some(HUNG), None)));
+    assert_eq!(compare_variants(&record("r", cells), 5.0)[0].verdict, VerdictKind::Inconclusive);
+
+    // Two samples per side are too few, however clear the difference.
+    let mut cells = passes("stock", "dio", &[100.0, 100.0]);
+    cells.extend(passes("new", "dio", &[50.0, 50.0]));
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::Inconclusive);
+    assert_eq!((v.from_median, v.to_median), (Some(100.0), Some(50.0)));
+    assert_eq!(v.delta_pct, None);
+
+    // All skipped.
+    let cells = vec![run("stock", "dio", 1, Outcome::Skip, None, None, None), pass("new", "dio", 1, 1.0)];
+    assert_eq!(compare_variants(&record("r", cells), 5.0)[0].verdict, VerdictKind::Inconclusive);
+}
+
+#[test]
+fn no_throughput_at_all_is_no_change() {
+    let cells = vec![
+        run("stock", "dio", 1, Outcome::Pass, None, None, None),
+        run("new", "dio", 1, Outcome::Pass, None, None, None),
+    ];
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.verdict, VerdictKind::NoChange);
+    assert_eq!(v.unit, "");
+}
+
+#[test]
+fn ops_per_s_when_no_mb_per_s() {
+    let mut cells = Vec::new();
+    for (variant, ops) in [("stock", [1000.0, 1010.0, 990.0]), ("new", [700.0, 707.0, 693.0])] {
+        for (i, o) in ops.iter().enumerate() {
+            let mut r = run(variant, "trunc", i as u32 + 1, Outcome::Pass, None, None, None);
+            r.ops_per_s = Some(*o);
+            cells.push(r);
+        }
+    }
+    let v = &compare_variants(&record("r", cells), 5.0)[0];
+    assert_eq!(v.unit, "ops/s");
+    assert_eq!(v.to_string(), "THROUGHPUT_REGRESSION(-30.0%)");
+}
+
+#[test]
+fn baseline_is_first_variant_in_order_of_appearance() {
+    let mut cells = passes("zeta", "dio", &[100.0, 100.0, 100.0]);
+    cells.extend(passes("alpha", "dio", &[100.0, 100.0, 100.0]));
+    cells.extend(passes("beta", "dio", &[100.0, 100.0, 100.0]));
+    let v = compare_variants(&record("r", cells), 5.0);
+    let pairs: Vec<(&str, &str)> = v.iter().map(|v| (v.from_variant.as_str(), v.to_variant.as_str())).collect();
+    assert_eq!(pairs, vec![("zeta", "alpha"), ("zeta", "beta")]);
+    // A single variant has nothing to compare against.
+    assert!(compare_variants(&record("r", passes("zeta", "dio", &[1.0])), 5.0).is_empty());
+}
+
+#[test]
+fn mann_whitney_exact_small_samples() {
+    // n1 = n2 = 3: U = 1 (only 4 > 3). Of the 20 equally likely splits,
+    // U <= 1 in 2 (U = 0, 1) and U >= 8 in 2, so p = 4/20.
+    assert!(close(mann_whitney_p(&[1.0, 2.0, 4.0], &[3.0, 5.0, 6.0]).unwrap(), 0.2, 1e-12));
+    // Complete separation: p = 2/20 either way round.
+    assert!(close(mann_whitney_p(&[4.0, 5.0, 6.0], &[1.0, 2.0, 3.0]).unwrap(), 0.1, 1e-12));
+    // Ties: mid-ranks 1, 3, 3 | 3, 5, 6; rank sum 7 is 3.5 from its mean 10.5;
+    // 6 of the 20 splits are at least that far.
+    assert!(close(mann_whitney_p(&[1.0, 2.0, 2.0], &[2.0, 3.0, 4.0]).unwrap(), 0.3, 1e-12));
+    // 4 vs 3 with a three-way tie: 7 of 35 splits (enumerated independently).
+    assert!(close(mann_whitney_p(&[10.0, 20.0, 20.0, 30.0], &[20.0, 40.0, 50.0]).unwrap(), 0.2, 1e-12));
+    // 10 vs 10, separated: still exact (184,756 splits), 2 of them extreme.
+    let a: Vec<f64> = (0..10).map(f64::from).collect();
+    let b: Vec<f64> = (10..20).map(f64::from).collect();
+    assert!(close(mann_whitney_p(&a, &b).unwrap(), 2.0 / 184_756.0, 1e-15));
+    assert_eq!(mann_whitney_p(&[], &[1.0]), None);
+}
+
+#[test]
+fn mann_whitney_normal_approximation() {
+    // 15 vs 15 separated: U = 0, mean 112.5, sd = sqrt(15*15*31/12);
+    // z = 112/24.109 = 4.6455, p = erfc(z/sqrt 2) = 3.3918e-6.
+    let a: Vec<f64> = (0..15).map(f64::from).collect();
+    let b: Vec<f64> = (15..30).map(f64::from).collect();
+    let p = mann_whitney_p(&a, &b).unwrap();
+    assert!(close(p, 3.391821390825104e-6, 1e-12), "{p}");
+    // With ties (1,2,3 x5 vs 2,3,4 x5): U = 50, tie-corrected variance
+    // 533.405, z = (62.5 - 0.5)/23.096 = 2.6845, p = 0.0072639.
+    let a: Vec<f64> = [1.0, 2.0, 3.0].iter().flat_map(|&x| [x; 5]).collect();
+    let b: Vec<f64> = [2.0, 3.0, 4.0].iter().flat_map(|&x| [x; 5]).collect();
+    let p = mann_whitney_p(&a, &b).unwrap();
+    assert!(close(p, 0.007263882678310707, 1e-9), "{p}");
+    // All tied: no evidence at all.
+    assert_eq!(mann_whitney_p(&[5.0; 15], &[5.0; 15]), Some(1.0));
+}
+
+#[test]
+fn bootstrap_is_deterministic() {
+    let a = [100.0, 97.0, 104.0, 99.0, 101.0];
+    let b = [90.0, 95.0, 93.0, 99.0, 88.0];
+    let d1 = bootstrap_delta_ci(&a, &b).unwrap();
+    let d2 = bootstrap_delta_ci(&a, &b).unwrap();
+    assert_eq!(d1, d2);
+    // Pinned with 8 vs 8 samples, where the percentiles fall between
+    // resampled values: the seed, ChaCha8's specified stream and the index
+    // mapping must keep these across machines and crate updates.
+    let a8 = [100.0, 97.0, 104.0, 99.0, 101.0, 96.5, 103.2, 98.1];
+    let b8 = [90.0, 95.0, 93.0, 99.0, 88.0, 91.7, 94.4, 97.3];
+    let d8 = bootstrap_delta_ci(&a8, &b8).unwrap();
+    assert!(close(d8[0], -10.44776119402985, 1e-9) && close(d8[1], -2.117820256251009, 1e-9), "{d8:?}");
+    assert_eq!(bootstrap_median_ci(&a8), Some([97.3, 102.5]));
+    assert_eq!(bootstrap_median_ci(&a), bootstrap_median_ci(&a));
+    // Contains the point estimate and differs for other data.
+    let d = pct_change(median(&a), median(&b)).unwrap();
+    assert!(d1[0] < d && d < d1[1], "{d1:?} {d}");
+    assert_ne!(bootstrap_delta_ci(&a, &[90.0, 95.0, 93.0, 99.0, 87.0]).unwrap(), d1);
+    // For n = 3 the resampled median is the minimum with probability
+    // 7/27 > 2.5 %, likewise the maximum: the CI is exactly [min, max].
+    assert_eq!(bootstrap_median_ci(&[101.0, 99.0, 100.0]), Some([99.0, 101.0]));
+    // Same verdict twice, field for field.
+    let mut cells = passes("stock", "dio", &a);
+    cells.extend(passes("new", "dio", &b));
+    let rec = record("r", cells);
+    assert_eq!(compare_variants(&rec, 5.0), compare_variants(&rec, 5.0));
+}
+
+#[test]
+fn median_odd_and_even() {
+    assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+    assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+}
+
+#[test]
+fn noise_floor_from_odd_and_even_runs() {
+    // Cell dio: odd runs 100, 101 (median 100.5), even 103, 104 (103.5):
+    // 2.985 %. Cell mmap: odd 200, even 190: 5 %. The largest wins.
+    let mut cells = passes("stock", "dio", &[100.0, 103.0, 101.0, 104.0]);
+    cells.extend(passes("stock", "mmap", &[200.0, 190.0]));
+    // A failing cell says nothing about throughput noise.
+    cells.push(pass("stock", "gup", 1, 10.0));
+    cells.push(run("stock", "gup", 2, Outcome::Fail, Some(FailKind::Warn), Some("WARNING"), Some(1.0)));
+    // Other variants are not looked at.
+    cells.extend(passes("other", "dio", &[1.0, 1000.0]));
+    let rec = record("r", cells);
+    assert!(close(noise_floor_from_aa(&rec, "stock").unwrap(), 5.0, 1e-9));
+    let dio_only = record("r", passes("stock", "dio", &[100.0, 103.0, 101.0, 104.0]));
+    assert!(close(noise_floor_from_aa(&dio_only, "stock").unwrap(), 300.0 / 100.5, 1e-9));
+    // One run: no halves to compare.
+    assert_eq!(noise_floor_from_aa(&record("r", passes("stock", "dio", &[1.0])), "stock"), None);
+    assert_eq!(noise_floor_from_aa(&rec, "absent"), None);
+}
+
+#[test]
+fn table_shows_cells_outcomes_statistics_and_verdict() {
+    let mut cells = passes("stock", "dio", &[100.0, 101.0, 99.0]);
+    cells.extend(passes("slow", "dio", &[80.0, 80.8, 79.2]));
+    cells.extend((1..=3).map(|i| run("stock", "gup", i, Outcome::Fail, Some(FailKind::Hang), Some(HUNG), None)));
+    cells.extend(passes("slow", "gup", &[5.0, 5.0, 5.0]));
+    let t = render_table(&compare_variants(&record("r", cells), 5.0));
+    let lines: Vec<&str> = t.lines().collect();
+    assert!(lines[0].starts_with("| cell "), "{t}");
+    assert!(lines[1].starts_with("|---"), "{t}");
+    let dio = lines[2];
+    for s in [
+        "pmem-ext4-dax-dio",
+        "stock → slow",
+        "PASS 3/3 → PASS 3/3",
+        "100 [99.0, 101] MB/s",
+        "80.0 [79.2, 80.8] MB/s",
+        "-20.0% [",
+        "0.100",
+        "THROUGHPUT_REGRESSION(-20.0%)",
+    ] {
+        assert!(dio.contains(s), "{s:?} missing in {dio}");
+    }
+    let gup = lines[3];
+    assert!(gup.contains(&format!("HANG 3/3 ({HUNG}) → PASS 3/3")) && gup.contains("| FIXED"), "{gup}");
+    // Columns line up: every table row is as wide as the header.
+    let w = lines[0].chars().count();
+    assert!(lines[..4].iter().all(|l| l.chars().count() == w), "{t}");
+    assert_eq!(lines.last().unwrap(), &"noise floor: 5.0%");
+}
+
+#[test]
+fn table_escapes_pipes_in_titles() {
+    let cells = vec![
+        run("stock", "w", 1, Outcome::Fail, Some(FailKind::Crash), Some("BUG: a|b"), None),
+        run("new", "w", 1, Outcome::Pass, None, None, None),
+    ];
+    let t = render_table(&compare_variants(&record("r", cells), 5.0));
+    assert!(t.contains("CRASH 1/1 (BUG: a\\|b) → PASS 1/1"), "{t}");
+}
