@@ -48,11 +48,18 @@ pub enum Cmd {
         /// Where runs are stored.
         #[arg(long, default_value = "results")]
         results: PathBuf,
-        /// Guests at once.
-        #[arg(short, long, default_value_t = 1)]
-        jobs: usize,
+        /// Guests at once (default: one per two cores and 4 GiB of memory).
+        #[arg(short, long)]
+        jobs: Option<usize>,
         #[arg(long)]
         json: bool,
+    },
+    /// Compare the variants inside one run, or the same cells across two runs (old, new).
+    Compare {
+        #[arg(required = true, num_args = 1..=2)]
+        runs: Vec<String>,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
     },
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
@@ -71,6 +78,18 @@ pub enum AccelArg {
 
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
+}
+
+/// TCG guests are CPU-bound (2 vCPUs each) and take 3 GiB: one guest per two
+/// cores and 4 GiB, at least one.
+pub fn default_vms() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok()))
+        .map(|kib| kib >> 20)
+        .unwrap_or(4);
+    (cores / 2).min(mem_gib / 4).max(1)
 }
 
 pub fn main(cli: Cli) -> Result<i32> {
@@ -99,17 +118,38 @@ pub fn main(cli: Cli) -> Result<i32> {
                     AccelArg::Tcg => crate::vm::Accel::Tcg,
                 },
                 results_root: results,
-                jobs,
+                jobs: jobs.unwrap_or_else(default_vms),
             };
             let rec = crate::run::run(&s, &opts)?;
+            let unexpected = |c: &crate::results::CellResult| !crate::run::as_expected(&s, c);
+            let (floor, note) = crate::report::noise_floor(&rec);
+            let verdicts = crate::compare::compare_variants(&rec, floor);
+            let summary = crate::report::summary_md(&rec, &verdicts, &note, unexpected);
+            crate::cache::write_atomic(&rec.results_dir.join("summary.md"), summary.as_bytes())?;
+            crate::cache::write_atomic(&rec.results_dir.join("verdicts.json"), &serde_json::to_vec_pretty(&verdicts).unwrap())?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&rec).unwrap());
+                let mut v = serde_json::to_value(&rec).unwrap();
+                v["verdicts"] = serde_json::to_value(&verdicts).unwrap();
+                v["noise_floor_pct"] = floor.into();
+                println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
-                print_table(&s, &rec);
+                println!("{summary}");
             }
-            let unexpected = rec.cells.iter().filter(|c| !crate::run::as_expected(&s, c)).count();
+            let n_unexpected = rec.cells.iter().filter(|c| unexpected(c)).count();
             let missed = rec.cells.iter().any(|c| c.outcome == crate::results::Outcome::Miss);
-            Ok(if missed { 3 } else if unexpected > 0 { 1 } else { 0 })
+            Ok(if missed { 3 } else if n_unexpected > 0 { 1 } else { 0 })
+        }
+        Cmd::Compare { runs, results } => {
+            let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(&results, r)).collect::<Result<_>>()?;
+            let recs: Vec<crate::results::RunRecord> = dirs.iter().map(|d| crate::results::load(d)).collect::<Result<_>>()?;
+            let (floor, note) = crate::report::noise_floor(recs.last().unwrap());
+            let verdicts = match recs.as_slice() {
+                [one] => crate::compare::compare_variants(one, floor),
+                [old, new] => crate::compare::compare_runs(old, new, floor),
+                _ => return Err(crate::error::bad_input("compare: give one run (variants within it) or two (old, new)")),
+            };
+            println!("noise floor: {note}\n\n{}", crate::compare::render_table(&verdicts));
+            Ok(0)
         }
         Cmd::Triage { console, json } => {
             let text = std::fs::read(&console)
@@ -168,22 +208,3 @@ fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32
     Ok(first_err.map(|e| e.exit_code()).unwrap_or(0))
 }
 
-fn print_table(s: &scenario::Scenario, rec: &crate::results::RunRecord) {
-    println!("run {} ({})", rec.run_id, rec.results_dir.display());
-    for c in &rec.cells {
-        let perf = match (c.mb_per_s, c.ops_per_s) {
-            (Some(m), _) => format!("{m:.0} MB/s"),
-            (None, Some(o)) => format!("{o:.0} ops/s"),
-            _ => String::new(),
-        };
-        println!(
-            "  {:<50} {:<5} {:<15} {:<12} {}{}",
-            c.id(),
-            format!("{:?}", c.outcome).to_uppercase(),
-            c.kind.map(|k| serde_json::to_value(k).unwrap().as_str().unwrap().to_string()).unwrap_or_default(),
-            perf,
-            c.title.as_deref().unwrap_or(""),
-            if crate::run::as_expected(s, c) { "" } else { "  << UNEXPECTED" }
-        );
-    }
-}

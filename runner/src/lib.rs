@@ -9,6 +9,7 @@ pub mod error;
 pub mod image;
 pub mod kernel;
 pub mod proc;
+pub mod report;
 pub mod results;
 pub mod run;
 pub mod scenario;

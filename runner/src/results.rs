@@ -121,5 +121,5 @@ pub fn find(root: &Path, id_or_path: &str) -> Result<PathBuf> {
             return Ok(cand);
         }
     }
-    Err(bad_input(format!("--resume {id_or_path}: no run.json there or under {}", root.display())))
+    Err(bad_input(format!("run {id_or_path}: no run.json there or under {}", root.display())))
 }

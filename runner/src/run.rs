@@ -412,34 +412,56 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     results::save(&rec)?;
 
     let total = todo.len();
-    let mut queue: std::collections::VecDeque<Vec<Cell>> = boot_groups(&todo).into();
-    let mut done = 0;
-    while let Some(group) = queue.pop_front() {
-        let results = match &kernels[&group[0].variant] {
-            Ok(k) => {
-                let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
-                eprintln!("[{}/{total}] booting {} for {}", done + 1, group[0].variant, names.join(", "));
-                let (res, rest) = run_boot(&group, k, &image.path, accel, &rec.results_dir, s.run.panic_on_warn)?;
-                if !rest.is_empty() {
-                    queue.push_front(rest);
-                }
-                res
-            }
-            Err(msg) => group.iter().map(|c| build_error(c, msg, &rec.results_dir)).collect(),
-        };
-        for res in results {
-            done += 1;
-            eprintln!(
-                "[{done}/{total}] {}: {:?}{}{}",
-                res.id(),
-                res.outcome,
-                res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
-                res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
-            );
-            rec.cells.push(res);
-            results::save(&rec)?;
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(boot_groups(&todo)));
+    let rec = std::sync::Mutex::new(rec);
+    let results_dir = rec.lock().unwrap().results_dir.clone();
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    // Up to `jobs` guests at once; a worker takes the next boot group, and a
+    // group cut short by a failure puts its remaining cells back in front.
+    std::thread::scope(|scope| -> Result<()> {
+        let workers: Vec<_> = (0..opts.jobs.max(1))
+            .map(|_| {
+                scope.spawn(|| -> Result<()> {
+                    loop {
+                        let Some(group) = queue.lock().unwrap().pop_front() else { return Ok(()) };
+                        let results = match &kernels[&group[0].variant] {
+                            Ok(k) => {
+                                let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
+                                eprintln!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", "));
+                                let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
+                                if !rest.is_empty() {
+                                    queue.lock().unwrap().push_front(rest);
+                                }
+                                res
+                            }
+                            Err(msg) => group.iter().map(|c| build_error(c, msg, &results_dir)).collect(),
+                        };
+                        for res in results {
+                            let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                            eprintln!(
+                                "[{n}/{total}] {}: {:?}{}{}",
+                                res.id(),
+                                res.outcome,
+                                res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
+                                res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+                            );
+                            let mut r = rec.lock().unwrap();
+                            r.cells.push(res);
+                            results::save(&r)?;
+                        }
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| infra("a run worker panicked"))??;
         }
-    }
+        Ok(())
+    })?;
+    let mut rec = rec.into_inner().unwrap();
+    // Stable order (workers finish out of order): as the matrix lists them.
+    rec.cells.sort_by_key(|c| cells.iter().position(|x| x.id() == c.id()).unwrap_or(usize::MAX));
+    results::save(&rec)?;
     Ok(rec)
 }
 

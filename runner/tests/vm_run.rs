@@ -16,12 +16,17 @@ fn root() -> PathBuf {
 
 /// `kregress run SCENARIO --only FILTER --json`: (exit code, run record).
 fn run(scenario: &str, only: &str) -> (i32, Value) {
+    run_with(scenario, &["--only", only])
+}
+
+fn run_with(scenario: &str, extra: &[&str]) -> (i32, Value) {
     let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let results = std::env::temp_dir().join("kregress-test-results");
     let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
         .current_dir(root())
-        .args(["run", scenario, "--only", only, "--json", "--results"])
+        .args(["run", scenario, "--json", "--results"])
         .arg(&results)
+        .args(extra)
         .output()
         .expect("run kregress");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -85,4 +90,37 @@ fn fixed_kernel_passes_everywhere() {
         assert!(log.contains(r#""type":"dax_check""#) && log.contains(r#""dax":true"#), "no DAX: {log}");
     }
     assert_eq!(code, 0);
+}
+
+fn verdict<'a>(rec: &'a Value, cell: &str) -> &'a Value {
+    rec["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["cell"] == cell)
+        .unwrap_or_else(|| panic!("no verdict for {cell} in {:#}", rec["verdicts"]))
+}
+
+/// The main job: the default scenario three times over, compared.
+#[test]
+fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_compared() {
+    let (code, rec) = run_with("scenarios/bio-release-devmap-wakeup.yaml", &["--runs", "3"]);
+    assert_eq!(rec["cells"].as_array().unwrap().len(), 2 * 3 * 3, "{rec:#}");
+    let t = verdict(&rec, "memmap-ext4-pte-truncate-during-dio");
+    assert_eq!(t["verdict"], "FIXED", "{t:#}");
+    assert!(t["from"].as_str().unwrap().starts_with("HANG 3/3 (INFO: task hung in ext4_break_layouts)"), "{t:#}");
+    assert_eq!(t["to"], "PASS 3/3", "{t:#}");
+    for w in ["dio-read", "dio-write"] {
+        let v = verdict(&rec, &format!("memmap-ext4-pte-{w}"));
+        assert_eq!(v["from"], "PASS 3/3", "{v:#}");
+        assert_eq!(v["to"], "PASS 3/3", "{v:#}");
+        assert_eq!(v["unit"], "MB/s");
+        let (d, lo, hi) = (v["delta_pct"].as_f64().unwrap(), v["ci_low"].as_f64().unwrap(), v["ci_high"].as_f64().unwrap());
+        assert!(lo <= d && d <= hi, "delta outside its interval: {v:#}");
+        assert!(v["p_value"].as_f64().is_some(), "{v:#}");
+    }
+    assert!(rec["noise_floor_pct"].as_f64().unwrap() >= 5.0);
+    let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
+    assert!(summary.contains("FIXED"), "{summary}");
+    assert_eq!(code, 0, "{rec:#}");
 }

@@ -284,8 +284,12 @@ pub fn mkfs(fs: Fs, dev: &str, pmd: bool) -> Result<String, String> {
                 "reflink=0",
                 "-b",
                 "size=4096",
+                // Two AGs and a 4 KiB log stripe: with a 2 MiB stripe unit
+                // the default layout wants a 64 MiB log that 512 MiB lacks.
                 "-d",
-                "su=2m,sw=1",
+                "su=2m,sw=1,agcount=2",
+                "-l",
+                "su=4096",
                 dev,
             ],
         ),
