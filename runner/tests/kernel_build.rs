@@ -70,3 +70,33 @@ fn builds_both_variants_caches_them_and_keeps_each_patch_in_its_own_image() {
     assert!(!s.contains("put_devmap_managed_page_refs"), "stock already has the fix:\n{s}");
     assert!(f.contains("__put_devmap_managed_page_refs"), "fixed lacks the fix:\n{f}");
 }
+
+/// A kernel that does not compile is the kernel's failure (ERROR, exit 1),
+/// reported with the failing command's last lines and the log's path.
+#[test]
+fn a_broken_kernel_is_an_error_with_the_compiler_message_and_log() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path();
+    std::fs::create_dir_all(p.join("kernel-configs")).unwrap();
+    for f in ["qemu-minimal", "pmem-dax", "debug"] {
+        std::fs::copy(root().join(format!("kernel-configs/{f}.config")), p.join(format!("kernel-configs/{f}.config"))).unwrap();
+    }
+    std::fs::write(
+        p.join("broken.patch"),
+        "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -1,3 +1,4 @@\n+#error kregress-test-broken-build\n // SPDX-License-Identifier: GPL-2.0\n /*\n  * Copyright (C) 2001 Jens Axboe <axboe@kernel.dk>\n",
+    )
+    .unwrap();
+    std::fs::write(
+        p.join("broken.yaml"),
+        "name: broken\nkernel:\n  source: { debian: linux-source-6.1 }\n  base: tinyconfig\n  fragments: [kernel-configs/qemu-minimal.config, kernel-configs/pmem-dax.config, kernel-configs/debug.config]\nvariants:\n  - { name: broken, patches: [broken.patch] }\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress")).args(["build", "--json"]).arg(p.join("broken.yaml")).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let err = rows[0]["error"].as_str().unwrap();
+    assert!(err.contains("kernel build failed for variant broken"), "{err}");
+    assert!(err.contains("kregress-test-broken-build"), "compiler message missing: {err}");
+    let log = err.split("full log: ").nth(1).and_then(|r| r.split(';').next()).expect("log path in the message");
+    assert!(std::fs::read_to_string(log).unwrap().contains("kregress-test-broken-build"));
+}

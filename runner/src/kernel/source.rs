@@ -154,7 +154,8 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
     let _lock = cache::lock(&top.join(format!("path-{}.lock", &id[..12])))?;
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     let mut c = Command::new("rsync");
-    c.args(["-a", "--delete", "--exclude=/.git"]).arg(format!("{}/", abs.display())).arg(format!("{}/", dir.display()));
+    // Nanosecond mtimes: an edit within the same second and size still copies.
+    c.args(["-a", "--delete", "--modify-window=-1", "--exclude=/.git"]).arg(format!("{}/", abs.display())).arg(format!("{}/", dir.display()));
     proc::run_logged(c, log, |_| {})?;
     commit_all(&dir, &format!("snapshot of {}", abs.display()), log)?;
     let tree = git_out(&dir, &["rev-parse", "HEAD^{tree}"])?;
@@ -258,5 +259,58 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.msg.contains("bad.patch does not apply"), "{}", e.msg);
         assert!(e.msg.contains("block/bio.c: hunk `@@ -20,3 +20,3 @@` rejected"), "{}", e.msg);
+    }
+
+    /// These tests point the cache at a temp dir through the environment.
+    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+    /// A user's git repository is cloned, never touched: its HEAD, index and
+    /// work tree stay as they were while kregress checks out another rev.
+    #[test]
+    fn git_source_leaves_the_users_checkout_alone() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let d = tempfile::tempdir().unwrap();
+        std::env::set_var("KREGRESS_CACHE", d.path().join("cache"));
+        let user = d.path().join("linux");
+        std::fs::create_dir_all(&user).unwrap();
+        let log = d.path().join("log");
+        std::fs::write(user.join("Makefile"), "v1\n").unwrap();
+        commit_all(&user, "one", &log).unwrap();
+        let first = git_out(&user, &["rev-parse", "HEAD"]).unwrap();
+        std::fs::write(user.join("Makefile"), "v2\n").unwrap();
+        commit_all(&user, "two", &log).unwrap();
+        std::fs::write(user.join("Makefile"), "dirty\n").unwrap();
+
+        let tree = prepare(&Source::Git { repo: user.clone(), rev: "HEAD~1".into() }, None, &log).unwrap();
+        assert_eq!(tree.commit, first);
+        assert!(!tree.dir.starts_with(&user));
+        checkout(&tree, &[], &log).unwrap();
+        assert_eq!(std::fs::read_to_string(tree.dir.join("Makefile")).unwrap(), "v1\n");
+        assert_eq!(std::fs::read_to_string(user.join("Makefile")).unwrap(), "dirty\n");
+        assert_ne!(git_out(&user, &["rev-parse", "HEAD"]).unwrap(), first);
+
+        let e = prepare(&Source::Git { repo: user.clone(), rev: "nope".into() }, None, &log).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
+    }
+
+    /// A plain tree is mirrored; its identity follows its content.
+    #[test]
+    fn path_source_identity_changes_with_the_tree() {
+        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
+        let d = tempfile::tempdir().unwrap();
+        std::env::set_var("KREGRESS_CACHE", d.path().join("cache"));
+        let user = d.path().join("tree");
+        std::fs::create_dir_all(user.join("mm")).unwrap();
+        std::fs::write(user.join("Makefile"), "x\n").unwrap();
+        std::fs::write(user.join("mm/gup.c"), "a\n").unwrap();
+        let log = d.path().join("log");
+        let a = prepare(&Source::Path(user.clone()), None, &log).unwrap();
+        let again = prepare(&Source::Path(user.clone()), None, &log).unwrap();
+        assert_eq!(a.identity, again.identity);
+        std::fs::write(user.join("mm/gup.c"), "b\n").unwrap();
+        let b = prepare(&Source::Path(user.clone()), None, &log).unwrap();
+        assert_ne!(a.identity, b.identity);
+        assert_eq!(std::fs::read_to_string(b.dir.join("mm/gup.c")).unwrap(), "b\n");
+        assert!(!user.join(".git").exists(), "kregress wrote into the user's tree");
     }
 }
