@@ -9,14 +9,19 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub fn root() -> PathBuf {
-    if let Some(p) = std::env::var_os("KREGRESS_CACHE") {
-        return PathBuf::from(p);
+    root_from(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+}
+
+/// [`root`] with the environment passed in (for tests).
+pub fn root_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+    if let Some(c) = env("KREGRESS_CACHE") {
+        return PathBuf::from(c);
     }
-    if let Some(p) = std::env::var_os("XDG_CACHE_HOME") {
-        return PathBuf::from(p).join("kregress");
+    if let Some(x) = env("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("kregress");
     }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cache/kregress")
+    let home = env("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".cache/kregress")
 }
 
 /// `root()/sub`, created.

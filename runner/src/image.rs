@@ -155,22 +155,9 @@ pub fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// `$KREGRESS_CACHE`, else `$XDG_CACHE_HOME/kregress`, else `~/.cache/kregress`.
+/// The kregress cache root (see [`crate::cache::root`]).
 pub fn cache_root() -> PathBuf {
-    cache_root_from(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
-}
-
-fn cache_root_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
-    if let Some(c) = env("KREGRESS_CACHE") {
-        return PathBuf::from(c);
-    }
-    if let Some(x) = env("XDG_CACHE_HOME") {
-        return PathBuf::from(x).join("kregress");
-    }
-    let home = env("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/tmp"));
-    home.join(".cache/kregress")
+    crate::cache::root()
 }
 
 /// Build the image (or find it in the cache).
@@ -632,7 +619,7 @@ mod tests {
             move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
         };
         assert_eq!(
-            cache_root_from(env(&[
+            crate::cache::root_from(env(&[
                 ("KREGRESS_CACHE", "/c"),
                 ("XDG_CACHE_HOME", "/x"),
                 ("HOME", "/h")
@@ -640,11 +627,11 @@ mod tests {
             PathBuf::from("/c")
         );
         assert_eq!(
-            cache_root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
+            crate::cache::root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
             PathBuf::from("/x/kregress")
         );
         assert_eq!(
-            cache_root_from(env(&[("HOME", "/h")])),
+            crate::cache::root_from(env(&[("HOME", "/h")])),
             PathBuf::from("/h/.cache/kregress")
         );
     }

@@ -11,7 +11,7 @@ pub fn noise_floor(rec: &RunRecord) -> (f64, String) {
     match compare::noise_floor_from_aa(rec, &base) {
         Some(aa) => (
             aa.max(compare::DEFAULT_NOISE_FLOOR_PCT),
-            format!("A/A spread of {base}'s runs {aa:.1}%, floor {:.1}%", compare::DEFAULT_NOISE_FLOOR_PCT),
+            format!("{:.1}% (A/A spread of {base}'s odd vs even runs: {aa:.1}%; never below {:.1}%)", aa.max(compare::DEFAULT_NOISE_FLOOR_PCT), compare::DEFAULT_NOISE_FLOOR_PCT),
         ),
         None => (compare::DEFAULT_NOISE_FLOOR_PCT, format!("default {:.1}% (too few runs for an A/A estimate)", compare::DEFAULT_NOISE_FLOOR_PCT)),
     }
