@@ -6,6 +6,7 @@ pub mod cache;
 pub mod compare;
 pub mod cli;
 pub mod error;
+pub mod fsimage;
 pub mod image;
 pub mod kernel;
 pub mod proc;

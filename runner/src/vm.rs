@@ -52,6 +52,8 @@ pub struct VmSpec {
     pub run_deadline: Duration,
     /// Where NVDIMM backing files live for this guest.
     pub workdir: PathBuf,
+    /// memmap only: a filesystem image QEMU loads into pmem0 before boot.
+    pub pmem0_image: Option<PathBuf>,
 }
 
 /// How the guest ended.
@@ -152,6 +154,11 @@ pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
     }
     for s in ["-smp", &spec.smp.to_string(), "-display", "none", "-nodefaults", "-serial", "stdio", "-monitor", "none", "-no-reboot"] {
         push(s);
+    }
+    if let (Backend::Memmap, Some(img)) = (spec.backend, &spec.pmem0_image) {
+        // pmem0 is memmap=512M!1G: guest-physical 1 GiB.
+        push("-device");
+        push(&format!("loader,file={},addr=0x40000000,force-raw=on", img.display()));
     }
     push("-kernel");
     push(&spec.bzimage.display().to_string());
@@ -315,6 +322,7 @@ mod tests {
             boot_deadline: Duration::from_secs(60),
             run_deadline: Duration::from_secs(60),
             workdir: "/w".into(),
+            pmem0_image: Some("/c/ext4.img".into()),
         }
     }
 
@@ -327,6 +335,7 @@ mod tests {
         assert!(a.contains("-no-reboot"), "{a}");
         assert!(a.contains("console=ttyS0 panic=-1"), "{a}");
         assert!(a.ends_with("kregress.fs=ext4"), "{a}");
+        assert!(a.contains("-device loader,file=/c/ext4.img,addr=0x40000000,force-raw=on"), "{a}");
     }
 
     #[test]
@@ -336,6 +345,7 @@ mod tests {
         assert!(a.contains("memory-backend-file,id=mem1,share=on,mem-path=/w/nvdimm1.img,size=1G"), "{a}");
         assert!(a.contains("-device nvdimm,id=nv0,memdev=mem0"), "{a}");
         assert!(!a.contains("memmap="), "{a}");
+        assert!(!a.contains("loader"), "{a}");
         assert!(a.contains("-accel kvm -cpu host"), "{a}");
     }
 

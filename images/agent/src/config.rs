@@ -207,7 +207,24 @@ pub struct GuestConfig {
     pub hang: u32,
     /// Seconds the teardown may take.
     pub teardown: u32,
+    /// The filesystem is already on pmem0 (the runner made it on the host
+    /// with [`mkfs_args`] and loaded it there): no mkfs in the guest.
+    pub premade: bool,
     pub workloads: Vec<WorkloadSpec>,
+}
+
+/// mkfs command and arguments (without the device) for `fs`; `pmd` asks for
+/// 2 MiB-aligned allocations (ext4: stride/stripe_width of 512 blocks; XFS:
+/// 2 MiB stripe unit). One recipe for the guest and for host-made images.
+pub fn mkfs_args(fs: Fs, pmd: bool) -> (&'static str, Vec<&'static str>) {
+    match fs {
+        Fs::Ext4 if pmd => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,stride=512,stripe_width=512"]),
+        Fs::Ext4 => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"]),
+        // Two AGs and a 4 KiB log stripe: with a 2 MiB stripe unit the
+        // default layout wants a 64 MiB log that 512 MiB lacks.
+        Fs::Xfs if pmd => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", "-d", "su=2m,sw=1,agcount=2", "-l", "su=4096"]),
+        Fs::Xfs => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096"]),
+    }
 }
 
 impl Default for GuestConfig {
@@ -218,6 +235,7 @@ impl Default for GuestConfig {
             mapping: Mapping::Pte,
             hang: 10,
             teardown: 30,
+            premade: false,
             workloads: vec![],
         }
     }
@@ -230,6 +248,9 @@ impl GuestConfig {
             "kregress.backend={} kregress.fs={} kregress.mapping={} kregress.hang={} kregress.teardown={}",
             self.backend, self.fs, self.mapping, self.hang, self.teardown
         );
+        if self.premade {
+            s.push_str(" kregress.premade=1");
+        }
         if !self.workloads.is_empty() {
             let w: Vec<String> = self.workloads.iter().map(|w| w.to_string()).collect();
             s.push_str(" kregress.workloads=");
@@ -262,6 +283,7 @@ impl GuestConfig {
                 "mapping" => c.mapping = v.parse()?,
                 "hang" => c.hang = secs(v)?,
                 "teardown" => c.teardown = secs(v)?,
+                "premade" => c.premade = v == "1",
                 "workloads" => {
                     c.workloads = v
                         .split(',')
@@ -273,6 +295,11 @@ impl GuestConfig {
             }
         }
         Ok(c)
+    }
+
+    /// Whether any workload maps with PMDs (the filesystem is then made for them).
+    pub fn wants_pmd(&self) -> bool {
+        self.workloads.iter().any(|w| self.mapping_for(w) == Mapping::Pmd)
     }
 
     /// Mapping a workload uses.
@@ -323,6 +350,7 @@ mod tests {
                         mapping,
                         hang: 7,
                         teardown: 40,
+                        premade: backend == Backend::Memmap,
                         workloads: vec![
                             WorkloadSpec::new(WorkloadKind::DioRead),
                             w,

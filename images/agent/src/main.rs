@@ -123,11 +123,12 @@ fn run(t0: Instant) -> bool {
         t,
     );
     let t = Instant::now();
-    let want_pmd = cfg
-        .workloads
-        .iter()
-        .any(|w| cfg.mapping_for(w) == kregress_agent::Mapping::Pmd);
-    let mounted = setup::mkfs(cfg.fs, &devs.fs_dev, want_pmd).and_then(|m| {
+    let made = if cfg.premade {
+        Ok(format!("made on the host and loaded into {}", devs.fs_dev))
+    } else {
+        setup::mkfs(cfg.fs, &devs.fs_dev, cfg.wants_pmd())
+    };
+    let mounted = made.and_then(|m| {
         setup::step("mkfs", true, m, t);
         let t = Instant::now();
         let r = setup::mount_dax(cfg.fs, &devs.fs_dev);

@@ -182,6 +182,29 @@ fn blockdev_from_ndctl_json(out: &str) -> Option<String> {
     v.get("blockdev")?.as_str().map(str::to_string)
 }
 
+/// Switches a label-less NVDIMM namespace to fsdax mode through sysfs, as
+/// `ndctl create-namespace -m fsdax` does: a pfn device with a fresh uuid,
+/// 2 MiB alignment and struct pages on the device, bound to nd_pmem (which
+/// writes the info block). 0.3 s under TCG, where ndctl took 5.5 s.
+fn fsdax_via_sysfs(ns: &str) -> Result<String, String> {
+    let nd = "/sys/bus/nd";
+    let write = |path: String, val: &str| std::fs::write(&path, val).map_err(|e| format!("echo {val} > {path}: {e}"));
+    if sys::exists(&format!("{nd}/devices/{ns}/driver")) {
+        write(format!("{nd}/drivers/nd_pmem/unbind"), ns)?;
+    }
+    let real = std::fs::canonicalize(format!("{nd}/devices/{ns}")).map_err(|e| format!("{ns}: {e}"))?;
+    let region = real.parent().ok_or_else(|| format!("{ns}: no region"))?;
+    let seed = std::fs::read_to_string(region.join("pfn_seed")).map_err(|e| format!("{}/pfn_seed: {e}", region.display()))?;
+    let pfn = seed.trim();
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_err(|e| format!("random uuid: {e}"))?;
+    write(format!("{nd}/devices/{pfn}/uuid"), uuid.trim())?;
+    write(format!("{nd}/devices/{pfn}/namespace"), ns)?;
+    write(format!("{nd}/devices/{pfn}/align"), "2097152")?;
+    write(format!("{nd}/devices/{pfn}/mode"), "pmem")?;
+    write(format!("{nd}/drivers/nd_pmem/bind"), pfn)?;
+    blockdev_of_namespace(pfn).ok_or_else(|| format!("{pfn} bound but has no block device"))
+}
+
 /// Find (and for NVDIMMs configure) the pmem devices.
 pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
     let appear = Duration::from_secs(20);
@@ -208,32 +231,8 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
                 }
             }
             let t = Instant::now();
-            let out = run_tool(
-                "setup",
-                "ndctl",
-                &[
-                    "create-namespace",
-                    "-f",
-                    "-e",
-                    "namespace0.0",
-                    "-m",
-                    "fsdax",
-                ],
-                Duration::from_secs(120),
-            )
-            .map_err(|e| e.detail)?;
-            let fs = blockdev_from_ndctl_json(&out).ok_or_else(|| {
-                format!(
-                    "ndctl create-namespace: no blockdev in its output: {}",
-                    out.trim()
-                )
-            })?;
-            step(
-                "ndctl-fsdax",
-                true,
-                format!("namespace0.0 -> fsdax, /dev/{fs}"),
-                t,
-            );
+            let fs = fsdax_via_sysfs("namespace0.0")?;
+            step("fsdax", true, format!("namespace0.0 -> fsdax (sysfs), /dev/{fs}"), t);
             let raw = match blockdev_of_namespace("namespace1.0") {
                 Some(b) => b,
                 None => {
@@ -261,43 +260,10 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
     }
 }
 
-/// `pmd`: some workload wants PMD mappings, so ask for 2 MiB-aligned allocations
-/// (ext4: stride/stripe_width of 512 blocks; XFS: 2 MiB stripe unit, plus a per-file
-/// 2 MiB extent size hint).
+/// Makes the filesystem on `dev` (see [`kregress_agent::config::mkfs_args`]).
 pub fn mkfs(fs: Fs, dev: &str, pmd: bool) -> Result<String, String> {
-    let ext4_e = if pmd {
-        "lazy_itable_init=1,lazy_journal_init=1,nodiscard,stride=512,stripe_width=512"
-    } else {
-        "lazy_itable_init=1,lazy_journal_init=1,nodiscard"
-    };
-    let (tool, args): (&str, Vec<&str>) = match fs {
-        Fs::Ext4 => (
-            "mkfs.ext4",
-            vec!["-q", "-F", "-b", "4096", "-E", ext4_e, dev],
-        ),
-        Fs::Xfs if pmd => (
-            "mkfs.xfs",
-            vec![
-                "-q",
-                "-f",
-                "-m",
-                "reflink=0",
-                "-b",
-                "size=4096",
-                // Two AGs and a 4 KiB log stripe: with a 2 MiB stripe unit
-                // the default layout wants a 64 MiB log that 512 MiB lacks.
-                "-d",
-                "su=2m,sw=1,agcount=2",
-                "-l",
-                "su=4096",
-                dev,
-            ],
-        ),
-        Fs::Xfs => (
-            "mkfs.xfs",
-            vec!["-q", "-f", "-m", "reflink=0", "-b", "size=4096", dev],
-        ),
-    };
+    let (tool, mut args) = kregress_agent::config::mkfs_args(fs, pmd);
+    args.push(dev);
     run_tool("setup", tool, &args, Duration::from_secs(180)).map_err(|e| e.detail)?;
     Ok(format!("{tool} {}", args.join(" ")))
 }
