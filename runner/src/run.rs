@@ -418,6 +418,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     results::save(&rec)?;
 
     let total = todo.len();
+    let bar = crate::ui::Counter::new("cells", total as u64);
     let queue = std::sync::Mutex::new(std::collections::VecDeque::from(boot_groups(&todo)));
     let rec = std::sync::Mutex::new(rec);
     let results_dir = rec.lock().unwrap().results_dir.clone();
@@ -433,7 +434,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
                         let results = match &kernels[&group[0].variant] {
                             Ok(k) => {
                                 let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
-                                eprintln!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", "));
+                                bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", ")));
                                 let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
                                 if !rest.is_empty() {
                                     queue.lock().unwrap().push_front(rest);
@@ -444,13 +445,13 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
                         };
                         for res in results {
                             let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                            eprintln!(
+                            bar.done(&format!(
                                 "[{n}/{total}] {}: {:?}{}{}",
                                 res.id(),
                                 res.outcome,
                                 res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
                                 res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
-                            );
+                            ), res.outcome != Outcome::Pass);
                             let mut r = rec.lock().unwrap();
                             r.cells.push(res);
                             results::save(&r)?;
@@ -464,6 +465,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         }
         Ok(())
     })?;
+    bar.finish();
     let mut rec = rec.into_inner().unwrap();
     // Stable order (workers finish out of order): as the matrix lists them.
     rec.cells.sort_by_key(|c| cells.iter().position(|x| x.id() == c.id()).unwrap_or(usize::MAX));

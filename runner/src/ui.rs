@@ -52,3 +52,53 @@ impl Progress {
         }
     }
 }
+
+/// Cells done out of a total, with failures so far: a bar on a terminal,
+/// one line per event otherwise. Shared by the run's worker threads.
+pub struct Counter {
+    bar: Option<ProgressBar>,
+    failures: std::sync::atomic::AtomicU64,
+}
+
+impl Counter {
+    pub fn new(what: &str, total: u64) -> Counter {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template(&format!("[{{elapsed_precise}}] {{bar:30}} {{pos}}/{{len}} {what}, {{prefix}} {{wide_msg}}"))
+                    .unwrap(),
+            );
+            b.set_prefix("0 failed");
+            b.enable_steady_tick(Duration::from_millis(250));
+            b
+        });
+        Counter { bar, failures: Default::default() }
+    }
+
+    /// Something started (a boot): the bar's message, or a plain line.
+    pub fn note(&self, msg: &str) {
+        match &self.bar {
+            Some(b) => b.set_message(msg.to_string()),
+            None => eprintln!("{msg}"),
+        }
+    }
+
+    /// One item finished; `failed` counts it among the failures.
+    pub fn done(&self, line: &str, failed: bool) {
+        let f = self.failures.fetch_add(failed as u64, std::sync::atomic::Ordering::SeqCst) + failed as u64;
+        match &self.bar {
+            Some(b) => {
+                b.println(line);
+                b.set_prefix(format!("{f} failed"));
+                b.inc(1);
+            }
+            None => eprintln!("{line}"),
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
