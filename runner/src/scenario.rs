@@ -595,6 +595,7 @@ variants:
             "scenarios/gup-fast-devmap-ref.yaml",
             "scenarios/historical/x86-generic-gup-2017.yaml",
             "scenarios/fixed-matrix.yaml",
+            "scenarios/aa-stock.yaml",
         ] {
             let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!s.variants.is_empty(), "{f}");
