@@ -7,6 +7,7 @@ pub mod compare;
 pub mod cli;
 pub mod error;
 pub mod image;
+pub mod nightly;
 pub mod kernel;
 pub mod proc;
 pub mod report;
