@@ -395,8 +395,7 @@ mod tests {
     }
 
     fn st(old: &[CellResult], new: &[CellResult], earlier: &[CellResult]) -> CellVerdict {
-        let r = |v: &[CellResult]| -> Vec<&CellResult> { v.iter().collect() };
-        classify(&r(old), &r(new), &r(earlier), 5.0)
+        classify(&refs(old), &refs(new), &refs(earlier), 5.0)
     }
 
     #[test]
@@ -442,15 +441,27 @@ mod tests {
         assert_eq!(st(&[pass(300.0)], &[pass(294.0)], &hist).status, Status::NoChange);
     }
 
+    #[test]
+    fn baseline_is_the_previous_run_of_the_scenario() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs");
+        let new = results::load(&root.join("20261126-162904-bio-release-devmap-wakeup")).unwrap();
+        let (b, h) = baseline_and_history(&root, &new, &Baseline::Last, 14).unwrap();
+        assert_eq!(b.unwrap().run_id, "20261126-162808-bio-release-devmap-wakeup");
+        let ids: Vec<&str> = h.iter().map(|r| r.run_id.as_str()).collect();
+        assert_eq!(ids, ["20261126-160848-bio-release-devmap-wakeup", "20261126-161042-bio-release-devmap-wakeup", "20261126-162808-bio-release-devmap-wakeup"]);
+        // --history 2: tonight and one earlier night.
+        assert_eq!(baseline_and_history(&root, &new, &Baseline::Last, 2).unwrap().1.len(), 1);
+        let first = results::load(&root.join("20261126-160848-bio-release-devmap-wakeup")).unwrap();
+        assert!(baseline_and_history(&root, &first, &Baseline::Last, 14).unwrap().0.is_none());
+    }
+
     /// The two stored fixed-matrix runs: the first had its xfs/pmd cells
     /// MISS (mkfs failed), the second passed everything.
     #[test]
     fn stored_fixed_matrix_runs() {
-        let root = Path::new("/tmp/kregress-test-results");
-        let (Ok(old), Ok(new)) = (results::load(&root.join("20261126-160608-fixed-matrix")), results::load(&root.join("20261126-161418-fixed-matrix"))) else {
-            eprintln!("skipped: the stored runs under {} are not on this machine", root.display());
-            return;
-        };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs");
+        let old = results::load(&root.join("20261126-160608-fixed-matrix")).unwrap();
+        let new = results::load(&root.join("20261126-161418-fixed-matrix")).unwrap();
         let vs = classify_runs(Some(&old), &new, &[], 5.0);
         assert_eq!(vs.len(), 24);
         let new_cells: Vec<&str> = vs.iter().filter(|v| v.status == Status::NewCell).map(|v| v.cell.as_str()).collect();
