@@ -409,8 +409,8 @@ mod tests {
         assert_eq!(v.old_title.as_deref(), Some(hang));
         assert_eq!(st(&[], &[pass(300.0)], &[]).status, Status::NewCell);
         let miss = cell("fixed", "dio-read", 1, Outcome::Miss, Some("DAX not active"), None);
-        assert_eq!(st(&[pass(300.0)], &[miss.clone()], &[]).status, Status::Inconclusive);
-        assert_eq!(st(&[miss.clone()], &[pass(300.0)], &[]).status, Status::NewCell);
+        assert_eq!(st(&[pass(300.0)], std::slice::from_ref(&miss), &[]).status, Status::Inconclusive);
+        assert_eq!(st(std::slice::from_ref(&miss), &[pass(300.0)], &[]).status, Status::NewCell);
         assert_eq!(st(&[miss], &[fail(hang)], &[]).status, Status::NewFailure);
         // A kernel that stopped booting is a new failure, not a harness problem.
         let err = cell("fixed", "dio-read", 1, Outcome::Error, Some("boot failed: no agent hello within 60 s"), None);

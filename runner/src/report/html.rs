@@ -93,7 +93,7 @@ fn section(h: &mut String, r: &RunReport, out: &Path) {
     nights.push(&r.rec);
     for v in &r.verdicts {
         if let Some(svg) = chart(v, &nights) {
-            let _ = write!(h, "<div class=\"chart\"><h4>{}</h4>{svg}</div>\n", esc(&v.cell));
+            let _ = writeln!(h, "<div class=\"chart\"><h4>{}</h4>{svg}</div>", esc(&v.cell));
         }
     }
     h.push_str("</div>\n");
