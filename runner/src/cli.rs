@@ -61,6 +61,38 @@ pub enum Cmd {
         #[arg(long, default_value = "results")]
         results: PathBuf,
     },
+    /// Run scenarios and compare every cell with the previous nightly; exit 1 on a regression.
+    Nightly {
+        /// Scenario files (default: every scenarios/*.yaml, historical/ excluded).
+        scenarios: Vec<PathBuf>,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// `last` (the previous nightly of each scenario), `none`, or a run id.
+        #[arg(long, default_value = "last")]
+        baseline: String,
+        /// Nights in the throughput charts and reference.
+        #[arg(long, default_value_t = 14)]
+        history: usize,
+        /// Also write one combined report of all scenarios here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+        #[arg(short, long)]
+        jobs: Option<usize>,
+    },
+    /// Render the nightly report (summary.md, report.html, junit.xml, kcidb.json) of stored runs.
+    Report {
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        #[arg(long, default_value = "last")]
+        baseline: String,
+        #[arg(long, default_value_t = 14)]
+        history: usize,
+        /// One combined report here instead of one in each RUN_DIR/report.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
         console: PathBuf,
@@ -151,6 +183,16 @@ pub fn main(cli: Cli) -> Result<i32> {
             println!("noise floor: {note}\n\n{}", crate::compare::render_table(&verdicts));
             Ok(0)
         }
+        Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {
+            let accel = match accel {
+                AccelArg::Auto => crate::vm::Accel::Auto,
+                AccelArg::Kvm => crate::vm::Accel::Kvm,
+                AccelArg::Tcg => crate::vm::Accel::Tcg,
+            };
+            let opts = crate::nightly::NightlyOpts { results, baseline: crate::nightly::Baseline::parse(&baseline), history, out, accel, jobs: jobs.unwrap_or_else(default_vms) };
+            crate::nightly::nightly(&scenarios, &opts)
+        }
+        Cmd::Report { runs, baseline, history, out } => crate::report::report_cmd(&runs, &crate::nightly::Baseline::parse(&baseline), history, out.as_deref()),
         Cmd::Triage { console, json } => {
             let text = std::fs::read(&console)
                 .map_err(|e| crate::error::bad_input(format!("{}: {e}", console.display())))?;

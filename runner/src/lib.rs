@@ -8,6 +8,7 @@ pub mod cli;
 pub mod error;
 pub mod fsimage;
 pub mod image;
+pub mod nightly;
 pub mod kernel;
 pub mod proc;
 pub mod report;

@@ -1,0 +1,187 @@
+//! report.html: one self-contained page (inline CSS and SVG, no script, no
+//! network) with, per run, the outcome matrix coloured by nightly status —
+//! rows variant/backend-fs-mapping, columns workloads, each cell linking its
+//! console logs — and per cell a throughput chart over the history window:
+//! the median of each night with its 95 % bootstrap band.
+
+use super::RunReport;
+use crate::compare;
+use crate::nightly::{self, CellVerdict, Status};
+use crate::results::{CellResult, Outcome, RunRecord};
+use std::fmt::Write;
+use std::path::Path;
+
+pub fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+}
+
+fn colour(s: Status) -> &'static str {
+    match s {
+        Status::NewFailure | Status::ChangedFailure => "#f8b4b4",
+        Status::ThroughputRegression => "#fcd9a8",
+        Status::StillFailing => "#e8c4e8",
+        Status::Fixed | Status::ThroughputImprovement => "#b7e4c7",
+        Status::NoChange => "#eef5ee",
+        Status::NewCell => "#cfe2ff",
+        Status::Inconclusive => "#e0e0e0",
+    }
+}
+
+const CSS: &str = "body{font:14px/1.4 sans-serif;margin:1.5em;color:#222}h1{font-size:1.4em}h2{margin-top:1.6em}\
+table.matrix{border-collapse:collapse}table.matrix th,table.matrix td{border:1px solid #999;padding:4px 6px;vertical-align:top;text-align:left}\
+td .st{font-weight:bold;font-size:.85em}td .t{font-size:.8em;max-width:22em}.legend span{display:inline-block;padding:2px 6px;margin:2px;border:1px solid #999;font-size:.8em}\
+.charts{display:flex;flex-wrap:wrap;gap:8px}.chart{border:1px solid #ccc;padding:4px}.chart h4{margin:0;font-size:.8em;font-weight:normal}";
+
+/// The matrix's row of a cell: everything but the workload.
+fn row_key(c: &CellResult) -> String {
+    format!("{}/{}-{}-{}", c.variant, c.backend, c.fs, c.mapping)
+}
+
+pub fn render(reports: &[RunReport], out: &Path) -> String {
+    let mut h = format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kregress nightly</title><style>{CSS}</style></head><body>\n<h1 id=\"headline\">{}</h1>\n<div class=\"legend\">",
+        esc(&super::headline(reports))
+    );
+    for s in [Status::NewFailure, Status::ChangedFailure, Status::ThroughputRegression, Status::StillFailing, Status::Fixed, Status::ThroughputImprovement, Status::NoChange, Status::NewCell, Status::Inconclusive] {
+        let _ = write!(h, "<span style=\"background:{}\">{}</span>", colour(s), s.as_str());
+    }
+    h += "</div>\n";
+    for r in reports {
+        section(&mut h, r, out);
+    }
+    h += "</body></html>\n";
+    h
+}
+
+fn section(h: &mut String, r: &RunReport, out: &Path) {
+    let _ = write!(
+        h,
+        "<h2>{} — run {}</h2>\n<p>Baseline: {}. Noise floor {:.1}%.</p>\n",
+        esc(&r.rec.scenario),
+        esc(&r.rec.run_id),
+        r.baseline.as_ref().map_or("none".to_string(), |b| format!("run {} ({})", esc(&b.run_id), esc(&b.started))),
+        r.noise_floor_pct
+    );
+    let (mut rows, mut cols): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    let all: Vec<&CellResult> = r.rec.cells.iter().chain(r.baseline.iter().flat_map(|b| &b.cells)).collect();
+    for c in &all {
+        if !rows.contains(&row_key(c)) {
+            rows.push(row_key(c));
+        }
+        if !cols.contains(&c.workload) {
+            cols.push(c.workload.clone());
+        }
+    }
+    let _ = write!(h, "<table class=\"matrix\"><tr><th>cell</th>");
+    for w in &cols {
+        let _ = write!(h, "<th>{}</th>", esc(w));
+    }
+    h.push_str("</tr>\n");
+    for row in &rows {
+        let _ = write!(h, "<tr><th>{}</th>", esc(row));
+        for w in &cols {
+            let name = format!("{row}-{w}");
+            match r.verdicts.iter().find(|v| v.cell == name) {
+                Some(v) => matrix_cell(h, r, v, out),
+                None => h.push_str("<td></td>"),
+            }
+        }
+        h.push_str("</tr>\n");
+    }
+    h.push_str("</table>\n<h3>Throughput over the last nights</h3>\n<div class=\"charts\">\n");
+    let mut nights: Vec<&RunRecord> = r.history.iter().collect();
+    nights.push(&r.rec);
+    for v in &r.verdicts {
+        if let Some(svg) = chart(v, &nights) {
+            let _ = writeln!(h, "<div class=\"chart\"><h4>{}</h4>{svg}</div>", esc(&v.cell));
+        }
+    }
+    h.push_str("</div>\n");
+}
+
+fn matrix_cell(h: &mut String, r: &RunReport, v: &CellVerdict, out: &Path) {
+    let _ = write!(h, "<td style=\"background:{}\" title=\"{}\"><div class=\"st\">{}</div><div>{}</div>", colour(v.status), esc(&v.note), v.status.as_str(), esc(&v.new));
+    if let Some(t) = &v.new_title {
+        let _ = write!(h, "<div class=\"t\">{}</div>", esc(t));
+    }
+    if let (Some(d), Some(lo), Some(hi)) = (v.delta_pct, v.ci_low, v.ci_high) {
+        let _ = write!(h, "<div class=\"t\">{d:+.1}% [{lo:+.1}, {hi:+.1}]</div>");
+    }
+    let links: Vec<String> = r
+        .runs(&v.cell)
+        .iter()
+        .map(|c| {
+            let href = super::relative(&r.cell_dir(c).join("console.log"), out);
+            format!("<a href=\"{}\">console run{}</a>", esc(&href.display().to_string()), c.run)
+        })
+        .collect();
+    let _ = write!(h, "<div class=\"t\">{}</div></td>", links.join(" "));
+}
+
+/// One night's point: median and 95 % band of its PASS samples.
+struct Point {
+    label: String,
+    median: f64,
+    lo: f64,
+    hi: f64,
+}
+
+/// An SVG line chart of the cell's throughput per night with its band;
+/// `None` when no night measured any.
+fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
+    let unit_mb = v.unit != "ops/s";
+    let mut pts: Vec<(usize, Point)> = Vec::new();
+    for (i, n) in nights.iter().enumerate() {
+        let xs: Vec<f64> = n
+            .cells
+            .iter()
+            .filter(|c| nightly::cell_name(c) == v.cell && c.outcome == Outcome::Pass)
+            .filter_map(|c| if unit_mb { c.mb_per_s.or(c.ops_per_s) } else { c.ops_per_s })
+            .collect();
+        if xs.is_empty() {
+            continue;
+        }
+        let m = compare::median(&xs);
+        let [lo, hi] = compare::bootstrap_median_ci(&xs).unwrap_or([m, m]);
+        pts.push((i, Point { label: n.started.get(5..16).unwrap_or(&n.started).replace('T', " "), median: m, lo, hi }));
+    }
+    if pts.is_empty() {
+        return None;
+    }
+    let (w, ht, left, right, top, bottom) = (320.0, 150.0, 46.0, 10.0, 10.0, 30.0);
+    let ymax = pts.iter().map(|(_, p)| p.hi).fold(f64::MIN, f64::max) * 1.1;
+    let ymin = 0.0;
+    let n = nights.len().max(2) as f64;
+    let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
+    let y = |val: f64| top + (ht - top - bottom) * (1.0 - (val - ymin) / (ymax - ymin).max(1e-9));
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} throughput ({})</title>", esc(&v.cell), esc(if v.unit.is_empty() { "MB/s" } else { &v.unit }));
+    // Axes with the top value and the unit.
+    let _ = write!(s, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#888\"/><line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#888\"/>", ht - bottom, w - right);
+    let _ = write!(s, "<text x=\"2\" y=\"{}\" font-size=\"9\">{:.0}</text><text x=\"2\" y=\"{}\" font-size=\"9\">0</text><text x=\"2\" y=\"{}\" font-size=\"9\">{}</text>", top + 8.0, ymax, ht - bottom, ht / 2.0, if unit_mb { "MB/s" } else { "ops/s" });
+    // The band: upper edge left to right, lower edge back.
+    if pts.len() > 1 {
+        let mut poly: Vec<String> = pts.iter().map(|(i, p)| format!("{:.1},{:.1}", x(*i), y(p.hi))).collect();
+        poly.extend(pts.iter().rev().map(|(i, p)| format!("{:.1},{:.1}", x(*i), y(p.lo))));
+        let _ = write!(s, "<polygon class=\"band\" points=\"{}\" fill=\"#9ecae1\" fill-opacity=\"0.45\" stroke=\"none\"/>", poly.join(" "));
+        let line: Vec<String> = pts.iter().map(|(i, p)| format!("{:.1},{:.1}", x(*i), y(p.median))).collect();
+        let _ = write!(s, "<polyline points=\"{}\" fill=\"none\" stroke=\"#2171b5\" stroke-width=\"1.5\"/>", line.join(" "));
+    }
+    for (i, p) in &pts {
+        // Error bar too, so a single night still shows its interval.
+        let _ = write!(s, "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#2171b5\"/>", x(*i), y(p.lo), y(p.hi));
+        let last = *i + 1 == nights.len();
+        let fill = if last && v.status == Status::ThroughputRegression { "#d62728" } else { "#2171b5" };
+        let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{fill}\"><title>{}: {:.1} [{:.1}, {:.1}]</title></circle>", x(*i), y(p.median), esc(&p.label), p.median, p.lo, p.hi);
+    }
+    // Nights without a PASS sample (failed or not run) are marked on the axis.
+    for i in 0..nights.len() {
+        if !pts.iter().any(|(j, _)| *j == i) {
+            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#d62728\" text-anchor=\"middle\">×</text>", x(i), ht - bottom - 2.0);
+        }
+    }
+    if let (Some((_, f)), Some((_, l))) = (pts.first(), pts.last()) {
+        let _ = write!(s, "<text x=\"{left}\" y=\"{}\" font-size=\"9\">{}</text><text x=\"{}\" y=\"{0}\" font-size=\"9\" text-anchor=\"end\">{}</text>", ht - 8.0, esc(&f.label), w - right, esc(&l.label));
+    }
+    s.push_str("</svg>");
+    Some(s)
+}

@@ -1,0 +1,66 @@
+//! junit.xml: one testsuite per run, one testcase per cell (all its runs).
+//! A cell whose new runs fail, or whose throughput regressed, is a
+//! `<failure>` carrying the title and a console excerpt; a cell the harness
+//! could not judge (MISS) is an `<error>`. Written with `quick-junit`, whose
+//! output CI systems (GitHub test reporters, GitLab `reports: junit`) read.
+
+use super::{console_excerpt, failed, RunReport};
+use crate::error::{infra, Result};
+use crate::nightly::Status;
+use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
+use std::time::Duration;
+
+pub fn render(reports: &[RunReport]) -> Result<String> {
+    let mut report = Report::new("kregress");
+    for r in reports {
+        let mut suite = TestSuite::new(format!("{} {}", r.rec.scenario, r.rec.run_id));
+        suite.add_property(Property::new("run_id", r.rec.run_id.as_str()));
+        suite.add_property(Property::new("scenario_file", r.rec.scenario_file.display().to_string()));
+        if let Some(b) = &r.baseline {
+            suite.add_property(Property::new("baseline", b.run_id.as_str()));
+        }
+        for v in &r.verdicts {
+            let runs = r.runs(&v.cell);
+            let failing = runs.iter().find(|c| failed(c));
+            let status = if let Some(c) = failing {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("{}: {}", v.status.as_str(), c.title.as_deref().unwrap_or("no title")));
+                s.set_type(c.kind.map(super::name).unwrap_or_else(|| super::name(c.outcome)));
+                s.set_description(format!(
+                    "{}\n\nconsole ({}):\n{}\n\nreproduce: {}",
+                    v.new,
+                    r.cell_dir(c).join("console.log").display(),
+                    console_excerpt(&r.cell_dir(c).join("console.log"), 20),
+                    super::repro_command(&r.rec, c)
+                ));
+                s
+            } else if v.status == Status::ThroughputRegression {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
+                s.set_message(format!("THROUGHPUT_REGRESSION: {}", super::fmt_delta(v)));
+                s.set_type("THROUGHPUT_REGRESSION");
+                s
+            } else if runs.is_empty() {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message("not run tonight");
+                s
+            } else if v.status == Status::Inconclusive {
+                let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
+                s.set_message(format!("INCONCLUSIVE: {}", v.note));
+                s.set_type("MISS");
+                s
+            } else {
+                TestCaseStatus::success()
+            };
+            let mut tc = TestCase::new(v.cell.as_str(), status);
+            tc.set_classname(format!("kregress.{}", r.rec.scenario));
+            tc.set_time(Duration::from_secs_f64(runs.iter().map(|c| c.seconds).sum::<f64>().max(0.0)));
+            tc.add_property(Property::new("status", v.status.as_str()));
+            if let Some(m) = v.new_median {
+                tc.add_property(Property::new("throughput", format!("{m:.2} {}", v.unit)));
+            }
+            suite.add_test_case(tc);
+        }
+        report.add_test_suite(suite);
+    }
+    report.to_string().map_err(|e| infra(format!("junit.xml: {e}")))
+}

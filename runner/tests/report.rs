@@ -1,0 +1,222 @@
+//! The nightly report on real stored runs (runner/tests/data/runs): every
+//! output is read back with an independent reader — junit.xml with
+//! quick-junit's deserializer and a raw quick-xml walk, kcidb.json against
+//! the KCIDB v5 required fields, report.html in headless Chromium.
+
+use kregress::nightly::{Baseline, Status};
+use kregress::report::{self, RunReport};
+use kregress::results::{self, FailKind, Outcome};
+use std::path::{Path, PathBuf};
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs")
+}
+
+/// A copy of the stored runs, so reports and repro.sh land in a temp dir.
+fn copy_runs() -> tempfile::TempDir {
+    let t = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("cp").arg("-r").arg(data()).arg(t.path().join("results")).status().unwrap();
+    assert!(st.success());
+    t
+}
+
+/// The 16:10 bio-release run against the 16:08 one, with fixed's
+/// truncate-during-dio run 2 turned into a WARN: one NEW_FAILURE, the
+/// stock hang STILL_FAILING.
+fn regressed_report(root: &Path) -> RunReport {
+    let dir = root.join("20261126-161042-bio-release-devmap-wakeup");
+    let base = results::load(&root.join("20261126-160848-bio-release-devmap-wakeup")).unwrap();
+    let mut rec = results::load(&dir).unwrap();
+    let c = rec.cells.iter_mut().find(|c| c.variant == "fixed" && c.workload == "truncate-during-dio" && c.run == 2).unwrap();
+    (c.outcome, c.kind, c.title, c.ops_per_s) = (Outcome::Fail, Some(FailKind::Warn), Some("WARNING in free_zone_device_page".into()), None);
+    // Its console: the stock hang's, so the excerpt has a kernel log to show.
+    let cdir = dir.join(c.id());
+    std::fs::create_dir_all(&cdir).unwrap();
+    std::fs::copy(dir.join("stock/memmap-ext4-pte-truncate-during-dio/run1/console.log"), cdir.join("console.log")).unwrap();
+    RunReport::new(dir, rec, Some(base), vec![])
+}
+
+#[test]
+fn summary_junit_kcidb_of_a_regressed_night() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let r = regressed_report(&root);
+    let statuses: Vec<(&str, Status)> = r.verdicts.iter().map(|v| (v.cell.as_str(), v.status)).collect();
+    assert!(statuses.contains(&("fixed/memmap-ext4-pte-truncate-during-dio", Status::NewFailure)), "{statuses:?}");
+    assert!(statuses.contains(&("stock/memmap-ext4-pte-truncate-during-dio", Status::StillFailing)), "{statuses:?}");
+    let reports = [r];
+    assert!(report::regressed(&reports));
+    let out = t.path().join("report");
+    report::write_all(&reports, &out).unwrap();
+
+    // summary.md: the headline first, then the failure with its repro command.
+    let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
+    assert!(md.starts_with("# kregress nightly: 1 new failure, 0 fixed, 0 throughput regressions since 2026-11-26\n"), "{md}");
+    assert!(md.contains("kregress run scenarios/bio-release-devmap-wakeup.yaml --only variant=fixed,backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio --runs 1"), "{md}");
+
+    // junit.xml with quick-junit's reader: one testcase per cell, failures carry the title.
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let parsed = quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    assert_eq!(parsed.test_suites.len(), 1);
+    let suite = &parsed.test_suites[0];
+    assert_eq!(suite.test_cases.len(), 6);
+    let failures: Vec<String> = suite
+        .test_cases
+        .iter()
+        .filter_map(|tc| match &tc.status {
+            quick_junit::TestCaseStatus::NonSuccess { message, description, .. } => {
+                assert!(description.as_ref().is_some_and(|d| d.as_str().contains("console")), "{tc:?}");
+                Some(message.as_ref().unwrap().as_str().to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        failures,
+        ["STILL_FAILING: INFO: task hung in ext4_break_layouts", "NEW_FAILURE: WARNING in free_zone_device_page"]
+    );
+    // And with a raw XML walk, independent of quick-junit: the counts agree.
+    let (mut cases, mut fails) = (0, 0);
+    let mut rd = quick_xml::Reader::from_str(&xml);
+    loop {
+        match rd.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) => match e.name().as_ref() {
+                b"testcase" => cases += 1,
+                b"failure" => fails += 1,
+                _ => {}
+            },
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!((cases, fails), (6, 2));
+
+    // kcidb.json: the schema's required fields, ids linking up.
+    let k: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("kcidb.json")).unwrap()).unwrap();
+    assert_eq!(k["version"]["major"], 5);
+    assert!(k["version"]["minor"].is_u64());
+    let ids = |what: &str| -> Vec<String> { k[what].as_array().unwrap().iter().map(|o| o["id"].as_str().unwrap().to_string()).collect() };
+    let (checkouts, builds) = (ids("checkouts"), ids("builds"));
+    assert_eq!(checkouts, ["kregress:20261126-161042-bio-release-devmap-wakeup"]);
+    for o in k["checkouts"].as_array().unwrap() {
+        assert_eq!(o["origin"], "kregress");
+    }
+    assert_eq!(builds.len(), 2);
+    for b in k["builds"].as_array().unwrap() {
+        assert_eq!(b["origin"], "kregress");
+        assert!(checkouts.contains(&b["checkout_id"].as_str().unwrap().to_string()));
+    }
+    let tests = k["tests"].as_array().unwrap();
+    assert_eq!(tests.len(), 18);
+    for t in tests {
+        assert_eq!(t["origin"], "kregress");
+        assert!(t["id"].as_str().unwrap().starts_with("kregress:"));
+        assert!(builds.contains(&t["build_id"].as_str().unwrap().to_string()), "{t}");
+        assert!(["PASS", "FAIL", "ERROR", "MISS", "SKIP", "DONE"].contains(&t["status"].as_str().unwrap()));
+        if let Some(n) = t.get("number") {
+            assert!(n["value"].is_f64() && ["MB/s", "ops/s"].contains(&n["unit"].as_str().unwrap()), "{t}");
+        }
+    }
+    assert_eq!(tests.iter().filter(|t| t["status"] == "FAIL").count(), 4);
+    assert_eq!(tests.iter().filter(|t| t.get("number").is_some()).count(), 14);
+
+    // report.html: self-contained, the matrix and a chart per measured cell.
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert_eq!(html.matches("<table class=\"matrix\"").count(), 1);
+    assert_eq!(html.matches("<svg").count(), 5, "every cell but stock's hang has throughput");
+    assert!(html.contains("href=\"../results/20261126-161042-bio-release-devmap-wakeup/fixed/memmap-ext4-pte-truncate-during-dio/run2/console.log\""));
+}
+
+#[test]
+fn report_command_on_stored_runs() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(&root)
+        .args(["report", "20261126-162904-bio-release-devmap-wakeup", "20261126-161418-fixed-matrix"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.starts_with("0 new failures, 0 fixed, 0 throughput regressions since 2026-11-26"), "{stdout}");
+    for run in ["20261126-162904-bio-release-devmap-wakeup", "20261126-161418-fixed-matrix"] {
+        for f in ["summary.md", "report.html", "junit.xml", "kcidb.json"] {
+            assert!(root.join(run).join("report").join(f).is_file(), "{run}/report/{f}");
+        }
+    }
+    // The stock hang fails in all 3 runs: each run's directory has repro.sh.
+    for n in 1..=3 {
+        let p = root.join(format!("20261126-162904-bio-release-devmap-wakeup/stock/memmap-ext4-pte-truncate-during-dio/run{n}/repro.sh"));
+        let s = std::fs::read_to_string(&p).unwrap();
+        assert!(s.contains("run scenarios/bio-release-devmap-wakeup.yaml --only variant=stock,backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio --runs 1"), "{s}");
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o111, 0o111);
+    }
+    // A passing cell gets none.
+    assert!(!root.join("20261126-162904-bio-release-devmap-wakeup/fixed/memmap-ext4-pte-truncate-during-dio/run1/repro.sh").exists());
+    // 16:29 vs 16:28: fixed's truncate went from 1 sample to 3, pooled with
+    // the two earlier nights' samples (the band in its chart).
+    let md = std::fs::read_to_string(root.join("20261126-162904-bio-release-devmap-wakeup/report/summary.md")).unwrap();
+    assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | STILL_FAILING |"), "{md}");
+    // A second run against an explicit baseline of another scenario is bad input.
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(&root)
+        .args(["report", "20261126-161418-fixed-matrix", "--baseline", "20261126-160848-bio-release-devmap-wakeup"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+}
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// report.html in headless Chromium: it loads without console messages, and
+/// the rendered DOM has the matrix and SVG charts. With
+/// KREGRESS_UPDATE_SCREENSHOT=1 the screenshot replaces docs/report.png.
+#[test]
+fn report_html_in_headless_chromium() {
+    if !Path::new(CHROMIUM).exists() {
+        eprintln!("skipped: {CHROMIUM} is not installed (apt-get install chromium)");
+        return;
+    }
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let reports: Vec<RunReport> = ["20261126-162904-bio-release-devmap-wakeup", "20261126-161418-fixed-matrix"]
+        .iter()
+        .map(|r| RunReport::load(&root.join(r), &Baseline::Last, 14).unwrap())
+        .collect();
+    let out = t.path().join("report");
+    report::write_all(&reports, &out).unwrap();
+    let url = format!("file://{}", out.join("report.html").display());
+    let profile = tempfile::tempdir().unwrap();
+    let shot = t.path().join("report.png");
+    let chromium = |extra: &[&str]| {
+        let o = std::process::Command::new(CHROMIUM)
+            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(["--enable-logging=stderr", "--v=0", "--window-size=1400,900"])
+            .args(extra)
+            .arg(&url)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        o
+    };
+    let dom = chromium(&["--dump-dom"]);
+    let dom_text = String::from_utf8_lossy(&dom.stdout);
+    let log = String::from_utf8_lossy(&dom.stderr);
+    // The page has no script: any console line is an error of the page.
+    let console: Vec<&str> = log.lines().filter(|l| l.contains("CONSOLE") || l.contains("Uncaught")).collect();
+    assert!(console.is_empty(), "console messages: {console:?}");
+    assert!(dom_text.contains("id=\"headline\""), "{dom_text}");
+    assert_eq!(dom_text.matches("class=\"matrix\"").count(), 2);
+    assert!(dom_text.matches("<svg").count() >= 20, "charts: {}", dom_text.matches("<svg").count());
+    assert!(dom_text.contains("class=\"band\""), "no confidence band drawn");
+    chromium(&[&format!("--screenshot={}", shot.display())]);
+    let png = std::fs::read(&shot).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(png.len() > 20_000, "screenshot looks blank ({} bytes)", png.len());
+    if std::env::var_os("KREGRESS_UPDATE_SCREENSHOT").is_some() {
+        std::fs::copy(&shot, Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/report.png")).unwrap();
+    }
+}
