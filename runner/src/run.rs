@@ -233,10 +233,10 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     // TCG and a busy host slow everything: scale the host's backstop deadlines.
     let scale = if accel == Accel::Tcg { 3 } else { 1 };
     let pmem0_image = match cells[0].backend {
-        vm::Backend::Memmap => Some(crate::fsimage::make(cfg.fs, cfg.wants_pmd())?),
-        vm::Backend::Nvdimm => None,
+        vm::Backend::Memmap => crate::fsimage::make(cfg.fs, cfg.wants_pmd())?,
+        vm::Backend::Nvdimm => vec![],
     };
-    cfg.premade = pmem0_image.is_some();
+    cfg.premade = !pmem0_image.is_empty();
     let spec = VmSpec {
         pmem0_image,
         bzimage: k.bzimage.clone(),
