@@ -1,10 +1,9 @@
 //! Filesystems made on the host for memmap pmem: mkfs.ext4 on 6.1's memmap
 //! /dev/pmem0 takes ~4.3 s under TCG, the same mkfs on a host file 0.05 s.
-//! The image (cached by content of its recipe and mkfs version) is loaded
-//! into the pmem range by QEMU (`-device loader`) before the kernel starts,
-//! so each guest starts from a pristine filesystem. Guest RAM starts zeroed,
-//! so only the image's non-zero runs are loaded (a few hundred KiB instead
-//! of 512 MiB, which cost ~2 s of boot).
+//! The image (cached by content of its recipe and mkfs version) is cut into
+//! its non-zero runs (a few hundred KiB), which the initramfs carries and the
+//! agent writes onto pmem0 (zero everywhere else: a fresh memmap range or
+//! NVDIMM backing file), so each guest starts from a pristine filesystem.
 
 use crate::cache;
 use crate::error::{Context, Result};

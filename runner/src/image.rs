@@ -230,6 +230,18 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         tree.file(f, mode, data, f);
     }
 
+    // Filesystems made on the host, which the agent writes onto pmem0
+    // instead of running mkfs (see crate::fsimage).
+    for fs in [kregress_agent::Fs::Ext4, kregress_agent::Fs::Xfs] {
+        for pmd in [false, true] {
+            let dir = kregress_agent::config::premade_dir(fs, pmd);
+            for (off, file) in crate::fsimage::make(fs, pmd).map_err(|e| err(e.msg))? {
+                let data = std::fs::read(&file).context(|| format!("reading {}", file.display()))?;
+                tree.file(&format!("{dir}/{off:08x}.bin"), 0o644, data, &file.display().to_string());
+            }
+        }
+    }
+
     let key = tree.key(&recipe_text);
     let dir = opts.cache_root.join("images").join(&key);
     let path = dir.join("initramfs.cpio.gz");

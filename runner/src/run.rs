@@ -232,13 +232,8 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     let work: u64 = cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64;
     // TCG and a busy host slow everything: scale the host's backstop deadlines.
     let scale = if accel == Accel::Tcg { 3 } else { 1 };
-    let pmem0_image = match cells[0].backend {
-        vm::Backend::Memmap => crate::fsimage::make(cfg.fs, cfg.wants_pmd())?,
-        vm::Backend::Nvdimm => vec![],
-    };
-    cfg.premade = !pmem0_image.is_empty();
+    cfg.premade = true;
     let spec = VmSpec {
-        pmem0_image,
         bzimage: k.bzimage.clone(),
         initrd: initrd.to_path_buf(),
         backend: cells[0].backend,

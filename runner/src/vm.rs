@@ -52,9 +52,6 @@ pub struct VmSpec {
     pub run_deadline: Duration,
     /// Where NVDIMM backing files live for this guest.
     pub workdir: PathBuf,
-    /// memmap only: pieces of a filesystem image (offset in pmem0, file)
-    /// QEMU loads into pmem0 before boot.
-    pub pmem0_image: Vec<crate::fsimage::Chunk>,
 }
 
 /// How the guest ended.
@@ -155,13 +152,6 @@ pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
     }
     for s in ["-smp", &spec.smp.to_string(), "-display", "none", "-nodefaults", "-serial", "stdio", "-monitor", "none", "-no-reboot"] {
         push(s);
-    }
-    if spec.backend == Backend::Memmap {
-        for (off, file) in &spec.pmem0_image {
-            // pmem0 is memmap=512M!1G: guest-physical 1 GiB.
-            push("-device");
-            push(&format!("loader,file={},addr={:#x},force-raw=on", file.display(), 0x4000_0000 + off));
-        }
     }
     push("-kernel");
     push(&spec.bzimage.display().to_string());
@@ -325,7 +315,6 @@ mod tests {
             boot_deadline: Duration::from_secs(60),
             run_deadline: Duration::from_secs(60),
             workdir: "/w".into(),
-            pmem0_image: vec![(0, "/c/0.bin".into()), (0x8000000, "/c/8000000.bin".into())],
         }
     }
 
@@ -338,8 +327,6 @@ mod tests {
         assert!(a.contains("-no-reboot"), "{a}");
         assert!(a.contains("console=ttyS0 panic=-1"), "{a}");
         assert!(a.ends_with("kregress.fs=ext4"), "{a}");
-        assert!(a.contains("-device loader,file=/c/0.bin,addr=0x40000000,force-raw=on"), "{a}");
-        assert!(a.contains("-device loader,file=/c/8000000.bin,addr=0x48000000,force-raw=on"), "{a}");
     }
 
     #[test]
@@ -349,7 +336,6 @@ mod tests {
         assert!(a.contains("memory-backend-file,id=mem1,share=on,mem-path=/w/nvdimm1.img,size=1G"), "{a}");
         assert!(a.contains("-device nvdimm,id=nv0,memdev=mem0"), "{a}");
         assert!(!a.contains("memmap="), "{a}");
-        assert!(!a.contains("loader"), "{a}");
         assert!(a.contains("-accel kvm -cpu host"), "{a}");
     }
 

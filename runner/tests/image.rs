@@ -7,7 +7,7 @@ fn agent_is_static_and_the_image_holds_the_tools() {
     let img = image::build(&ImageOptions::default()).unwrap_or_else(|e| panic!("building the initramfs: {e}"));
     let bytes = std::fs::read(&img.agent).unwrap();
     assert_eq!(image::elf_interpreter(&bytes).unwrap(), None, "{} has an ELF interpreter", img.agent.display());
-    for f in ["/init", "/sbin/mkfs.ext4", "/sbin/mkfs.xfs", "/usr/bin/ndctl"] {
+    for f in ["/init", "/sbin/mkfs.ext4", "/sbin/mkfs.xfs", "/usr/bin/ndctl", "/fsimg/ext4-pte/00000000.bin", "/fsimg/xfs-pmd/00000000.bin"] {
         assert!(img.files.contains_key(f), "{f} missing from the image");
     }
     // Same inputs, same archive: the second build is a cache hit.

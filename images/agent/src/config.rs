@@ -207,10 +207,17 @@ pub struct GuestConfig {
     pub hang: u32,
     /// Seconds the teardown may take.
     pub teardown: u32,
-    /// The filesystem is already on pmem0 (the runner made it on the host
-    /// with [`mkfs_args`] and loaded it there): no mkfs in the guest.
+    /// Write the filesystem the runner made on the host with [`mkfs_args`]
+    /// (shipped in the initramfs under [`premade_dir`]) onto pmem0 instead
+    /// of running mkfs in the guest.
     pub premade: bool,
     pub workloads: Vec<WorkloadSpec>,
+}
+
+/// Where the initramfs holds the host-made filesystem for `fs`/`pmd`: files
+/// named by their offset on the device in hex (`00849000.bin`).
+pub fn premade_dir(fs: Fs, pmd: bool) -> String {
+    format!("/fsimg/{}-{}", fs, if pmd { "pmd" } else { "pte" })
 }
 
 /// mkfs command and arguments (without the device) for `fs`; `pmd` asks for

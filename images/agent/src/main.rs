@@ -124,7 +124,7 @@ fn run(t0: Instant) -> bool {
     );
     let t = Instant::now();
     let made = if cfg.premade {
-        Ok(format!("made on the host and loaded into {}", devs.fs_dev))
+        setup::write_premade(&kregress_agent::config::premade_dir(cfg.fs, cfg.wants_pmd()), &devs.fs_dev)
     } else {
         setup::mkfs(cfg.fs, &devs.fs_dev, cfg.wants_pmd())
     };

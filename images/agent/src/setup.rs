@@ -260,6 +260,31 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
     }
 }
 
+/// Writes a host-made filesystem (its non-zero pieces, named by offset) onto
+/// `dev`. mkfs on a fresh pmem device in 6.1 takes 4-5 s under TCG; this
+/// takes ~0.1 s. The device is zero where no piece lands: a fresh memmap
+/// range or NVDIMM backing file.
+pub fn write_premade(dir: &str, dev: &str) -> Result<String, String> {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(dev).map_err(|e| format!("open {dev}: {e}"))?;
+    let mut bytes = 0usize;
+    let rd = std::fs::read_dir(dir).map_err(|e| format!("{dir}: {e} (initramfs without host-made filesystems?)"))?;
+    for e in rd {
+        let p = e.map_err(|e| format!("{dir}: {e}"))?.path();
+        let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let Some(hex) = name.strip_suffix(".bin") else { continue };
+        let off = u64::from_str_radix(hex, 16).map_err(|e| format!("{}: {e}", p.display()))?;
+        let data = std::fs::read(&p).map_err(|e| format!("{}: {e}", p.display()))?;
+        f.write_all_at(&data, off).map_err(|e| format!("writing {} at {off:#x} of {dev}: {e}", p.display()))?;
+        bytes += data.len();
+    }
+    if bytes == 0 {
+        return Err(format!("{dir}: no filesystem pieces"));
+    }
+    f.sync_all().map_err(|e| format!("fsync {dev}: {e}"))?;
+    Ok(format!("wrote the host-made filesystem {dir} ({} KiB) onto {dev}", bytes >> 10))
+}
+
 /// Makes the filesystem on `dev` (see [`kregress_agent::config::mkfs_args`]).
 pub fn mkfs(fs: Fs, dev: &str, pmd: bool) -> Result<String, String> {
     let (tool, mut args) = kregress_agent::config::mkfs_args(fs, pmd);
