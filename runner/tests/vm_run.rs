@@ -21,11 +21,15 @@ fn run(scenario: &str, only: &str) -> (i32, Value) {
 
 fn run_with(scenario: &str, extra: &[&str]) -> (i32, Value) {
     let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
-    let results = std::env::temp_dir().join("kregress-test-results");
+    run_in(&std::env::temp_dir().join("kregress-test-results"), scenario, extra)
+}
+
+/// `kregress run SCENARIO --json --results RESULTS EXTRA...` (caller holds the VM lock).
+fn run_in(results: &Path, scenario: &str, extra: &[&str]) -> (i32, Value) {
     let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
         .current_dir(root())
         .args(["run", scenario, "--json", "--results"])
-        .arg(&results)
+        .arg(results)
         .args(extra)
         .output()
         .expect("run kregress");
@@ -123,4 +127,71 @@ fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_compar
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
     assert!(summary.contains("FIXED"), "{summary}");
     assert_eq!(code, 0, "{rec:#}");
+}
+
+/// Children of `pid` (from /proc/*/stat).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        if rest.split_whitespace().nth(1).and_then(|p| p.parse::<u32>().ok()) == Some(pid) {
+            out.push(e.file_name().to_string_lossy().parse().unwrap());
+        }
+    }
+    out
+}
+
+/// Ctrl-C in the middle of a run kills QEMU, keeps the finished cell, and
+/// `--resume` runs only what is missing.
+#[test]
+fn interrupt_keeps_finished_cells_kills_qemu_and_resume_completes() {
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let results = tempfile::tempdir().unwrap();
+    let only = "backend=memmap,fs=ext4,workload=dio-read";
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(root())
+        .args(["run", "scenarios/fixed-matrix.yaml", "--only", only, "--results"])
+        .arg(results.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait until one cell is recorded and the second guest is running.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(600);
+    let (run_json, qemu) = loop {
+        assert!(std::time::Instant::now() < deadline, "no cell finished in time");
+        assert!(child.try_wait().unwrap().is_none(), "kregress ended early");
+        let run_json = std::fs::read_dir(results.path()).unwrap().flatten().map(|e| e.path().join("run.json")).find(|p| p.is_file());
+        if let Some(p) = run_json {
+            let rec: Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap_or(Value::Null);
+            let qemu: Vec<u32> = children(pid)
+                .into_iter()
+                .filter(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).unwrap_or_default().starts_with("qemu"))
+                .collect();
+            if rec["cells"].as_array().map(|c| c.len()) == Some(1) && !qemu.is_empty() {
+                break (p, qemu);
+            }
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    for q in &qemu {
+        let alive = std::fs::read_to_string(format!("/proc/{q}/stat")).map(|s| !s.contains(") Z ")).unwrap_or(false);
+        assert!(!alive, "qemu {q} outlived kregress");
+    }
+    let rec: Value = serde_json::from_slice(&std::fs::read(&run_json).unwrap()).unwrap();
+    let first = rec["cells"][0].clone();
+    assert_eq!(first["outcome"], "PASS", "{first:#}");
+
+    let (code, done) = run_in(results.path(), "scenarios/fixed-matrix.yaml", &["--only", only, "--resume", rec["run_id"].as_str().unwrap()]);
+    assert_eq!(code, 0, "{done:#}");
+    let cells = done["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 2, "{done:#}");
+    assert!(cells.iter().any(|c| c == &first), "the finished cell was rerun or changed");
 }
