@@ -9,7 +9,21 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 pub fn root() -> PathBuf {
+    if let Some(p) = TEST_ROOT.with(|r| r.borrow().clone()) {
+        return p;
+    }
     root_from(|k| std::env::var_os(k).filter(|v| !v.is_empty()))
+}
+
+thread_local! {
+    /// A per-thread cache root for unit tests: setting the environment
+    /// would move the cache under every other test running in parallel.
+    static TEST_ROOT: std::cell::RefCell<Option<PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+#[cfg(test)]
+pub fn set_test_root(p: &Path) {
+    TEST_ROOT.with(|r| *r.borrow_mut() = Some(p.to_path_buf()));
 }
 
 /// [`root`] with the environment passed in (for tests).

@@ -49,8 +49,15 @@ pub fn make(fs: Fs, pmd: bool) -> Result<Vec<Chunk>> {
             std::fs::write(&f, &bytes[off..off + len]).context(|| format!("writing {}", f.display()))?;
         }
         std::fs::write(tmp.path().join("done"), b"").context(|| "marking the image done".into())?;
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(tmp.keep(), &dir).context(|| format!("publishing {}", dir.display()))?;
+        // A published dir is never changed (readers may be listing it): if
+        // another kregress published the same key first, keep theirs.
+        let staged = tmp.keep();
+        if std::fs::rename(&staged, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&staged);
+            if !dir.join("done").is_file() {
+                return Err(crate::error::infra(format!("publishing {}", dir.display())));
+            }
+        }
     }
     let mut chunks: Vec<Chunk> = Vec::new();
     for e in std::fs::read_dir(&dir).context(|| format!("reading {}", dir.display()))? {

@@ -261,16 +261,12 @@ mod tests {
         assert!(e.msg.contains("block/bio.c: hunk `@@ -20,3 +20,3 @@` rejected"), "{}", e.msg);
     }
 
-    /// These tests point the cache at a temp dir through the environment.
-    static ENV: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
     /// A user's git repository is cloned, never touched: its HEAD, index and
     /// work tree stay as they were while kregress checks out another rev.
     #[test]
     fn git_source_leaves_the_users_checkout_alone() {
-        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let d = tempfile::tempdir().unwrap();
-        std::env::set_var("KREGRESS_CACHE", d.path().join("cache"));
+        crate::cache::set_test_root(&d.path().join("cache"));
         let user = d.path().join("linux");
         std::fs::create_dir_all(&user).unwrap();
         let log = d.path().join("log");
@@ -296,9 +292,8 @@ mod tests {
     /// A plain tree is mirrored; its identity follows its content.
     #[test]
     fn path_source_identity_changes_with_the_tree() {
-        let _env = ENV.lock().unwrap_or_else(|e| e.into_inner());
         let d = tempfile::tempdir().unwrap();
-        std::env::set_var("KREGRESS_CACHE", d.path().join("cache"));
+        crate::cache::set_test_root(&d.path().join("cache"));
         let user = d.path().join("tree");
         std::fs::create_dir_all(user.join("mm")).unwrap();
         std::fs::write(user.join("Makefile"), "x\n").unwrap();
