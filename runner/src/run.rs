@@ -6,7 +6,7 @@
 use crate::error::{bad_input, infra, Context, Result};
 use crate::kernel::{self, KernelArtifact, KernelSpec};
 use crate::results::{self, CellResult, FailKind, Outcome, RunRecord};
-use crate::scenario::{fs_name, mapping_name, Cell, Filter, Scenario};
+use crate::scenario::{Cell, Filter, Scenario};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
 use kregress_agent::{GuestConfig, LineParser, Message, WorkloadSpec};
@@ -36,8 +36,7 @@ pub struct Seen {
 
 /// The agent's configuration for one cell.
 pub fn guest_config(c: &Cell) -> Result<GuestConfig> {
-    let kind = c.workload.name.as_str().parse().map_err(|e| bad_input(format!("workload: {e}")))?;
-    let mut w = WorkloadSpec::new(kind);
+    let mut w = WorkloadSpec::new(c.workload.name);
     if let Some(s) = &c.workload.size {
         w.size = kregress_agent::config::parse_size(s).map_err(|e| bad_input(format!("workload {}: size: {e}", w.name())))?;
     }
@@ -52,9 +51,9 @@ pub fn guest_config(c: &Cell) -> Result<GuestConfig> {
         w.threads = t;
     }
     Ok(GuestConfig {
-        backend: c.backend.name().parse().unwrap(),
-        fs: fs_name(c.fs).parse().unwrap(),
-        mapping: mapping_name(c.mapping).parse().unwrap(),
+        backend: c.backend,
+        fs: c.fs,
+        mapping: c.mapping,
         workloads: vec![w],
         ..GuestConfig::default()
     })
@@ -319,9 +318,9 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         let (mb_per_s, ops_per_s) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { (None, None) };
         let res = CellResult {
             variant: c.variant.clone(),
-            backend: c.backend.name().into(),
-            fs: fs_name(c.fs).into(),
-            mapping: mapping_name(c.mapping).into(),
+            backend: c.backend.as_str().into(),
+            fs: c.fs.as_str().into(),
+            mapping: c.mapping.as_str().into(),
             workload: c.workload.name.as_str().into(),
             run: c.run,
             outcome,
@@ -471,9 +470,9 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
 fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
     CellResult {
         variant: c.variant.clone(),
-        backend: c.backend.name().into(),
-        fs: fs_name(c.fs).into(),
-        mapping: mapping_name(c.mapping).into(),
+        backend: c.backend.as_str().into(),
+        fs: c.fs.as_str().into(),
+        mapping: c.mapping.as_str().into(),
         workload: c.workload.name.as_str().into(),
         run: c.run,
         outcome: Outcome::Error,
@@ -492,9 +491,9 @@ fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
 pub fn as_expected(s: &Scenario, r: &CellResult) -> bool {
     let cell_matches = |e: &crate::scenario::Expect| {
         e.variant.as_ref().is_none_or(|v| *v == r.variant)
-            && e.backend.is_none_or(|b| b.name() == r.backend)
-            && e.fs.is_none_or(|f| fs_name(f) == r.fs)
-            && e.mapping.is_none_or(|m| mapping_name(m) == r.mapping)
+            && e.backend.is_none_or(|b| b.as_str() == r.backend)
+            && e.fs.is_none_or(|f| f.as_str() == r.fs)
+            && e.mapping.is_none_or(|m| m.as_str() == r.mapping)
             && e.workload.is_none_or(|w| w.as_str() == r.workload)
     };
     let Some(e) = s.expect.iter().rev().find(|e| cell_matches(e)) else {

@@ -3,7 +3,6 @@
 //! building, and every error names the file, the line and the field.
 
 use crate::error::{bad_input, Result};
-pub use crate::vm::Backend;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -65,29 +64,8 @@ fn one() -> u32 {
     1
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Fs {
-    Ext4,
-    Xfs,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Mapping {
-    /// 4 KiB PTEs: MADV_NOHUGEPAGE.
-    Pte,
-    /// 2 MiB PMDs: aligned mapping + MADV_HUGEPAGE.
-    Pmd,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize, PartialOrd, Ord)]
-#[serde(rename_all = "kebab-case")]
-pub enum WorkloadName {
-    DioRead,
-    DioWrite,
-    TruncateDuringDio,
-}
+/// The run axes are the guest's own types (one definition, shared with the agent).
+pub use kregress_agent::{Backend, Fs, Mapping, WorkloadKind as WorkloadName};
 
 /// A workload and its parameters (the agent's defaults where absent).
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -392,31 +370,7 @@ impl Cell {
     }
     /// The axes without the variant and run: what variants are compared on.
     pub fn axes(&self) -> String {
-        format!("{}-{}-{}-{}", self.backend.name(), fs_name(self.fs), mapping_name(self.mapping), self.workload.name.as_str())
-    }
-}
-
-pub fn fs_name(f: Fs) -> &'static str {
-    match f {
-        Fs::Ext4 => "ext4",
-        Fs::Xfs => "xfs",
-    }
-}
-
-pub fn mapping_name(m: Mapping) -> &'static str {
-    match m {
-        Mapping::Pte => "pte",
-        Mapping::Pmd => "pmd",
-    }
-}
-
-impl WorkloadName {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WorkloadName::DioRead => "dio-read",
-            WorkloadName::DioWrite => "dio-write",
-            WorkloadName::TruncateDuringDio => "truncate-during-dio",
-        }
+        format!("{}-{}-{}-{}", self.backend, self.fs, self.mapping, self.workload.name)
     }
 }
 

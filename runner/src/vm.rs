@@ -10,24 +10,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// How the guest gets persistent memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Backend {
-    /// Legacy `memmap=512M!1G memmap=512M!2G`: /dev/pmem0 and /dev/pmem1, struct pages at once.
-    Memmap,
-    /// Two ACPI NFIT NVDIMMs backed by host files; the agent switches namespace0.0 to fsdax.
-    Nvdimm,
-}
-
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Memmap => "memmap",
-            Backend::Nvdimm => "nvdimm",
-        }
-    }
-}
+/// How the guest gets persistent memory: legacy `memmap=512M!1G
+/// memmap=512M!2G` (/dev/pmem0 and /dev/pmem1, struct pages at once) or two
+/// ACPI NFIT NVDIMMs backed by host files (the agent switches namespace0.0 to fsdax).
+pub use kregress_agent::Backend;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
