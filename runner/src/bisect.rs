@@ -496,8 +496,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     }
 
     // kregress's clone of the repository (the user's checkout is never touched).
-    let (run_id, run_dir) = results::new_run_dir(&o.results_root, &format!("bisect-{}", s.name))?;
-    let log = run_dir.join("git.log");
+    let scratch = tempfile::tempdir().map_err(|e| infra(format!("temp dir: {e}")))?;
+    let log = scratch.path().join("git.log");
     let tree = kernel::source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
     let clone = tree.dir.clone();
     let rev = |r: &str| -> Result<String> {
@@ -514,6 +514,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     if commits.is_empty() {
         return Err(bad_input("--good and --bad are the same commit"));
     }
+    let (run_id, run_dir) = results::new_run_dir(&o.results_root, &format!("bisect-{}", s.name))?;
+    let _ = std::fs::copy(&log, run_dir.join("git.log"));
     eprintln!("bisect: {} commit(s) from {} to {}, cell {}", commits.len(), &good[..12], &bad[..12], cell.axes());
 
     let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
