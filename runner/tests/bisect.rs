@@ -21,7 +21,7 @@ fn root() -> PathBuf {
 /// The fixture repository and the hashes the script printed.
 fn fixture() -> (PathBuf, BTreeMap<String, String>) {
     let script = root().join("scripts/make-bisect-fixture");
-    let args = ["--culprit", "9", "--broken-neighbour"];
+    let args = ["--culprit", "9", "--broken-neighbour", "--slow", "6"];
     let mut key = kregress::cache::Key::new("bisect-fixture-v1");
     key.file("script", &script).unwrap();
     for a in args {
@@ -46,14 +46,19 @@ fn fixture() -> (PathBuf, BTreeMap<String, String>) {
 }
 
 fn bisect(repo: &Path, good: &str, bad: &str) -> (i32, Value, String) {
+    bisect_with(repo, good, bad, &["--only", "workload=truncate-during-dio", "--max-runs", "2"])
+}
+
+fn bisect_with(repo: &Path, good: &str, bad: &str, extra: &[&str]) -> (i32, Value, String) {
     let results = std::env::temp_dir().join("kregress-test-bisect");
     let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
         .current_dir(root())
         .args(["bisect", "scenarios/bisect-fixture.yaml", "--repo"])
         .arg(repo)
-        .args(["--good", good, "--bad", bad, "--only", "workload=truncate-during-dio", "--max-runs", "2", "--json", "--results"])
+        .args(["--good", good, "--bad", bad, "--json", "--results"])
         .arg(&results)
+        .args(extra)
         .output()
         .expect("run kregress bisect");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -139,6 +144,20 @@ fn fixture_history_is_as_described() {
     assert_eq!(git(&["rev-parse", &format!("{}^", h["broken"])]).trim(), git(&["rev-parse", &format!("{}^", h["culprit"])]).trim());
     // Same content at the tips: the broken line only differs on the way.
     assert_eq!(git(&["diff", "--stat", &h["bad"], &h["broken-bad"]]).trim(), "");
+    assert_eq!(git(&["diff", "--name-only", &format!("{}^", h["slow"]), &h["slow"]]).trim(), "drivers/nvdimm/pmem.c");
+    assert!(!git(&["diff", "--name-only", &h["good"], &h["slow-bad"]]).contains("block/bio.c"), "the slow line has the culprit");
     // The user's repository is a plain checkout on master, clean.
     assert_eq!(git(&["status", "--porcelain"]).trim(), "");
+}
+
+/// Throughput bisection: dio-read slows down at the udelay() commit.
+#[test]
+fn bisect_throughput_finds_the_udelay_commit() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let (repo, h) = fixture();
+    let (code, v, _) = bisect_with(&repo, &h["good"], &h["slow-bad"], &["--only", "workload=dio-read", "--metric", "mb_per_s", "--threshold", "-10%"]);
+    eprintln!("{v:#}");
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["culprit"]["commit"], h["slow"].as_str(), "{v:#}");
+    assert_eq!(v["revert_check"], "not-applicable");
 }
