@@ -352,7 +352,7 @@ impl Tester for KernelTester<'_> {
         };
         let k = match kernel::build(&spec, self.jobs) {
             Ok(k) => k,
-            Err(e) if e.class == Class::Kernel => return Ok(StepResult::skip(commit, first_line(&format!("build failed: {}", e.msg)))),
+            Err(e) if e.class == Class::Kernel => return Ok(StepResult::skip(commit, build_failure(&e.msg))),
             Err(e) if e.class == Class::BadInput => return Ok(StepResult::skip(commit, first_line(&e.msg))),
             Err(e) => return Err(e),
         };
@@ -391,6 +391,14 @@ impl Tester for KernelTester<'_> {
             metric: judge.metric,
             bzimage_sha256: crate::cache::sha256_file(&k.bzimage).ok(),
         })
+    }
+}
+
+/// "build failed: " and the compiler's first error line (else the message's first line).
+fn build_failure(msg: &str) -> String {
+    match msg.lines().find(|l| l.contains("error:")) {
+        Some(e) => format!("build failed: {}", e.trim()),
+        None => format!("build failed: {}", first_line(msg)),
     }
 }
 
@@ -909,6 +917,12 @@ mod tests {
         let steps = vec![step(Verdict::Good, 2), step(Verdict::Bad, 1), step(Verdict::Skip, 0), step(Verdict::Good, 2)];
         assert!((confidence(&steps, 0.5) - 0.75 * 0.75).abs() < 1e-9);
         assert_eq!(confidence(&steps, 1.0), 1.0);
+    }
+
+    #[test]
+    fn build_failure_names_the_compiler_error() {
+        let msg = "kernel build failed for variant bisect-ec08: `make -C /x bzImage` failed (exit status: 2); full log: /k/build.log; last lines:\n  CC      block/bio.o\n../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token\nmake[3]: *** [scripts/Makefile.build:250: block/bio.o] Error 1";
+        assert_eq!(build_failure(msg), "build failed: ../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token");
     }
 
     #[test]
