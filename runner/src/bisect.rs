@@ -633,10 +633,9 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     all_steps.append(&mut found.steps);
 
     // No-op: the culprit's bzImage is byte for byte its parent's.
-    let sha_of = |c: &str| all_steps.iter().find(|r| r.commit == c).and_then(|r| r.bzimage_sha256.clone());
     let no_op_change = found.culprit.as_ref().and_then(|c| {
         let parent = git(&clone, &["rev-parse", &format!("{c}^")]).ok()?;
-        Some(sha_of(c)? == sha_of(&parent)?)
+        no_op(&all_steps, c, &parent)
     });
 
     // Revert check: BAD with the culprit reverted should be good.
@@ -702,6 +701,13 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     crate::cache::write_atomic(&run_dir.join("bisect.md"), markdown(&report).as_bytes())?;
     let _ = run_id;
     Ok(report)
+}
+
+/// Whether `culprit` built the same bzImage as `parent` (None when either
+/// was not built). The revert check (BAD + revert) is not the culprit's build.
+pub fn no_op(steps: &[StepResult], culprit: &str, parent: &str) -> Option<bool> {
+    let sha = |c: &str| steps.iter().find(|r| r.commit == c && !r.reason.starts_with("revert check")).and_then(|r| r.bzimage_sha256.clone());
+    Some(sha(culprit)? == sha(parent)?)
 }
 
 fn most_common(titles: &[String]) -> Option<String> {
@@ -923,6 +929,16 @@ mod tests {
     fn build_failure_names_the_compiler_error() {
         let msg = "kernel build failed for variant bisect-ec08: `make -C /x bzImage` failed (exit status: 2); full log: /k/build.log; last lines:\n  CC      block/bio.o\n../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token\nmake[3]: *** [scripts/Makefile.build:250: block/bio.o] Error 1";
         assert_eq!(build_failure(msg), "build failed: ../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token");
+    }
+
+    #[test]
+    fn no_op_compares_the_culprits_bzimage_with_its_parents() {
+        let built = |c: &str, sha: Option<&str>| StepResult { bzimage_sha256: sha.map(str::to_string), ..StepResult::skip(c, "") };
+        let steps = vec![built("p", Some("aa")), built("c", Some("aa")), built("d", Some("bb")), built("s", None)];
+        assert_eq!(no_op(&steps, "c", "p"), Some(true));
+        assert_eq!(no_op(&steps, "d", "c"), Some(false));
+        assert_eq!(no_op(&steps, "s", "d"), None);
+        assert_eq!(no_op(&steps, "c", "never-built"), None);
     }
 
     #[test]
