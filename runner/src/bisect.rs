@@ -639,24 +639,25 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     });
 
     // Revert check: BAD with the culprit reverted should be good.
-    let (revert_check, revert_note) = match (&found.culprit, &signature) {
-        (Some(c), Some(sig)) if *c != good => {
+    let (revert_check, revert_note) = match &found.culprit {
+        Some(c) if *c != good => {
             let patch = run_dir.join("revert.patch");
             let diff = git(&clone, &["diff", "--binary", c, &format!("{c}^")])?;
             crate::cache::write_atomic(&patch, format!("{diff}\n").as_bytes())?;
             t.extra_patches = vec![patch];
-            t.mode = Mode::Signature { signature: sig.clone(), k };
+            if let Some(sig) = &signature {
+                t.mode = Mode::Signature { signature: sig.clone(), k };
+            } // else: still the throughput mode against GOOD's samples
             let r = t.test(&bad)?;
             t.extra_patches.clear();
             let out = match r.verdict {
                 Verdict::Good => ("good".to_string(), format!("BAD with {} reverted: {}", &c[..12], r.reason)),
-                Verdict::Bad => ("bad".to_string(), format!("BAD with {} reverted still shows the signature", &c[..12])),
+                Verdict::Bad => ("bad".to_string(), format!("BAD with {} reverted is still bad: {}", &c[..12], r.reason)),
                 Verdict::Skip => ("not-applicable".to_string(), format!("BAD with {} reverted: {}", &c[..12], r.reason)),
             };
             all_steps.push(StepResult { reason: format!("revert check: {}", r.reason), ..r });
             out
         }
-        (Some(_), None) => ("not-applicable".into(), "throughput mode".into()),
         _ => ("not-applicable".into(), "no single culprit".into()),
     };
     if let Some(c) = &found.culprit {

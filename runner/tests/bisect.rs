@@ -150,14 +150,15 @@ fn fixture_history_is_as_described() {
     assert_eq!(git(&["status", "--porcelain"]).trim(), "");
 }
 
-/// Throughput bisection: dio-read slows down at the udelay() commit.
+/// Throughput bisection: dio-read slows down at the udelay() commit (by ~63 %
+/// here; -30 % keeps TCG noise, seen up to -8 % between harmless commits, out).
 #[test]
 fn bisect_throughput_finds_the_udelay_commit() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (repo, h) = fixture();
-    let (code, v, _) = bisect_with(&repo, &h["good"], &h["slow-bad"], &["--only", "workload=dio-read", "--metric", "mb_per_s", "--threshold", "-10%"]);
+    let (code, v, _) = bisect_with(&repo, &h["good"], &h["slow-bad"], &["--only", "workload=dio-read", "--metric", "mb_per_s", "--threshold", "-30%"]);
     eprintln!("{v:#}");
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["culprit"]["commit"], h["slow"].as_str(), "{v:#}");
-    assert_eq!(v["revert_check"], "not-applicable");
+    assert_eq!(v["revert_check"], "good", "{v:#}");
 }
