@@ -93,6 +93,44 @@ pub enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Find the commit that broke one cell: git bisect driven by kernel builds and VM runs.
+    Bisect {
+        scenario: PathBuf,
+        /// The git repository to bisect (kregress clones it; your checkout is never touched).
+        #[arg(long)]
+        repo: PathBuf,
+        #[arg(long)]
+        good: String,
+        #[arg(long)]
+        bad: String,
+        /// The one cell, e.g. backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio
+        #[arg(long)]
+        only: String,
+        /// Whose patches go on top of every commit (default: the first variant).
+        #[arg(long)]
+        variant: Option<String>,
+        /// Failure title that makes a run bad (default: the one BAD shows).
+        #[arg(long)]
+        signature: Option<String>,
+        /// Most VM runs per step.
+        #[arg(long, default_value_t = 10)]
+        max_runs: u32,
+        /// Throughput bisection on this metric (mb_per_s or ops_per_s).
+        #[arg(long)]
+        metric: Option<String>,
+        /// With --metric: bad below GOOD's median by more than this, e.g. -10%.
+        #[arg(long, default_value = "-10%", allow_hyphen_values = true)]
+        threshold: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        /// Parallel make jobs (default: cores + 1).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
         console: PathBuf,
@@ -193,6 +231,44 @@ pub fn main(cli: Cli) -> Result<i32> {
             crate::nightly::nightly(&scenarios, &opts)
         }
         Cmd::Report { runs, baseline, history, out } => crate::report::report_cmd(&runs, &crate::nightly::Baseline::parse(&baseline), history, out.as_deref()),
+        Cmd::Bisect { scenario, repo, good, bad, only, variant, signature, max_runs, metric, threshold, accel, results, jobs, json } => {
+            let threshold_pct: f64 = threshold
+                .trim_end_matches('%')
+                .parse()
+                .map_err(|_| crate::error::bad_input(format!("--threshold {threshold}: give a percentage such as -10%")))?;
+            let opts = crate::bisect::BisectOpts {
+                scenario,
+                repo,
+                good,
+                bad,
+                only,
+                variant,
+                signature,
+                max_runs,
+                metric,
+                threshold_pct,
+                accel: match accel {
+                    AccelArg::Auto => crate::vm::Accel::Auto,
+                    AccelArg::Kvm => crate::vm::Accel::Kvm,
+                    AccelArg::Tcg => crate::vm::Accel::Tcg,
+                },
+                results_root: results,
+                jobs: jobs.unwrap_or_else(default_jobs),
+            };
+            let r = crate::bisect::run(&opts)?;
+            if json {
+                let mut v = serde_json::to_value(&r).unwrap();
+                v["culprit"] = match &r.culprit {
+                    Some(c) => serde_json::json!({"commit": c.commit, "subject": c.subject, "author": c.author}),
+                    None => serde_json::Value::Null,
+                };
+                println!("{}", serde_json::to_string_pretty(&v).unwrap());
+            } else {
+                println!("{}", crate::bisect::markdown(&r));
+                println!("results: {}", r.results_dir.display());
+            }
+            Ok(0)
+        }
         Cmd::Triage { console, json } => {
             let text = std::fs::read(&console)
                 .map_err(|e| crate::error::bad_input(format!("{}: {e}", console.display())))?;

@@ -2,6 +2,7 @@
 //! with emulated persistent memory, runs DAX + O_DIRECT workloads that pin
 //! ZONE_DEVICE pages through GUP, and compares what happened.
 
+pub mod bisect;
 pub mod cache;
 pub mod compare;
 pub mod cli;

@@ -1,0 +1,951 @@
+//! `kregress bisect`: find the commit that brought a failure (or a throughput
+//! drop) into one cell of a scenario.
+//!
+//! Built like syzkaller's pkg/bisect: the search ([`search`]) is pure — a
+//! list of commits and a [`Tester`] that says good, bad or skip for one commit
+//! — and knows nothing of kernels or VMs. How a commit is tested is separate:
+//! [`StepJudge`] turns the runs of one step into a verdict (pure, with the
+//! rules below), and [`KernelTester`] builds the commit in kregress's own clone
+//! (incrementally, through [`crate::kernel::build`]) and boots the cell.
+//!
+//! Rules of a step (signature mode):
+//! * a run that shows the target signature makes the step BAD at once;
+//! * `k` clean runs make it GOOD, `k` chosen from the reproduction rate seen
+//!   on BAD ([`runs_for_good`]);
+//! * a different failure (another crash, warning or hang), a kernel that does
+//!   not build, a variant patch that does not apply, or a kernel that does not
+//!   boot (ERROR) make it SKIP: they say nothing about the target bug;
+//! * a harness failure (MISS) is retried [`MISS_RETRIES`] times, then the
+//!   bisection stops with its reason (the host is broken, not the kernel).
+//!
+//! Throughput mode: every step runs [`THROUGHPUT_RUNS`] times; BAD when the
+//! median of the metric is below GOOD's median by more than the threshold,
+//! beyond the noise floor and with a 95 % bootstrap CI of the change that
+//! excludes 0; any failure makes it SKIP.
+
+use crate::compare;
+use crate::error::{bad_input, infra, kernel as kernel_err, Class, Result};
+use crate::kernel::{self, KernelSpec};
+use crate::results::{self, CellResult, Outcome};
+use crate::scenario::{self, Cell, Scenario, Source, Variant};
+use crate::vm::{self, Accel};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Harness failures (MISS) tolerated in a row before the bisection stops.
+pub const MISS_RETRIES: u32 = 2;
+/// Runs per step in throughput mode (the fewest [`compare`] gives a CI for).
+pub const THROUGHPUT_RUNS: u32 = compare::MIN_SAMPLES as u32;
+/// Probability wanted of seeing a bug in a GOOD step if it is there.
+pub const DETECTION: f64 = 0.95;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    Good,
+    Bad,
+    Skip,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Good => "good",
+            Verdict::Bad => "bad",
+            Verdict::Skip => "skip",
+        }
+    }
+}
+
+/// What testing one commit gave.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepResult {
+    pub commit: String,
+    pub verdict: Verdict,
+    /// VM runs done for this step.
+    pub runs: u32,
+    /// Failure titles seen, one per failed run, in order.
+    pub titles: Vec<String>,
+    /// Wall time of the kernel build (0 on a cache hit).
+    pub build_seconds: f64,
+    /// Why the verdict, in a few words.
+    pub reason: String,
+    /// The metric of every PASS run (throughput mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub metric: Vec<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bzimage_sha256: Option<String>,
+}
+
+impl StepResult {
+    pub fn skip(commit: &str, reason: impl Into<String>) -> StepResult {
+        StepResult {
+            commit: commit.to_string(),
+            verdict: Verdict::Skip,
+            runs: 0,
+            titles: vec![],
+            build_seconds: 0.0,
+            reason: reason.into(),
+            metric: vec![],
+            bzimage_sha256: None,
+        }
+    }
+}
+
+/// Tests one commit. An `Err` stops the bisection (the host or harness failed).
+pub trait Tester {
+    fn test(&mut self, commit: &str) -> Result<StepResult>;
+}
+
+/// Where the search ended.
+#[derive(Debug, Clone)]
+pub struct Search {
+    /// The first bad commit, when the tested commits pin it down.
+    pub culprit: Option<String>,
+    /// Commits that may be the first bad one (the culprit alone when known).
+    pub candidates: Vec<String>,
+    pub steps: Vec<StepResult>,
+}
+
+/// The next commit to test between `lo` (last good index, -1 = GOOD) and
+/// `hi` (first bad index): the untested one nearest to the middle.
+fn next(lo: isize, hi: isize, skipped: &[bool]) -> Option<usize> {
+    let mid = lo + (hi - lo) / 2;
+    (lo + 1..hi).filter(|&i| !skipped[i as usize]).min_by_key(|&i| ((i - mid).abs(), i)).map(|i| i as usize)
+}
+
+/// Bisects `commits`: oldest first, GOOD's descendants up to and including
+/// BAD (the last, known bad); GOOD is known good. Each commit is tested at
+/// most once; `on_step` sees every step as it finishes.
+pub fn search(commits: &[String], t: &mut dyn Tester, on_step: &mut dyn FnMut(&StepResult)) -> Result<Search> {
+    assert!(!commits.is_empty(), "search needs at least BAD");
+    let (mut lo, mut hi) = (-1isize, commits.len() as isize - 1);
+    let mut skipped = vec![false; commits.len()];
+    let mut steps = Vec::new();
+    while let Some(i) = next(lo, hi, &skipped) {
+        let r = t.test(&commits[i])?;
+        on_step(&r);
+        match r.verdict {
+            Verdict::Good => lo = i as isize,
+            Verdict::Bad => hi = i as isize,
+            Verdict::Skip => skipped[i] = true,
+        }
+        steps.push(r);
+    }
+    let candidates: Vec<String> = commits[(lo + 1) as usize..=hi as usize].to_vec();
+    let culprit = (candidates.len() == 1).then(|| candidates[0].clone());
+    Ok(Search { culprit, candidates, steps })
+}
+
+/// Clean runs that make a step GOOD when BAD reproduced at `rate`: the
+/// fewest `k` with `1 - (1 - rate)^k >= 95 %`, i.e. `ceil(ln 0.05 / ln(1 - rate))`,
+/// at least 1 and at most `max_runs`; with the reason in words.
+pub fn runs_for_good(hits: u32, runs: u32, max_runs: u32) -> (u32, String) {
+    let max_runs = max_runs.max(1);
+    let rate = if runs == 0 { 0.0 } else { hits as f64 / runs as f64 };
+    let need = if rate >= 1.0 {
+        1
+    } else if rate <= 0.0 {
+        u32::MAX
+    } else {
+        ((1.0 - DETECTION).ln() / (1.0 - rate).ln()).ceil().max(1.0) as u32
+    };
+    let k = need.min(max_runs);
+    let why = if need <= max_runs {
+        format!(
+            "BAD reproduced in {hits}/{runs} runs (rate {:.0}%): a bug reproducing that often shows within {k} run(s) with >= {:.0}% probability",
+            rate * 100.0,
+            DETECTION * 100.0
+        )
+    } else {
+        format!(
+            "BAD reproduced in {hits}/{runs} runs (rate {:.0}%): {} runs would be needed for {:.0}% detection, capped by --max-runs at {k} ({:.0}% detection)",
+            rate * 100.0,
+            if need == u32::MAX { "infinitely many".to_string() } else { need.to_string() },
+            DETECTION * 100.0,
+            detection(rate, k) * 100.0
+        )
+    };
+    (k, why)
+}
+
+/// Probability that `runs` runs show a bug reproducing at `rate`.
+pub fn detection(rate: f64, runs: u32) -> f64 {
+    1.0 - (1.0 - rate).powi(runs as i32)
+}
+
+/// Confidence in the result: every BAD verdict saw the signature (certain);
+/// a GOOD verdict is right with the probability its clean runs would have
+/// shown the bug. The product over the GOOD steps.
+pub fn confidence(steps: &[StepResult], rate: f64) -> f64 {
+    steps.iter().filter(|s| s.verdict == Verdict::Good).map(|s| detection(rate, s.runs)).product()
+}
+
+/// One run of a step, as the judge sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RunObs {
+    Pass { metric: Option<f64> },
+    Fail { title: String, problems: Vec<String> },
+    /// The kernel did not boot.
+    Error { title: String },
+    /// The harness failed.
+    Miss { reason: String },
+}
+
+impl RunObs {
+    pub fn from_cell(r: &CellResult, metric: &str) -> RunObs {
+        let title = r.title.clone().unwrap_or_default();
+        match r.outcome {
+            Outcome::Pass => RunObs::Pass { metric: if metric == "ops_per_s" { r.ops_per_s } else { r.mb_per_s } },
+            Outcome::Fail => RunObs::Fail { title, problems: r.problems.clone() },
+            Outcome::Error => RunObs::Error { title },
+            Outcome::Miss | Outcome::Skip => RunObs::Miss { reason: title },
+        }
+    }
+}
+
+/// How a step decides.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    /// Run `runs` times whatever happens (measuring BAD).
+    Measure { runs: u32 },
+    /// BAD at the first run showing `signature`; GOOD after `k` clean runs.
+    Signature { signature: String, k: u32 },
+    /// `runs` samples of the metric against GOOD's.
+    Throughput { baseline: Vec<f64>, threshold_pct: f64, floor_pct: f64, runs: u32 },
+}
+
+/// Whether a failure title (or one of its problems) is the target signature.
+pub fn matches_signature(signature: &str, title: &str, problems: &[String]) -> bool {
+    !signature.is_empty() && (title == signature || title.contains(signature) || problems.iter().any(|p| p.contains(signature)))
+}
+
+pub enum Decision {
+    More,
+    Done(Verdict, String),
+    Abort(String),
+}
+
+/// Turns the runs of one step into a verdict, run by run.
+#[derive(Debug, Clone)]
+pub struct StepJudge {
+    pub mode: Mode,
+    pub runs: u32,
+    pub titles: Vec<String>,
+    pub metric: Vec<f64>,
+    misses: u32,
+}
+
+impl StepJudge {
+    pub fn new(mode: Mode) -> StepJudge {
+        StepJudge { mode, runs: 0, titles: vec![], metric: vec![], misses: 0 }
+    }
+
+    pub fn push(&mut self, o: RunObs) -> Decision {
+        if let RunObs::Miss { reason } = &o {
+            self.misses += 1;
+            if self.misses > MISS_RETRIES {
+                return Decision::Abort(format!("harness failed {} times in a row: {reason}", self.misses));
+            }
+            return Decision::More;
+        }
+        self.misses = 0;
+        self.runs += 1;
+        match &o {
+            RunObs::Fail { title, .. } | RunObs::Error { title } => self.titles.push(title.clone()),
+            RunObs::Pass { metric: Some(m) } => self.metric.push(*m),
+            _ => {}
+        }
+        match (&self.mode, &o) {
+            (Mode::Measure { runs }, _) => {
+                if self.runs >= *runs || matches!(o, RunObs::Error { .. }) {
+                    return Decision::Done(Verdict::Skip, format!("measured {} run(s)", self.runs));
+                }
+                Decision::More
+            }
+            (_, RunObs::Error { title }) => Decision::Done(Verdict::Skip, format!("did not boot: {title}")),
+            (Mode::Signature { signature, .. }, RunObs::Fail { title, problems }) => {
+                if matches_signature(signature, title, problems) {
+                    Decision::Done(Verdict::Bad, format!("signature seen in run {}", self.runs))
+                } else {
+                    Decision::Done(Verdict::Skip, format!("a different failure: {title}"))
+                }
+            }
+            (Mode::Signature { k, .. }, RunObs::Pass { .. }) => {
+                if self.runs >= *k {
+                    Decision::Done(Verdict::Good, format!("{} clean run(s)", self.runs))
+                } else {
+                    Decision::More
+                }
+            }
+            (Mode::Throughput { .. }, RunObs::Fail { title, .. }) => Decision::Done(Verdict::Skip, format!("failed: {title}")),
+            (Mode::Throughput { baseline, threshold_pct, floor_pct, runs }, RunObs::Pass { .. }) => {
+                if self.runs < *runs {
+                    return Decision::More;
+                }
+                throughput_verdict(baseline, &self.metric, *threshold_pct, *floor_pct)
+            }
+            (_, RunObs::Miss { .. }) => unreachable!(),
+        }
+    }
+}
+
+/// BAD when the median dropped by more than `threshold_pct` (negative, e.g.
+/// -10) and by more than the noise floor, with a CI of the change below 0.
+pub fn throughput_verdict(baseline: &[f64], samples: &[f64], threshold_pct: f64, floor_pct: f64) -> Decision {
+    if baseline.is_empty() || samples.is_empty() {
+        return Decision::Done(Verdict::Skip, "no throughput measured".into());
+    }
+    let (b, s) = (compare::median(baseline), compare::median(samples));
+    if b == 0.0 {
+        return Decision::Done(Verdict::Skip, "GOOD's median is 0".into());
+    }
+    let d = (s - b) / b * 100.0;
+    let ci = compare::bootstrap_delta_ci(baseline, samples).unwrap_or([f64::NAN, f64::NAN]);
+    let why = format!("median {s:.1} vs GOOD {b:.1}: {d:+.1}% (95% CI {:+.1}..{:+.1}%, threshold {threshold_pct:+.1}%, noise floor {floor_pct:.1}%)", ci[0], ci[1]);
+    if d <= threshold_pct && d.abs() > floor_pct && ci[1] < 0.0 {
+        Decision::Done(Verdict::Bad, why)
+    } else {
+        Decision::Done(Verdict::Good, why)
+    }
+}
+
+// ---- testing commits with real kernels and VMs --------------------------
+
+/// Builds a commit (plus the variant's patches) and runs the cell.
+pub struct KernelTester<'a> {
+    pub scenario: &'a Scenario,
+    pub variant: Variant,
+    pub cell: Cell,
+    pub repo: PathBuf,
+    /// Patches applied before the variant's (the revert check's revert).
+    pub extra_patches: Vec<PathBuf>,
+    pub initrd: PathBuf,
+    pub accel_want: Accel,
+    pub accel: Option<Accel>,
+    pub run_dir: PathBuf,
+    pub jobs: usize,
+    pub mode: Mode,
+    pub metric: String,
+    /// Step counter, for directory names.
+    pub n: usize,
+    /// Kernel builds started (cache hits included).
+    pub builds: usize,
+}
+
+impl Tester for KernelTester<'_> {
+    fn test(&mut self, commit: &str) -> Result<StepResult> {
+        self.n += 1;
+        self.builds += 1;
+        let short = &commit[..commit.len().min(12)];
+        eprintln!("bisect: step {}: building {short}", self.n);
+        let mut patches = self.extra_patches.clone();
+        patches.extend(self.variant.patches.iter().cloned());
+        let spec = KernelSpec {
+            variant: format!("bisect-{short}"),
+            source: Source::Git { repo: self.repo.clone(), rev: commit.to_string() },
+            rev: Some(commit.to_string()),
+            base: self.scenario.kernel.base.clone(),
+            fragments: self.scenario.kernel.fragments.clone(),
+            patches,
+        };
+        let k = match kernel::build(&spec, self.jobs) {
+            Ok(k) => k,
+            Err(e) if e.class == Class::Kernel => return Ok(StepResult::skip(commit, build_failure(&e.msg))),
+            Err(e) if e.class == Class::BadInput => return Ok(StepResult::skip(commit, first_line(&e.msg))),
+            Err(e) => return Err(e),
+        };
+        let build_seconds = if k.cache_hit { 0.0 } else { k.seconds };
+        let accel = match self.accel {
+            Some(a) => a,
+            None => {
+                let a = vm::resolve_accel(self.accel_want, &k.bzimage)?;
+                self.accel = Some(a);
+                a
+            }
+        };
+        let dir = self.run_dir.join("steps").join(format!("{:02}-{short}", self.n));
+        let mut judge = StepJudge::new(self.mode.clone());
+        let mut attempt = 0;
+        let (verdict, reason) = loop {
+            attempt += 1;
+            let mut cell = self.cell.clone();
+            cell.run = attempt;
+            let (res, _) = crate::run::run_boot(&[cell], &k, &self.initrd, accel, &dir, self.scenario.run.panic_on_warn)?;
+            let Some(r) = res.into_iter().next() else { return Err(infra("run_boot gave no result")) };
+            eprintln!("bisect:   run {attempt}: {:?}{}", r.outcome, r.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default());
+            match judge.push(RunObs::from_cell(&r, &self.metric)) {
+                Decision::More => continue,
+                Decision::Done(v, why) => break (v, why),
+                Decision::Abort(why) => return Err(infra(format!("bisect: testing {short}: {why}; results in {}", dir.display()))),
+            }
+        };
+        Ok(StepResult {
+            commit: commit.to_string(),
+            verdict,
+            runs: judge.runs,
+            titles: judge.titles,
+            build_seconds,
+            reason,
+            metric: judge.metric,
+            bzimage_sha256: crate::cache::sha256_file(&k.bzimage).ok(),
+        })
+    }
+}
+
+/// "build failed: " and the compiler's first error line (else the message's first line).
+fn build_failure(msg: &str) -> String {
+    match msg.lines().find(|l| l.contains("error:")) {
+        Some(e) => format!("build failed: {}", e.trim()),
+        None => format!("build failed: {}", first_line(msg)),
+    }
+}
+
+fn first_line(s: &str) -> String {
+    // Keep the compiler's message: the line after "last lines:" that says error.
+    let err = s.lines().find(|l| l.contains("error:") || l.contains("Error ")).map(str::trim);
+    let head = s.lines().next().unwrap_or("");
+    match err {
+        Some(e) if !head.contains(e) => format!("{} ... {e}", head.chars().take(200).collect::<String>()),
+        _ => head.chars().take(300).collect(),
+    }
+}
+
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let mut c = Command::new("git");
+    c.arg("-C").arg(dir).args(args).env("GIT_CONFIG_NOSYSTEM", "1");
+    Ok(crate::proc::output(c)?.trim_end().to_string())
+}
+
+/// A commit as the report shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CommitInfo {
+    pub commit: String,
+    pub subject: String,
+    pub author: String,
+}
+
+fn info(dir: &Path, c: &str) -> CommitInfo {
+    let out = git(dir, &["log", "-1", "--format=%H%x00%s%x00%an <%ae>", c]).unwrap_or_default();
+    let mut p = out.split('\0');
+    CommitInfo {
+        commit: p.next().unwrap_or(c).to_string(),
+        subject: p.next().unwrap_or("").to_string(),
+        author: p.next().unwrap_or("").to_string(),
+    }
+}
+
+pub struct BisectOpts {
+    pub scenario: PathBuf,
+    pub repo: PathBuf,
+    pub good: String,
+    pub bad: String,
+    pub only: String,
+    pub variant: Option<String>,
+    pub signature: Option<String>,
+    pub max_runs: u32,
+    pub metric: Option<String>,
+    pub threshold_pct: f64,
+    pub accel: Accel,
+    pub results_root: PathBuf,
+    pub jobs: usize,
+}
+
+/// The whole report, as bisect.json holds it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub scenario: String,
+    pub cell: String,
+    pub variant: String,
+    pub good: CommitInfo,
+    pub bad: CommitInfo,
+    pub mode: String,
+    pub signature: Option<String>,
+    pub reproduction: Option<serde_json::Value>,
+    pub k: u32,
+    pub k_reason: String,
+    pub culprit: Option<CommitInfo>,
+    pub candidates: Vec<CommitInfo>,
+    pub steps: Vec<serde_json::Value>,
+    pub builds: usize,
+    pub confidence: f64,
+    pub no_op_change: Option<bool>,
+    pub revert_check: String,
+    pub revert_note: String,
+    pub results_dir: PathBuf,
+    pub log: String,
+}
+
+/// Runs a whole bisection: checks GOOD and BAD, searches, checks the revert.
+pub fn run(o: &BisectOpts) -> Result<Report> {
+    let s = scenario::load(&o.scenario)?;
+    let variant = match &o.variant {
+        Some(v) => s.select(std::slice::from_ref(v))?[0].clone(),
+        None => s.variants[0].clone(),
+    };
+    let mut filter = scenario::Filter::parse(&o.only)?;
+    filter.variant = Some(variant.name.clone());
+    let cells = s.cells(&filter, Some(1));
+    if cells.len() != 1 {
+        let ids: Vec<String> = cells.iter().map(|c| c.axes()).collect();
+        return Err(bad_input(format!(
+            "--only {}: bisect needs exactly one cell of variant {}, this selects {}: {}",
+            o.only,
+            variant.name,
+            cells.len(),
+            if ids.is_empty() { "none".to_string() } else { ids.join(", ") }
+        )));
+    }
+    let cell = cells[0].clone();
+    let metric = o.metric.clone().unwrap_or_default();
+    if !metric.is_empty() && metric != "mb_per_s" && metric != "ops_per_s" {
+        return Err(bad_input(format!("--metric {metric}: give mb_per_s or ops_per_s")));
+    }
+
+    // kregress's clone of the repository (the user's checkout is never touched).
+    let scratch = tempfile::tempdir().map_err(|e| infra(format!("temp dir: {e}")))?;
+    let log = scratch.path().join("git.log");
+    let tree = kernel::source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
+    let clone = tree.dir.clone();
+    let rev = |r: &str| -> Result<String> {
+        let mut c = Command::new("git");
+        c.arg("-C").arg(&o.repo).args(["rev-parse", "--verify", "--quiet", &format!("{r}^{{commit}}")]);
+        crate::proc::output(c).map(|s| s.trim().to_string()).map_err(|_| bad_input(format!("{}: no commit {r}", o.repo.display())))
+    };
+    let (good, bad) = (rev(&o.good)?, rev(&o.bad)?);
+    if git(&clone, &["merge-base", "--is-ancestor", &good, &bad]).is_err() {
+        return Err(bad_input(format!("--good {} is not an ancestor of --bad {}", o.good, o.bad)));
+    }
+    let list = git(&clone, &["rev-list", "--first-parent", "--reverse", &format!("{good}..{bad}")])?;
+    let commits: Vec<String> = list.lines().map(str::to_string).collect();
+    if commits.is_empty() {
+        return Err(bad_input("--good and --bad are the same commit"));
+    }
+    let (run_id, run_dir) = results::new_run_dir(&o.results_root, &format!("bisect-{}", s.name))?;
+    let _ = std::fs::copy(&log, run_dir.join("git.log"));
+    eprintln!("bisect: {} commit(s) from {} to {}, cell {}", commits.len(), &good[..12], &bad[..12], cell.axes());
+
+    let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
+    let mut t = KernelTester {
+        scenario: &s,
+        variant: variant.clone(),
+        cell: cell.clone(),
+        repo: o.repo.clone(),
+        extra_patches: vec![],
+        initrd: image.path.clone(),
+        accel_want: o.accel,
+        accel: None,
+        run_dir: run_dir.clone(),
+        jobs: o.jobs,
+        mode: Mode::Measure { runs: 1 },
+        metric: if metric.is_empty() { "mb_per_s".into() } else { metric.clone() },
+        n: 0,
+        builds: 0,
+    };
+    let mut bisect_log = vec!["git bisect start".to_string()];
+    let log_step = |r: &StepResult, log: &mut Vec<String>| {
+        let i = info(&clone, &r.commit);
+        log.push(format!("# {}: [{}] {}", r.verdict.as_str(), i.commit, i.subject));
+        log.push(format!("git bisect {} {}", r.verdict.as_str(), i.commit));
+    };
+    let mut all_steps: Vec<StepResult> = Vec::new();
+    let (signature, reproduction, rate, k, k_reason, mode);
+
+    if metric.is_empty() {
+        // BAD first: it names the signature and gives the reproduction rate.
+        let bad_runs = o.max_runs.clamp(1, 3);
+        t.mode = Mode::Measure { runs: bad_runs };
+        let mut rb = t.test(&bad)?;
+        if rb.runs == 0 {
+            return Err(kernel_err(format!("BAD {} could not be tested: {}", &bad[..12], rb.reason)));
+        }
+        let sig = match &o.signature {
+            Some(sg) => sg.clone(),
+            None => most_common(&rb.titles).ok_or_else(|| {
+                kernel_err(format!("BAD {} is not bad: {} clean run(s) of {}; nothing to bisect", &bad[..12], rb.runs, cell.axes()))
+            })?,
+        };
+        if sig.starts_with("boot failed") {
+            return Err(kernel_err(format!("BAD {} does not boot ({sig}); nothing to bisect", &bad[..12])));
+        }
+        let hits = rb.titles.iter().filter(|tt| matches_signature(&sig, tt, &[])).count() as u32;
+        if hits == 0 {
+            return Err(kernel_err(format!("BAD {} is not bad: {:?} not seen in {} run(s) (seen: {:?})", &bad[..12], sig, rb.runs, rb.titles)));
+        }
+        rb.verdict = Verdict::Bad;
+        rb.reason = format!("signature in {hits}/{} run(s)", rb.runs);
+        (k, k_reason) = runs_for_good(hits, rb.runs, o.max_runs);
+        eprintln!("bisect: signature {sig:?}; k = {k}: {k_reason}");
+        rate = hits as f64 / rb.runs as f64;
+        reproduction = Some(serde_json::json!({"hits": hits, "runs": rb.runs, "rate": rate}));
+        log_step(&rb, &mut bisect_log);
+        all_steps.push(rb);
+        t.mode = Mode::Signature { signature: sig.clone(), k };
+        let rg = t.test(&good)?;
+        log_step(&rg, &mut bisect_log);
+        match rg.verdict {
+            Verdict::Good => {}
+            Verdict::Bad => return Err(kernel_err(format!("GOOD {} is not good: it shows {sig:?} too", &good[..12]))),
+            Verdict::Skip => return Err(kernel_err(format!("GOOD {} could not be tested: {}", &good[..12], rg.reason))),
+        }
+        all_steps.push(rg);
+        signature = Some(sig);
+        mode = "signature".to_string();
+    } else {
+        t.mode = Mode::Measure { runs: THROUGHPUT_RUNS };
+        let mut rg = t.test(&good)?;
+        if rg.metric.len() < THROUGHPUT_RUNS as usize {
+            return Err(kernel_err(format!("GOOD {} could not be measured: {} ({:?})", &good[..12], rg.reason, rg.titles)));
+        }
+        rg.verdict = Verdict::Good;
+        let floor = compare::DEFAULT_NOISE_FLOOR_PCT;
+        t.mode = Mode::Throughput { baseline: rg.metric.clone(), threshold_pct: o.threshold_pct, floor_pct: floor, runs: THROUGHPUT_RUNS };
+        log_step(&rg, &mut bisect_log);
+        all_steps.push(rg);
+        let rb = t.test(&bad)?;
+        log_step(&rb, &mut bisect_log);
+        if rb.verdict != Verdict::Bad {
+            return Err(kernel_err(format!("BAD {} is not bad: {}", &bad[..12], rb.reason)));
+        }
+        all_steps.push(rb);
+        (k, k_reason) = (THROUGHPUT_RUNS, format!("throughput mode: {THROUGHPUT_RUNS} runs per step, noise floor {floor:.1}%"));
+        (signature, reproduction, rate, mode) = (None, None, 1.0, format!("throughput {metric} {:+}%", o.threshold_pct));
+    }
+
+    let inner = &commits[..commits.len() - 1];
+    let mut found = if inner.is_empty() {
+        Search { culprit: Some(bad.clone()), candidates: vec![bad.clone()], steps: vec![] }
+    } else {
+        // BAD is already known bad: search the commits strictly between.
+        let mut with_bad: Vec<String> = inner.to_vec();
+        with_bad.push(bad.clone());
+        let mut shown = Vec::new();
+        let f = search(&with_bad, &mut t, &mut |r| {
+            eprintln!("bisect: {} is {} ({}, {} run(s))", &r.commit[..12], r.verdict.as_str(), r.reason, r.runs);
+            shown.push(r.clone());
+        })?;
+        for r in &shown {
+            log_step(r, &mut bisect_log);
+        }
+        f
+    };
+    all_steps.append(&mut found.steps);
+
+    // No-op: the culprit's bzImage is byte for byte its parent's.
+    let no_op_change = found.culprit.as_ref().and_then(|c| {
+        let parent = git(&clone, &["rev-parse", &format!("{c}^")]).ok()?;
+        no_op(&all_steps, c, &parent)
+    });
+
+    // Revert check: BAD with the culprit reverted should be good.
+    let (revert_check, revert_note) = match &found.culprit {
+        Some(c) if *c != good => {
+            let patch = run_dir.join("revert.patch");
+            let diff = git(&clone, &["diff", "--binary", c, &format!("{c}^")])?;
+            crate::cache::write_atomic(&patch, format!("{diff}\n").as_bytes())?;
+            t.extra_patches = vec![patch];
+            if let Some(sig) = &signature {
+                t.mode = Mode::Signature { signature: sig.clone(), k };
+            } // else: still the throughput mode against GOOD's samples
+            let r = t.test(&bad)?;
+            t.extra_patches.clear();
+            let out = match r.verdict {
+                Verdict::Good => ("good".to_string(), format!("BAD with {} reverted: {}", &c[..12], r.reason)),
+                Verdict::Bad => ("bad".to_string(), format!("BAD with {} reverted is still bad: {}", &c[..12], r.reason)),
+                Verdict::Skip => ("not-applicable".to_string(), format!("BAD with {} reverted: {}", &c[..12], r.reason)),
+            };
+            all_steps.push(StepResult { reason: format!("revert check: {}", r.reason), ..r });
+            out
+        }
+        _ => ("not-applicable".into(), "no single culprit".into()),
+    };
+    if let Some(c) = &found.culprit {
+        let i = info(&clone, c);
+        bisect_log.push(format!("# first bad commit: [{}] {}", i.commit, i.subject));
+    } else {
+        bisect_log.push(format!("# only skipped commits left to test; candidates: {}", found.candidates.join(" ")));
+    }
+
+    let conf = confidence(&all_steps, rate);
+    let step_json = |r: &StepResult| {
+        let i = info(&clone, &r.commit);
+        serde_json::json!({
+            "commit": r.commit, "subject": i.subject, "verdict": r.verdict, "runs": r.runs, "titles": r.titles,
+            "build_seconds": (r.build_seconds * 10.0).round() / 10.0, "reason": r.reason, "metric": r.metric,
+        })
+    };
+    let report = Report {
+        scenario: s.name.clone(),
+        cell: cell.axes(),
+        variant: variant.name.clone(),
+        good: info(&clone, &good),
+        bad: info(&clone, &bad),
+        mode,
+        signature,
+        reproduction,
+        k,
+        k_reason,
+        culprit: found.culprit.as_ref().map(|c| info(&clone, c)),
+        candidates: found.candidates.iter().map(|c| info(&clone, c)).collect(),
+        steps: all_steps.iter().map(step_json).collect(),
+        builds: t.builds,
+        confidence: (conf * 1000.0).round() / 1000.0,
+        no_op_change,
+        revert_check,
+        revert_note,
+        results_dir: run_dir.clone(),
+        log: bisect_log.join("\n") + "\n",
+    };
+    crate::cache::write_atomic(&run_dir.join("bisect.log"), report.log.as_bytes())?;
+    crate::cache::write_atomic(&run_dir.join("bisect.json"), &serde_json::to_vec_pretty(&report).unwrap())?;
+    crate::cache::write_atomic(&run_dir.join("bisect.md"), markdown(&report).as_bytes())?;
+    let _ = run_id;
+    Ok(report)
+}
+
+/// Whether `culprit` built the same bzImage as `parent` (None when either
+/// was not built). The revert check (BAD + revert) is not the culprit's build.
+pub fn no_op(steps: &[StepResult], culprit: &str, parent: &str) -> Option<bool> {
+    let sha = |c: &str| steps.iter().find(|r| r.commit == c && !r.reason.starts_with("revert check")).and_then(|r| r.bzimage_sha256.clone());
+    Some(sha(culprit)? == sha(parent)?)
+}
+
+fn most_common(titles: &[String]) -> Option<String> {
+    let mut best: Option<(&String, usize)> = None;
+    for t in titles {
+        let n = titles.iter().filter(|x| *x == t).count();
+        if best.is_none_or(|(_, b)| n > b) {
+            best = Some((t, n));
+        }
+    }
+    best.map(|(t, _)| t.clone())
+}
+
+/// bisect.md: the result, then every step.
+pub fn markdown(r: &Report) -> String {
+    let mut s = format!("# bisect: {} / {} ({})\n\n", r.scenario, r.cell, r.variant);
+    s += &format!("GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n", &r.good.commit[..12], r.good.subject, &r.bad.commit[..12], r.bad.subject, r.mode);
+    if let Some(sig) = &r.signature {
+        s += &format!("signature: `{sig}`  \nk = {}: {}\n\n", r.k, r.k_reason);
+    }
+    match &r.culprit {
+        Some(c) => s += &format!("**first bad commit: `{}` {}** ({})\n\n", c.commit, c.subject, c.author),
+        None => {
+            s += "**no single culprit**: skipped commits leave these candidates:\n\n";
+            for c in &r.candidates {
+                s += &format!("- `{}` {} ({})\n", c.commit, c.subject, c.author);
+            }
+            s += "\n";
+        }
+    }
+    s += &format!(
+        "confidence: {:.3}  \nno-op change: {}  \nrevert check: {} ({})  \nkernel builds: {}\n\n",
+        r.confidence,
+        r.no_op_change.map(|b| if b { "yes (bzImage identical to its parent's)" } else { "no" }).unwrap_or("n/a"),
+        r.revert_check,
+        r.revert_note,
+        r.builds
+    );
+    s += "| # | commit | subject | verdict | runs | build s | titles / reason |\n|---|---|---|---|---|---|---|\n";
+    for (i, st) in r.steps.iter().enumerate() {
+        s += &format!(
+            "| {} | `{}` | {} | {} | {} | {} | {} |\n",
+            i + 1,
+            st["commit"].as_str().unwrap_or("").get(..12).unwrap_or(""),
+            st["subject"].as_str().unwrap_or("").replace('|', "\\|"),
+            st["verdict"].as_str().unwrap_or(""),
+            st["runs"],
+            st["build_seconds"],
+            format!("{} {}", st["titles"], st["reason"].as_str().unwrap_or("")).replace('|', "\\|")
+        );
+    }
+    s += "\nReplay: `git bisect replay bisect.log`\n";
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{BTreeMap, BTreeSet};
+
+    /// Scripted verdicts; counts calls.
+    struct Fake {
+        verdicts: BTreeMap<String, Verdict>,
+        tested: Vec<String>,
+    }
+
+    impl Tester for Fake {
+        fn test(&mut self, c: &str) -> Result<StepResult> {
+            self.tested.push(c.to_string());
+            let mut r = StepResult::skip(c, "scripted");
+            r.verdict = self.verdicts[c];
+            r.runs = 1;
+            Ok(r)
+        }
+    }
+
+    fn history(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("c{i:03}")).collect()
+    }
+
+    /// Commits before `culprit` good, from it on bad, `skip` skipped.
+    fn fake(commits: &[String], culprit: usize, skip: &[usize]) -> Fake {
+        let verdicts = commits
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                let v = if skip.contains(&i) { Verdict::Skip } else if i < culprit { Verdict::Good } else { Verdict::Bad };
+                (c.clone(), v)
+            })
+            .collect();
+        Fake { verdicts, tested: vec![] }
+    }
+
+    #[test]
+    fn culprit_found_in_log2_steps_at_every_position() {
+        for n in [1usize, 2, 3, 7, 17, 100, 1000] {
+            let commits = history(n);
+            let bound = (n as f64).log2().ceil() as usize;
+            for culprit in 0..n {
+                let mut f = fake(&commits, culprit, &[]);
+                let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+                assert_eq!(s.culprit.as_deref(), Some(commits[culprit].as_str()), "n={n} culprit={culprit}");
+                assert!(f.tested.len() <= bound, "n={n} culprit={culprit}: {} tests > {bound}", f.tested.len());
+                assert!(!f.tested.contains(commits.last().unwrap()), "BAD retested");
+                let unique: BTreeSet<_> = f.tested.iter().collect();
+                assert_eq!(unique.len(), f.tested.len(), "a commit tested twice");
+            }
+        }
+    }
+
+    #[test]
+    fn skip_right_before_the_culprit_leaves_both_as_candidates() {
+        let commits = history(17);
+        for culprit in 1..16 {
+            let mut f = fake(&commits, culprit, &[culprit - 1]);
+            let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+            // Only the skipped one and the culprit can be first bad.
+            assert_eq!(s.candidates, vec![commits[culprit - 1].clone(), commits[culprit].clone()], "culprit={culprit}");
+            assert_eq!(s.culprit, None);
+            assert!(f.tested.len() <= 5 + 2, "culprit={culprit}: {} tests", f.tested.len());
+        }
+    }
+
+    #[test]
+    fn skip_right_after_the_culprit_still_finds_it() {
+        let commits = history(17);
+        for culprit in 0..15 {
+            let mut f = fake(&commits, culprit, &[culprit + 1]);
+            let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+            assert_eq!(s.culprit.as_deref(), Some(commits[culprit].as_str()), "culprit={culprit}");
+        }
+    }
+
+    #[test]
+    fn all_skipped_gives_every_commit_as_candidate() {
+        let commits = history(5);
+        let mut f = fake(&commits, 4, &[0, 1, 2, 3]);
+        let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+        assert_eq!(s.candidates, commits);
+        assert_eq!(f.tested.len(), 4);
+    }
+
+    fn fail(t: &str) -> RunObs {
+        RunObs::Fail { title: t.into(), problems: vec![] }
+    }
+    const SIG: &str = "INFO: task hung in ext4_break_layouts";
+
+    fn decide(mode: Mode, runs: Vec<RunObs>) -> (String, u32) {
+        let mut j = StepJudge::new(mode);
+        for r in runs {
+            match j.push(r) {
+                Decision::More => {}
+                Decision::Done(v, _) => return (v.as_str().into(), j.runs),
+                Decision::Abort(why) => return (format!("abort: {why}"), j.runs),
+            }
+        }
+        ("more".into(), j.runs)
+    }
+
+    #[test]
+    fn step_rules() {
+        let sig = || Mode::Signature { signature: SIG.into(), k: 3 };
+        let pass = || RunObs::Pass { metric: None };
+        // Bad at the first matching failure.
+        assert_eq!(decide(sig(), vec![pass(), fail(SIG), pass()]), ("bad".into(), 2));
+        // Good after k clean runs.
+        assert_eq!(decide(sig(), vec![pass(), pass(), pass(), fail(SIG)]), ("good".into(), 3));
+        assert_eq!(decide(sig(), vec![pass(), pass()]), ("more".into(), 2));
+        // An unrelated crash is a skip, not bad.
+        assert_eq!(decide(sig(), vec![pass(), fail("WARNING in try_grab_page")]), ("skip".into(), 2));
+        // The signature as one of the problems counts.
+        let hidden = RunObs::Fail { title: "BUG: unable to handle kernel".into(), problems: vec![format!("Hang: {SIG}")] };
+        assert_eq!(decide(sig(), vec![hidden]), ("bad".into(), 1));
+        // A kernel that does not boot is a skip.
+        assert_eq!(decide(sig(), vec![RunObs::Error { title: "boot failed: no agent hello".into() }]), ("skip".into(), 1));
+        // Harness failures are retried, then abort.
+        let miss = || RunObs::Miss { reason: "DAX not active on /mnt/f".into() };
+        assert_eq!(decide(sig(), vec![miss(), pass(), miss(), miss(), pass(), pass()]), ("good".into(), 3));
+        let (v, _) = decide(sig(), vec![miss(), miss(), miss()]);
+        assert!(v.starts_with("abort: harness failed 3 times") && v.contains("DAX not active"), "{v}");
+    }
+
+    #[test]
+    fn throughput_rules() {
+        let mode = |runs| Mode::Throughput { baseline: vec![300.0, 305.0, 298.0], threshold_pct: -10.0, floor_pct: 5.0, runs };
+        let p = |m: f64| RunObs::Pass { metric: Some(m) };
+        assert_eq!(decide(mode(3), vec![p(200.0), p(210.0), p(205.0)]), ("bad".into(), 3));
+        assert_eq!(decide(mode(3), vec![p(296.0), p(301.0), p(299.0)]), ("good".into(), 3));
+        // -7 %: within the threshold.
+        assert_eq!(decide(mode(3), vec![p(280.0), p(279.0), p(281.0)]), ("good".into(), 3));
+        assert_eq!(decide(mode(3), vec![p(200.0), fail(SIG)]), ("skip".into(), 2));
+    }
+
+    #[test]
+    fn adaptive_k() {
+        // ceil(ln 0.05 / ln(1 - rate)).
+        assert_eq!(runs_for_good(3, 3, 10).0, 1);
+        assert_eq!(runs_for_good(1, 2, 10).0, 5); // 0.5: ln .05/ln .5 = 4.32
+        assert_eq!(runs_for_good(1, 3, 20).0, 8); // 1/3: 7.39
+        assert_eq!(runs_for_good(1, 10, 100).0, 29); // 0.1: 28.4
+        let (k, why) = runs_for_good(1, 10, 5);
+        assert_eq!(k, 5);
+        assert!(why.contains("capped by --max-runs at 5") && why.contains("41% detection"), "{why}");
+        let (k, why) = runs_for_good(2, 3, 10);
+        assert_eq!(k, 3); // 2/3: 2.73
+        assert!(why.contains("2/3") && why.contains("67%"), "{why}");
+        assert!(detection(2.0 / 3.0, k) >= 0.95);
+    }
+
+    #[test]
+    fn confidence_multiplies_good_steps() {
+        let step = |v, runs| StepResult { verdict: v, runs, ..StepResult::skip("c", "") };
+        let steps = vec![step(Verdict::Good, 2), step(Verdict::Bad, 1), step(Verdict::Skip, 0), step(Verdict::Good, 2)];
+        assert!((confidence(&steps, 0.5) - 0.75 * 0.75).abs() < 1e-9);
+        assert_eq!(confidence(&steps, 1.0), 1.0);
+    }
+
+    #[test]
+    fn build_failure_names_the_compiler_error() {
+        let msg = "kernel build failed for variant bisect-ec08: `make -C /x bzImage` failed (exit status: 2); full log: /k/build.log; last lines:\n  CC      block/bio.o\n../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token\nmake[3]: *** [scripts/Makefile.build:250: block/bio.o] Error 1";
+        assert_eq!(build_failure(msg), "build failed: ../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token");
+    }
+
+    #[test]
+    fn no_op_compares_the_culprits_bzimage_with_its_parents() {
+        let built = |c: &str, sha: Option<&str>| StepResult { bzimage_sha256: sha.map(str::to_string), ..StepResult::skip(c, "") };
+        let steps = vec![built("p", Some("aa")), built("c", Some("aa")), built("d", Some("bb")), built("s", None)];
+        assert_eq!(no_op(&steps, "c", "p"), Some(true));
+        assert_eq!(no_op(&steps, "d", "c"), Some(false));
+        assert_eq!(no_op(&steps, "s", "d"), None);
+        assert_eq!(no_op(&steps, "c", "never-built"), None);
+    }
+
+    #[test]
+    fn most_common_title() {
+        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(most_common(&t(&["a", "b", "b"])).as_deref(), Some("b"));
+        assert_eq!(most_common(&t(&[])), None);
+    }
+}
