@@ -146,6 +146,16 @@ pub enum AccelArg {
     Tcg,
 }
 
+impl From<AccelArg> for crate::vm::Accel {
+    fn from(a: AccelArg) -> Self {
+        match a {
+            AccelArg::Auto => crate::vm::Accel::Auto,
+            AccelArg::Kvm => crate::vm::Accel::Kvm,
+            AccelArg::Tcg => crate::vm::Accel::Tcg,
+        }
+    }
+}
+
 pub fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
 }
@@ -182,11 +192,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 only: scenario::Filter::parse(&only)?,
                 runs,
                 resume,
-                accel: match accel {
-                    AccelArg::Auto => crate::vm::Accel::Auto,
-                    AccelArg::Kvm => crate::vm::Accel::Kvm,
-                    AccelArg::Tcg => crate::vm::Accel::Tcg,
-                },
+                accel: accel.into(),
                 results_root: results,
                 jobs: jobs.unwrap_or_else(default_vms),
             };
@@ -222,11 +228,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {
-            let accel = match accel {
-                AccelArg::Auto => crate::vm::Accel::Auto,
-                AccelArg::Kvm => crate::vm::Accel::Kvm,
-                AccelArg::Tcg => crate::vm::Accel::Tcg,
-            };
+            let accel = accel.into();
             let opts = crate::nightly::NightlyOpts { results, baseline: crate::nightly::Baseline::parse(&baseline), history, out, accel, jobs: jobs.unwrap_or_else(default_vms) };
             crate::nightly::nightly(&scenarios, &opts)
         }
@@ -247,11 +249,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 max_runs,
                 metric,
                 threshold_pct,
-                accel: match accel {
-                    AccelArg::Auto => crate::vm::Accel::Auto,
-                    AccelArg::Kvm => crate::vm::Accel::Kvm,
-                    AccelArg::Tcg => crate::vm::Accel::Tcg,
-                },
+                accel: accel.into(),
                 results_root: results,
                 jobs: jobs.unwrap_or_else(default_jobs),
             };

@@ -56,6 +56,27 @@ pub struct CellResult {
 }
 
 impl CellResult {
+    /// The result of `c` with `outcome` and nothing else known yet.
+    pub fn new(c: &Cell, outcome: Outcome, console: PathBuf) -> CellResult {
+        CellResult {
+            variant: c.variant.clone(),
+            backend: c.backend.as_str().into(),
+            fs: c.fs.as_str().into(),
+            mapping: c.mapping.as_str().into(),
+            workload: c.workload.name.as_str().into(),
+            run: c.run,
+            outcome,
+            kind: None,
+            title: None,
+            mb_per_s: None,
+            ops_per_s: None,
+            problems: vec![],
+            console,
+            seconds: 0.0,
+            boot_seconds: None,
+        }
+    }
+
     pub fn id(&self) -> String {
         format!("{}/{}-{}-{}-{}/run{}", self.variant, self.backend, self.fs, self.mapping, self.workload, self.run)
     }

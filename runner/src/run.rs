@@ -317,21 +317,14 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         let (outcome, kind, title, problems) = judge(&seen);
         let (mb_per_s, ops_per_s) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { (None, None) };
         let res = CellResult {
-            variant: c.variant.clone(),
-            backend: c.backend.as_str().into(),
-            fs: c.fs.as_str().into(),
-            mapping: c.mapping.as_str().into(),
-            workload: c.workload.name.as_str().into(),
-            run: c.run,
-            outcome,
             kind,
             title,
             mb_per_s,
             ops_per_s,
             problems,
-            console: cdir.join("console.log"),
             seconds: started.elapsed().as_secs_f64() / (last + 1) as f64,
             boot_seconds: r.hello_seconds,
+            ..CellResult::new(c, outcome, cdir.join("console.log"))
         };
         results::save_cell(&cdir, &res)?;
         out.push(res);
@@ -469,21 +462,9 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
 
 fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
     CellResult {
-        variant: c.variant.clone(),
-        backend: c.backend.as_str().into(),
-        fs: c.fs.as_str().into(),
-        mapping: c.mapping.as_str().into(),
-        workload: c.workload.name.as_str().into(),
-        run: c.run,
-        outcome: Outcome::Error,
-        kind: None,
         title: Some("kernel build failed".into()),
-        mb_per_s: None,
-        ops_per_s: None,
         problems: vec![msg.to_string()],
-        console: results::cell_dir(run_dir, c).join("console.log"),
-        seconds: 0.0,
-        boot_seconds: None,
+        ..CellResult::new(c, Outcome::Error, results::cell_dir(run_dir, c).join("console.log"))
     }
 }
 
