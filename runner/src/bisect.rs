@@ -18,15 +18,23 @@
 //! * a harness failure (MISS) is retried [`MISS_RETRIES`] times, then the
 //!   bisection stops with its reason (the host is broken, not the kernel).
 //!
-//! Throughput mode: every step runs [`THROUGHPUT_RUNS`] times; BAD when the
-//! median of the metric is below GOOD's median by more than the threshold,
-//! beyond the noise floor and with a 95 % bootstrap CI of the change that
-//! excludes 0; any failure makes it SKIP.
+//! `k` comes from a lower confidence bound on BAD's reproduction rate
+//! (Wilson, 95 % one-sided), not from the point estimate: 3 hits in 3 runs
+//! do not prove the bug shows every time.
+//!
+//! Throughput mode: every step runs [`THROUGHPUT_RUNS`] times and the rule
+//! book decides ([`crate::rules::throughput_rule`], GOOD's boots as the
+//! baseline, the timing mode's noise floor): BAD when it says
+//! THROUGHPUT_REGRESSION by at least the threshold, GOOD when it says
+//! NO_CHANGE, an improvement or a smaller regression; INCONCLUSIVE runs more
+//! (up to `--max-runs`), then SKIPs. Any failure makes it SKIP. The cell's
+//! timing mode is the scenario's (icount for dio-read/dio-write), so a 3 %
+//! threshold is meaningful.
 
-use crate::compare;
 use crate::error::{bad_input, infra, kernel as kernel_err, Class, Result};
 use crate::kernel::{self, KernelSpec};
 use crate::results::{self, CellResult, Outcome};
+use crate::rules::{self, Status};
 use crate::scenario::{self, Cell, Scenario, Source, Variant};
 use crate::vm::{self, Accel};
 use serde::Serialize;
@@ -35,10 +43,12 @@ use std::process::Command;
 
 /// Harness failures (MISS) tolerated in a row before the bisection stops.
 pub const MISS_RETRIES: u32 = 2;
-/// Runs per step in throughput mode (the fewest [`compare`] gives a CI for).
-pub const THROUGHPUT_RUNS: u32 = compare::MIN_SAMPLES as u32;
+/// Runs per step in throughput mode (the fewest the rule book judges).
+pub const THROUGHPUT_RUNS: u32 = rules::MIN_SAMPLES as u32;
 /// Probability wanted of seeing a bug in a GOOD step if it is there.
 pub const DETECTION: f64 = 0.95;
+/// z of the one-sided 95 % Wilson lower bound on BAD's reproduction rate.
+pub const WILSON_Z: f64 = 1.6449;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -138,12 +148,27 @@ pub fn search(commits: &[String], t: &mut dyn Tester, on_step: &mut dyn FnMut(&S
     Ok(Search { culprit, candidates, steps })
 }
 
-/// Clean runs that make a step GOOD when BAD reproduced at `rate`: the
-/// fewest `k` with `1 - (1 - rate)^k >= 95 %`, i.e. `ceil(ln 0.05 / ln(1 - rate))`,
+/// Lower bound of the one-sided 95 % Wilson score interval of a rate of
+/// `hits` in `runs`: the rate BAD reproduces at is at least this with 95 %
+/// confidence. 3/3 gives 0.53, 10/10 0.79, 1/3 0.08.
+pub fn wilson_lower(hits: u32, runs: u32) -> f64 {
+    if runs == 0 {
+        return 0.0;
+    }
+    let (n, z) = (runs as f64, WILSON_Z);
+    let p = hits as f64 / n;
+    let centre = p + z * z / (2.0 * n);
+    let spread = z * (p * (1.0 - p) / n + z * z / (4.0 * n * n)).sqrt();
+    ((centre - spread) / (1.0 + z * z / n)).max(0.0)
+}
+
+/// Clean runs that make a step GOOD when BAD reproduced in `hits` of
+/// `runs`: with `rate` the Wilson lower bound ([`wilson_lower`]), the fewest
+/// `k` with `1 - (1 - rate)^k >= 95 %`, i.e. `ceil(ln 0.05 / ln(1 - rate))`,
 /// at least 1 and at most `max_runs`; with the reason in words.
 pub fn runs_for_good(hits: u32, runs: u32, max_runs: u32) -> (u32, String) {
     let max_runs = max_runs.max(1);
-    let rate = if runs == 0 { 0.0 } else { hits as f64 / runs as f64 };
+    let rate = wilson_lower(hits, runs);
     let need = if rate >= 1.0 {
         1
     } else if rate <= 0.0 {
@@ -152,16 +177,15 @@ pub fn runs_for_good(hits: u32, runs: u32, max_runs: u32) -> (u32, String) {
         ((1.0 - DETECTION).ln() / (1.0 - rate).ln()).ceil().max(1.0) as u32
     };
     let k = need.min(max_runs);
+    let seen = format!(
+        "BAD reproduced in {hits}/{runs} runs (at least {:.0}% with 95% confidence, Wilson lower bound)",
+        rate * 100.0
+    );
     let why = if need <= max_runs {
-        format!(
-            "BAD reproduced in {hits}/{runs} runs (rate {:.0}%): a bug reproducing that often shows within {k} run(s) with >= {:.0}% probability",
-            rate * 100.0,
-            DETECTION * 100.0
-        )
+        format!("{seen}: a bug reproducing that often shows within {k} run(s) with >= {:.0}% probability", DETECTION * 100.0)
     } else {
         format!(
-            "BAD reproduced in {hits}/{runs} runs (rate {:.0}%): {} runs would be needed for {:.0}% detection, capped by --max-runs at {k} ({:.0}% detection)",
-            rate * 100.0,
+            "{seen}: {} runs would be needed for {:.0}% detection, capped by --max-runs at {k} ({:.0}% detection)",
             if need == u32::MAX { "infinitely many".to_string() } else { need.to_string() },
             DETECTION * 100.0,
             detection(rate, k) * 100.0
@@ -177,7 +201,9 @@ pub fn detection(rate: f64, runs: u32) -> f64 {
 
 /// Confidence in the result: every BAD verdict saw the signature (certain);
 /// a GOOD verdict is right with the probability its clean runs would have
-/// shown the bug. The product over the GOOD steps.
+/// shown the bug, at the rate's lower bound. The product over the GOOD steps:
+/// the probability that no GOOD verdict hid the bug, if it reproduces at
+/// least at `rate`.
 pub fn confidence(steps: &[StepResult], rate: f64) -> f64 {
     steps.iter().filter(|s| s.verdict == Verdict::Good).map(|s| detection(rate, s.runs)).product()
 }
@@ -197,7 +223,7 @@ impl RunObs {
     pub fn from_cell(r: &CellResult, metric: &str) -> RunObs {
         let title = r.title.clone().unwrap_or_default();
         match r.outcome {
-            Outcome::Pass => RunObs::Pass { metric: if metric == "ops_per_s" { r.ops_per_s } else { r.mb_per_s } },
+            Outcome::Pass => RunObs::Pass { metric: r.metrics.get(metric).copied() },
             Outcome::Fail => RunObs::Fail { title, problems: r.problems.clone() },
             Outcome::Error => RunObs::Error { title },
             Outcome::Miss | Outcome::Skip => RunObs::Miss { reason: title },
@@ -212,8 +238,9 @@ pub enum Mode {
     Measure { runs: u32 },
     /// BAD at the first run showing `signature`; GOOD after `k` clean runs.
     Signature { signature: String, k: u32 },
-    /// `runs` samples of the metric against GOOD's.
-    Throughput { baseline: Vec<f64>, threshold_pct: f64, floor_pct: f64, runs: u32 },
+    /// `runs` samples of the metric against GOOD's, up to `max_runs` while
+    /// the rule book says INCONCLUSIVE.
+    Throughput { baseline: Vec<f64>, threshold_pct: f64, floor_pct: f64, runs: u32, max_runs: u32 },
 }
 
 /// Whether a failure title (or one of its problems) is the target signature.
@@ -280,34 +307,38 @@ impl StepJudge {
                 }
             }
             (Mode::Throughput { .. }, RunObs::Fail { title, .. }) => Decision::Done(Verdict::Skip, format!("failed: {title}")),
-            (Mode::Throughput { baseline, threshold_pct, floor_pct, runs }, RunObs::Pass { .. }) => {
+            (Mode::Throughput { baseline, threshold_pct, floor_pct, runs, max_runs }, RunObs::Pass { .. }) => {
                 if self.runs < *runs {
                     return Decision::More;
                 }
-                throughput_verdict(baseline, &self.metric, *threshold_pct, *floor_pct)
+                match throughput_verdict(baseline, &self.metric, *threshold_pct, *floor_pct) {
+                    None if self.runs < *max_runs => Decision::More,
+                    None => Decision::Done(Verdict::Skip, format!("throughput still inconclusive after {} runs", self.runs)),
+                    Some((v, why)) => Decision::Done(v, why),
+                }
             }
             (_, RunObs::Miss { .. }) => unreachable!(),
         }
     }
 }
 
-/// BAD when the median dropped by more than `threshold_pct` (negative, e.g.
-/// -10) and by more than the noise floor, with a CI of the change below 0.
-pub fn throughput_verdict(baseline: &[f64], samples: &[f64], threshold_pct: f64, floor_pct: f64) -> Decision {
-    if baseline.is_empty() || samples.is_empty() {
-        return Decision::Done(Verdict::Skip, "no throughput measured".into());
-    }
-    let (b, s) = (compare::median(baseline), compare::median(samples));
-    if b == 0.0 {
-        return Decision::Done(Verdict::Skip, "GOOD's median is 0".into());
-    }
-    let d = (s - b) / b * 100.0;
-    let ci = compare::bootstrap_delta_ci(baseline, samples).unwrap_or([f64::NAN, f64::NAN]);
-    let why = format!("median {s:.1} vs GOOD {b:.1}: {d:+.1}% (95% CI {:+.1}..{:+.1}%, threshold {threshold_pct:+.1}%, noise floor {floor_pct:.1}%)", ci[0], ci[1]);
-    if d <= threshold_pct && d.abs() > floor_pct && ci[1] < 0.0 {
-        Decision::Done(Verdict::Bad, why)
-    } else {
-        Decision::Done(Verdict::Good, why)
+/// A throughput step by the rule book, GOOD's boots as the baseline: BAD
+/// when it says THROUGHPUT_REGRESSION by at least `threshold_pct` (negative,
+/// e.g. -3); GOOD for NO_CHANGE, an improvement or a smaller regression;
+/// `None` (more runs) when it says INCONCLUSIVE.
+pub fn throughput_verdict(baseline: &[f64], samples: &[f64], threshold_pct: f64, floor_pct: f64) -> Option<(Verdict, String)> {
+    let (status, note, st) = rules::throughput_rule(baseline, samples, floor_pct);
+    let why = match (st.to_median, st.from_median, st.delta_pct, st.ci_low, st.ci_high) {
+        (Some(s), Some(b), Some(d), Some(lo), Some(hi)) => format!(
+            "median {s:.1} vs GOOD {b:.1}: {d:+.2}% (95% CI {lo:+.2}..{hi:+.2}%, threshold {threshold_pct:+.1}%, noise floor {floor_pct:.2}%): {} ({note})",
+            status.as_str()
+        ),
+        _ => format!("{}: {note}", status.as_str()),
+    };
+    match status {
+        Status::Inconclusive => None,
+        Status::ThroughputRegression if st.delta_pct.is_some_and(|d| d <= threshold_pct) => Some((Verdict::Bad, why)),
+        _ => Some((Verdict::Good, why)),
     }
 }
 
@@ -436,6 +467,9 @@ fn info(dir: &Path, c: &str) -> CommitInfo {
     }
 }
 
+/// The metrics a throughput bisection can follow.
+pub const METRICS: &[&str] = &["fast_mb_per_s", "slow_mb_per_s", "ops_per_s"];
+
 pub struct BisectOpts {
     pub scenario: PathBuf,
     pub repo: PathBuf,
@@ -469,7 +503,11 @@ pub struct Report {
     pub candidates: Vec<CommitInfo>,
     pub steps: Vec<serde_json::Value>,
     pub builds: usize,
-    pub confidence: f64,
+    /// Signature mode: the probability that no GOOD verdict hid the bug
+    /// ([`confidence`]); `None` in throughput mode, where every step is the
+    /// rule book's verdict on 95 % intervals instead.
+    pub confidence: Option<f64>,
+    pub confidence_note: String,
     pub no_op_change: Option<bool>,
     pub revert_check: String,
     pub revert_note: String,
@@ -499,8 +537,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     }
     let cell = cells[0].clone();
     let metric = o.metric.clone().unwrap_or_default();
-    if !metric.is_empty() && metric != "mb_per_s" && metric != "ops_per_s" {
-        return Err(bad_input(format!("--metric {metric}: give mb_per_s or ops_per_s")));
+    if !metric.is_empty() && !METRICS.contains(&metric.as_str()) {
+        return Err(bad_input(format!("--metric {metric}: give one of {}", METRICS.join(", "))));
     }
 
     // kregress's clone of the repository (the user's checkout is never touched).
@@ -539,7 +577,7 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         run_dir: run_dir.clone(),
         jobs: o.jobs,
         mode: Mode::Measure { runs: 1 },
-        metric: if metric.is_empty() { "mb_per_s".into() } else { metric.clone() },
+        metric: if metric.is_empty() { "fast_mb_per_s".into() } else { metric.clone() },
         n: 0,
         builds: 0,
     };
@@ -577,8 +615,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         rb.reason = format!("signature in {hits}/{} run(s)", rb.runs);
         (k, k_reason) = runs_for_good(hits, rb.runs, o.max_runs);
         eprintln!("bisect: signature {sig:?}; k = {k}: {k_reason}");
-        rate = hits as f64 / rb.runs as f64;
-        reproduction = Some(serde_json::json!({"hits": hits, "runs": rb.runs, "rate": rate}));
+        rate = wilson_lower(hits, rb.runs);
+        reproduction = Some(serde_json::json!({"hits": hits, "runs": rb.runs, "rate": hits as f64 / rb.runs as f64, "rate_lower_95": rate}));
         log_step(&rb, &mut bisect_log);
         all_steps.push(rb);
         t.mode = Mode::Signature { signature: sig.clone(), k };
@@ -599,8 +637,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
             return Err(kernel_err(format!("GOOD {} could not be measured: {} ({:?})", &good[..12], rg.reason, rg.titles)));
         }
         rg.verdict = Verdict::Good;
-        let floor = compare::DEFAULT_NOISE_FLOOR_PCT;
-        t.mode = Mode::Throughput { baseline: rg.metric.clone(), threshold_pct: o.threshold_pct, floor_pct: floor, runs: THROUGHPUT_RUNS };
+        let floor = rules::min_floor(cell.timing);
+        t.mode = Mode::Throughput { baseline: rg.metric.clone(), threshold_pct: o.threshold_pct, floor_pct: floor, runs: THROUGHPUT_RUNS, max_runs: o.max_runs.max(THROUGHPUT_RUNS) };
         log_step(&rg, &mut bisect_log);
         all_steps.push(rg);
         let rb = t.test(&bad)?;
@@ -609,8 +647,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
             return Err(kernel_err(format!("BAD {} is not bad: {}", &bad[..12], rb.reason)));
         }
         all_steps.push(rb);
-        (k, k_reason) = (THROUGHPUT_RUNS, format!("throughput mode: {THROUGHPUT_RUNS} runs per step, noise floor {floor:.1}%"));
-        (signature, reproduction, rate, mode) = (None, None, 1.0, format!("throughput {metric} {:+}%", o.threshold_pct));
+        (k, k_reason) = (THROUGHPUT_RUNS, format!("throughput mode: {THROUGHPUT_RUNS} runs per step ({} timing), noise floor {floor:.2}%", cell.timing));
+        (signature, reproduction, rate, mode) = (None, None, 1.0, format!("throughput {metric} {:+}% ({} timing)", o.threshold_pct, cell.timing));
     }
 
     let inner = &commits[..commits.len() - 1];
@@ -667,7 +705,15 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         bisect_log.push(format!("# only skipped commits left to test; candidates: {}", found.candidates.join(" ")));
     }
 
-    let conf = confidence(&all_steps, rate);
+    let (conf, conf_note) = if signature.is_some() {
+        let c = confidence(&all_steps, rate);
+        (
+            Some((c * 1000.0).round() / 1000.0),
+            format!("product over the GOOD steps of 1 - (1 - r)^runs, r = {rate:.3} the Wilson 95% lower bound of BAD's reproduction rate: the probability that none of them hid the bug"),
+        )
+    } else {
+        (None, "throughput mode: each step is the rule book's verdict on 95% bootstrap intervals of the boots' medians; no reproduction rate applies".into())
+    };
     let step_json = |r: &StepResult| {
         let i = info(&clone, &r.commit);
         serde_json::json!({
@@ -690,7 +736,8 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         candidates: found.candidates.iter().map(|c| info(&clone, c)).collect(),
         steps: all_steps.iter().map(step_json).collect(),
         builds: t.builds,
-        confidence: (conf * 1000.0).round() / 1000.0,
+        confidence: conf,
+        confidence_note: conf_note,
         no_op_change,
         revert_check,
         revert_note,
@@ -740,8 +787,9 @@ pub fn markdown(r: &Report) -> String {
         }
     }
     s += &format!(
-        "confidence: {:.3}  \nno-op change: {}  \nrevert check: {} ({})  \nkernel builds: {}\n\n",
-        r.confidence,
+        "confidence: {} ({})  \nno-op change: {}  \nrevert check: {} ({})  \nkernel builds: {}\n\n",
+        r.confidence.map_or("n/a".to_string(), |c| format!("{c:.3}")),
+        r.confidence_note,
         r.no_op_change.map(|b| if b { "yes (bzImage identical to its parent's)" } else { "no" }).unwrap_or("n/a"),
         r.revert_check,
         r.revert_note,
@@ -893,29 +941,45 @@ mod tests {
 
     #[test]
     fn throughput_rules() {
-        let mode = |runs| Mode::Throughput { baseline: vec![300.0, 305.0, 298.0], threshold_pct: -10.0, floor_pct: 5.0, runs };
+        // icount-like figures: GOOD at 874 MB/s, a 1 % floor, a -3 % threshold.
+        let mode = |runs| Mode::Throughput { baseline: vec![874.0, 874.4, 874.2], threshold_pct: -3.0, floor_pct: 1.0, runs, max_runs: 5 };
         let p = |m: f64| RunObs::Pass { metric: Some(m) };
-        assert_eq!(decide(mode(3), vec![p(200.0), p(210.0), p(205.0)]), ("bad".into(), 3));
-        assert_eq!(decide(mode(3), vec![p(296.0), p(301.0), p(299.0)]), ("good".into(), 3));
-        // -7 %: within the threshold.
-        assert_eq!(decide(mode(3), vec![p(280.0), p(279.0), p(281.0)]), ("good".into(), 3));
-        assert_eq!(decide(mode(3), vec![p(200.0), fail(SIG)]), ("skip".into(), 2));
+        // -5 %: bad.
+        assert_eq!(decide(mode(3), vec![p(830.0), p(830.5), p(830.2)]), ("bad".into(), 3));
+        assert_eq!(decide(mode(3), vec![p(874.1), p(874.3), p(873.9)]), ("good".into(), 3));
+        // -2 %: a real regression, but smaller than the threshold: good.
+        assert_eq!(decide(mode(3), vec![p(856.5), p(856.6), p(856.4)]), ("good".into(), 3));
+        assert_eq!(decide(mode(3), vec![p(830.0), fail(SIG)]), ("skip".into(), 2));
+        // Inconclusive (large spread) runs more, up to max_runs, then skips.
+        let noisy = vec![p(600.0), p(610.0), p(900.0), p(880.0), p(620.0), p(874.0)];
+        assert_eq!(decide(mode(3), noisy), ("skip".into(), 5));
     }
 
     #[test]
-    fn adaptive_k() {
-        // ceil(ln 0.05 / ln(1 - rate)).
-        assert_eq!(runs_for_good(3, 3, 10).0, 1);
-        assert_eq!(runs_for_good(1, 2, 10).0, 5); // 0.5: ln .05/ln .5 = 4.32
-        assert_eq!(runs_for_good(1, 3, 20).0, 8); // 1/3: 7.39
-        assert_eq!(runs_for_good(1, 10, 100).0, 29); // 0.1: 28.4
-        let (k, why) = runs_for_good(1, 10, 5);
+    fn wilson_lower_bound() {
+        // Values from the closed form, z = 1.6449 (one-sided 95 %).
+        let near = |a: f64, b: f64| (a - b).abs() < 5e-4;
+        assert!(near(wilson_lower(3, 3), 0.5258), "{}", wilson_lower(3, 3));
+        assert!(near(wilson_lower(10, 10), 0.7871), "{}", wilson_lower(10, 10));
+        assert!(near(wilson_lower(1, 3), 0.0783), "{}", wilson_lower(1, 3));
+        assert_eq!(wilson_lower(0, 5), 0.0);
+        assert_eq!(wilson_lower(0, 0), 0.0);
+        // Below the point estimate, and tighter with more runs.
+        assert!(wilson_lower(2, 3) < 2.0 / 3.0 && wilson_lower(20, 30) > wilson_lower(2, 3));
+    }
+
+    #[test]
+    fn adaptive_k_from_the_lower_bound() {
+        // ceil(ln 0.05 / ln(1 - lower)): 3/3 is no longer k = 1.
+        assert_eq!(runs_for_good(3, 3, 10).0, 5); // 0.526: 4.01
+        assert_eq!(runs_for_good(10, 10, 10).0, 2); // 0.787: 1.94
+        assert_eq!(runs_for_good(2, 3, 20).0, 11); // 0.254: 10.2
+        let (k, why) = runs_for_good(1, 3, 5);
         assert_eq!(k, 5);
-        assert!(why.contains("capped by --max-runs at 5") && why.contains("41% detection"), "{why}");
-        let (k, why) = runs_for_good(2, 3, 10);
-        assert_eq!(k, 3); // 2/3: 2.73
-        assert!(why.contains("2/3") && why.contains("67%"), "{why}");
-        assert!(detection(2.0 / 3.0, k) >= 0.95);
+        assert!(why.contains("capped by --max-runs at 5") && why.contains("33% detection"), "{why}");
+        let (k, why) = runs_for_good(3, 3, 10);
+        assert!(why.contains("3/3") && why.contains("at least 53%"), "{why}");
+        assert!(detection(wilson_lower(3, 3), k) >= 0.95);
     }
 
     #[test]

@@ -198,15 +198,15 @@ pub fn main(cli: Cli) -> Result<i32> {
             };
             let rec = crate::run::run(&s, &opts)?;
             let unexpected = |c: &crate::results::CellResult| !crate::run::as_expected(&s, c);
-            let (floor, note) = crate::report::noise_floor(&rec);
-            let verdicts = crate::compare::compare_variants(&rec, floor);
-            let summary = crate::report::summary_md(&rec, &verdicts, &note, unexpected);
+            let floors = crate::rules::NoiseFloors::of(&rec);
+            let verdicts = crate::compare::compare_variants(&rec, &floors)?;
+            let summary = crate::report::summary_md(&rec, &verdicts, &floors.note(), unexpected);
             crate::cache::write_atomic(&rec.results_dir.join("summary.md"), summary.as_bytes())?;
             crate::cache::write_atomic(&rec.results_dir.join("verdicts.json"), &serde_json::to_vec_pretty(&verdicts).unwrap())?;
             if json {
                 let mut v = serde_json::to_value(&rec).unwrap();
                 v["verdicts"] = serde_json::to_value(&verdicts).unwrap();
-                v["noise_floor_pct"] = floor.into();
+                v["noise_floors"] = serde_json::to_value(&floors).unwrap();
                 println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else {
                 println!("{summary}");
@@ -218,13 +218,13 @@ pub fn main(cli: Cli) -> Result<i32> {
         Cmd::Compare { runs, results } => {
             let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(&results, r)).collect::<Result<_>>()?;
             let recs: Vec<crate::results::RunRecord> = dirs.iter().map(|d| crate::results::load(d)).collect::<Result<_>>()?;
-            let (floor, note) = crate::report::noise_floor(recs.last().unwrap());
+            let floors = crate::rules::NoiseFloors::of(recs.last().unwrap());
             let verdicts = match recs.as_slice() {
-                [one] => crate::compare::compare_variants(one, floor),
-                [old, new] => crate::compare::compare_runs(old, new, floor),
+                [one] => crate::compare::compare_variants(one, &floors)?,
+                [old, new] => crate::compare::compare_runs(old, new, &floors)?,
                 _ => return Err(crate::error::bad_input("compare: give one run (variants within it) or two (old, new)")),
             };
-            println!("noise floor: {note}\n\n{}", crate::compare::render_table(&verdicts));
+            println!("noise floor: {}\n\n{}", floors.note(), crate::compare::render_table(&verdicts));
             Ok(0)
         }
         Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {

@@ -1,50 +1,25 @@
-//! Compares kernel variants cell by cell and gives each pair a verdict.
+//! Compares kernel variants cell by cell: the statistics, and the rows the
+//! rule book ([`crate::rules`]) decides.
 //!
-//! A *cell* here is (backend, fs, mapping, workload): the runs of one variant
-//! in one cell are the samples. For each cell the first variant of the record
-//! (the scenario lists the stock or regressed kernel first) is the baseline
-//! and every other variant is compared against it ([`compare_variants`]); the
-//! same variant can also be compared across two records ([`compare_runs`]).
-//!
-//! Rules, in order (see [`compare_groups`]):
-//! * SKIP runs are ignored. A side with no other runs is INCONCLUSIVE.
-//! * A FAIL on both sides is STILL_FAILING; a FAIL in the baseline and only
-//!   PASS in the other is FIXED; only PASS in the baseline and a FAIL in the
-//!   other is REGRESSED. These hold even with ERROR/MISS runs beside the
-//!   FAIL, since a seen failure is real; any other mix with ERROR/MISS (e.g.
-//!   PASS 2/3, ERROR 1/3 on either side) is INCONCLUSIVE: the missing runs
-//!   could have failed.
-//! * Both sides all PASS: throughput of the PASS runs decides. Fewer than
-//!   [`MIN_SAMPLES`] on a side is INCONCLUSIVE (no throughput on either side
-//!   at all is NO_CHANGE: the outcome did not change and nothing was
-//!   measured). Otherwise, with `d` the change of the medians in percent and
-//!   its 95 % bootstrap CI:
-//!
-//!   | CI excludes 0 | \|d\| > noise floor | verdict                             |
-//!   |---------------|---------------------|-------------------------------------|
-//!   | yes           | yes                 | THROUGHPUT_REGRESSION / _IMPROVEMENT|
-//!   | yes           | no                  | NO_CHANGE (real, but below noise)   |
-//!   | no            | no                  | NO_CHANGE                           |
-//!   | no            | yes                 | INCONCLUSIVE (large but too noisy)  |
-//!
-//! The Mann-Whitney p-value is reported but does not decide: with 3 vs 3 runs
-//! (the common case) its smallest possible two-sided value is 0.1, so a
-//! p < 0.05 rule could never fire there.
-//!
-//! The noise floor comes from an A/A comparison ([`noise_floor_from_aa`]) or
-//! is [`DEFAULT_NOISE_FLOOR_PCT`]; every verdict carries the one it used.
+//! A *cell* here is (backend, fs, mapping, workload): the runs (boots) of
+//! one variant in one cell are the samples. For each cell the first variant
+//! of the record (the scenario lists the stock or regressed kernel first) is
+//! the baseline and every other variant is compared against it
+//! ([`compare_variants`]); the same variant can also be compared across two
+//! records ([`compare_runs`]). A cell whose outcomes differ gets one row; a
+//! cell that passed on both sides gets one row per metric (GUP-fast and
+//! slow GUP separately), each with its own throughput verdict. Cells
+//! measured in different timing modes are refused.
 
-use crate::results::{CellResult, FailKind, Outcome, RunRecord};
+use crate::error::Result;
+use crate::results::{metric_unit, CellResult, FailKind, Outcome, RunRecord};
+use crate::rules::{self, NoiseFloors, Stats, Status};
+use crate::scenario::Timing;
 use rand_chacha::rand_core::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt;
 
-/// Noise floor when no A/A data exists: QEMU throughput on a shared 2-core
-/// host moves by a few percent between identical boots.
-pub const DEFAULT_NOISE_FLOOR_PCT: f64 = 5.0;
-/// Fewest throughput samples per side for a throughput verdict.
-pub const MIN_SAMPLES: usize = 3;
 /// Bootstrap resamples per interval.
 pub const BOOTSTRAP_RESAMPLES: usize = 2000;
 /// Fixed seed ("kregress" in ASCII) so every interval is reproducible.
@@ -53,56 +28,24 @@ pub const BOOTSTRAP_SEED: u64 = 0x6b72_6567_7265_7373;
 /// above it the normal approximation is used.
 pub const MW_EXACT_LIMIT: u64 = 200_000;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum VerdictKind {
-    Fixed,
-    Regressed,
-    StillFailing,
-    ThroughputRegression,
-    ThroughputImprovement,
-    NoChange,
-    Inconclusive,
-}
-
-impl VerdictKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            VerdictKind::Fixed => "FIXED",
-            VerdictKind::Regressed => "REGRESSED",
-            VerdictKind::StillFailing => "STILL_FAILING",
-            VerdictKind::ThroughputRegression => "THROUGHPUT_REGRESSION",
-            VerdictKind::ThroughputImprovement => "THROUGHPUT_IMPROVEMENT",
-            VerdictKind::NoChange => "NO_CHANGE",
-            VerdictKind::Inconclusive => "INCONCLUSIVE",
-        }
-    }
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
     /// `{backend}-{fs}-{mapping}-{workload}`.
     pub cell: String,
+    /// The metric this row judges (`fast_mb_per_s`, ...); empty for an
+    /// outcome verdict or when nothing was measured.
+    pub metric: String,
+    pub timing: Option<Timing>,
     pub from_variant: String,
     pub to_variant: String,
-    pub verdict: VerdictKind,
+    pub verdict: Status,
     /// Outcome counts, e.g. `HANG 3/3 (INFO: task hung in ...)`.
     pub from: String,
     pub to: String,
-    pub from_median: Option<f64>,
-    /// 95 % bootstrap CI of `from_median`.
-    pub from_median_ci: Option<[f64; 2]>,
-    pub to_median: Option<f64>,
-    pub to_median_ci: Option<[f64; 2]>,
-    /// Change of the median from `from` to `to`, in percent.
-    pub delta_pct: Option<f64>,
-    /// 95 % bootstrap CI of `delta_pct`.
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
-    /// Two-sided Mann-Whitney U p-value of the throughput samples.
-    pub p_value: Option<f64>,
+    #[serde(flatten)]
+    pub stats: Stats,
     pub noise_floor_pct: f64,
-    /// "MB/s" or "ops/s"; empty when no throughput was compared.
+    /// "MB/s" or "ops/s" (said to be virtual time in icount); empty when no throughput was compared.
     pub unit: String,
     /// Why the verdict is what it is, in a few words.
     pub note: String,
@@ -111,8 +54,8 @@ pub struct Verdict {
 impl fmt::Display for Verdict {
     /// The verdict label: `THROUGHPUT_REGRESSION(-12.3%)`, `FIXED`, ...
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match (self.verdict, self.delta_pct) {
-            (VerdictKind::ThroughputRegression | VerdictKind::ThroughputImprovement, Some(d)) => {
+        match (self.verdict, self.stats.delta_pct) {
+            (Status::ThroughputRegression | Status::ThroughputImprovement, Some(d)) => {
                 write!(f, "{}({:+.1}%)", self.verdict.as_str(), d)
             }
             _ => f.write_str(self.verdict.as_str()),
@@ -153,22 +96,23 @@ fn runs<'a>(rec: &'a RunRecord, variant: &str, cell: &str) -> Vec<&'a CellResult
 }
 
 /// Every non-baseline variant against the first variant, cell by cell.
-pub fn compare_variants(rec: &RunRecord, noise_floor_pct: f64) -> Vec<Verdict> {
+pub fn compare_variants(rec: &RunRecord, floors: &NoiseFloors) -> Result<Vec<Verdict>> {
     let vs = variants(rec);
-    let Some((base, others)) = vs.split_first() else { return Vec::new() };
+    let Some((base, others)) = vs.split_first() else { return Ok(Vec::new()) };
     let mut out = Vec::new();
     for cell in cells(rec) {
         let from = runs(rec, base, &cell);
         for to in others {
-            out.push(compare_groups(&cell, base, &from, to, &runs(rec, to, &cell), noise_floor_pct));
+            out.extend(compare_groups(&cell, base, &from, to, &runs(rec, to, &cell), floors)?);
         }
     }
-    out
+    Ok(out)
 }
 
 /// The same variant and cell in `old` against `new`; variants are named
-/// `variant@run_id`. Cells present in only one record come out INCONCLUSIVE.
-pub fn compare_runs(old: &RunRecord, new: &RunRecord, noise_floor_pct: f64) -> Vec<Verdict> {
+/// `variant@run_id`. Cells present in only one record are NEW_CELL or
+/// INCONCLUSIVE.
+pub fn compare_runs(old: &RunRecord, new: &RunRecord, floors: &NoiseFloors) -> Result<Vec<Verdict>> {
     let mut pairs: Vec<(String, String)> = Vec::new();
     for rec in [old, new] {
         for c in &rec.cells {
@@ -178,181 +122,64 @@ pub fn compare_runs(old: &RunRecord, new: &RunRecord, noise_floor_pct: f64) -> V
             }
         }
     }
-    pairs
-        .iter()
-        .map(|(v, cell)| {
-            compare_groups(
-                cell,
-                &format!("{v}@{}", old.run_id),
-                &runs(old, v, cell),
-                &format!("{v}@{}", new.run_id),
-                &runs(new, v, cell),
-                noise_floor_pct,
-            )
-        })
-        .collect()
-}
-
-/// The largest |change %| between the odd- and even-numbered runs of
-/// `variant` over all its cells whose runs all passed with throughput in
-/// both halves; `None` when no cell qualifies. The maximum over cells (not a
-/// mean) because the floor must cover the noisiest cell it is applied to.
-pub fn noise_floor_from_aa(rec: &RunRecord, variant: &str) -> Option<f64> {
-    let mut floor: Option<f64> = None;
-    for cell in cells(rec) {
-        let rs = runs(rec, variant, &cell);
-        if rs.is_empty() || rs.iter().any(|r| r.outcome != Outcome::Pass) {
-            continue;
-        }
-        // Same unit choice as a comparison: MB/s when reported, else ops/s.
-        let unit_mb = rs.iter().any(|r| r.mb_per_s.is_some());
-        let half = |odd: bool| -> Vec<f64> {
-            rs.iter()
-                .filter(|r| (r.run % 2 == 1) == odd)
-                .filter_map(|r| if unit_mb { r.mb_per_s } else { r.ops_per_s })
-                .collect()
-        };
-        let (a, b) = (half(true), half(false));
-        if a.is_empty() || b.is_empty() {
-            continue;
-        }
-        if let Some(d) = pct_change(median(&a), median(&b)) {
-            floor = Some(floor.map_or(d.abs(), |f: f64| f.max(d.abs())));
-        }
+    let mut out = Vec::new();
+    for (v, cell) in &pairs {
+        out.extend(compare_groups(
+            cell,
+            &format!("{v}@{}", old.run_id),
+            &runs(old, v, cell),
+            &format!("{v}@{}", new.run_id),
+            &runs(new, v, cell),
+            floors,
+        )?);
     }
-    floor
+    Ok(out)
 }
 
-/// One verdict for two groups of runs of the same cell.
+/// The verdict rows of two groups of runs of the same cell: one for a
+/// change of outcome, else one per metric. An error when the groups were
+/// measured in different timing modes.
 pub fn compare_groups(
     cell: &str,
     from_variant: &str,
     from: &[&CellResult],
     to_variant: &str,
     to: &[&CellResult],
-    noise_floor_pct: f64,
-) -> Verdict {
-    let mut v = Verdict {
+    floors: &NoiseFloors,
+) -> Result<Vec<Verdict>> {
+    let timing = rules::same_timing(&format!("compare: cell {cell}"), &[(from_variant, from), (to_variant, to)])?;
+    let row = |metric: &str, verdict: Status, note: String, stats: Stats| Verdict {
         cell: cell.to_string(),
+        metric: metric.to_string(),
+        timing,
         from_variant: from_variant.to_string(),
         to_variant: to_variant.to_string(),
-        verdict: VerdictKind::Inconclusive,
+        verdict,
         from: outcome_counts(from),
         to: outcome_counts(to),
-        from_median: None,
-        from_median_ci: None,
-        to_median: None,
-        to_median_ci: None,
-        delta_pct: None,
-        ci_low: None,
-        ci_high: None,
-        p_value: None,
-        noise_floor_pct,
-        unit: String::new(),
-        note: String::new(),
+        stats,
+        noise_floor_pct: timing.map_or(0.0, |t| floors.get(t)),
+        unit: match (metric.is_empty(), timing) {
+            (false, Some(t)) => t.unit(metric_unit(metric)),
+            _ => String::new(),
+        },
+        note,
     };
-    let (f, t) = (Side::of(from), Side::of(to));
-    let (kind, note) = match (f, t) {
-        (Side::Empty, _) | (_, Side::Empty) => (VerdictKind::Inconclusive, "no runs on one side"),
-        (Side::Failing, Side::Failing) => (VerdictKind::StillFailing, "fails on both sides"),
-        (Side::Failing, Side::Clean) => (VerdictKind::Fixed, "baseline fails, all runs pass"),
-        (Side::Clean, Side::Failing) => (VerdictKind::Regressed, "baseline passes, fails now"),
-        (Side::Unknown, _) | (_, Side::Unknown) => (VerdictKind::Inconclusive, "ERROR/MISS runs hide the outcome"),
-        (Side::Clean, Side::Clean) => {
-            throughput_verdict(&mut v, from, to, noise_floor_pct);
-            return v;
-        }
-    };
-    v.verdict = kind;
-    v.note = note.to_string();
-    v
-}
-
-/// Fills in the throughput statistics and decides the verdict of two
-/// all-PASS groups (rules in the module doc).
-fn throughput_verdict(v: &mut Verdict, from: &[&CellResult], to: &[&CellResult], noise: f64) {
-    let Some((unit, [a, b])) = throughput(from, to) else {
-        v.verdict = VerdictKind::NoChange;
-        v.note = "all pass, no throughput measured".into();
-        return;
-    };
-    v.unit = unit.to_string();
-    if !a.is_empty() {
-        v.from_median = Some(median(&a));
-        v.from_median_ci = bootstrap_median_ci(&a);
+    if let Some((status, note)) = rules::outcome_rule(&rules::state(from), &rules::state(to)) {
+        return Ok(vec![row("", status, note, Stats::default())]);
     }
-    if !b.is_empty() {
-        v.to_median = Some(median(&b));
-        v.to_median_ci = bootstrap_median_ci(&b);
+    let metrics = rules::metric_names(&[from, to]);
+    if metrics.is_empty() {
+        return Ok(vec![row("", Status::NoChange, "all pass, no throughput measured".into(), Stats::default())]);
     }
-    if a.len() < MIN_SAMPLES || b.len() < MIN_SAMPLES {
-        v.verdict = VerdictKind::Inconclusive;
-        v.note = format!("too few throughput samples ({} vs {}, need {MIN_SAMPLES})", a.len(), b.len());
-        return;
-    }
-    v.p_value = mann_whitney_p(&a, &b);
-    v.delta_pct = pct_change(median(&a), median(&b));
-    let (Some(d), Some([lo, hi])) = (v.delta_pct, bootstrap_delta_ci(&a, &b)) else {
-        v.verdict = VerdictKind::Inconclusive;
-        v.note = "baseline median is zero".into();
-        return;
-    };
-    v.ci_low = Some(lo);
-    v.ci_high = Some(hi);
-    let excludes_zero = lo > 0.0 || hi < 0.0;
-    let above_noise = d.abs() > noise;
-    (v.verdict, v.note) = match (excludes_zero, above_noise) {
-        (true, true) if d < 0.0 => (VerdictKind::ThroughputRegression, "CI excludes 0, above noise".into()),
-        (true, true) => (VerdictKind::ThroughputImprovement, "CI excludes 0, above noise".into()),
-        (true, false) => (VerdictKind::NoChange, "CI excludes 0 but within noise floor".into()),
-        (false, false) => (VerdictKind::NoChange, "CI includes 0, within noise floor".into()),
-        (false, true) => (VerdictKind::Inconclusive, "large change but CI includes 0: more runs".into()),
-    };
-}
-
-/// What one side's runs, SKIP ignored, say about failure.
-#[derive(Clone, Copy)]
-enum Side {
-    Empty,
-    /// At least one FAIL.
-    Failing,
-    /// Every run PASS.
-    Clean,
-    /// No FAIL, but some ERROR/MISS.
-    Unknown,
-}
-
-impl Side {
-    fn of(rs: &[&CellResult]) -> Side {
-        let rs: Vec<_> = rs.iter().filter(|r| r.outcome != Outcome::Skip).collect();
-        if rs.is_empty() {
-            Side::Empty
-        } else if rs.iter().any(|r| r.outcome == Outcome::Fail) {
-            Side::Failing
-        } else if rs.iter().all(|r| r.outcome == Outcome::Pass) {
-            Side::Clean
-        } else {
-            Side::Unknown
-        }
-    }
-}
-
-/// Throughput samples of the PASS runs of both sides, in MB/s when both
-/// sides report it, else in ops/s; `None` when neither unit has a sample.
-fn throughput(from: &[&CellResult], to: &[&CellResult]) -> Option<(&'static str, [Vec<f64>; 2])> {
-    let pick = |rs: &[&CellResult], f: fn(&CellResult) -> Option<f64>| -> Vec<f64> {
-        rs.iter().filter(|r| r.outcome == Outcome::Pass).filter_map(|r| f(r)).filter(|x| x.is_finite()).collect()
-    };
-    let mb = [pick(from, |r| r.mb_per_s), pick(to, |r| r.mb_per_s)];
-    let ops = [pick(from, |r| r.ops_per_s), pick(to, |r| r.ops_per_s)];
-    let has = |s: &[Vec<f64>; 2]| !s[0].is_empty() && !s[1].is_empty();
-    if has(&mb) || (!has(&ops) && mb.iter().any(|s| !s.is_empty())) {
-        Some(("MB/s", mb))
-    } else if ops.iter().any(|s| !s.is_empty()) {
-        Some(("ops/s", ops))
-    } else {
-        None
-    }
+    let floor = timing.map_or(0.0, |t| floors.get(t));
+    Ok(metrics
+        .iter()
+        .map(|m| {
+            let (status, note, stats) = rules::throughput_rule(&rules::samples(from, m), &rules::samples(to, m), floor);
+            row(m, status, note, stats)
+        })
+        .collect())
 }
 
 /// `PASS 3/5, WARN 2/5 (WARNING in foo)`: counts per outcome (FAIL shown as
@@ -596,6 +423,7 @@ fn binomial(n: u64, k: u64) -> u64 {
 pub fn render_table(verdicts: &[Verdict]) -> String {
     let mut rows = vec![[
         "cell",
+        "metric",
         "from → to",
         "outcomes",
         "from median [95% CI]",
@@ -606,24 +434,26 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     ]
     .map(String::from)];
     for v in verdicts {
+        let st = &v.stats;
         let med = |m: Option<f64>, ci: Option<[f64; 2]>| match (m, ci) {
             (Some(m), Some([lo, hi])) => format!("{} [{}, {}] {}", num(m), num(lo), num(hi), v.unit),
             (Some(m), None) => format!("{} {}", num(m), v.unit),
             _ => "-".into(),
         };
-        let delta = match (v.delta_pct, v.ci_low, v.ci_high) {
+        let delta = match (st.delta_pct, st.ci_low, st.ci_high) {
             (Some(d), Some(lo), Some(hi)) => format!("{d:+.1}% [{lo:+.1}, {hi:+.1}]"),
             (Some(d), _, _) => format!("{d:+.1}%"),
             _ => "-".into(),
         };
         rows.push([
             v.cell.clone(),
+            if v.metric.is_empty() { "-".into() } else { v.metric.clone() },
             format!("{} → {}", v.from_variant, v.to_variant),
             format!("{} → {}", v.from, v.to),
-            med(v.from_median, v.from_median_ci),
-            med(v.to_median, v.to_median_ci),
+            med(st.from_median, st.from_median_ci),
+            med(st.to_median, st.to_median_ci),
             delta,
-            v.p_value.map_or("-".into(), |p| format!("{p:.3}")),
+            st.p_value.map_or("-".into(), |p| format!("{p:.3}")),
             v.to_string(),
         ]);
     }
@@ -633,8 +463,8 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
             *c = c.replace('|', "\\|");
         }
     }
-    let widths: Vec<usize> = (0..8).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap()).collect();
-    let line = |r: &[String; 8]| {
+    let widths: Vec<usize> = (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap()).collect();
+    let line = |r: &[String; 9]| {
         let cells: Vec<String> =
             r.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
         format!("| {} |\n", cells.join(" | "))
@@ -644,12 +474,15 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     for r in &rows[1..] {
         out += &line(r);
     }
-    let mut floors: Vec<f64> = verdicts.iter().map(|v| v.noise_floor_pct).collect();
-    floors.sort_by(f64::total_cmp);
+    let mut floors: Vec<String> =
+        verdicts.iter().filter_map(|v| v.timing.map(|t| format!("{:.2}% in {t} timing", v.noise_floor_pct))).collect();
+    floors.sort();
     floors.dedup();
     if !floors.is_empty() {
-        let fs: Vec<String> = floors.iter().map(|f| format!("{f:.1}%")).collect();
-        out += &format!("\nnoise floor: {}\n", fs.join(", "));
+        out += &format!("\nnoise floor: {}\n", floors.join(", "));
+    }
+    if verdicts.iter().any(|v| v.timing == Some(Timing::Icount) && !v.metric.is_empty()) {
+        out += "icount figures are MB per virtual second (guest time = instructions executed, 1 ns each): a CPU-cost measure, not host throughput.\n";
     }
     out
 }

@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod proc;
 pub mod report;
 pub mod results;
+pub mod rules;
 pub mod run;
 pub mod scenario;
 pub mod triage;

@@ -2,94 +2,48 @@
 //! cell (variant, backend, fs, mapping, workload) of a baseline run of the
 //! same scenario, by default the previous nightly.
 //!
-//! Per cell, the runs of each side are first reduced to a state — PASS (all
-//! runs passed), FAIL with a title (any FAIL or ERROR: a kernel that did not
-//! boot is the kernel's fault), or UNKNOWN (MISS/SKIP only: the harness
-//! failed) — and then ([`classify`]):
-//!
-//! | baseline        | new            | status                                   |
-//! |-----------------|----------------|------------------------------------------|
-//! | absent/UNKNOWN  | PASS           | NEW_CELL                                 |
-//! | absent/UNKNOWN  | FAIL           | NEW_CELL (absent) / NEW_FAILURE (UNKNOWN)|
-//! | PASS            | FAIL           | NEW_FAILURE                              |
-//! | FAIL            | PASS           | FIXED                                    |
-//! | FAIL t          | FAIL t         | STILL_FAILING                            |
-//! | FAIL t          | FAIL u         | CHANGED_FAILURE                          |
-//! | any             | UNKNOWN        | INCONCLUSIVE                             |
-//! | PASS            | PASS           | throughput, below                        |
-//!
-//! Throughput: one run per night gives one sample per side, too few for an
-//! interval, so the reference is the baseline's PASS samples pooled with
-//! those of the earlier nightlies in the history window. With at least
-//! [`compare::MIN_SAMPLES`] reference samples, `d` = change of the medians
-//! in percent with its 95 % bootstrap CI ([`compare::bootstrap_delta_ci`]),
-//! and the rule of [`crate::compare`]: CI excludes 0 and |d| > noise floor
-//! → THROUGHPUT_REGRESSION / _IMPROVEMENT, otherwise NO_CHANGE.
+//! The verdict is the rule book's ([`crate::rules`]): outcomes first, then
+//! throughput per metric. The throughput reference is the baseline's PASS
+//! boots pooled with those of the earlier nightlies in the history window
+//! (one night's runs are few); tonight's side is tonight's boots. Both need
+//! [`rules::MIN_SAMPLES`] boots, so a scenario judged on throughput every
+//! night runs its cells 3 times (`run.runs: 3`); with fewer, throughput is
+//! INCONCLUSIVE and only outcomes are judged.
 
-use crate::compare::{self, MIN_SAMPLES};
+use crate::compare;
 use crate::error::{bad_input, Result};
-use crate::results::{self, CellResult, Outcome, RunRecord};
+use crate::results::{self, metric_unit, CellResult, Outcome, RunRecord};
+use crate::rules::{self, NoiseFloors, Stats};
+use crate::scenario::Timing;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
+
+pub use crate::rules::Status;
 
 /// Marker file in a run directory: the run was made by `kregress nightly`.
 pub const MARKER: &str = "nightly.json";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum Status {
-    NewFailure,
-    Fixed,
-    StillFailing,
-    ChangedFailure,
-    ThroughputRegression,
-    ThroughputImprovement,
-    NoChange,
-    NewCell,
-    Inconclusive,
-}
-
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::NewFailure => "NEW_FAILURE",
-            Status::Fixed => "FIXED",
-            Status::StillFailing => "STILL_FAILING",
-            Status::ChangedFailure => "CHANGED_FAILURE",
-            Status::ThroughputRegression => "THROUGHPUT_REGRESSION",
-            Status::ThroughputImprovement => "THROUGHPUT_IMPROVEMENT",
-            Status::NoChange => "NO_CHANGE",
-            Status::NewCell => "NEW_CELL",
-            Status::Inconclusive => "INCONCLUSIVE",
-        }
-    }
-
-    /// What makes `kregress nightly` exit 1.
-    pub fn regressed(self) -> bool {
-        matches!(self, Status::NewFailure | Status::ChangedFailure | Status::ThroughputRegression)
-    }
-}
-
-/// The verdict of one cell.
+/// The verdict of one cell (an outcome row) or of one metric of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CellVerdict {
     /// `variant/backend-fs-mapping-workload`.
     pub cell: String,
+    /// The metric this row judges; empty for an outcome row.
+    pub metric: String,
+    pub timing: Option<Timing>,
     pub status: Status,
     /// Outcome counts of the baseline's runs (`PASS 1/1`), `None` when absent.
     pub old: Option<String>,
     pub new: String,
     pub old_title: Option<String>,
     pub new_title: Option<String>,
-    /// "MB/s" or "ops/s"; empty when no throughput was compared.
+    /// "MB/s" or "ops/s" (said to be virtual time in icount); empty when no throughput was compared.
     pub unit: String,
-    /// Median of the reference samples (baseline + earlier nightlies).
-    pub ref_median: Option<f64>,
+    /// Boots in the reference (baseline + earlier nightlies).
     pub ref_samples: usize,
-    pub new_median: Option<f64>,
-    pub delta_pct: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
+    /// `from_*` is the reference, `to_*` tonight.
+    #[serde(flatten)]
+    pub stats: Stats,
     pub noise_floor_pct: f64,
     pub note: String,
 }
@@ -99,134 +53,60 @@ pub fn cell_name(r: &CellResult) -> String {
     format!("{}/{}", r.variant, compare::cell_key(r))
 }
 
-enum State {
-    Absent,
-    Pass,
-    Fail(String),
-    Unknown(String),
-}
-
-fn state(rs: &[&CellResult]) -> State {
-    let rs: Vec<&&CellResult> = rs.iter().filter(|r| r.outcome != Outcome::Skip).collect();
-    if rs.is_empty() {
-        return State::Absent;
-    }
-    let failing: Vec<&&CellResult> = rs.iter().copied().filter(|r| matches!(r.outcome, Outcome::Fail | Outcome::Error)).collect();
-    if !failing.is_empty() {
-        // The most frequent title names the failure (first seen wins a tie).
-        let titles: Vec<String> = failing
-            .iter()
-            .map(|r| r.title.clone().unwrap_or_else(|| "FAIL (no title)".into()))
-            .collect();
-        let best = titles.iter().max_by_key(|t| (titles.iter().filter(|x| x == t).count(), std::cmp::Reverse(titles.iter().position(|x| x == *t)))).unwrap();
-        return State::Fail(best.clone());
-    }
-    if rs.iter().all(|r| r.outcome == Outcome::Pass) {
-        State::Pass
-    } else {
-        let why = rs.iter().find(|r| r.outcome != Outcome::Pass).and_then(|r| r.title.clone()).unwrap_or_else(|| "MISS".into());
-        State::Unknown(why)
-    }
-}
-
-/// Throughput samples of the PASS runs in the given unit.
-fn samples(rs: &[&CellResult], mb: bool) -> Vec<f64> {
-    rs.iter()
-        .filter(|r| r.outcome == Outcome::Pass)
-        .filter_map(|r| if mb { r.mb_per_s } else { r.ops_per_s })
-        .filter(|x| x.is_finite())
-        .collect()
-}
-
 /// One cell: `old` the baseline's runs, `new` tonight's, `earlier` the runs
 /// of older nightlies in the history window (pooled into the throughput
-/// reference only). Rules in the module doc.
-pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], noise_floor_pct: f64) -> CellVerdict {
+/// reference only). An error when tonight and the reference were measured
+/// in different timing modes.
+pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let first = new.first().or(old.first()).expect("classify: no runs on either side");
-    let mut v = CellVerdict {
-        cell: cell_name(first),
-        status: Status::Inconclusive,
+    let name = cell_name(first);
+    let pooled: Vec<&CellResult> = old.iter().chain(earlier).copied().collect();
+    let timing = rules::same_timing(&format!("nightly: cell {name}"), &[("reference", &pooled), ("tonight", new)])?;
+    let (o, n) = (rules::state(old), rules::state(new));
+    let title = |s: &rules::State| match s {
+        rules::State::Fail(t) => Some(t.clone()),
+        _ => None,
+    };
+    let floor = timing.map_or(0.0, |t| floors.get(t));
+    let row = |metric: &str, status, note: String, stats, ref_samples| CellVerdict {
+        cell: name.clone(),
+        metric: metric.to_string(),
+        timing,
+        status,
         old: (!old.is_empty()).then(|| compare::outcome_counts(old)),
         new: compare::outcome_counts(new),
-        old_title: None,
-        new_title: None,
-        unit: String::new(),
-        ref_median: None,
-        ref_samples: 0,
-        new_median: None,
-        delta_pct: None,
-        ci_low: None,
-        ci_high: None,
-        noise_floor_pct,
-        note: String::new(),
+        old_title: title(&o),
+        new_title: title(&n),
+        unit: match (metric.is_empty(), timing) {
+            (false, Some(t)) => t.unit(metric_unit(metric)),
+            _ => String::new(),
+        },
+        ref_samples,
+        stats,
+        noise_floor_pct: floor,
+        note,
     };
-    let (o, n) = (state(old), state(new));
-    if let State::Fail(t) = &o {
-        v.old_title = Some(t.clone());
+    if let Some((status, note)) = rules::outcome_rule(&o, &n) {
+        let note = if matches!(n, rules::State::Absent) { "not run tonight".to_string() } else { note };
+        return Ok(vec![row("", status, note, Stats::default(), 0)]);
     }
-    if let State::Fail(t) = &n {
-        v.new_title = Some(t.clone());
+    let metrics = rules::metric_names(&[new]);
+    if metrics.is_empty() {
+        return Ok(vec![row("", Status::NoChange, "all pass, no throughput measured".into(), Stats::default(), 0)]);
     }
-    (v.status, v.note) = match (&o, &n) {
-        (_, State::Absent) => (Status::Inconclusive, "not run tonight".into()),
-        (_, State::Unknown(why)) => (Status::Inconclusive, format!("harness: {why}")),
-        (State::Absent, _) => (Status::NewCell, "not in the baseline".into()),
-        (State::Unknown(why), State::Pass) => (Status::NewCell, format!("baseline had no verdict ({why})")),
-        (State::Unknown(why), State::Fail(_)) => (Status::NewFailure, format!("fails; baseline had no verdict ({why})")),
-        (State::Pass, State::Fail(_)) => (Status::NewFailure, "passed in the baseline".into()),
-        (State::Fail(_), State::Pass) => (Status::Fixed, "failed in the baseline".into()),
-        (State::Fail(a), State::Fail(b)) if a == b => (Status::StillFailing, "same title as the baseline".into()),
-        (State::Fail(a), State::Fail(_)) => (Status::ChangedFailure, format!("baseline failed with: {a}")),
-        (State::Pass, State::Pass) => {
-            throughput(&mut v, old, new, earlier, noise_floor_pct);
-            return v;
-        }
-    };
-    v
-}
-
-fn throughput(v: &mut CellVerdict, old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], noise: f64) {
-    // Tonight's unit decides: MB/s when reported, else ops/s.
-    let mb = new.iter().any(|r| r.mb_per_s.is_some());
-    let b = samples(new, mb);
-    if b.is_empty() {
-        (v.status, v.note) = (Status::NoChange, "all pass, no throughput measured".into());
-        return;
-    }
-    let pooled: Vec<&CellResult> = old.iter().chain(earlier).copied().collect();
-    let a = samples(&pooled, mb);
-    v.unit = if mb { "MB/s" } else { "ops/s" }.into();
-    v.new_median = Some(compare::median(&b));
-    v.ref_samples = a.len();
-    if a.is_empty() {
-        (v.status, v.note) = (Status::NoChange, "all pass; no throughput reference".into());
-        return;
-    }
-    let ref_median = compare::median(&a);
-    v.ref_median = Some(ref_median);
-    v.delta_pct = (ref_median != 0.0).then(|| (compare::median(&b) - ref_median) / ref_median * 100.0);
-    if a.len() < MIN_SAMPLES {
-        v.status = Status::NoChange;
-        v.note = format!("all pass; throughput not judged ({} reference samples, need {MIN_SAMPLES})", a.len());
-        return;
-    }
-    let (Some(d), Some([lo, hi])) = (v.delta_pct, compare::bootstrap_delta_ci(&a, &b)) else {
-        (v.status, v.note) = (Status::NoChange, "all pass; reference median is zero".into());
-        return;
-    };
-    (v.ci_low, v.ci_high) = (Some(lo), Some(hi));
-    let excludes_zero = lo > 0.0 || hi < 0.0;
-    (v.status, v.note) = match (excludes_zero, d.abs() > noise) {
-        (true, true) if d < 0.0 => (Status::ThroughputRegression, "CI excludes 0, above noise".into()),
-        (true, true) => (Status::ThroughputImprovement, "CI excludes 0, above noise".into()),
-        (true, false) => (Status::NoChange, "CI excludes 0 but within noise floor".into()),
-        (false, _) => (Status::NoChange, "CI includes 0".into()),
-    };
+    Ok(metrics
+        .iter()
+        .map(|m| {
+            let a = rules::samples(&pooled, m);
+            let (status, note, stats) = rules::throughput_rule(&a, &rules::samples(new, m), floor);
+            row(m, status, note, stats, a.len())
+        })
+        .collect())
 }
 
 /// Every cell of `new` (and every cell only the baseline had) against
 /// `baseline`; `earlier` are older nightlies, pooled for throughput.
-pub fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], noise_floor_pct: f64) -> Vec<CellVerdict> {
+pub fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let mut names: Vec<String> = Vec::new();
     for c in new.cells.iter().chain(baseline.iter().flat_map(|b| &b.cells)) {
         let n = cell_name(c);
@@ -235,15 +115,14 @@ pub fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[R
         }
     }
     let of = |rec: &RunRecord, name: &str| -> Vec<CellResult> { rec.cells.iter().filter(|c| cell_name(c) == name).cloned().collect() };
-    names
-        .iter()
-        .map(|name| {
-            let old = baseline.map(|b| of(b, name)).unwrap_or_default();
-            let new_runs = of(new, name);
-            let earl: Vec<CellResult> = earlier.iter().flat_map(|r| of(r, name)).collect();
-            classify(&refs(&old), &refs(&new_runs), &refs(&earl), noise_floor_pct)
-        })
-        .collect()
+    let mut out = Vec::new();
+    for name in &names {
+        let old = baseline.map(|b| of(b, name)).unwrap_or_default();
+        let new_runs = of(new, name);
+        let earl: Vec<CellResult> = earlier.iter().flat_map(|r| of(r, name)).collect();
+        out.extend(classify(&refs(&old), &refs(&new_runs), &refs(&earl), floors)?);
+    }
+    Ok(out)
 }
 
 fn refs(v: &[CellResult]) -> Vec<&CellResult> {
@@ -377,8 +256,9 @@ mod tests {
             outcome,
             kind: (outcome == Outcome::Fail).then_some(FailKind::Hang),
             title: title.map(str::to_string),
-            mb_per_s: mb,
-            ops_per_s: None,
+            timing: Timing::Icount,
+            metrics: mb.map(|m| [("fast_mb_per_s".to_string(), m)].into_iter().collect()).unwrap_or_default(),
+            samples: vec![],
             problems: vec![],
             console: PathBuf::from("console.log"),
             seconds: 1.0,
@@ -394,8 +274,14 @@ mod tests {
         cell("fixed", "dio-read", 1, Outcome::Fail, Some(title), None)
     }
 
+    fn floors() -> NoiseFloors {
+        NoiseFloors::default()
+    }
+
     fn st(old: &[CellResult], new: &[CellResult], earlier: &[CellResult]) -> CellVerdict {
-        classify(&refs(old), &refs(new), &refs(earlier), 5.0)
+        let mut v = classify(&refs(old), &refs(new), &refs(earlier), &floors()).unwrap();
+        assert_eq!(v.len(), 1, "{v:#?}");
+        v.remove(0)
     }
 
     #[test]
@@ -411,7 +297,8 @@ mod tests {
         let miss = cell("fixed", "dio-read", 1, Outcome::Miss, Some("DAX not active"), None);
         assert_eq!(st(&[pass(300.0)], std::slice::from_ref(&miss), &[]).status, Status::Inconclusive);
         assert_eq!(st(std::slice::from_ref(&miss), &[pass(300.0)], &[]).status, Status::NewCell);
-        assert_eq!(st(&[miss], &[fail(hang)], &[]).status, Status::NewFailure);
+        // A baseline without a verdict cannot make a failure new.
+        assert_eq!(st(&[miss], &[fail(hang)], &[]).status, Status::Inconclusive);
         // A kernel that stopped booting is a new failure, not a harness problem.
         let err = cell("fixed", "dio-read", 1, Outcome::Error, Some("boot failed: no agent hello within 60 s"), None);
         assert_eq!(st(&[pass(300.0)], &[err], &[]).status, Status::NewFailure);
@@ -426,19 +313,33 @@ mod tests {
     }
 
     #[test]
-    fn throughput_needs_a_reference_and_a_real_drop() {
-        // One sample in the baseline: not judged, even for a 50 % drop.
-        let v = st(&[pass(300.0)], &[pass(150.0)], &[]);
-        assert_eq!(v.status, Status::NoChange);
-        assert!(v.note.contains("not judged"), "{}", v.note);
-        // Baseline + earlier nightlies tightly around 300: 150 is a regression.
-        let hist = [pass(298.0), pass(303.0), pass(301.0), pass(299.0)];
-        let v = st(&[pass(300.0)], &[pass(150.0)], &hist);
+    fn throughput_needs_three_boots_a_side_and_a_real_drop() {
+        let tonight = |xs: &[f64]| -> Vec<CellResult> { xs.iter().enumerate().map(|(i, m)| cell("fixed", "dio-read", i as u32 + 1, Outcome::Pass, None, Some(*m))).collect() };
+        // One boot in the reference: not judged, even for a 50 % drop.
+        let v = st(&[pass(874.0)], &tonight(&[437.0, 437.0, 437.0]), &[]);
+        assert_eq!(v.status, Status::Inconclusive);
+        assert!(v.note.contains("too few boots"), "{}", v.note);
+        // Baseline + earlier nightlies tightly around 874 (icount: 1 % floor).
+        let hist = [pass(874.1), pass(874.4), pass(874.2), pass(873.9)];
+        let v = st(&[pass(874.0)], &tonight(&[437.0, 437.2, 436.9]), &hist);
         assert_eq!(v.status, Status::ThroughputRegression, "{v:?}");
-        assert!(v.delta_pct.unwrap() < -45.0 && v.ci_high.unwrap() < 0.0, "{v:?}");
-        assert_eq!(st(&[pass(300.0)], &[pass(450.0)], &hist).status, Status::ThroughputImprovement);
-        // 2 % is within the 5 % noise floor.
-        assert_eq!(st(&[pass(300.0)], &[pass(294.0)], &hist).status, Status::NoChange);
+        assert!(v.stats.delta_pct.unwrap() < -45.0 && v.stats.ci_high.unwrap() < 0.0, "{v:?}");
+        assert_eq!(v.unit, "MB/s (virtual time)");
+        assert_eq!(v.ref_samples, 5);
+        assert_eq!(st(&[pass(874.0)], &tonight(&[920.0, 921.0, 919.0]), &hist).status, Status::ThroughputImprovement);
+        // 0.5 % is within the icount floor.
+        assert_eq!(st(&[pass(874.0)], &tonight(&[869.6, 869.7, 869.5]), &hist).status, Status::NoChange);
+        // One boot tonight: too few.
+        assert_eq!(st(&[pass(874.0)], &tonight(&[437.0]), &hist).status, Status::Inconclusive);
+    }
+
+    #[test]
+    fn reference_and_tonight_in_different_timing_modes_are_refused() {
+        let mut wall = pass(300.0);
+        wall.timing = Timing::Wall;
+        let e = classify(&refs(&[wall]), &refs(&[pass(874.0)]), &[], &floors()).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("wall") && e.to_string().contains("icount"), "{e}");
     }
 
     #[test]
@@ -462,13 +363,18 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs");
         let old = results::load(&root.join("20261126-160608-fixed-matrix")).unwrap();
         let new = results::load(&root.join("20261126-161418-fixed-matrix")).unwrap();
-        let vs = classify_runs(Some(&old), &new, &[], 5.0);
+        let vs = classify_runs(Some(&old), &new, &[], &NoiseFloors::of(&new)).unwrap();
         assert_eq!(vs.len(), 24);
         let new_cells: Vec<&str> = vs.iter().filter(|v| v.status == Status::NewCell).map(|v| v.cell.as_str()).collect();
         assert_eq!(new_cells, ["fixed/memmap-xfs-pmd-dio-read", "fixed/memmap-xfs-pmd-dio-write", "fixed/memmap-xfs-pmd-truncate-during-dio"]);
-        assert!(vs.iter().filter(|v| v.status != Status::NewCell).all(|v| v.status == Status::NoChange), "{vs:#?}");
+        // One boot a side: throughput is not judged, and never called NO_CHANGE.
+        for v in vs.iter().filter(|v| v.status != Status::NewCell) {
+            assert_eq!(v.status, Status::Inconclusive, "{v:#?}");
+            assert!(v.note.contains("too few boots to judge (1 vs 1"), "{v:#?}");
+            assert_eq!(v.timing, Some(Timing::Wall), "stored runs predate icount: {v:#?}");
+        }
         // Reversed (a night that lost them), those cells are INCONCLUSIVE, never NO_CHANGE.
-        let back = classify_runs(Some(&new), &old, &[], 5.0);
-        assert_eq!(back.iter().filter(|v| v.status == Status::Inconclusive).count(), 3);
+        let back = classify_runs(Some(&new), &old, &[], &NoiseFloors::of(&old)).unwrap();
+        assert_eq!(back.iter().filter(|v| v.status == Status::Inconclusive && v.note.starts_with("harness")).count(), 3);
     }
 }

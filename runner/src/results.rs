@@ -5,8 +5,9 @@
 
 use crate::cache::write_atomic;
 use crate::error::{bad_input, Context, Result};
-use crate::scenario::Cell;
+use crate::scenario::{Cell, Timing};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// KCIDB-style status of a cell.
@@ -44,8 +45,19 @@ pub struct CellResult {
     pub outcome: Outcome,
     pub kind: Option<FailKind>,
     pub title: Option<String>,
-    pub mb_per_s: Option<f64>,
-    pub ops_per_s: Option<f64>,
+    /// How guest time ran in the boot (icount figures are per virtual second).
+    /// Runs stored before timing modes existed were all wall-clock.
+    #[serde(default = "wall")]
+    pub timing: Timing,
+    /// The figures verdicts are made of, one value per boot: for the dio
+    /// workloads `fast_mb_per_s` and `slow_mb_per_s` (GUP-fast and slow GUP,
+    /// each the median of the boot's passes after the warm-up pass), for the
+    /// race `ops_per_s`. See [`metric_unit`].
+    #[serde(default)]
+    pub metrics: BTreeMap<String, f64>,
+    /// Every measured pass as the agent reported it, warm-up included.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub samples: Vec<PassSample>,
     /// Every problem seen, most severe first (the title is the first's).
     #[serde(default)]
     pub problems: Vec<String>,
@@ -68,8 +80,9 @@ impl CellResult {
             outcome,
             kind: None,
             title: None,
-            mb_per_s: None,
-            ops_per_s: None,
+            timing: c.timing,
+            metrics: BTreeMap::new(),
+            samples: vec![],
             problems: vec![],
             console,
             seconds: 0.0,
@@ -80,6 +93,45 @@ impl CellResult {
     pub fn id(&self) -> String {
         format!("{}/{}-{}-{}-{}/run{}", self.variant, self.backend, self.fs, self.mapping, self.workload, self.run)
     }
+}
+
+fn wall() -> Timing {
+    Timing::Wall
+}
+
+/// One pass of a throughput workload inside one boot.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PassSample {
+    pub pass: u32,
+    pub gup: kregress_agent::Gup,
+    pub mb_per_s: f64,
+    /// The first pass: reported, never used in a metric (it pays for first
+    /// touches the later passes do not).
+    pub warmup: bool,
+}
+
+/// The unit of a metric by its name: `..._mb_per_s` → MB/s, `ops_per_s` → ops/s.
+pub fn metric_unit(metric: &str) -> &'static str {
+    if metric.ends_with("mb_per_s") {
+        "MB/s"
+    } else {
+        "ops/s"
+    }
+}
+
+/// The metrics of one boot from its pass samples: per GUP path, the median
+/// of the passes after the warm-up. Passes inside one boot are not
+/// independent samples (same kernel instance, same layout), so they are
+/// reduced to one value here and the boot is the unit the statistics see.
+pub fn metrics_from_samples(samples: &[PassSample]) -> BTreeMap<String, f64> {
+    let mut out = BTreeMap::new();
+    for (gup, name) in [(kregress_agent::Gup::Fast, "fast_mb_per_s"), (kregress_agent::Gup::Slow, "slow_mb_per_s")] {
+        let xs: Vec<f64> = samples.iter().filter(|s| s.gup == gup && !s.warmup && s.mb_per_s.is_finite()).map(|s| s.mb_per_s).collect();
+        if !xs.is_empty() {
+            out.insert(name.to_string(), crate::compare::median(&xs));
+        }
+    }
+    out
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -5,8 +5,8 @@
 
 use crate::error::{bad_input, infra, Context, Result};
 use crate::kernel::{self, KernelArtifact, KernelSpec};
-use crate::results::{self, CellResult, FailKind, Outcome, RunRecord};
-use crate::scenario::{Cell, Filter, Scenario};
+use crate::results::{self, CellResult, FailKind, Outcome, PassSample, RunRecord};
+use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
 use kregress_agent::{GuestConfig, LineParser, Message, WorkloadSpec};
@@ -175,23 +175,36 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
     }
 }
 
-/// Throughput of the cell: the agent's overall figure for its workload.
-fn throughput(seen: &Seen) -> (Option<f64>, Option<f64>) {
+/// Pass samples and metrics of the cell (see [`results::metrics_from_samples`]):
+/// per-path MB/s from the passes after the warm-up, or the race's ops/s.
+fn throughput(seen: &Seen) -> (Vec<PassSample>, BTreeMap<String, f64>) {
+    let samples: Vec<PassSample> = seen
+        .messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::Sample { pass, gup, mb_per_s: Some(x), .. } => Some(PassSample { pass: *pass, gup: *gup, mb_per_s: *x, warmup: *pass == 0 }),
+            _ => None,
+        })
+        .collect();
+    let mut metrics = results::metrics_from_samples(&samples);
     for m in &seen.messages {
-        if let Message::WorkloadResult { mb_per_s, ops_per_s, .. } = m {
-            return (*mb_per_s, *ops_per_s);
+        if let Message::WorkloadResult { ops_per_s: Some(x), .. } = m {
+            if x.is_finite() {
+                metrics.insert("ops_per_s".into(), *x);
+            }
         }
     }
-    (None, None)
+    (samples, metrics)
 }
 
-/// Cells that share a boot: same variant, backend, filesystem, mapping and run.
+/// Cells that share a boot: same variant, backend, filesystem, mapping, run
+/// and timing mode.
 pub fn boot_groups(cells: &[&Cell]) -> Vec<Vec<Cell>> {
     let mut groups: Vec<Vec<Cell>> = Vec::new();
     for c in cells {
         match groups.iter_mut().find(|g| {
             let h = &g[0];
-            (&h.variant, h.backend, h.fs, h.mapping, h.run) == (&c.variant, c.backend, c.fs, c.mapping, c.run)
+            (&h.variant, h.backend, h.fs, h.mapping, h.run, h.timing) == (&c.variant, c.backend, c.fs, c.mapping, c.run, c.timing)
         }) {
             Some(g) => g.push((*c).clone()),
             None => groups.push(vec![(*c).clone()]),
@@ -228,7 +241,11 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     for c in &cells[1..] {
         cfg.workloads.extend(guest_config(c)?.workloads);
     }
-    let work: u64 = cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64;
+    let icount = cells[0].timing == Timing::Icount;
+    // The agent's deadlines are guest seconds; under icount a guest second
+    // (1e9 instructions) takes a few host seconds of TCG.
+    let virt = if icount { 4 } else { 1 };
+    let work: u64 = (cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64) * virt;
     // TCG and a busy host slow everything: scale the host's backstop deadlines.
     let scale = if accel == Accel::Tcg { 3 } else { 1 };
     cfg.premade = true;
@@ -236,7 +253,9 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         bzimage: k.bzimage.clone(),
         initrd: initrd.to_path_buf(),
         backend: cells[0].backend,
-        smp: 2,
+        // icount with two vCPUs stalls QEMU 7.2 at SMP bring-up.
+        smp: if icount { 1 } else { 2 },
+        icount,
         append: cfg.to_cmdline(),
         panic_on_warn,
         boot_deadline: Duration::from_secs(60 * scale),
@@ -315,12 +334,12 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
             }
         }
         let (outcome, kind, title, problems) = judge(&seen);
-        let (mb_per_s, ops_per_s) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { (None, None) };
+        let (samples, metrics) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen) } else { Default::default() };
         let res = CellResult {
             kind,
             title,
-            mb_per_s,
-            ops_per_s,
+            samples,
+            metrics,
             problems,
             seconds: started.elapsed().as_secs_f64() / (last + 1) as f64,
             boot_seconds: r.hello_seconds,
@@ -514,9 +533,18 @@ mod tests {
 
     #[test]
     fn clean_run_passes() {
-        let s = Seen { messages: vec![passed(), done()], booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
+        let sample = |pass, gup, x| Message::Sample { workload: "dio-read".into(), pass, gup, mb_per_s: Some(x), ops_per_s: None };
+        use kregress_agent::Gup::{Fast, Slow};
+        let msgs = vec![sample(0, Fast, 500.0), sample(0, Slow, 300.0), sample(1, Fast, 874.0), sample(1, Slow, 428.0), sample(2, Fast, 874.4), sample(2, Slow, 432.4), sample(3, Fast, 874.2), sample(3, Slow, 432.4), passed(), done()];
+        let s = Seen { messages: msgs, booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
         assert_eq!(judge(&s).0, Outcome::Pass);
-        assert_eq!(throughput(&s), (Some(300.0), None));
+        let (samples, metrics) = throughput(&s);
+        // The warm-up pass is kept as a sample but not in the metrics: median of passes 1..3 per path.
+        assert_eq!(samples.len(), 8);
+        assert!(samples[0].warmup && samples[1].warmup && !samples[2].warmup);
+        assert_eq!(metrics.get("fast_mb_per_s"), Some(&874.2));
+        assert_eq!(metrics.get("slow_mb_per_s"), Some(&432.4));
+        assert_eq!(metrics.len(), 2, "no blended figure: {metrics:?}");
     }
 
     #[test]

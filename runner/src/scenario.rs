@@ -40,6 +40,53 @@ pub struct RunSection {
     /// Boot with panic_on_warn=1 (a WARN ends the guest at once).
     #[serde(default)]
     pub panic_on_warn: bool,
+    /// How guest time runs for every workload without its own `timing`
+    /// (default: [`Timing::default_for`] the workload).
+    #[serde(default)]
+    pub timing: Option<Timing>,
+}
+
+/// How guest time runs in a boot, and so what a throughput figure means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Timing {
+    /// One vCPU under `-icount shift=0,sleep=off`: guest time counts
+    /// instructions (1 ns each), so MB/s is MB per *virtual* second, a
+    /// deterministic CPU-cost measure that host load does not move.
+    Icount,
+    /// Host time: two vCPUs, figures move with the host's load.
+    Wall,
+}
+
+impl Timing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Timing::Icount => "icount",
+            Timing::Wall => "wall",
+        }
+    }
+
+    /// Throughput workloads measure in icount; races need two vCPUs (wall).
+    pub fn default_for(w: WorkloadName) -> Timing {
+        match w {
+            WorkloadName::DioRead | WorkloadName::DioWrite => Timing::Icount,
+            WorkloadName::TruncateDuringDio => Timing::Wall,
+        }
+    }
+
+    /// How a throughput unit is printed: icount figures say they are virtual.
+    pub fn unit(self, unit: &str) -> String {
+        match self {
+            Timing::Icount => format!("{unit} (virtual time)"),
+            Timing::Wall => unit.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for Timing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl Default for RunSection {
@@ -58,7 +105,7 @@ fn default_mappings() -> Vec<Mapping> {
     vec![Mapping::Pte]
 }
 fn default_workloads() -> Vec<Workload> {
-    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None }]
+    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None, timing: None }]
 }
 fn one() -> u32 {
     1
@@ -77,6 +124,8 @@ pub struct Workload {
     pub passes: Option<u32>,
     pub seconds: Option<u32>,
     pub threads: Option<u32>,
+    /// Overrides `run.timing` for this workload.
+    pub timing: Option<Timing>,
 }
 
 /// Selects cells: every given field must match (`--only`, `exclude`, `expect`).
@@ -361,6 +410,8 @@ pub struct Cell {
     pub mapping: Mapping,
     pub workload: Workload,
     pub run: u32,
+    /// How guest time runs in this cell's boot (cells of different timing never share one).
+    pub timing: Timing,
 }
 
 impl Cell {
@@ -429,7 +480,8 @@ impl Scenario {
                     for &mapping in &self.run.mappings {
                         for w in &self.run.workloads {
                             for run in 1..=runs.unwrap_or(self.run.runs) {
-                                let c = Cell { variant: v.name.clone(), backend, fs, mapping, workload: w.clone(), run };
+                                let timing = w.timing.or(self.run.timing).unwrap_or(Timing::default_for(w.name));
+                                let c = Cell { variant: v.name.clone(), backend, fs, mapping, workload: w.clone(), run, timing };
                                 if only.matches(&c) && !self.run.exclude.iter().any(|x| x.matches(&c)) {
                                     out.push(c);
                                 }

@@ -29,6 +29,8 @@ pub struct VmSpec {
     pub initrd: PathBuf,
     pub backend: Backend,
     pub smp: u32,
+    /// `-icount shift=0,sleep=off` (TCG only): guest time counts instructions.
+    pub icount: bool,
     /// Extra kernel command line (the agent's configuration).
     pub append: String,
     pub panic_on_warn: bool,
@@ -123,7 +125,8 @@ pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
         }
     }
     match accel {
-        Accel::Kvm => {
+        // icount exists only under TCG: an icount boot is a TCG boot whatever the host offers.
+        Accel::Kvm if !spec.icount => {
             push("-accel");
             push("kvm");
             push("-cpu");
@@ -134,6 +137,12 @@ pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
             push("tcg");
             push("-cpu");
             push("max");
+            if spec.icount {
+                // 1 ns of guest time per instruction; an idle guest jumps to
+                // its next timer instead of sleeping in host time.
+                push("-icount");
+                push("shift=0,sleep=off");
+            }
         }
     }
     for s in ["-smp", &spec.smp.to_string(), "-display", "none", "-nodefaults", "-serial", "stdio", "-monitor", "none", "-no-reboot"] {
@@ -296,6 +305,7 @@ mod tests {
             initrd: "/k/initrd".into(),
             backend: b,
             smp: 2,
+            icount: false,
             append: "kregress.fs=ext4".into(),
             panic_on_warn: false,
             boot_deadline: Duration::from_secs(60),
@@ -323,6 +333,16 @@ mod tests {
         assert!(a.contains("-device nvdimm,id=nv0,memdev=mem0"), "{a}");
         assert!(!a.contains("memmap="), "{a}");
         assert!(a.contains("-accel kvm -cpu host"), "{a}");
+    }
+
+    #[test]
+    fn icount_is_one_vcpu_counting_instructions_under_tcg() {
+        let mut s = spec(Backend::Memmap);
+        assert!(!qemu_args(&s, Accel::Tcg).join(" ").contains("-icount"));
+        s.icount = true;
+        s.smp = 1;
+        let a = qemu_args(&s, Accel::Tcg).join(" ");
+        assert!(a.contains("-icount shift=0,sleep=off") && a.contains("-smp 1 "), "{a}");
     }
 
     #[test]

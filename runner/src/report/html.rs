@@ -56,11 +56,11 @@ pub fn render(reports: &[RunReport], out: &Path) -> String {
 fn section(h: &mut String, r: &RunReport, out: &Path) {
     let _ = write!(
         h,
-        "<h2>{} — run {}</h2>\n<p>Baseline: {}. Noise floor {:.1}%.</p>\n",
+        "<h2>{} — run {}</h2>\n<p>Baseline: {}. Noise floor {}. Figures measured in icount timing are per <em>virtual</em> second (guest time = instructions executed, 1 ns each).</p>\n",
         esc(&r.rec.scenario),
         esc(&r.rec.run_id),
         r.baseline.as_ref().map_or("none".to_string(), |b| format!("run {} ({})", esc(&b.run_id), esc(&b.started))),
-        r.noise_floor_pct
+        esc(&r.floors.note())
     );
     let (mut rows, mut cols): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let all: Vec<&CellResult> = r.rec.cells.iter().chain(r.baseline.iter().flat_map(|b| &b.cells)).collect();
@@ -81,9 +81,11 @@ fn section(h: &mut String, r: &RunReport, out: &Path) {
         let _ = write!(h, "<tr><th>{}</th>", esc(row));
         for w in &cols {
             let name = format!("{row}-{w}");
-            match r.verdicts.iter().find(|v| v.cell == name) {
-                Some(v) => matrix_cell(h, r, v, out),
-                None => h.push_str("<td></td>"),
+            let vs: Vec<&CellVerdict> = r.verdicts.iter().filter(|v| v.cell == name).collect();
+            if vs.is_empty() {
+                h.push_str("<td></td>");
+            } else {
+                matrix_cell(h, r, &vs, out);
             }
         }
         h.push_str("</tr>\n");
@@ -93,22 +95,42 @@ fn section(h: &mut String, r: &RunReport, out: &Path) {
     nights.push(&r.rec);
     for v in &r.verdicts {
         if let Some(svg) = chart(v, &nights) {
-            let _ = writeln!(h, "<div class=\"chart\"><h4>{}</h4>{svg}</div>", esc(&v.cell));
+            let _ = writeln!(h, "<div class=\"chart\"><h4>{} {} ({})</h4>{svg}</div>", esc(&v.cell), esc(&v.metric), esc(&v.unit));
         }
     }
     h.push_str("</div>\n");
 }
 
-fn matrix_cell(h: &mut String, r: &RunReport, v: &CellVerdict, out: &Path) {
-    let _ = write!(h, "<td style=\"background:{}\" title=\"{}\"><div class=\"st\">{}</div><div>{}</div>", colour(v.status), esc(&v.note), v.status.as_str(), esc(&v.new));
-    if let Some(t) = &v.new_title {
+/// How bad a status is, for the colour of a matrix cell with several rows.
+fn rank(s: Status) -> u8 {
+    match s {
+        Status::NewFailure | Status::ChangedFailure => 0,
+        Status::ThroughputRegression => 1,
+        Status::StillFailing => 2,
+        Status::Inconclusive => 3,
+        Status::Fixed | Status::ThroughputImprovement => 4,
+        Status::NewCell => 5,
+        Status::NoChange => 6,
+    }
+}
+
+/// One matrix cell: coloured by its worst row, every metric row listed.
+fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], out: &Path) {
+    let worst = vs.iter().min_by_key(|v| rank(v.status)).unwrap();
+    let notes: Vec<&str> = vs.iter().map(|v| v.note.as_str()).collect();
+    let _ = write!(h, "<td style=\"background:{}\" title=\"{}\"><div class=\"st\">{}</div><div>{}</div>", colour(worst.status), esc(&notes.join("; ")), worst.status.as_str(), esc(&worst.new));
+    if let Some(t) = &worst.new_title {
         let _ = write!(h, "<div class=\"t\">{}</div>", esc(t));
     }
-    if let (Some(d), Some(lo), Some(hi)) = (v.delta_pct, v.ci_low, v.ci_high) {
-        let _ = write!(h, "<div class=\"t\">{d:+.1}% [{lo:+.1}, {hi:+.1}]</div>");
+    for v in vs.iter().filter(|v| !v.metric.is_empty()) {
+        let _ = write!(h, "<div class=\"t\">{} {}", esc(&v.metric), v.status.as_str());
+        if let (Some(d), Some(lo), Some(hi)) = (v.stats.delta_pct, v.stats.ci_low, v.stats.ci_high) {
+            let _ = write!(h, " {d:+.1}% [{lo:+.1}, {hi:+.1}]");
+        }
+        h.push_str("</div>");
     }
     let links: Vec<String> = r
-        .runs(&v.cell)
+        .runs(&worst.cell)
         .iter()
         .map(|c| {
             let href = super::relative(&r.cell_dir(c).join("console.log"), out);
@@ -126,17 +148,21 @@ struct Point {
     hi: f64,
 }
 
-/// An SVG line chart of the cell's throughput per night with its band;
-/// `None` when no night measured any.
+/// An SVG line chart of one metric of the cell per night with its band;
+/// `None` for an outcome row or when no night measured the metric.
 fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
-    let unit_mb = v.unit != "ops/s";
+    if v.metric.is_empty() {
+        return None;
+    }
+    let unit_mb = crate::results::metric_unit(&v.metric) == "MB/s";
     let mut pts: Vec<(usize, Point)> = Vec::new();
     for (i, n) in nights.iter().enumerate() {
         let xs: Vec<f64> = n
             .cells
             .iter()
             .filter(|c| nightly::cell_name(c) == v.cell && c.outcome == Outcome::Pass)
-            .filter_map(|c| if unit_mb { c.mb_per_s.or(c.ops_per_s) } else { c.ops_per_s })
+            .filter(|c| c.timing == v.timing.unwrap_or(c.timing))
+            .filter_map(|c| c.metrics.get(&v.metric).copied())
             .collect();
         if xs.is_empty() {
             continue;
@@ -154,7 +180,7 @@ fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
     let n = nights.len().max(2) as f64;
     let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
     let y = |val: f64| top + (ht - top - bottom) * (1.0 - (val - ymin) / (ymax - ymin).max(1e-9));
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} throughput ({})</title>", esc(&v.cell), esc(if v.unit.is_empty() { "MB/s" } else { &v.unit }));
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} {} ({})</title>", esc(&v.cell), esc(&v.metric), esc(&v.unit));
     // Axes with the top value and the unit.
     let _ = write!(s, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#888\"/><line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#888\"/>", ht - bottom, w - right);
     let _ = write!(s, "<text x=\"2\" y=\"{}\" font-size=\"9\">{:.0}</text><text x=\"2\" y=\"{}\" font-size=\"9\">0</text><text x=\"2\" y=\"{}\" font-size=\"9\">{}</text>", top + 8.0, ymax, ht - bottom, ht / 2.0, if unit_mb { "MB/s" } else { "ops/s" });

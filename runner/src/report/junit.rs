@@ -51,11 +51,15 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
             } else {
                 TestCaseStatus::success()
             };
-            let mut tc = TestCase::new(v.cell.as_str(), status);
+            let name = if v.metric.is_empty() { v.cell.clone() } else { format!("{} [{}]", v.cell, v.metric) };
+            let mut tc = TestCase::new(name, status);
             tc.set_classname(format!("kregress.{}", r.rec.scenario));
             tc.set_time(Duration::from_secs_f64(runs.iter().map(|c| c.seconds).sum::<f64>().max(0.0)));
             tc.add_property(Property::new("status", v.status.as_str()));
-            if let Some(m) = v.new_median {
+            if let Some(t) = v.timing {
+                tc.add_property(Property::new("timing", t.as_str()));
+            }
+            if let Some(m) = v.stats.to_median {
                 tc.add_property(Property::new("throughput", format!("{m:.2} {}", v.unit)));
             }
             suite.add_test_case(tc);

@@ -73,13 +73,16 @@ pub fn render(reports: &[RunReport]) -> Value {
                 "path": path,
                 "status": status(c.outcome), "duration": c.seconds,
                 "environment": {"comment": format!("QEMU, pmem backend {}, run {}", c.backend, c.run)},
-                "misc": {"run": c.run, "kind": c.kind, "problems": c.problems},
+                "misc": {"run": c.run, "kind": c.kind, "problems": c.problems, "timing": c.timing, "metrics": c.metrics,
+                         "time_base": if c.timing == crate::scenario::Timing::Icount { "virtual (icount: guest time = instructions executed)" } else { "host wall clock" }},
             });
             if let Some(title) = &c.title {
                 t["comment"] = json!(title);
             }
-            if let Some((v, unit)) = c.mb_per_s.map(|v| (v, "MB/s")).or(c.ops_per_s.map(|v| (v, "ops/s"))) {
-                t["number"] = json!({"value": v, "unit": unit});
+            // KCIDB has one number per test: the first metric (fast GUP for the
+            // dio workloads); every metric is in misc.
+            if let Some((k, v)) = c.metrics.iter().next() {
+                t["number"] = json!({"value": v, "unit": c.timing.unit(crate::results::metric_unit(k))});
             }
             tests.push(t);
         }

@@ -10,38 +10,23 @@ pub mod junit;
 pub mod kcidb;
 
 use crate::compare::{self, Verdict};
+use crate::rules::NoiseFloors;
 use crate::error::{Context, Result};
 use crate::nightly::{self, Baseline, CellVerdict, Status};
 use crate::results::{CellResult, Outcome, RunRecord};
 use std::path::{Path, PathBuf};
 
-/// The noise floor for `rec`: the A/A spread of the baseline variant's runs
-/// (odd vs even runs) when there are enough, never below the default.
-pub fn noise_floor(rec: &RunRecord) -> (f64, String) {
-    let base = rec.cells.first().map(|c| c.variant.clone()).unwrap_or_default();
-    match compare::noise_floor_from_aa(rec, &base) {
-        Some(aa) => (
-            aa.max(compare::DEFAULT_NOISE_FLOOR_PCT),
-            format!("{:.1}% (A/A spread of {base}'s odd vs even runs: {aa:.1}%; never below {:.1}%)", aa.max(compare::DEFAULT_NOISE_FLOOR_PCT), compare::DEFAULT_NOISE_FLOOR_PCT),
-        ),
-        None => (compare::DEFAULT_NOISE_FLOOR_PCT, format!("default {:.1}% (too few runs for an A/A estimate)", compare::DEFAULT_NOISE_FLOOR_PCT)),
-    }
-}
-
 /// The cells of a run, one line each, with `unexpected(cell)` marked.
 pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
-    let mut out = String::from("| cell | outcome | kind | throughput | title |\n|---|---|---|---|---|\n");
+    let mut out = String::from("| cell | timing | outcome | kind | throughput | title |\n|---|---|---|---|---|---|\n");
     for c in &rec.cells {
-        let perf = match (c.mb_per_s, c.ops_per_s) {
-            (Some(m), _) => format!("{m:.0} MB/s"),
-            (None, Some(o)) => format!("{o:.0} ops/s"),
-            _ => String::new(),
-        };
+        let perf = metrics_text(c);
         let kind = c.kind.map(|k| serde_json::to_value(k).unwrap().as_str().unwrap_or("").to_string()).unwrap_or_default();
         let outcome = serde_json::to_value(c.outcome).unwrap().as_str().unwrap_or("").to_string();
         out += &format!(
-            "| {} | {}{} | {} | {} | {} |\n",
+            "| {} | {} | {}{} | {} | {} | {} |\n",
             c.id(),
+            c.timing,
             outcome,
             if unexpected(c) { " (unexpected)" } else { "" },
             kind,
@@ -50,6 +35,20 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
         );
     }
     out
+}
+
+/// `fast 874.2 / slow 432.4 MB/s (virtual time)`: a cell's metrics in its timing mode.
+pub fn metrics_text(c: &CellResult) -> String {
+    let parts: Vec<String> = c
+        .metrics
+        .iter()
+        .map(|(k, v)| format!("{} {v:.1}", k.trim_end_matches("_mb_per_s").trim_end_matches("_per_s").trim_end_matches("mb")))
+        .collect();
+    if parts.is_empty() {
+        return String::new();
+    }
+    let unit = c.metrics.keys().next().map(|k| crate::results::metric_unit(k)).unwrap_or("");
+    format!("{} {}", parts.join(" / "), c.timing.unit(unit))
 }
 
 pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
@@ -78,19 +77,19 @@ pub struct RunReport {
     /// Earlier runs of the scenario in the history window, oldest first.
     pub history: Vec<RunRecord>,
     pub verdicts: Vec<CellVerdict>,
-    pub noise_floor_pct: f64,
+    pub floors: NoiseFloors,
 }
 
 impl RunReport {
     /// Judges `rec` (stored in `dir`) against `baseline`, pooling `history`
     /// into the throughput reference (see [`nightly`]).
-    pub fn new(dir: PathBuf, rec: RunRecord, baseline: Option<RunRecord>, history: Vec<RunRecord>) -> RunReport {
-        let (floor, _) = noise_floor(&rec);
+    pub fn new(dir: PathBuf, rec: RunRecord, baseline: Option<RunRecord>, history: Vec<RunRecord>) -> Result<RunReport> {
+        let floors = NoiseFloors::of(&rec);
         // The baseline is pooled once; the history supplies the other nights.
         let earlier: Vec<RunRecord> =
             history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
-        let verdicts = nightly::classify_runs(baseline.as_ref(), &rec, &earlier, floor);
-        RunReport { dir, rec, baseline, history, verdicts, noise_floor_pct: floor }
+        let verdicts = nightly::classify_runs(baseline.as_ref(), &rec, &earlier, &floors)?;
+        Ok(RunReport { dir, rec, baseline, history, verdicts, floors })
     }
 
     /// Loads the run in `dir` and finds its baseline and history among the
@@ -100,7 +99,7 @@ impl RunReport {
         // A bare run id ("20261126-...") has the empty path as parent.
         let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let (base, hist) = nightly::baseline_and_history(root, &rec, which, history)?;
-        Ok(RunReport::new(dir.to_path_buf(), rec, base, hist))
+        RunReport::new(dir.to_path_buf(), rec, base, hist)
     }
 
     /// Tonight's runs of the cell named `name` (`variant/backend-fs-mapping-workload`).
@@ -244,7 +243,7 @@ fn md_cell(s: &str) -> String {
 }
 
 fn fmt_delta(v: &CellVerdict) -> String {
-    match (v.delta_pct, v.ci_low, v.ci_high) {
+    match (v.stats.delta_pct, v.stats.ci_low, v.stats.ci_high) {
         (Some(d), Some(lo), Some(hi)) => format!("{d:+.1}% [{lo:+.1}, {hi:+.1}]"),
         (Some(d), _, _) => format!("{d:+.1}% (no interval)"),
         _ => "-".into(),
@@ -262,15 +261,17 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
             None => "No baseline. ".into(),
         };
         out += &format!(
-            "Throughput reference: the baseline and {} earlier night(s); noise floor {:.1}%.\n\n",
+            "Throughput reference: the baseline and {} earlier night(s); noise floor {}. icount figures are per virtual second (guest time = instructions executed).\n\n",
             r.history.iter().filter(|h| r.baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).count(),
-            r.noise_floor_pct
+            r.floors.note()
         );
-        out += "| cell | status | baseline | tonight | throughput change [95% CI] | note |\n|---|---|---|---|---|---|\n";
+        out += "| cell | metric | timing | status | baseline | tonight | throughput change [95% CI] | note |\n|---|---|---|---|---|---|---|---|\n";
         for v in &r.verdicts {
             out += &format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 v.cell,
+                if v.metric.is_empty() { "-" } else { &v.metric },
+                v.timing.map_or("-", |t| t.as_str()),
                 v.status.as_str(),
                 md_cell(v.old.as_deref().unwrap_or("-")),
                 md_cell(&v.new),
