@@ -594,6 +594,22 @@ variants:
     }
 
     #[test]
+    fn timing_defaults_per_workload_and_overrides() {
+        let d = project();
+        let f = d.path().join("scenarios/t.yaml");
+        let text = format!("{GOOD}run:\n  workloads:\n    - {{ name: dio-read }}\n    - {{ name: truncate-during-dio }}\n    - {{ name: dio-write, timing: wall }}\n");
+        let s = parse(&f, &text).unwrap();
+        let t: Vec<(WorkloadName, Timing)> = s.cells(&Filter::default(), None).iter().filter(|c| c.variant == "stock").map(|c| (c.workload.name, c.timing)).collect();
+        assert_eq!(t, [(WorkloadName::DioRead, Timing::Icount), (WorkloadName::TruncateDuringDio, Timing::Wall), (WorkloadName::DioWrite, Timing::Wall)]);
+        // run.timing sets the default; a workload's own timing still wins.
+        let s = parse(&f, &text.replace("run:\n", "run:\n  timing: icount\n")).unwrap();
+        let t: Vec<Timing> = s.cells(&Filter::default(), None).iter().filter(|c| c.variant == "stock").map(|c| c.timing).collect();
+        assert_eq!(t, [Timing::Icount, Timing::Icount, Timing::Wall]);
+        let e = err(&d, &text.replace("timing: wall", "timing: fast"));
+        assert!(e.contains("t.yaml:13: run.workloads[2].timing: unknown variant `fast`") && e.contains("icount"), "{e}");
+    }
+
+    #[test]
     fn the_repository_scenarios_validate() {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         for f in [
@@ -602,6 +618,7 @@ variants:
             "scenarios/historical/x86-generic-gup-2017.yaml",
             "scenarios/fixed-matrix.yaml",
             "scenarios/aa-stock.yaml",
+            "scenarios/sensitivity.yaml",
         ] {
             let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!s.variants.is_empty(), "{f}");

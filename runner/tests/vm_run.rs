@@ -63,7 +63,7 @@ fn gup_fast_devmap_ref_regressed_warns_and_fixed_passes() {
     assert!(problems.contains("IO_ERROR in dio-read: ENOMEM"), "slow-GUP ENOMEM not recorded: {problems}");
     let good = cell(&rec, "fixed", "dio-read");
     assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
-    assert!(good["mb_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
+    assert!(good["metrics"]["fast_mb_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
     assert_eq!(code, 0, "the run matched the scenario's expectations: {rec:#}");
 }
 
@@ -77,7 +77,7 @@ fn bio_release_stock_hangs_in_ext4_break_layouts_and_fixed_passes() {
     assert!(console(bad).contains("ext4_break_layouts"), "stuck stack not in the console");
     let good = cell(&rec, "fixed", "truncate-during-dio");
     assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
-    assert!(good["ops_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
+    assert!(good["metrics"]["ops_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
     assert_eq!(code, 0, "{rec:#}");
 }
 
@@ -96,36 +96,134 @@ fn fixed_kernel_passes_everywhere() {
     assert_eq!(code, 0);
 }
 
-fn verdict<'a>(rec: &'a Value, cell: &str) -> &'a Value {
+fn verdict<'a>(rec: &'a Value, cell: &str, metric: &str) -> &'a Value {
+    verdict_of(rec, cell, metric, None)
+}
+
+/// The verdict row of `cell` and `metric` ("" for an outcome row), for the variant `to` when given.
+fn verdict_of<'a>(rec: &'a Value, cell: &str, metric: &str, to: Option<&str>) -> &'a Value {
     rec["verdicts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|v| v["cell"] == cell)
-        .unwrap_or_else(|| panic!("no verdict for {cell} in {:#}", rec["verdicts"]))
+        .find(|v| v["cell"] == cell && v["metric"] == metric && to.is_none_or(|t| v["to_variant"] == t))
+        .unwrap_or_else(|| panic!("no verdict for {cell} {metric} {to:?} in {:#}", rec["verdicts"]))
 }
 
-/// The main job: the default scenario three times over, compared.
+/// The 95 % interval of a throughput verdict lies within ±`half` points of its change.
+fn decided_within(v: &Value, half: f64) -> f64 {
+    let (d, lo, hi) = (v["delta_pct"].as_f64().unwrap(), v["ci_low"].as_f64().unwrap(), v["ci_high"].as_f64().unwrap());
+    assert!(lo <= d && d <= hi, "delta outside its interval: {v:#}");
+    assert!(d - lo < half && hi - d < half, "interval wider than ±{half}%: {v:#}");
+    assert_ne!(v["verdict"], "INCONCLUSIVE", "{v:#}");
+    d
+}
+
+const PATH_METRICS: [&str; 2] = ["fast_mb_per_s", "slow_mb_per_s"];
+
+/// The main job: the default scenario three times over, compared. The dio
+/// workloads run in icount timing: each GUP path gets a decided verdict
+/// with an interval narrower than ±2 %.
 #[test]
-fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_compared() {
+fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_decided() {
     let (code, rec) = run_with("scenarios/bio-release-devmap-wakeup.yaml", &["--runs", "3"]);
     assert_eq!(rec["cells"].as_array().unwrap().len(), 2 * 3 * 3, "{rec:#}");
-    let t = verdict(&rec, "memmap-ext4-pte-truncate-during-dio");
+    let t = verdict(&rec, "memmap-ext4-pte-truncate-during-dio", "");
     assert_eq!(t["verdict"], "FIXED", "{t:#}");
+    assert_eq!(t["timing"], "wall", "the race keeps two vCPUs: {t:#}");
     assert!(t["from"].as_str().unwrap().starts_with("HANG 3/3 (INFO: task hung in ext4_break_layouts)"), "{t:#}");
     assert_eq!(t["to"], "PASS 3/3", "{t:#}");
     for w in ["dio-read", "dio-write"] {
-        let v = verdict(&rec, &format!("memmap-ext4-pte-{w}"));
-        assert_eq!(v["from"], "PASS 3/3", "{v:#}");
-        assert_eq!(v["to"], "PASS 3/3", "{v:#}");
-        assert_eq!(v["unit"], "MB/s");
-        let (d, lo, hi) = (v["delta_pct"].as_f64().unwrap(), v["ci_low"].as_f64().unwrap(), v["ci_high"].as_f64().unwrap());
-        assert!(lo <= d && d <= hi, "delta outside its interval: {v:#}");
-        assert!(v["p_value"].as_f64().is_some(), "{v:#}");
+        for m in PATH_METRICS {
+            let v = verdict(&rec, &format!("memmap-ext4-pte-{w}"), m);
+            assert_eq!(v["from"], "PASS 3/3", "{v:#}");
+            assert_eq!(v["to"], "PASS 3/3", "{v:#}");
+            assert_eq!(v["timing"], "icount", "{v:#}");
+            assert_eq!(v["unit"], "MB/s (virtual time)");
+            let d = decided_within(v, 2.0);
+            eprintln!("{w} {m}: {} {d:+.2}% [{}, {}]", v["verdict"], v["ci_low"], v["ci_high"]);
+            assert!(v["p_value"].as_f64().is_some(), "{v:#}");
+        }
     }
-    assert!(rec["noise_floor_pct"].as_f64().unwrap() >= 5.0);
+    // Every dio cell ran one vCPU under icount, the race two without.
+    for c in rec["cells"].as_array().unwrap() {
+        let cmdline = std::fs::read_to_string(Path::new(c["console"].as_str().unwrap()).with_file_name("qemu.cmdline")).unwrap();
+        let icount = c["timing"] == "icount";
+        assert_eq!(icount, c["workload"] != "truncate-during-dio", "{c:#}");
+        assert_eq!(cmdline.contains("-icount shift=0,sleep=off") && cmdline.contains("-smp 1 "), icount, "{cmdline}");
+    }
+    let floors = &rec["noise_floors"]["floors"];
+    assert!(floors["wall"]["pct"].as_f64().unwrap() >= 5.0, "{floors:#}");
+    assert!(floors["icount"]["pct"].as_f64().unwrap() >= 1.0, "{floors:#}");
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
-    assert!(summary.contains("FIXED"), "{summary}");
+    assert!(summary.contains("FIXED") && summary.contains("virtual time"), "{summary}");
+    assert_eq!(code, 0, "{rec:#}");
+}
+
+/// A CPU hog on every core for as long as it lives (the A/A test's "busy host").
+struct Load(Vec<std::process::Child>);
+
+impl Load {
+    fn start() -> Load {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        Load((0..n).map(|_| Command::new("sh").args(["-c", "while :; do :; done"]).spawn().unwrap()).collect())
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A/A in icount timing on a busy host: the same kernel as two variants,
+/// 3 boots each, with every core kept busy beside it, comes out NO_CHANGE
+/// on every metric with a noise floor of at most 1 %.
+#[test]
+fn aa_stock_in_icount_is_no_change_with_a_floor_under_one_percent_on_a_busy_host() {
+    let (code, rec) = {
+        let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+        let _load = Load::start();
+        run_in(&std::env::temp_dir().join("kregress-test-results"), "scenarios/aa-stock.yaml", &[])
+    };
+    assert_eq!(code, 0, "{rec:#}");
+    for w in ["dio-read", "dio-write"] {
+        for m in PATH_METRICS {
+            let v = verdict(&rec, &format!("memmap-ext4-pte-{w}"), m);
+            assert_eq!(v["verdict"], "NO_CHANGE", "{v:#}");
+            decided_within(v, 1.0);
+        }
+    }
+    let icount = &rec["noise_floors"]["floors"]["icount"];
+    eprintln!("A/A floor: {icount:#}");
+    assert!(icount["pct"].as_f64().unwrap() <= 1.0, "{icount:#}");
+    let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
+    assert!(summary.contains("in icount timing"), "{summary}");
+}
+
+/// Sensitivity on real kernels: 200 ns more per pinned page is a
+/// THROUGHPUT_REGRESSION of the GUP-fast metric of both dio workloads, with
+/// its size; a comment in the same file is NO_CHANGE everywhere.
+#[test]
+fn sensitivity_slow_patch_regresses_and_harmless_patch_does_not() {
+    let (code, rec) = run_with("scenarios/sensitivity.yaml", &[]);
+    assert_eq!(rec["cells"].as_array().unwrap().len(), 3 * 2 * 3, "{rec:#}");
+    for w in ["dio-read", "dio-write"] {
+        let cell = format!("memmap-ext4-pte-{w}");
+        let slow = verdict_of(&rec, &cell, "fast_mb_per_s", Some("slow"));
+        assert_eq!(slow["verdict"], "THROUGHPUT_REGRESSION", "{slow:#}");
+        let d = decided_within(slow, 2.0);
+        assert!((-8.0..=-2.0).contains(&d), "{d}: {slow:#}");
+        let s2 = verdict_of(&rec, &cell, "slow_mb_per_s", Some("slow"));
+        eprintln!("{w}: slow fast_mb_per_s {d:+.2}%, slow_mb_per_s {} {}", s2["verdict"], s2["delta_pct"]);
+        for m in PATH_METRICS {
+            let h = verdict_of(&rec, &cell, m, Some("harmless"));
+            assert_eq!(h["verdict"], "NO_CHANGE", "{h:#}");
+        }
+    }
     assert_eq!(code, 0, "{rec:#}");
 }
 

@@ -122,6 +122,9 @@ fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], out: &Path) {
     if let Some(t) = &worst.new_title {
         let _ = write!(h, "<div class=\"t\">{}</div>", esc(t));
     }
+    if let Some(t) = worst.timing {
+        let _ = write!(h, "<div class=\"t\">timing: {}</div>", if t == crate::scenario::Timing::Icount { "icount (virtual time)" } else { "wall" });
+    }
     for v in vs.iter().filter(|v| !v.metric.is_empty()) {
         let _ = write!(h, "<div class=\"t\">{} {}", esc(&v.metric), v.status.as_str());
         if let (Some(d), Some(lo), Some(hi)) = (v.stats.delta_pct, v.stats.ci_low, v.stats.ci_high) {
