@@ -161,7 +161,7 @@ fn report_command_on_stored_runs() {
     // 16:29 vs 16:28: fixed's truncate went from 1 sample to 3, pooled with
     // the two earlier nights' samples (the band in its chart).
     let md = std::fs::read_to_string(root.join("20261126-162904-bio-release-devmap-wakeup/report/summary.md")).unwrap();
-    assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | STILL_FAILING |"), "{md}");
+    assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | - | wall | STILL_FAILING |"), "{md}");
     // A second run against an explicit baseline of another scenario is bad input.
     let bad = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
         .current_dir(&root)
@@ -222,4 +222,32 @@ fn report_html_in_headless_chromium() {
     if std::env::var_os("KREGRESS_UPDATE_SCREENSHOT").is_some() {
         std::fs::copy(&shot, Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/report.png")).unwrap();
     }
+}
+
+/// `kregress compare` refuses two runs whose cells were measured in
+/// different timing modes (exit 2, naming the cell and both modes), and
+/// compares the same pair once the modes agree.
+#[test]
+fn compare_refuses_cells_of_different_timing_modes() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let compare = |a: &str, b: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_kregress")).current_dir(&root).args(["compare", a, b, "--results", "."]).output().unwrap()
+    };
+    let (old, new) = ("20261126-161042-bio-release-devmap-wakeup", "20261126-162904-bio-release-devmap-wakeup");
+    let ok = compare(old, new);
+    assert_eq!(ok.status.code(), Some(0), "{}", String::from_utf8_lossy(&ok.stderr));
+    // The newer run as if its dio-read cells had been measured in icount timing.
+    let path = root.join(new).join("run.json");
+    let mut rec: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    for c in rec["cells"].as_array_mut().unwrap() {
+        if c["workload"] == "dio-read" {
+            c["timing"] = "icount".into();
+        }
+    }
+    std::fs::write(&path, serde_json::to_vec(&rec).unwrap()).unwrap();
+    let bad = compare(old, new);
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert_eq!(bad.status.code(), Some(2), "{err}");
+    assert!(err.contains("memmap-ext4-pte-dio-read") && err.contains("wall") && err.contains("icount") && err.contains("not comparable"), "{err}");
 }

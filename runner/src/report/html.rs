@@ -93,9 +93,21 @@ fn section(h: &mut String, r: &RunReport, out: &Path) {
     h.push_str("</table>\n<h3>Throughput over the last nights</h3>\n<div class=\"charts\">\n");
     let mut nights: Vec<&RunRecord> = r.history.iter().collect();
     nights.push(&r.rec);
-    for v in &r.verdicts {
-        if let Some(svg) = chart(v, &nights) {
-            let _ = writeln!(h, "<div class=\"chart\"><h4>{} {} ({})</h4>{svg}</div>", esc(&v.cell), esc(&v.metric), esc(&v.unit));
+    // A chart per cell and metric measured tonight, whatever its verdict.
+    let mut series: Vec<Series> = Vec::new();
+    for c in &r.rec.cells {
+        for m in c.metrics.keys() {
+            let name = nightly::cell_name(c);
+            if !series.iter().any(|s| s.cell == name && s.metric == *m) {
+                let regressed = r.verdicts.iter().any(|v| v.cell == name && v.metric == *m && v.status == Status::ThroughputRegression);
+                series.push(Series { cell: name, metric: m.clone(), timing: c.timing, regressed });
+            }
+        }
+    }
+    for sr in &series {
+        if let Some(svg) = chart(sr, &nights) {
+            let unit = sr.timing.unit(crate::results::metric_unit(&sr.metric));
+            let _ = writeln!(h, "<div class=\"chart\"><h4>{} {} ({})</h4>{svg}</div>", esc(&sr.cell), esc(&sr.metric), esc(&unit));
         }
     }
     h.push_str("</div>\n");
@@ -151,12 +163,18 @@ struct Point {
     hi: f64,
 }
 
-/// An SVG line chart of one metric of the cell per night with its band;
-/// `None` for an outcome row or when no night measured the metric.
-fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
-    if v.metric.is_empty() {
-        return None;
-    }
+/// One metric of one cell over the nights.
+struct Series {
+    cell: String,
+    metric: String,
+    timing: crate::scenario::Timing,
+    /// Tonight's verdict on it is a THROUGHPUT_REGRESSION.
+    regressed: bool,
+}
+
+/// An SVG line chart of one metric of the cell per night (nights measured
+/// in the same timing mode only) with its band; `None` when no night measured it.
+fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
     let unit_mb = crate::results::metric_unit(&v.metric) == "MB/s";
     let mut pts: Vec<(usize, Point)> = Vec::new();
     for (i, n) in nights.iter().enumerate() {
@@ -164,7 +182,7 @@ fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
             .cells
             .iter()
             .filter(|c| nightly::cell_name(c) == v.cell && c.outcome == Outcome::Pass)
-            .filter(|c| c.timing == v.timing.unwrap_or(c.timing))
+            .filter(|c| c.timing == v.timing)
             .filter_map(|c| c.metrics.get(&v.metric).copied())
             .collect();
         if xs.is_empty() {
@@ -183,7 +201,7 @@ fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
     let n = nights.len().max(2) as f64;
     let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
     let y = |val: f64| top + (ht - top - bottom) * (1.0 - (val - ymin) / (ymax - ymin).max(1e-9));
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} {} ({})</title>", esc(&v.cell), esc(&v.metric), esc(&v.unit));
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} {} ({})</title>", esc(&v.cell), esc(&v.metric), esc(&v.timing.unit(crate::results::metric_unit(&v.metric))));
     // Axes with the top value and the unit.
     let _ = write!(s, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#888\"/><line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#888\"/>", ht - bottom, w - right);
     let _ = write!(s, "<text x=\"2\" y=\"{}\" font-size=\"9\">{:.0}</text><text x=\"2\" y=\"{}\" font-size=\"9\">0</text><text x=\"2\" y=\"{}\" font-size=\"9\">{}</text>", top + 8.0, ymax, ht - bottom, ht / 2.0, if unit_mb { "MB/s" } else { "ops/s" });
@@ -199,7 +217,7 @@ fn chart(v: &CellVerdict, nights: &[&RunRecord]) -> Option<String> {
         // Error bar too, so a single night still shows its interval.
         let _ = write!(s, "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#2171b5\"/>", x(*i), y(p.lo), y(p.hi));
         let last = *i + 1 == nights.len();
-        let fill = if last && v.status == Status::ThroughputRegression { "#d62728" } else { "#2171b5" };
+        let fill = if last && v.regressed { "#d62728" } else { "#2171b5" };
         let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{fill}\"><title>{}: {:.1} [{:.1}, {:.1}]</title></circle>", x(*i), y(p.median), esc(&p.label), p.median, p.lo, p.hi);
     }
     // Nights without a PASS sample (failed or not run) are marked on the axis.

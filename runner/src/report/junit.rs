@@ -1,4 +1,5 @@
-//! junit.xml: one testsuite per run, one testcase per cell (all its runs).
+//! junit.xml: one testsuite per run, one testcase per verdict row: a cell
+//! (all its runs), or one metric of a cell that passed on both sides.
 //! A cell whose new runs fail, or whose throughput regressed, is a
 //! `<failure>` carrying the title and a console excerpt; a cell the harness
 //! could not judge (MISS) is an `<error>`. Written with `quick-junit`, whose
@@ -43,7 +44,10 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
                 let mut s = TestCaseStatus::skipped();
                 s.set_message("not run tonight");
                 s
-            } else if v.status == Status::Inconclusive {
+            } else if v.status == Status::Inconclusive && v.metric.is_empty() {
+                // The outcome is unknown (the harness failed). A throughput
+                // row that is INCONCLUSIVE (too few boots, too noisy) is not
+                // an error of the cell: its status property says so.
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                 s.set_message(format!("INCONCLUSIVE: {}", v.note));
                 s.set_type("MISS");
