@@ -249,6 +249,7 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     // TCG and a busy host slow everything: scale the host's backstop deadlines.
     let scale = if accel == Accel::Tcg { 3 } else { 1 };
     cfg.premade = true;
+    cfg.virtual_time = icount;
     let spec = VmSpec {
         bzimage: k.bzimage.clone(),
         initrd: initrd.to_path_buf(),

@@ -215,6 +215,9 @@ pub struct GuestConfig {
     /// (shipped in the initramfs under [`premade_dir`]) onto pmem0 instead
     /// of running mkfs in the guest.
     pub premade: bool,
+    /// The guest runs under QEMU's icount: its clock counts instructions, so
+    /// every rate the agent prints is per virtual second and says so.
+    pub virtual_time: bool,
     pub workloads: Vec<WorkloadSpec>,
 }
 
@@ -247,6 +250,7 @@ impl Default for GuestConfig {
             hang: 10,
             teardown: 30,
             premade: false,
+            virtual_time: false,
             workloads: vec![],
         }
     }
@@ -261,6 +265,9 @@ impl GuestConfig {
         );
         if self.premade {
             s.push_str(" kregress.premade=1");
+        }
+        if self.virtual_time {
+            s.push_str(" kregress.vtime=1");
         }
         if !self.workloads.is_empty() {
             let w: Vec<String> = self.workloads.iter().map(|w| w.to_string()).collect();
@@ -295,6 +302,7 @@ impl GuestConfig {
                 "hang" => c.hang = secs(v)?,
                 "teardown" => c.teardown = secs(v)?,
                 "premade" => c.premade = v == "1",
+                "vtime" => c.virtual_time = v == "1",
                 "workloads" => {
                     c.workloads = v
                         .split(',')
@@ -362,6 +370,7 @@ mod tests {
                         hang: 7,
                         teardown: 40,
                         premade: backend == Backend::Memmap,
+                        virtual_time: fs == Fs::Xfs,
                         workloads: vec![
                             WorkloadSpec::new(WorkloadKind::DioRead),
                             w,

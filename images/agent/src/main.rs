@@ -218,6 +218,7 @@ fn run(t0: Instant) -> bool {
             raw_dev: devs.raw_dev.clone(),
             mapping: cfg.mapping_for(&spec),
             hang: cfg.hang,
+            virtual_time: cfg.virtual_time,
         };
         let t = Instant::now();
         let deadline = Duration::from_secs(spec.deadline as u64);

@@ -49,6 +49,8 @@ pub struct Target {
     pub mapping: Mapping,
     /// Seconds one blocking operation may take.
     pub hang: u32,
+    /// The clock counts instructions (icount): rates are per virtual second.
+    pub virtual_time: bool,
 }
 
 pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
@@ -238,11 +240,12 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
         mb_per_s: Some(round2(avg(None))),
         ops_per_s: None,
         detail: format!(
-            "{} passes of {} MiB verified; GUP-fast {:.1} MB/s, slow GUP {:.1} MB/s{pmd_note}",
+            "{} passes of {} MiB verified; GUP-fast {:.1} MB/s, slow GUP {:.1} MB/s{}{pmd_note}",
             spec.passes,
             size / MIB,
             avg(Some(Gup::Fast)),
-            avg(Some(Gup::Slow))
+            avg(Some(Gup::Slow)),
+            if t.virtual_time { " (virtual time)" } else { "" }
         ),
         counters: [("prefault_faults".to_string(), prefault_faults)]
             .into_iter()
