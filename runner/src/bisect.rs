@@ -637,7 +637,7 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
             return Err(kernel_err(format!("GOOD {} could not be measured: {} ({:?})", &good[..12], rg.reason, rg.titles)));
         }
         rg.verdict = Verdict::Good;
-        let floor = rules::min_floor(cell.timing);
+        let floor = rules::min_floor(cell.timing, &metric);
         t.mode = Mode::Throughput { baseline: rg.metric.clone(), threshold_pct: o.threshold_pct, floor_pct: floor, runs: THROUGHPUT_RUNS, max_runs: o.max_runs.max(THROUGHPUT_RUNS) };
         log_step(&rg, &mut bisect_log);
         all_steps.push(rg);

@@ -158,7 +158,7 @@ pub fn compare_groups(
         from: outcome_counts(from),
         to: outcome_counts(to),
         stats,
-        noise_floor_pct: timing.map_or(0.0, |t| floors.get(t)),
+        noise_floor_pct: timing.map_or(0.0, |t| floors.get(t, metric)),
         unit: match (metric.is_empty(), timing) {
             (false, Some(t)) => t.unit(metric_unit(metric)),
             _ => String::new(),
@@ -172,10 +172,10 @@ pub fn compare_groups(
     if metrics.is_empty() {
         return Ok(vec![row("", Status::NoChange, "all pass, no throughput measured".into(), Stats::default())]);
     }
-    let floor = timing.map_or(0.0, |t| floors.get(t));
     Ok(metrics
         .iter()
         .map(|m| {
+            let floor = timing.map_or(0.0, |t| floors.get(t, m));
             let (status, note, stats) = rules::throughput_rule(&rules::samples(from, m), &rules::samples(to, m), floor);
             row(m, status, note, stats)
         })
@@ -474,8 +474,11 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     for r in &rows[1..] {
         out += &line(r);
     }
-    let mut floors: Vec<String> =
-        verdicts.iter().filter_map(|v| v.timing.map(|t| format!("{:.2}% in {t} timing", v.noise_floor_pct))).collect();
+    let mut floors: Vec<String> = verdicts
+        .iter()
+        .filter(|v| !v.metric.is_empty())
+        .filter_map(|v| v.timing.map(|t| format!("{} {:.2}% in {t} timing", v.metric, v.noise_floor_pct)))
+        .collect();
     floors.sort();
     floors.dedup();
     if !floors.is_empty() {

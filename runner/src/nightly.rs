@@ -67,7 +67,6 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
         rules::State::Fail(t) => Some(t.clone()),
         _ => None,
     };
-    let floor = timing.map_or(0.0, |t| floors.get(t));
     let row = |metric: &str, status, note: String, stats, ref_samples| CellVerdict {
         cell: name.clone(),
         metric: metric.to_string(),
@@ -83,7 +82,7 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
         },
         ref_samples,
         stats,
-        noise_floor_pct: floor,
+        noise_floor_pct: timing.map_or(0.0, |t| floors.get(t, metric)),
         note,
     };
     if let Some((status, note)) = rules::outcome_rule(&o, &n) {
@@ -98,6 +97,7 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
         .iter()
         .map(|m| {
             let a = rules::samples(&pooled, m);
+            let floor = timing.map_or(0.0, |t| floors.get(t, m));
             let (status, note, stats) = rules::throughput_rule(&a, &rules::samples(new, m), floor);
             row(m, status, note, stats, a.len())
         })

@@ -153,8 +153,9 @@ fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_decide
         assert_eq!(cmdline.contains("-icount shift=0,sleep=off") && cmdline.contains("-smp 1 "), icount, "{cmdline}");
     }
     let floors = &rec["noise_floors"]["floors"];
-    assert!(floors["wall"]["pct"].as_f64().unwrap() >= 5.0, "{floors:#}");
-    assert!(floors["icount"]["pct"].as_f64().unwrap() >= 1.0, "{floors:#}");
+    assert!(floors["wall"]["ops_per_s"]["pct"].as_f64().unwrap() >= 5.0, "{floors:#}");
+    assert!(floors["icount"]["fast_mb_per_s"]["pct"].as_f64().unwrap() >= 1.0, "{floors:#}");
+    assert!(floors["icount"]["slow_mb_per_s"]["pct"].as_f64().unwrap() >= 1.0, "{floors:#}");
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
     assert!(summary.contains("FIXED") && summary.contains("virtual time"), "{summary}");
     assert_eq!(code, 0, "{rec:#}");
@@ -181,7 +182,8 @@ impl Drop for Load {
 
 /// A/A in icount timing on a busy host: the same kernel as two variants,
 /// 3 boots each, with every core kept busy beside it, comes out NO_CHANGE
-/// on every metric with a noise floor of at most 1 %.
+/// on every metric, with a printed noise floor of at most 1 % and an A/A
+/// spread under 0.1 % (the guest is deterministic, see vm.rs).
 #[test]
 fn aa_stock_in_icount_is_no_change_with_a_floor_under_one_percent_on_a_busy_host() {
     let (code, rec) = {
@@ -198,8 +200,11 @@ fn aa_stock_in_icount_is_no_change_with_a_floor_under_one_percent_on_a_busy_host
         }
     }
     let icount = &rec["noise_floors"]["floors"]["icount"];
-    eprintln!("A/A floor: {icount:#}");
-    assert!(icount["pct"].as_f64().unwrap() <= 1.0, "{icount:#}");
+    eprintln!("A/A floors: {icount:#}");
+    for m in PATH_METRICS {
+        assert!(icount[m]["pct"].as_f64().unwrap() <= 1.0, "{icount:#}");
+        assert!(icount[m]["aa_pct"].as_f64().unwrap() < 0.1, "{icount:#}");
+    }
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
     assert!(summary.contains("in icount timing"), "{summary}");
 }

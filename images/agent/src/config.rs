@@ -110,10 +110,12 @@ impl WorkloadSpec {
     /// Defaults for a kind.
     pub fn new(kind: WorkloadKind) -> Self {
         match kind {
+            // Pass 0 is warm-up; the runner takes the median of the other two
+            // per GUP path (two, so that a disturbed pass shows in the samples).
             WorkloadKind::DioRead | WorkloadKind::DioWrite => WorkloadSpec {
                 kind,
                 size: 64 << 20,
-                passes: 2,
+                passes: 3,
                 seconds: 0,
                 threads: 1,
                 deadline: 120,

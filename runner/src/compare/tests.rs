@@ -61,7 +61,9 @@ fn record(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
 /// Every cell in wall timing with this noise floor.
 fn floors(pct: f64) -> NoiseFloors {
     let mut f = NoiseFloors::default();
-    f.floors.insert(Timing::Wall, rules::Floor { pct, aa_pct: None, note: format!("{pct}%") });
+    for m in ["mb_per_s", "ops_per_s"] {
+        f.floors.entry(Timing::Wall).or_default().insert(m.into(), rules::Floor { pct, aa_pct: None, min_pct: pct });
+    }
     f
 }
 
@@ -74,7 +76,7 @@ fn cr(old: &RunRecord, new: &RunRecord, floor: f64) -> Vec<Verdict> {
 }
 
 fn aa(rec: &RunRecord, variant: &str) -> Option<f64> {
-    rules::aa_spread(&rec.cells.iter().filter(|c| c.variant == variant).collect::<Vec<_>>())
+    rules::aa_spread(&rec.cells.iter().filter(|c| c.variant == variant).collect::<Vec<_>>(), "mb_per_s")
 }
 
 fn close(a: f64, b: f64, tol: f64) -> bool {
@@ -421,7 +423,7 @@ fn table_shows_cells_outcomes_statistics_and_verdict() {
     // Columns line up: every table row is as wide as the header.
     let w = lines[0].chars().count();
     assert!(lines[..4].iter().all(|l| l.chars().count() == w), "{t}");
-    assert_eq!(lines.last().unwrap(), &"noise floor: 5.00% in wall timing");
+    assert_eq!(lines.last().unwrap(), &"noise floor: mb_per_s 5.00% in wall timing");
 }
 
 #[test]
