@@ -128,7 +128,8 @@ pub fn metrics_from_samples(samples: &[PassSample]) -> BTreeMap<String, f64> {
     for (gup, name) in [(kregress_agent::Gup::Fast, "fast_mb_per_s"), (kregress_agent::Gup::Slow, "slow_mb_per_s")] {
         let xs: Vec<f64> = samples.iter().filter(|s| s.gup == gup && !s.warmup && s.mb_per_s.is_finite()).map(|s| s.mb_per_s).collect();
         if !xs.is_empty() {
-            out.insert(name.to_string(), crate::compare::median(&xs));
+            // The agent reports 2 decimals; the mean of two middle passes needs 3.
+            out.insert(name.to_string(), (crate::compare::median(&xs) * 1000.0).round() / 1000.0);
         }
     }
     out

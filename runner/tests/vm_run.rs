@@ -209,7 +209,7 @@ fn aa_stock_in_icount_is_no_change_with_a_floor_under_one_percent_on_a_busy_host
     assert!(summary.contains("in icount timing"), "{summary}");
 }
 
-/// Sensitivity on real kernels: 200 ns more per pinned page is a
+/// Sensitivity on real kernels: 150 ns more per pinned page is a
 /// THROUGHPUT_REGRESSION of the GUP-fast metric of both dio workloads, with
 /// its size; a comment in the same file is NO_CHANGE everywhere.
 #[test]
@@ -221,7 +221,7 @@ fn sensitivity_slow_patch_regresses_and_harmless_patch_does_not() {
         let slow = verdict_of(&rec, &cell, "fast_mb_per_s", Some("slow"));
         assert_eq!(slow["verdict"], "THROUGHPUT_REGRESSION", "{slow:#}");
         let d = decided_within(slow, 2.0);
-        assert!((-8.0..=-2.0).contains(&d), "{d}: {slow:#}");
+        assert!((-10.0..=-2.0).contains(&d), "{d}: {slow:#}");
         let s2 = verdict_of(&rec, &cell, "slow_mb_per_s", Some("slow"));
         eprintln!("{w}: slow fast_mb_per_s {d:+.2}%, slow_mb_per_s {} {}", s2["verdict"], s2["delta_pct"]);
         for m in PATH_METRICS {
