@@ -773,6 +773,9 @@ fn most_common(titles: &[String]) -> Option<String> {
 pub fn markdown(r: &Report) -> String {
     let mut s = format!("# bisect: {} / {} ({})\n\n", r.scenario, r.cell, r.variant);
     s += &format!("GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n", &r.good.commit[..12], r.good.subject, &r.bad.commit[..12], r.bad.subject, r.mode);
+    if r.mode.contains("icount") {
+        s += "Throughput in icount timing is MB per *virtual* second (guest time = instructions executed).\n\n";
+    }
     if let Some(sig) = &r.signature {
         s += &format!("signature: `{sig}`  \nk = {}: {}\n\n", r.k, r.k_reason);
     }
