@@ -600,7 +600,7 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         }
         let sig = match &o.signature {
             Some(sg) => sg.clone(),
-            None => most_common(&rb.titles).ok_or_else(|| {
+            None => rules::dominant_title(rb.titles.iter().map(String::as_str)).ok_or_else(|| {
                 kernel_err(format!("BAD {} is not bad: {} clean run(s) of {}; nothing to bisect", &bad[..12], rb.runs, cell.axes()))
             })?,
         };
@@ -756,17 +756,6 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
 pub fn no_op(steps: &[StepResult], culprit: &str, parent: &str) -> Option<bool> {
     let sha = |c: &str| steps.iter().find(|r| r.commit == c && !r.reason.starts_with("revert check")).and_then(|r| r.bzimage_sha256.clone());
     Some(sha(culprit)? == sha(parent)?)
-}
-
-fn most_common(titles: &[String]) -> Option<String> {
-    let mut best: Option<(&String, usize)> = None;
-    for t in titles {
-        let n = titles.iter().filter(|x| *x == t).count();
-        if best.is_none_or(|(_, b)| n > b) {
-            best = Some((t, n));
-        }
-    }
-    best.map(|(t, _)| t.clone())
 }
 
 /// bisect.md: the result, then every step.
@@ -1009,10 +998,4 @@ mod tests {
         assert_eq!(no_op(&steps, "c", "never-built"), None);
     }
 
-    #[test]
-    fn most_common_title() {
-        let t = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(most_common(&t(&["a", "b", "b"])).as_deref(), Some("b"));
-        assert_eq!(most_common(&t(&[])), None);
-    }
 }

@@ -413,6 +413,7 @@ mod tests {
         assert_eq!(st(&[fail(WARN), fail(HANG), fail(HANG)]), State::Fail(HANG.into()));
         assert_eq!(st(&[fail(WARN), fail(HANG)]), State::Fail(WARN.into()));
         assert_eq!(dominant_title([]), None);
+        assert_eq!(dominant_title(["a", "b", "b"]).as_deref(), Some("b"));
     }
 
     /// Every row of the outcome table.
