@@ -242,8 +242,10 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         cfg.workloads.extend(guest_config(c)?.workloads);
     }
     let icount = cells[0].timing == Timing::Icount;
-    // The agent's deadlines are guest seconds; under icount a guest second
-    // (1e9 instructions) takes a few host seconds of TCG.
+    // The agent's deadlines are guest seconds. Under icount an idle guest
+    // jumps ahead (sleep=off) but a busy one runs ~75 M instructions (guest
+    // ns) per host second here: the backstop allows 4 host seconds per guest
+    // second of the deadlines, which are generous (a dio workload uses ~2 of 120).
     let virt = if icount { 4 } else { 1 };
     let work: u64 = (cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64) * virt;
     // TCG and a busy host slow everything: scale the host's backstop deadlines.
