@@ -153,7 +153,8 @@ fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_decide
         assert_eq!(cmdline.contains("-icount shift=0,sleep=off") && cmdline.contains("-smp 1 "), icount, "{cmdline}");
     }
     let floors = &rec["noise_floors"]["floors"];
-    assert!(floors["wall"]["ops_per_s"]["pct"].as_f64().unwrap() >= 5.0, "{floors:#}");
+    // The baseline (stock) never passes the race, so it gives no wall-timing metric to floor.
+    assert!(floors["wall"].is_null(), "{floors:#}");
     assert!(floors["icount"]["fast_mb_per_s"]["pct"].as_f64().unwrap() >= 1.0, "{floors:#}");
     assert!(floors["icount"]["slow_mb_per_s"]["pct"].as_f64().unwrap() >= 1.0, "{floors:#}");
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
