@@ -12,7 +12,7 @@
 //! measured in different timing modes are refused.
 
 use crate::error::Result;
-use crate::results::{metric_unit, CellResult, FailKind, Outcome, RunRecord};
+use crate::results::{CellResult, FailKind, Outcome, RunRecord};
 use crate::rules::{self, NoiseFloors, Stats, Status};
 use crate::scenario::Timing;
 use rand_chacha::rand_core::{Rng, SeedableRng};
@@ -159,10 +159,7 @@ pub fn compare_groups(
         to: outcome_counts(to),
         stats,
         noise_floor_pct: timing.map_or(0.0, |t| floors.get(t, metric)),
-        unit: match (metric.is_empty(), timing) {
-            (false, Some(t)) => t.unit(metric_unit(metric)),
-            _ => String::new(),
-        },
+        unit: crate::results::row_unit(timing, metric),
         note,
     };
     if let Some((status, note)) = rules::outcome_rule(&rules::state(from), &rules::state(to)) {

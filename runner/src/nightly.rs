@@ -12,7 +12,7 @@
 
 use crate::compare;
 use crate::error::{bad_input, Result};
-use crate::results::{self, metric_unit, CellResult, Outcome, RunRecord};
+use crate::results::{self, CellResult, Outcome, RunRecord};
 use crate::rules::{self, NoiseFloors, Stats};
 use crate::scenario::Timing;
 use serde::Serialize;
@@ -76,10 +76,7 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
         new: compare::outcome_counts(new),
         old_title: title(&o),
         new_title: title(&n),
-        unit: match (metric.is_empty(), timing) {
-            (false, Some(t)) => t.unit(metric_unit(metric)),
-            _ => String::new(),
-        },
+        unit: crate::results::row_unit(timing, metric),
         ref_samples,
         stats,
         noise_floor_pct: timing.map_or(0.0, |t| floors.get(t, metric)),

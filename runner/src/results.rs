@@ -119,6 +119,16 @@ pub fn metric_unit(metric: &str) -> &'static str {
     }
 }
 
+/// How a verdict row prints its unit: `MB/s (virtual time)` for an icount
+/// metric, `ops/s` for a wall one, empty for an outcome row (no metric) or
+/// when nothing was measured (no timing).
+pub fn row_unit(timing: Option<Timing>, metric: &str) -> String {
+    match timing {
+        Some(t) if !metric.is_empty() => t.unit(metric_unit(metric)),
+        _ => String::new(),
+    }
+}
+
 /// The metrics of one boot from its pass samples: per GUP path, the median
 /// of the passes after the warm-up. Passes inside one boot are not
 /// independent samples (same kernel instance, same layout), so they are
