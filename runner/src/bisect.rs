@@ -377,8 +377,8 @@ impl Tester for KernelTester<'_> {
             variant: format!("bisect-{short}"),
             source: Source::Git { repo: self.repo.clone(), rev: commit.to_string() },
             rev: Some(commit.to_string()),
-            base: self.scenario.kernel.base.clone(),
-            fragments: self.scenario.kernel.fragments.clone(),
+            base: self.variant.kernel.base.clone(),
+            fragments: self.variant.kernel.fragments.clone(),
             patches,
         };
         let k = match kernel::build(&spec, self.jobs) {

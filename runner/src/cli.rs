@@ -290,7 +290,7 @@ fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32
     let mut rows = Vec::new();
     let mut first_err: Option<Error> = None;
     for v in s.select(only)? {
-        match kernel::build(&KernelSpec::new(&s, v), jobs) {
+        match kernel::build(&KernelSpec::new(v), jobs) {
             Ok(a) => {
                 if !json {
                     println!(

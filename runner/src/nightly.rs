@@ -246,6 +246,7 @@ mod tests {
         CellResult {
             variant: variant.into(),
             backend: "memmap".into(),
+            mode: "fsdax".into(),
             fs: "ext4".into(),
             mapping: "pte".into(),
             workload: workload.into(),

@@ -38,6 +38,10 @@ pub enum FailKind {
 pub struct CellResult {
     pub variant: String,
     pub backend: String,
+    /// fsdax or devdax (runs stored before the mode axis were all fsdax).
+    #[serde(default = "fsdax")]
+    pub mode: String,
+    /// The filesystem, or `devdax` for devdax cells (see [`Cell::fs_axis`]).
     pub fs: String,
     pub mapping: String,
     pub workload: String,
@@ -73,7 +77,8 @@ impl CellResult {
         CellResult {
             variant: c.variant.clone(),
             backend: c.backend.as_str().into(),
-            fs: c.fs.as_str().into(),
+            mode: c.mode.as_str().into(),
+            fs: c.fs_axis().into(),
             mapping: c.mapping.as_str().into(),
             workload: c.workload.name.as_str().into(),
             run: c.run,
@@ -95,6 +100,9 @@ impl CellResult {
     }
 }
 
+fn fsdax() -> String {
+    "fsdax".into()
+}
 fn wall() -> Timing {
     Timing::Wall
 }

@@ -372,6 +372,7 @@ mod tests {
         CellResult {
             variant: "v".into(),
             backend: "memmap".into(),
+            mode: "fsdax".into(),
             fs: "ext4".into(),
             mapping: "pte".into(),
             workload: "dio-read".into(),

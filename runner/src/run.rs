@@ -52,6 +52,7 @@ pub fn guest_config(c: &Cell) -> Result<GuestConfig> {
     }
     Ok(GuestConfig {
         backend: c.backend,
+        mode: c.mode,
         fs: c.fs,
         mapping: c.mapping,
         workloads: vec![w],
@@ -197,14 +198,14 @@ fn throughput(seen: &Seen) -> (Vec<PassSample>, BTreeMap<String, f64>) {
     (samples, metrics)
 }
 
-/// Cells that share a boot: same variant, backend, filesystem, mapping, run
+/// Cells that share a boot: same variant, backend, mode, filesystem, mapping, run
 /// and timing mode.
 pub fn boot_groups(cells: &[&Cell]) -> Vec<Vec<Cell>> {
     let mut groups: Vec<Vec<Cell>> = Vec::new();
     for c in cells {
         match groups.iter_mut().find(|g| {
             let h = &g[0];
-            (&h.variant, h.backend, h.fs, h.mapping, h.run, h.timing) == (&c.variant, c.backend, c.fs, c.mapping, c.run, c.timing)
+            (&h.variant, h.backend, h.mode, h.fs, h.mapping, h.run, h.timing) == (&c.variant, c.backend, c.mode, c.fs, c.mapping, c.run, c.timing)
         }) {
             Some(g) => g.push((*c).clone()),
             None => groups.push(vec![(*c).clone()]),
@@ -406,7 +407,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
             continue;
         }
         let v = s.variants.iter().find(|v| v.name == c.variant).unwrap();
-        let k = match kernel::build(&KernelSpec::new(s, v), crate::cli::default_jobs()) {
+        let k = match kernel::build(&KernelSpec::new(v), crate::cli::default_jobs()) {
             Ok(k) => Ok(k),
             Err(e) if e.class == crate::error::Class::Kernel => Err(e.msg),
             Err(e) => return Err(e),
@@ -495,6 +496,7 @@ pub fn as_expected(s: &Scenario, r: &CellResult) -> bool {
     let cell_matches = |e: &crate::scenario::Expect| {
         e.variant.as_ref().is_none_or(|v| *v == r.variant)
             && e.backend.is_none_or(|b| b.as_str() == r.backend)
+            && e.mode.is_none_or(|m| m.as_str() == r.mode)
             && e.fs.is_none_or(|f| f.as_str() == r.fs)
             && e.mapping.is_none_or(|m| m.as_str() == r.mapping)
             && e.workload.is_none_or(|w| w.as_str() == r.workload)

@@ -31,6 +31,11 @@ pub struct RunSection {
     pub filesystems: Vec<Fs>,
     #[serde(default = "default_mappings")]
     pub mappings: Vec<Mapping>,
+    /// How the DAX side is exposed: `fsdax` (a DAX filesystem, every
+    /// filesystem of `filesystems`) and/or `devdax` (/dev/daxX.Y; the
+    /// filesystem axis does not apply, one cell per backend × mapping).
+    #[serde(default = "default_modes")]
+    pub modes: Vec<Mode>,
     #[serde(default = "default_workloads")]
     pub workloads: Vec<Workload>,
     #[serde(default = "one")]
@@ -66,11 +71,12 @@ impl Timing {
         }
     }
 
-    /// Throughput workloads measure in icount; races need two vCPUs (wall).
+    /// The throughput workloads measure in icount; races, pins across
+    /// processes and everything else run on two vCPUs (wall).
     pub fn default_for(w: WorkloadName) -> Timing {
         match w {
             WorkloadName::DioRead | WorkloadName::DioWrite => Timing::Icount,
-            WorkloadName::TruncateDuringDio => Timing::Wall,
+            _ => Timing::Wall,
         }
     }
 
@@ -101,6 +107,9 @@ fn default_backends() -> Vec<Backend> {
 fn default_filesystems() -> Vec<Fs> {
     vec![Fs::Ext4]
 }
+fn default_modes() -> Vec<Mode> {
+    vec![Mode::Fsdax]
+}
 fn default_mappings() -> Vec<Mapping> {
     vec![Mapping::Pte]
 }
@@ -112,7 +121,7 @@ fn one() -> u32 {
 }
 
 /// The run axes are the guest's own types (one definition, shared with the agent).
-pub use kregress_agent::{Backend, Fs, Mapping, WorkloadKind as WorkloadName};
+pub use kregress_agent::{Backend, Fs, Mapping, Mode, WorkloadKind as WorkloadName};
 
 /// A workload and its parameters (the agent's defaults where absent).
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -134,6 +143,8 @@ pub struct Workload {
 pub struct Filter {
     pub variant: Option<String>,
     pub backend: Option<Backend>,
+    pub mode: Option<Mode>,
+    /// Selects fsdax cells of this filesystem (devdax cells have none).
     pub fs: Option<Fs>,
     pub mapping: Option<Mapping>,
     pub workload: Option<WorkloadName>,
@@ -145,6 +156,7 @@ pub struct Filter {
 pub struct Expect {
     pub variant: Option<String>,
     pub backend: Option<Backend>,
+    pub mode: Option<Mode>,
     pub fs: Option<Fs>,
     pub mapping: Option<Mapping>,
     pub workload: Option<WorkloadName>,
@@ -156,7 +168,7 @@ pub struct Expect {
     pub title: Option<String>,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct KernelSection {
     pub source: Source,
     pub base: Base,
@@ -185,6 +197,10 @@ pub enum Base {
 #[derive(Debug, Clone)]
 pub struct Variant {
     pub name: String,
+    /// The kernel this variant builds: the scenario's `kernel`, with the
+    /// variant's own `source`, `base` and `fragments` where it gives them
+    /// (so one scenario can compare 6.1 with 6.12, not only a patch).
+    pub kernel: KernelSection,
     pub patches: Vec<PathBuf>,
     /// Only for `git:` sources: build this revision instead of the source's.
     pub rev: Option<String>,
@@ -231,6 +247,9 @@ struct RawVariant {
     #[serde(default)]
     patches: Vec<String>,
     rev: Option<String>,
+    source: Option<RawSource>,
+    base: Option<String>,
+    fragments: Option<Vec<String>>,
 }
 
 /// The nearest ancestor of the scenario file holding `kernel-configs/`: paths
@@ -300,40 +319,45 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         return Err(bad_input(format!("{}: name: must not be empty", at("name:", 0))));
     }
 
-    let s = &raw.kernel.source;
-    let given = [s.debian.is_some(), s.path.is_some(), s.git.is_some()];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(bad_input(format!(
-            "{}: kernel.source: give exactly one of `debian`, `path`, `git`",
-            at("source:", 0)
-        )));
-    }
-    let source = if let Some(d) = &s.debian {
-        Source::Debian(d.clone())
-    } else if let Some(p) = &s.path {
-        Source::Path(resolve(p))
-    } else {
-        let rev = s.rev.clone().ok_or_else(|| {
-            bad_input(format!("{}: kernel.source: `git` needs `rev`", at("source:", 0)))
-        })?;
-        Source::Git { repo: resolve(s.git.as_deref().unwrap()), rev }
+    let parse_source = |s: &RawSource, field: &str, nth: usize| -> Result<Source> {
+        let given = [s.debian.is_some(), s.path.is_some(), s.git.is_some()];
+        if given.iter().filter(|g| **g).count() != 1 {
+            return Err(bad_input(format!(
+                "{}: {field}: give exactly one of `debian`, `path`, `git`",
+                at("source:", nth)
+            )));
+        }
+        if s.rev.is_some() && s.git.is_none() {
+            return Err(bad_input(format!(
+                "{}: {field}.rev: only a `git` source has a revision",
+                at("rev:", 0)
+            )));
+        }
+        Ok(if let Some(d) = &s.debian {
+            Source::Debian(d.clone())
+        } else if let Some(p) = &s.path {
+            Source::Path(resolve(p))
+        } else {
+            let rev = s.rev.clone().ok_or_else(|| {
+                bad_input(format!("{}: {field}: `git` needs `rev`", at("source:", nth)))
+            })?;
+            Source::Git { repo: resolve(s.git.as_deref().unwrap()), rev }
+        })
     };
-    if s.rev.is_some() && s.git.is_none() {
-        return Err(bad_input(format!(
-            "{}: kernel.source.rev: only a `git` source has a revision",
-            at("rev:", 0)
-        )));
-    }
-
-    let base = match raw.kernel.base.as_str() {
-        "tinyconfig" => Base::Tinyconfig,
-        "defconfig" => Base::Defconfig,
-        p => Base::File(must_exist("kernel.base", p)?),
+    let parse_base = |b: &str, field: &str| -> Result<Base> {
+        Ok(match b {
+            "tinyconfig" => Base::Tinyconfig,
+            "defconfig" => Base::Defconfig,
+            p => Base::File(must_exist(field, p)?),
+        })
     };
-    let mut fragments = Vec::new();
-    for (i, f) in raw.kernel.fragments.iter().enumerate() {
-        fragments.push(must_exist(&format!("kernel.fragments[{i}]"), f)?);
-    }
+    let parse_fragments = |fs: &[String], field: &str| -> Result<Vec<PathBuf>> {
+        fs.iter().enumerate().map(|(i, f)| must_exist(&format!("{field}[{i}]"), f)).collect()
+    };
+    let source = parse_source(&raw.kernel.source, "kernel.source", 0)?;
+    let base = parse_base(&raw.kernel.base, "kernel.base")?;
+    let fragments = parse_fragments(&raw.kernel.fragments, "kernel.fragments")?;
+    let kernel = KernelSection { source, base, fragments };
 
     if raw.variants.is_empty() {
         return Err(bad_input(format!("{}: variants: at least one is needed", at("variants:", 0))));
@@ -355,7 +379,18 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
                 v.name
             )));
         }
-        if v.rev.is_some() && !matches!(source, Source::Git { .. }) {
+        let mut vk = kernel.clone();
+        if let Some(src) = &v.source {
+            let nth = raw.variants[..i].iter().filter(|w| w.source.is_some()).count() + 1;
+            vk.source = parse_source(src, &format!("{field}.source"), nth)?;
+        }
+        if let Some(b) = &v.base {
+            vk.base = parse_base(b, &format!("{field}.base"))?;
+        }
+        if let Some(f) = &v.fragments {
+            vk.fragments = parse_fragments(f, &format!("{field}.fragments"))?;
+        }
+        if v.rev.is_some() && !matches!(vk.source, Source::Git { .. }) {
             return Err(bad_input(format!(
                 "{}: {field}.rev: only a `git` source has revisions",
                 at("rev:", 0)
@@ -365,7 +400,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         for (j, p) in v.patches.iter().enumerate() {
             patches.push(must_exist(&format!("{field}.patches[{j}]"), p)?);
         }
-        variants.push(Variant { name: v.name.clone(), patches, rev: v.rev.clone() });
+        variants.push(Variant { name: v.name.clone(), kernel: vk, patches, rev: v.rev.clone() });
     }
 
     Ok(Scenario {
@@ -373,7 +408,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         description: raw.description,
         file: file.to_path_buf(),
         root,
-        kernel: KernelSection { source, base, fragments },
+        kernel,
         variants,
         run: raw.run,
         expect: raw.expect,
@@ -406,6 +441,8 @@ impl Scenario {
 pub struct Cell {
     pub variant: String,
     pub backend: Backend,
+    pub mode: Mode,
+    /// fsdax only; a devdax cell carries the scenario's first filesystem, unused.
     pub fs: Fs,
     pub mapping: Mapping,
     pub workload: Workload,
@@ -421,7 +458,14 @@ impl Cell {
     }
     /// The axes without the variant and run: what variants are compared on.
     pub fn axes(&self) -> String {
-        format!("{}-{}-{}-{}", self.backend, self.fs, self.mapping, self.workload.name)
+        format!("{}-{}-{}-{}", self.backend, self.fs_axis(), self.mapping, self.workload.name)
+    }
+    /// The filesystem for fsdax cells, `devdax` for devdax cells (which have none).
+    pub fn fs_axis(&self) -> &'static str {
+        match self.mode {
+            Mode::Fsdax => self.fs.as_str(),
+            Mode::Devdax => "devdax",
+        }
     }
 }
 
@@ -440,9 +484,10 @@ impl Filter {
                 "variant" => f.variant = Some(v.to_string()),
                 "backend" => f.backend = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
                 "fs" => f.fs = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
+                "mode" => f.mode = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
                 "mapping" => f.mapping = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
                 "workload" => f.workload = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
-                _ => return Err(bad_input(format!("--only {s}: unknown key `{k}` (variant, backend, fs, mapping, workload)"))),
+                _ => return Err(bad_input(format!("--only {s}: unknown key `{k}` (variant, backend, mode, fs, mapping, workload)"))),
             }
         }
         Ok(f)
@@ -451,7 +496,8 @@ impl Filter {
     pub fn matches(&self, c: &Cell) -> bool {
         self.variant.as_ref().is_none_or(|v| *v == c.variant)
             && self.backend.is_none_or(|b| b == c.backend)
-            && self.fs.is_none_or(|f| f == c.fs)
+            && self.mode.is_none_or(|m| m == c.mode)
+            && self.fs.is_none_or(|f| c.mode == Mode::Fsdax && f == c.fs)
             && self.mapping.is_none_or(|m| m == c.mapping)
             && self.workload.is_none_or(|w| w == c.workload.name)
     }
@@ -462,6 +508,7 @@ impl Expect {
         Filter {
             variant: self.variant.clone(),
             backend: self.backend,
+            mode: self.mode,
             fs: self.fs,
             mapping: self.mapping,
             workload: self.workload,
@@ -476,14 +523,21 @@ impl Scenario {
         let mut out = Vec::new();
         for v in &self.variants {
             for &backend in &self.run.backends {
-                for &fs in &self.run.filesystems {
-                    for &mapping in &self.run.mappings {
-                        for w in &self.run.workloads {
-                            for run in 1..=runs.unwrap_or(self.run.runs) {
-                                let timing = w.timing.or(self.run.timing).unwrap_or(Timing::default_for(w.name));
-                                let c = Cell { variant: v.name.clone(), backend, fs, mapping, workload: w.clone(), run, timing };
-                                if only.matches(&c) && !self.run.exclude.iter().any(|x| x.matches(&c)) {
-                                    out.push(c);
+                for &mode in &self.run.modes {
+                    // devdax has no filesystem: one pass over the other axes.
+                    let filesystems = match mode {
+                        Mode::Fsdax => &self.run.filesystems[..],
+                        Mode::Devdax => &self.run.filesystems[..self.run.filesystems.len().min(1)],
+                    };
+                    for &fs in filesystems {
+                        for &mapping in &self.run.mappings {
+                            for w in &self.run.workloads {
+                                for run in 1..=runs.unwrap_or(self.run.runs) {
+                                    let timing = w.timing.or(self.run.timing).unwrap_or(Timing::default_for(w.name));
+                                    let c = Cell { variant: v.name.clone(), backend, mode, fs, mapping, workload: w.clone(), run, timing };
+                                    if only.matches(&c) && !self.run.exclude.iter().any(|x| x.matches(&c)) {
+                                        out.push(c);
+                                    }
                                 }
                             }
                         }

@@ -7,7 +7,9 @@
 //!
 //! * `kregress.backend` — `memmap` (legacy `memmap=N!S` pmem, /dev/pmem0 + /dev/pmem1) or
 //!   `nvdimm` (QEMU NVDIMMs; namespace0.0 is switched to fsdax, namespace1.0 stays raw).
-//! * `kregress.fs` — `ext4` or `xfs`, made on pmem0 and mounted `-o dax`.
+//! * `kregress.mode` — `fsdax` (default) or `devdax`: namespace0.0 becomes /dev/dax0.0
+//!   (2 MiB aligned for `pmd`, 4 KiB for `pte`) and the workloads map it instead of a file.
+//! * `kregress.fs` — `ext4` or `xfs`, made on pmem0 and mounted `-o dax` (fsdax only).
 //! * `kregress.mapping` — `pte` (MADV_NOHUGEPAGE) or `pmd` (2 MiB aligned + MADV_HUGEPAGE);
 //!   a workload may override it with `mapping=`.
 //! * `kregress.hang` — seconds one blocking operation (ftruncate, ...) may take before it is a HANG.
@@ -44,6 +46,16 @@ pub enum Mapping {
     Pmd,
 }
 
+/// How namespace0.0 (the DAX side) is exposed: a DAX filesystem on
+/// /dev/pmemN (`fsdax`) or the character device /dev/daxX.Y (`devdax`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    #[default]
+    Fsdax,
+    Devdax,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum WorkloadKind {
@@ -53,6 +65,26 @@ pub enum WorkloadKind {
     DioWrite,
     /// O_DIRECT reads into the mapping while another thread truncates / punches the file.
     TruncateDuringDio,
+    /// io_uring IORING_REGISTER_BUFFERS of the DAX mapping (FOLL_PIN|FOLL_LONGTERM),
+    /// then READ_FIXED/WRITE_FIXED against /dev/pmem1 where the kernel allows it.
+    UringFixed,
+    /// io_uring O_DIRECT READ/WRITE (not fixed) with many I/Os in flight: pages
+    /// are released in completion context, many at once.
+    UringDio,
+    /// Remote GUP: process_vm_readv/writev into a child's DAX mapping
+    /// (pin_user_pages_remote) and /proc/PID/mem (access_remote_vm).
+    RemoteGup,
+    /// fork() while O_DIRECT reads into a MAP_PRIVATE DAX mapping (COW of pinned pages).
+    ForkCowDio,
+    /// munmap / MADV_DONTNEED / mremap of the mapping while O_DIRECT into it is in flight.
+    UnmapDuringDio,
+    /// MADV_HWPOISON of one page of the DAX mapping (memory_failure_dev_pagemap).
+    Hwpoison,
+    /// XFS reflink (FICLONE/FICLONERANGE) of the DAX file and writes into shared
+    /// extents while O_DIRECT pins their pages.
+    ReflinkDio,
+    /// vmsplice of the DAX mapping into a pipe, then splice to /dev/pmem1.
+    Vmsplice,
 }
 
 macro_rules! str_enum {
@@ -76,7 +108,28 @@ macro_rules! str_enum {
 str_enum!(Backend { Memmap => "memmap", Nvdimm => "nvdimm" });
 str_enum!(Fs { Ext4 => "ext4", Xfs => "xfs" });
 str_enum!(Mapping { Pte => "pte", Pmd => "pmd" });
-str_enum!(WorkloadKind { DioRead => "dio-read", DioWrite => "dio-write", TruncateDuringDio => "truncate-during-dio" });
+str_enum!(Mode { Fsdax => "fsdax", Devdax => "devdax" });
+str_enum!(WorkloadKind {
+    DioRead => "dio-read",
+    DioWrite => "dio-write",
+    TruncateDuringDio => "truncate-during-dio",
+    UringFixed => "uring-fixed",
+    UringDio => "uring-dio",
+    RemoteGup => "remote-gup",
+    ForkCowDio => "fork-cow-dio",
+    UnmapDuringDio => "unmap-during-dio",
+    Hwpoison => "hwpoison",
+    ReflinkDio => "reflink-dio",
+    Vmsplice => "vmsplice",
+});
+
+impl WorkloadKind {
+    /// Timed by passes (a throughput figure per pass) rather than by seconds.
+    pub fn has_passes(self) -> bool {
+        use WorkloadKind::*;
+        matches!(self, DioRead | DioWrite | UringFixed | UringDio | RemoteGup | ForkCowDio | Vmsplice | Hwpoison | ReflinkDio)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
@@ -130,6 +183,25 @@ impl WorkloadSpec {
                 deadline: 90,
                 mapping: None,
             },
+            WorkloadKind::UnmapDuringDio => WorkloadSpec {
+                kind,
+                size: 16 << 20,
+                passes: 0,
+                seconds: 20,
+                threads: 2,
+                deadline: 90,
+                mapping: None,
+            },
+            // The other families: a few verified passes over 16 MiB.
+            _ => WorkloadSpec {
+                kind,
+                size: 16 << 20,
+                passes: 2,
+                seconds: 0,
+                threads: 1,
+                deadline: 120,
+                mapping: None,
+            },
         }
     }
 
@@ -177,11 +249,9 @@ impl WorkloadSpec {
         if self.deadline == 0 {
             return e("deadline must be >= 1");
         }
-        match self.kind {
-            WorkloadKind::DioRead | WorkloadKind::DioWrite if self.passes == 0 => {
-                e("passes must be >= 1")
-            }
-            WorkloadKind::TruncateDuringDio if self.seconds == 0 => e("seconds must be >= 1"),
+        match self.kind.has_passes() {
+            true if self.passes == 0 => e("passes must be >= 1"),
+            false if self.seconds == 0 => e("seconds must be >= 1"),
             _ => Ok(()),
         }
     }
@@ -191,9 +261,10 @@ impl fmt::Display for WorkloadSpec {
     /// Every parameter spelled out, so the line says exactly what ran.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:size={}", self.kind, format_size(self.size))?;
-        match self.kind {
-            WorkloadKind::DioRead | WorkloadKind::DioWrite => write!(f, ":passes={}", self.passes)?,
-            WorkloadKind::TruncateDuringDio => write!(f, ":seconds={}", self.seconds)?,
+        if self.kind.has_passes() {
+            write!(f, ":passes={}", self.passes)?;
+        } else {
+            write!(f, ":seconds={}", self.seconds)?;
         }
         write!(f, ":threads={}:deadline={}", self.threads, self.deadline)?;
         if let Some(m) = self.mapping {
@@ -207,6 +278,8 @@ impl fmt::Display for WorkloadSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestConfig {
     pub backend: Backend,
+    /// fsdax: `fs` on /dev/pmemN; devdax: /dev/daxX.Y, no filesystem.
+    pub mode: Mode,
     pub fs: Fs,
     pub mapping: Mapping,
     /// Seconds a single blocking operation may take before it is reported as a HANG.
@@ -247,6 +320,7 @@ impl Default for GuestConfig {
     fn default() -> Self {
         GuestConfig {
             backend: Backend::Memmap,
+            mode: Mode::Fsdax,
             fs: Fs::Ext4,
             mapping: Mapping::Pte,
             hang: 10,
@@ -265,6 +339,9 @@ impl GuestConfig {
             "kregress.backend={} kregress.fs={} kregress.mapping={} kregress.hang={} kregress.teardown={}",
             self.backend, self.fs, self.mapping, self.hang, self.teardown
         );
+        if self.mode != Mode::Fsdax {
+            s.push_str(&format!(" kregress.mode={}", self.mode));
+        }
         if self.premade {
             s.push_str(" kregress.premade=1");
         }
@@ -300,6 +377,7 @@ impl GuestConfig {
             match k {
                 "backend" => c.backend = v.parse()?,
                 "fs" => c.fs = v.parse()?,
+                "mode" => c.mode = v.parse()?,
                 "mapping" => c.mapping = v.parse()?,
                 "hang" => c.hang = secs(v)?,
                 "teardown" => c.teardown = secs(v)?,
@@ -367,6 +445,7 @@ mod tests {
                     w.size = 6 << 20;
                     let c = GuestConfig {
                         backend,
+                        mode: if mapping == Mapping::Pmd { Mode::Devdax } else { Mode::Fsdax },
                         fs,
                         mapping,
                         hang: 7,

@@ -8,7 +8,7 @@
 pub mod config;
 pub mod protocol;
 
-pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, WorkloadKind, WorkloadSpec};
+pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, Mode, WorkloadKind, WorkloadSpec};
 pub use protocol::{
     parse_line, FailKind, Gup, LineParser, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION,
 };

@@ -13,7 +13,7 @@ mod workloads;
 
 use std::time::{Duration, Instant};
 
-use kregress_agent::{FailKind, GuestConfig, Message, Outcome, PROTOCOL_VERSION, VERSION};
+use kregress_agent::{FailKind, GuestConfig, Message, Mode, Outcome, PROTOCOL_VERSION, VERSION};
 
 fn result(
     name: &str,
@@ -113,46 +113,49 @@ fn run(t0: Instant) -> bool {
             return false;
         }
     };
+    let devdax = cfg.mode == Mode::Devdax;
     setup::step(
         "pmem",
         true,
         format!(
-            "{}: fs on {}, O_DIRECT on {}",
-            cfg.backend, devs.fs_dev, devs.raw_dev
+            "{} {}: DAX side {}, O_DIRECT on {}",
+            cfg.backend, cfg.mode, devs.fs_dev, devs.raw_dev
         ),
         t,
     );
-    let t = Instant::now();
-    let made = if cfg.premade {
-        setup::write_premade(&kregress_agent::config::premade_dir(cfg.fs, cfg.wants_pmd()), &devs.fs_dev)
-    } else {
-        setup::mkfs(cfg.fs, &devs.fs_dev, cfg.wants_pmd())
-    };
-    let mounted = made.and_then(|m| {
-        setup::step("mkfs", true, m, t);
+    if !devdax {
         let t = Instant::now();
-        let r = setup::mount_dax(cfg.fs, &devs.fs_dev);
-        if let Ok(m) = &r {
-            setup::step("mount", true, m.clone(), t);
+        let made = if cfg.premade {
+            setup::write_premade(&kregress_agent::config::premade_dir(cfg.fs, cfg.wants_pmd()), &devs.fs_dev)
+        } else {
+            setup::mkfs(cfg.fs, &devs.fs_dev, cfg.wants_pmd())
+        };
+        let mounted = made.and_then(|m| {
+            setup::step("mkfs", true, m, t);
+            let t = Instant::now();
+            let r = setup::mount_dax(cfg.fs, &devs.fs_dev);
+            if let Ok(m) = &r {
+                setup::step("mount", true, m.clone(), t);
+            }
+            r
+        });
+        if let Err(e) = mounted {
+            setup::step("mkfs+mount", false, e.clone(), t);
+            Message::Error {
+                phase: "mkfs".into(),
+                detail: e.clone(),
+            }
+            .emit();
+            miss_all(&format!("setup failed: {e}"));
+            setup::teardown(&cfg, Some(&devs), false, false);
+            return false;
         }
-        r
-    });
-    if let Err(e) = mounted {
-        setup::step("mkfs+mount", false, e.clone(), t);
-        Message::Error {
-            phase: "mkfs".into(),
-            detail: e.clone(),
-        }
-        .emit();
-        miss_all(&format!("setup failed: {e}"));
-        setup::teardown(&cfg, Some(&devs), false, false);
-        return false;
     }
 
     // workloads
     let mut ok = true;
     let mut wedged = false;
-    if cfg.workloads.is_empty() {
+    if cfg.workloads.is_empty() && !devdax {
         // Still report whether DAX is on.
         if let Err(e) =
             setup::create_test_file(&format!("{}/probe.dat", setup::MNT), 2 << 20, false)
@@ -183,12 +186,21 @@ fn run(t0: Instant) -> bool {
             spec: spec.to_string(),
         }
         .emit();
-        let file = format!("{}/{name}.dat", setup::MNT);
-        match setup::create_test_file(
+        let file = if devdax {
+            devs.fs_dev.clone()
+        } else {
+            format!("{}/{name}.dat", setup::MNT)
+        };
+        let created = if devdax {
+            setup::check_dax_size(&devs.fs_dev, spec.size).map(|()| true)
+        } else {
+            setup::create_test_file(
             &file,
             spec.size,
             cfg.mapping_for(&spec) == kregress_agent::Mapping::Pmd,
-        ) {
+            )
+        };
+        match created {
             Ok(true) => {}
             Ok(false) => {
                 result(
@@ -215,6 +227,7 @@ fn run(t0: Instant) -> bool {
         }
         let target = workloads::Target {
             file,
+            mode: cfg.mode,
             raw_dev: devs.raw_dev.clone(),
             mapping: cfg.mapping_for(&spec),
             hang: cfg.hang,
@@ -256,6 +269,9 @@ fn run(t0: Instant) -> bool {
                     ),
                 )
             }
+            hang::Watched::Done(Ok(f)) if f.skipped.is_some() => {
+                result(name, Outcome::Skip, None, None, f.skipped.unwrap_or_default())
+            }
             hang::Watched::Done(Ok(f)) => Message::WorkloadResult {
                 name: name.into(),
                 outcome: Outcome::Pass,
@@ -274,6 +290,6 @@ fn run(t0: Instant) -> bool {
         msg.emit();
     }
 
-    ok &= setup::teardown(&cfg, Some(&devs), true, wedged);
+    ok &= setup::teardown(&cfg, Some(&devs), !devdax, wedged);
     ok
 }

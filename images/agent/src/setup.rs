@@ -4,7 +4,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use kregress_agent::{Backend, FailKind, Fs, GuestConfig, Message, Outcome};
+use kregress_agent::{Backend, FailKind, Fs, GuestConfig, Mapping, Message, Mode, Outcome};
 
 use crate::hang;
 use crate::sys::{self, ms};
@@ -160,11 +160,15 @@ pub fn run_tool(
     Ok(out)
 }
 
-/// The two pmem block devices.
+/// The two pmem devices.
 #[derive(Debug, Clone)]
 pub struct Devices {
-    /// Gets the DAX filesystem.
+    /// The DAX side: the block device that gets the DAX filesystem (fsdax)
+    /// or the device-dax character device /dev/daxX.Y (devdax).
     pub fs_dev: String,
+    /// devdax: the nd bus device (`daxN.M` under /sys/bus/nd) that dax_pmem
+    /// binds; unbinding it tears the dev_pagemap down.
+    pub nd_dax: Option<String>,
     /// Raw, non-DAX block device: the O_DIRECT side.
     pub raw_dev: String,
 }
@@ -205,6 +209,84 @@ fn fsdax_via_sysfs(ns: &str) -> Result<String, String> {
     blockdev_of_namespace(pfn).ok_or_else(|| format!("{pfn} bound but has no block device"))
 }
 
+/// Switches namespace `ns` to devdax mode through sysfs, as `ndctl
+/// create-namespace -m devdax -a ALIGN` does: the region's dax seed gets a
+/// uuid, the namespace, the alignment and struct pages on the device
+/// (`mode=pmem`), and is bound to dax_pmem, which creates /dev/daxX.Y.
+/// Returns (nd dax device, character device name).
+fn devdax_via_sysfs(ns: &str, align: usize) -> Result<(String, String), String> {
+    let nd = "/sys/bus/nd";
+    let write = |path: String, val: &str| std::fs::write(&path, val).map_err(|e| format!("echo {val} > {path}: {e}"));
+    if sys::exists(&format!("{nd}/devices/{ns}/driver")) {
+        let drv = std::fs::read_link(format!("{nd}/devices/{ns}/driver")).map_err(|e| format!("{ns}/driver: {e}"))?;
+        let drv = drv.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        write(format!("{nd}/drivers/{drv}/unbind"), ns)?;
+    }
+    let real = std::fs::canonicalize(format!("{nd}/devices/{ns}")).map_err(|e| format!("{ns}: {e}"))?;
+    let region = real.parent().ok_or_else(|| format!("{ns}: no region"))?;
+    let seed = std::fs::read_to_string(region.join("dax_seed"))
+        .map_err(|e| format!("{}/dax_seed: {e} (CONFIG_NVDIMM_DAX?)", region.display()))?;
+    let dax = seed.trim().to_string();
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_err(|e| format!("random uuid: {e}"))?;
+    write(format!("{nd}/devices/{dax}/uuid"), uuid.trim())?;
+    write(format!("{nd}/devices/{dax}/namespace"), ns)?;
+    write(format!("{nd}/devices/{dax}/align"), &align.to_string())?;
+    write(format!("{nd}/devices/{dax}/mode"), "pmem")?;
+    write(format!("{nd}/drivers/dax_pmem/bind"), &dax)
+        .map_err(|e| format!("{e} (CONFIG_DEV_DAX_PMEM?)"))?;
+    // dax_pmem registers the device-dax instance as a child: .../daxN.M/daxN.M
+    let chr = std::fs::read_dir(format!("{nd}/devices/{dax}"))
+        .ok()
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .find(|n| n.starts_with("dax") && sys::exists(&format!("/sys/bus/dax/devices/{n}")))
+        .ok_or_else(|| format!("{dax} bound to dax_pmem but no device-dax instance appeared"))?;
+    Ok((dax, chr))
+}
+
+/// The nd namespace whose block device is `blk` (e.g. pmem0 -> namespace0.0).
+fn namespace_of_block(blk: &str) -> Result<String, String> {
+    let p = format!("/sys/block/{blk}/device");
+    let real = std::fs::canonicalize(&p).map_err(|e| format!("{p}: {e}"))?;
+    Ok(real.file_name().unwrap_or_default().to_string_lossy().into_owned())
+}
+
+/// Checks that the device-dax instance `dev` is at least `size` bytes.
+pub fn check_dax_size(dev: &str, size: u64) -> Result<(), sys::SysError> {
+    let name = dev.trim_start_matches("/dev/");
+    let p = format!("/sys/bus/dax/devices/{name}/size");
+    let have: u64 = std::fs::read_to_string(&p)
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .ok_or_else(|| sys::SysError { what: format!("reading {p}"), errno: libc::ENODEV })?;
+    if have < size {
+        return Err(sys::SysError { what: format!("{dev} has {have} bytes, the workload needs {size}"), errno: libc::ENOSPC });
+    }
+    Ok(())
+}
+
+/// Device-dax alignment for a mapping kind: 4 KiB pages or 2 MiB PMDs.
+fn devdax_align(m: Mapping) -> usize {
+    match m {
+        Mapping::Pte => 4096,
+        Mapping::Pmd => sys::PMD_SIZE,
+    }
+}
+
+/// Puts the DAX-side namespace `ns` into devdax mode and waits for its character device.
+fn make_devdax(cfg: &GuestConfig, ns: &str, raw_dev: String, appear: Duration) -> Result<Devices, String> {
+    let t = Instant::now();
+    let align = devdax_align(cfg.mapping);
+    let (nd_dax, chr) = devdax_via_sysfs(ns, align)?;
+    let dev = format!("/dev/{chr}");
+    if !sys::wait_for_path(&dev, appear) {
+        return Err(format!("{dev} did not appear"));
+    }
+    step("devdax", true, format!("{ns} -> devdax (sysfs), {nd_dax} align {align}, {dev}"), t);
+    Ok(Devices { fs_dev: dev, nd_dax: Some(nd_dax), raw_dev })
+}
+
 /// Find (and for NVDIMMs configure) the pmem devices.
 pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
     let appear = Duration::from_secs(20);
@@ -215,8 +297,13 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
                     return Err(format!("{d} did not appear within {} s (memmap=512M!1G memmap=512M!2G on the kernel command line?)", appear.as_secs()));
                 }
             }
+            if cfg.mode == Mode::Devdax {
+                let ns = namespace_of_block("pmem0")?;
+                return make_devdax(cfg, &ns, "/dev/pmem1".into(), appear);
+            }
             Ok(Devices {
                 fs_dev: "/dev/pmem0".into(),
+                nd_dax: None,
                 raw_dev: "/dev/pmem1".into(),
             })
         }
@@ -230,9 +317,6 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
                     ));
                 }
             }
-            let t = Instant::now();
-            let fs = fsdax_via_sysfs("namespace0.0")?;
-            step("fsdax", true, format!("namespace0.0 -> fsdax (sysfs), /dev/{fs}"), t);
             let raw = match blockdev_of_namespace("namespace1.0") {
                 Some(b) => b,
                 None => {
@@ -249,13 +333,21 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
                     })?
                 }
             };
-            let (fs_dev, raw_dev) = (format!("/dev/{fs}"), format!("/dev/{raw}"));
-            for d in [&fs_dev, &raw_dev] {
-                if !sys::wait_for_path(d, appear) {
-                    return Err(format!("{d} did not appear"));
-                }
+            let raw_dev = format!("/dev/{raw}");
+            if !sys::wait_for_path(&raw_dev, appear) {
+                return Err(format!("{raw_dev} did not appear"));
             }
-            Ok(Devices { fs_dev, raw_dev })
+            if cfg.mode == Mode::Devdax {
+                return make_devdax(cfg, "namespace0.0", raw_dev, appear);
+            }
+            let t = Instant::now();
+            let fs = fsdax_via_sysfs("namespace0.0")?;
+            step("fsdax", true, format!("namespace0.0 -> fsdax (sysfs), /dev/{fs}"), t);
+            let fs_dev = format!("/dev/{fs}");
+            if !sys::wait_for_path(&fs_dev, appear) {
+                return Err(format!("{fs_dev} did not appear"));
+            }
+            Ok(Devices { fs_dev, nd_dax: None, raw_dev })
         }
     }
 }
@@ -326,6 +418,32 @@ pub fn create_test_file(path: &str, size: u64, pmd: bool) -> Result<bool, sys::S
     Ok(dax)
 }
 
+/// Unbinds a device from its driver through `/sys/bus/<bus>/devices/<name>/driver/unbind`.
+fn unbind_bus(bus: &str, name: &str) -> Result<String, String> {
+    let link = format!("/sys/bus/{bus}/devices/{name}/driver");
+    let driver = std::fs::read_link(&link).map_err(|e| format!("readlink {link}: {e}"))?;
+    let driver = driver.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let unbind = format!("{link}/unbind");
+    std::fs::write(&unbind, name).map_err(|e| format!("echo {name} > {unbind}: {e}"))?;
+    Ok(format!("{name} unbound from {driver}"))
+}
+
+/// Unbinds the DAX side: for devdax the device-dax instance from device_dax
+/// (kill_dev_dax: waits for every page reference), then the nd dax device
+/// from dax_pmem (devm_memunmap_pages: the dev_pagemap goes away, where the
+/// 2017 "percpu ref ... <= 0" fired); for fsdax the block device's driver.
+fn unbind_dax_side(d: &Devices) -> Result<String, String> {
+    match &d.nd_dax {
+        None => unbind(&d.fs_dev),
+        Some(nd) => {
+            let chr = d.fs_dev.trim_start_matches("/dev/");
+            let a = unbind_bus("dax", chr)?;
+            let b = unbind_bus("nd", nd)?;
+            Ok(format!("{a}; {b}"))
+        }
+    }
+}
+
 fn unbind(dev: &str) -> Result<String, String> {
     let name = dev.trim_start_matches("/dev/");
     let devlink = format!("/sys/block/{name}/device");
@@ -388,13 +506,14 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
     }
     let backend = cfg.backend;
     if let Some(d) = devs {
-        for dev in [d.fs_dev.clone(), d.raw_dev.clone()] {
+        for (i, dev) in [d.fs_dev.clone(), d.raw_dev.clone()].into_iter().enumerate() {
             let left = limit
                 .saturating_sub(t.elapsed())
                 .max(Duration::from_secs(1));
             let t1 = Instant::now();
             let dev2 = dev.clone();
-            match hang::with_deadline("unbind", left, move || unbind(&dev2)) {
+            let d2 = d.clone();
+            match hang::with_deadline("unbind", left, move || if i == 0 { unbind_dax_side(&d2) } else { unbind(&dev2) }) {
                 None => {
                     hang::report_hang("teardown", &format!("unbind {dev}"), "unbind", t1.elapsed());
                     return finish(

@@ -228,14 +228,24 @@ impl Map {
     /// MAP_SHARED mapping of a file. `pte`: MADV_NOHUGEPAGE; `pmd`: address aligned to
     /// 2 MiB and MADV_HUGEPAGE. The pages are not touched.
     pub fn shared(fd: &Fd, len: usize, mapping: Mapping) -> SysResult<Map> {
+        Map::file(fd, len, mapping, libc::MAP_SHARED)
+    }
+
+    /// Like [`Map::shared`] with `MAP_PRIVATE` (copy-on-write of the file's pages).
+    pub fn private(fd: &Fd, len: usize, mapping: Mapping) -> SysResult<Map> {
+        Map::file(fd, len, mapping, libc::MAP_PRIVATE)
+    }
+
+    /// A file mapping with `share` (`MAP_SHARED` or `MAP_PRIVATE`), see [`Map::shared`].
+    pub fn file(fd: &Fd, len: usize, mapping: Mapping, share: libc::c_int) -> SysResult<Map> {
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         let map = match mapping {
             Mapping::Pte => {
                 let p = unsafe {
-                    libc::mmap(std::ptr::null_mut(), len, prot, libc::MAP_SHARED, fd.0, 0)
+                    libc::mmap(std::ptr::null_mut(), len, prot, share, fd.0, 0)
                 };
                 if p == libc::MAP_FAILED {
-                    return Err(last(format!("mmap(MAP_SHARED, {len})")));
+                    return Err(last(format!("mmap({}, {len})", share_name(share))));
                 }
                 Map {
                     ptr: p as *mut u8,
@@ -266,13 +276,13 @@ impl Map {
                         aligned as *mut libc::c_void,
                         len,
                         prot,
-                        libc::MAP_SHARED | libc::MAP_FIXED,
+                        share | libc::MAP_FIXED,
                         fd.0,
                         0,
                     )
                 };
                 if p == libc::MAP_FAILED {
-                    let e = last(format!("mmap(MAP_SHARED|MAP_FIXED, {len}, 2M aligned)"));
+                    let e = last(format!("mmap({}|MAP_FIXED, {len}, 2M aligned)", share_name(share)));
                     unsafe { libc::munmap(r, resv) };
                     return Err(e);
                 }
@@ -315,6 +325,10 @@ impl Map {
     pub fn words_mut(&mut self) -> &mut [u64] {
         unsafe { std::slice::from_raw_parts_mut(self.ptr as *mut u64, self.len / 8) }
     }
+}
+
+fn share_name(share: libc::c_int) -> &'static str {
+    if share == libc::MAP_PRIVATE { "MAP_PRIVATE" } else { "MAP_SHARED" }
 }
 
 impl Drop for Map {

@@ -7,17 +7,39 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kregress_agent::{FailKind, Gup, Mapping, Message, WorkloadKind, WorkloadSpec};
+use kregress_agent::{FailKind, Gup, Mapping, Message, Mode, WorkloadKind, WorkloadSpec};
 
 use crate::hang;
 use crate::sys::{self, Fd, Map, SysError, MIB};
 
 /// A workload that ran to the end.
+#[derive(Default)]
 pub struct Finished {
     pub mb_per_s: Option<f64>,
     pub ops_per_s: Option<f64>,
     pub detail: String,
     pub counters: BTreeMap<String, u64>,
+    /// The kernel, its config or the mode lacks what the workload needs: the
+    /// result is SKIP with this reason (not PASS, not MISS).
+    pub skipped: Option<String>,
+}
+
+impl Finished {
+    /// A SKIP with its reason.
+    pub fn skip(reason: impl Into<String>) -> Finished {
+        Finished { skipped: Some(reason.into()), ..Default::default() }
+    }
+}
+
+impl Failure {
+    /// A refusal or failure of one call: IO_ERROR with the errno in the detail.
+    pub fn io(errno: i32, detail: impl Into<String>) -> Failure {
+        Failure { kind: FailKind::IoError, errno: Some(errno), detail: detail.into(), wedged: false }
+    }
+    /// The data read back differs from what was written.
+    pub fn corrupt(detail: impl Into<String>) -> Failure {
+        Failure { kind: FailKind::DataCorruption, errno: None, detail: detail.into(), wedged: false }
+    }
 }
 
 /// A workload that failed.
@@ -42,8 +64,12 @@ impl From<SysError> for Failure {
 
 /// What a workload needs to know.
 pub struct Target {
-    /// File on the DAX filesystem, already `spec.size` bytes long.
+    /// fsdax: a file on the DAX filesystem, already `spec.size` bytes long
+    /// with written blocks. devdax: the character device /dev/daxX.Y (at
+    /// least `spec.size` bytes; it cannot be read or written with
+    /// read(2)/write(2), truncated or punched — only mapped).
     pub file: String,
+    pub mode: Mode,
     /// Raw (non-DAX) block device for O_DIRECT.
     pub raw_dev: String,
     pub mapping: Mapping,
@@ -53,13 +79,48 @@ pub struct Target {
     pub virtual_time: bool,
 }
 
+impl Target {
+    /// Opens the DAX file or device read-write.
+    pub fn open(&self) -> Result<Fd, SysError> {
+        Fd::open(&self.file, libc::O_RDWR)
+    }
+    /// A fresh MAP_SHARED mapping of the first `len` bytes, untouched (no page table entries).
+    pub fn map_shared(&self, fd: &Fd, len: usize) -> Result<Map, SysError> {
+        Map::shared(fd, len, self.mapping)
+    }
+    /// Whether the DAX side is a file (fsdax) rather than a device (devdax).
+    pub fn is_file(&self) -> bool {
+        self.mode == Mode::Fsdax
+    }
+}
+
 pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
     match spec.kind {
         WorkloadKind::DioRead => dio(spec, t, false),
         WorkloadKind::DioWrite => dio(spec, t, true),
+        WorkloadKind::TruncateDuringDio if !t.is_file() => {
+            Ok(Finished::skip("devdax: a device cannot be truncated or punched"))
+        }
         WorkloadKind::TruncateDuringDio => truncate_during_dio(spec, t),
+        WorkloadKind::UringFixed => uring::fixed(spec, t),
+        WorkloadKind::UringDio => uring::dio(spec, t),
+        WorkloadKind::RemoteGup => remote::run(spec, t),
+        WorkloadKind::ForkCowDio => cow::run(spec, t),
+        WorkloadKind::UnmapDuringDio => unmap::run(spec, t),
+        WorkloadKind::Hwpoison => poison::run(spec, t),
+        WorkloadKind::ReflinkDio if !t.is_file() => Ok(Finished::skip("devdax: reflink needs a filesystem")),
+        WorkloadKind::ReflinkDio => reflink::run(spec, t),
+        WorkloadKind::Vmsplice => splice::run(spec, t),
     }
 }
+
+mod cow;
+mod poison;
+mod reflink;
+mod remote;
+mod splice;
+mod unmap;
+mod uring;
 
 const DEV_SEED: u64 = 0x6b72_6567_7265_7373; // "kregress"
 const POISON: u64 = 0xdead_beef_0bad_f00d;
@@ -121,6 +182,15 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
                         );
                     }
                     m
+                }
+                Gup::Slow if !t.is_file() => {
+                    // A device-dax instance cannot be written with write(2): fill it
+                    // through a mapping that is gone before the transfer, so the
+                    // new mapping has no page table entries either.
+                    let mut m = Map::shared(&file, size, t.mapping).map_err(|e| ctx(e, &run))?;
+                    sys::fill_pattern(m.words_mut(), fill_seed, 0);
+                    drop(m);
+                    Map::shared(&file, size, t.mapping).map_err(|e| ctx(e, &run))?
                 }
                 Gup::Slow => {
                     // Through the file descriptor, not the mapping: the new mapping has no page
@@ -250,6 +320,7 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
         counters: [("prefault_faults".to_string(), prefault_faults)]
             .into_iter()
             .collect(),
+        skipped: None,
     })
 }
 
@@ -523,5 +594,6 @@ fn truncate_during_dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Fail
             elapsed, c["truncates"], c["punches"], c["ios"], c["partial"], c["efault"], t.hang
         ),
         counters: c,
+        skipped: None,
     })
 }

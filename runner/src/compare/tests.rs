@@ -19,6 +19,7 @@ fn run(
     CellResult {
         variant: variant.into(),
         backend: "pmem".into(),
+        mode: "fsdax".into(),
         fs: "ext4".into(),
         mapping: "dax".into(),
         workload: workload.into(),

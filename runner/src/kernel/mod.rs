@@ -11,7 +11,7 @@ pub mod source;
 use crate::cache;
 use crate::error::{kernel, Context, Result};
 use crate::proc;
-use crate::scenario::{Base, Scenario, Source, Variant};
+use crate::scenario::{Base, Source, Variant};
 use crate::ui::Progress;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -30,13 +30,13 @@ pub struct KernelSpec {
 }
 
 impl KernelSpec {
-    pub fn new(s: &Scenario, v: &Variant) -> KernelSpec {
+    pub fn new(v: &Variant) -> KernelSpec {
         KernelSpec {
             variant: v.name.clone(),
-            source: s.kernel.source.clone(),
+            source: v.kernel.source.clone(),
             rev: v.rev.clone(),
-            base: s.kernel.base.clone(),
-            fragments: s.kernel.fragments.clone(),
+            base: v.kernel.base.clone(),
+            fragments: v.kernel.fragments.clone(),
             patches: v.patches.clone(),
         }
     }

@@ -1,0 +1,10 @@
+//! (being written)
+
+use kregress_agent::WorkloadSpec;
+
+use super::{Failure, Finished, Target};
+
+pub fn run(spec: &WorkloadSpec, _t: &Target) -> Result<Finished, Failure> {
+    Ok(Finished::skip(format!("{}: not implemented yet", spec.name())))
+}
+
