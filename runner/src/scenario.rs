@@ -365,9 +365,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
     let mut variants: Vec<Variant> = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
         let field = format!("variants[{i}]");
-        if v.name.is_empty() || !v.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+        // A path component of every cell: no separators, not `.` or `..`.
+        let legal = v.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !legal || !v.name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
             return Err(bad_input(format!(
-                "{}: {field}.name: {:?} must be non-empty letters, digits, - or _",
+                "{}: {field}.name: {:?} must start with a letter or digit and hold only letters, digits, -, _ or .",
                 at(&v.name, 0),
                 v.name
             )));
@@ -648,6 +650,54 @@ variants:
     }
 
     #[test]
+    fn a_variant_may_bring_its_own_kernel() {
+        let d = project();
+        std::fs::write(d.path().join("kernel-configs/b.config"), "CONFIG_Y=y\n").unwrap();
+        let text = GOOD.replace(
+            "  - { name: fixed, patches: [scenarios/patches/p.patch] }",
+            "  - { name: deb6.12, source: { debian: linux-source-6.12 }, fragments: [kernel-configs/b.config] }",
+        );
+        let s = parse(&d.path().join("scenarios/t.yaml"), &text).unwrap();
+        assert_eq!(s.variants[0].kernel, s.kernel, "no override: the scenario's kernel");
+        let v = &s.variants[1];
+        assert_eq!(v.name, "deb6.12");
+        assert_eq!(v.kernel.source, Source::Debian("linux-source-6.12".into()));
+        assert_eq!(v.kernel.base, Base::Tinyconfig, "base inherited");
+        assert_eq!(v.kernel.fragments, [d.path().join("kernel-configs/b.config")]);
+        // Errors name the variant's field and line.
+        let e = err(&d, &text.replace("{ debian: linux-source-6.12 }", "{ debian: a, path: /b }"));
+        assert!(e.contains("t.yaml:8: variants[1].source: give exactly one"), "{e}");
+        let e = err(&d, &text.replace("kernel-configs/b.config", "kernel-configs/nope.config"));
+        assert!(e.contains("t.yaml:8: variants[1].fragments[0]: no such file"), "{e}");
+        let e = err(&d, &text.replace("source: { debian: linux-source-6.12 }", "rev: v6.12"));
+        assert!(e.contains("variants[1].rev: only a `git` source"), "{e}");
+        for bad in ["..", ".hidden", "a/b", ""] {
+            let e = err(&d, &text.replace("name: deb6.12", &format!("name: {bad:?}")));
+            assert!(e.contains("variants[1].name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn devdax_cells_have_no_filesystem_axis() {
+        let d = project();
+        let f = d.path().join("scenarios/t.yaml");
+        let text = format!("{GOOD}run:\n  modes: [fsdax, devdax]\n  filesystems: [ext4, xfs]\n  workloads: [{{ name: dio-read }}]\n");
+        let s = parse(&f, &text).unwrap();
+        let ids: Vec<String> = s.cells(&Filter::parse("variant=stock").unwrap(), None).iter().map(|c| c.id()).collect();
+        assert_eq!(ids, ["stock/memmap-ext4-pte-dio-read/run1", "stock/memmap-xfs-pte-dio-read/run1", "stock/memmap-devdax-pte-dio-read/run1"]);
+        // fs= selects fsdax cells only; mode= selects the mode.
+        let n = |f: &str| s.cells(&Filter::parse(f).unwrap(), None).len();
+        assert_eq!(n("variant=stock,fs=ext4"), 1);
+        assert_eq!(n("variant=stock,mode=devdax"), 1);
+        assert_eq!(n("variant=stock,mode=fsdax"), 2);
+        assert!(Filter::parse("mode=hugetlb").is_err());
+        // A devdax cell boots alone: the mode is part of the boot.
+        let cells = s.cells(&Filter::parse("variant=stock").unwrap(), None);
+        let refs: Vec<&Cell> = cells.iter().collect();
+        assert_eq!(crate::run::boot_groups(&refs).len(), 3);
+    }
+
+    #[test]
     fn timing_defaults_per_workload_and_overrides() {
         let d = project();
         let f = d.path().join("scenarios/t.yaml");
@@ -673,6 +723,8 @@ variants:
             "scenarios/fixed-matrix.yaml",
             "scenarios/aa-stock.yaml",
             "scenarios/sensitivity.yaml",
+            "scenarios/coverage.yaml",
+            "scenarios/survey.yaml",
         ] {
             let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!s.variants.is_empty(), "{f}");
