@@ -102,21 +102,6 @@ fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> 
     format!("INFO: task hung in {what}")
 }
 
-fn errno_name(e: i32) -> String {
-    let name = match e {
-        libc::ENOMEM => "ENOMEM",
-        libc::EFAULT => "EFAULT",
-        libc::EIO => "EIO",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::EBUSY => "EBUSY",
-        libc::ENOSYS => "ENOSYS",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        _ => return format!("errno {e}"),
-    };
-    name.to_string()
-}
-
 /// Outcome, kind, title and every problem of a cell, from what was seen.
 pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<String>) {
     // (kind, title) of every failure, kernel reports first.
@@ -135,7 +120,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
                     kregress_agent::FailKind::IoError => FailKind::IoError,
                 };
                 let title = match (k, errno) {
-                    (FailKind::IoError, Some(e)) => format!("IO_ERROR in {name}: {}", errno_name(*e)),
+                    (FailKind::IoError, Some(e)) => format!("IO_ERROR in {name}: {}", kregress_agent::errno_name(*e)),
                     (FailKind::Hang, _) => continue, // the Hang message names it
                     _ => format!("{k:?} in {name}: {detail}").replace("DataCorruption", "DATA_CORRUPTION").replace("IoError", "IO_ERROR"),
                 };
@@ -150,6 +135,11 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         }
     }
     let finished = seen.messages.iter().any(|m| matches!(m, Message::WorkloadResult { .. }));
+    // The agent skipped the workload: the kernel, its config or the mode lacks what it needs.
+    let skipped = seen.messages.iter().find_map(|m| match m {
+        Message::WorkloadResult { outcome: kregress_agent::Outcome::Skip, detail, .. } => Some(detail.clone()),
+        _ => None,
+    });
     let listed: Vec<String> = problems.iter().map(|(k, t)| format!("{k:?}: {t}")).collect();
 
     if !seen.booted {
@@ -172,6 +162,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
             (Outcome::Fail, Some(FailKind::Hang), Some("HANG: the guest stopped answering".into()), listed)
         }
         _ if !finished => (Outcome::Miss, None, Some("the agent gave no result for the workload (protocol broken?)".into()), listed),
+        _ if skipped.is_some() => (Outcome::Skip, None, skipped, listed),
         _ => (Outcome::Pass, None, None, listed),
     }
 }
@@ -502,7 +493,8 @@ pub fn as_expected(s: &Scenario, r: &CellResult) -> bool {
             && e.workload.is_none_or(|w| w.as_str() == r.workload)
     };
     let Some(e) = s.expect.iter().rev().find(|e| cell_matches(e)) else {
-        return r.outcome == Outcome::Pass;
+        // No expectation: PASS, or SKIP (the kernel or mode lacks the feature, said with its reason).
+        return matches!(r.outcome, Outcome::Pass | Outcome::Skip);
     };
     let outcome = serde_json::to_value(r.outcome).unwrap();
     let kind = r.kind.map(|k| serde_json::to_value(k).unwrap());
@@ -550,6 +542,29 @@ mod tests {
         assert_eq!(metrics.get("fast_mb_per_s"), Some(&874.2));
         assert_eq!(metrics.get("slow_mb_per_s"), Some(&432.4));
         assert_eq!(metrics.len(), 2, "no blended figure: {metrics:?}");
+    }
+
+    #[test]
+    fn a_skipped_workload_is_skip_with_its_reason_unless_the_kernel_complained() {
+        let skipped = Message::WorkloadResult {
+            name: "reflink-dio".into(),
+            outcome: kregress_agent::Outcome::Skip,
+            kind: None,
+            errno: None,
+            detail: "ext4: FICLONE refused with EOPNOTSUPP".into(),
+            mb_per_s: None,
+            ops_per_s: None,
+            counters: Default::default(),
+        };
+        let mut s = Seen { messages: vec![skipped, done()], booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
+        let (o, k, t, _) = judge(&s);
+        assert_eq!((o, k, t.as_deref()), (Outcome::Skip, None, Some("ext4: FICLONE refused with EOPNOTSUPP")));
+        // A kernel report in the same boot still makes it FAIL.
+        s.reports.push(report("WARNING in memory_failure_dev_pagemap", triage::Kind::Warn));
+        assert_eq!(judge(&s).0, Outcome::Fail);
+        // An io error title names the errno, from the one shared table.
+        assert_eq!(kregress_agent::errno_name(libc::EOPNOTSUPP), "EOPNOTSUPP");
+        assert_eq!(kregress_agent::errno_name(4095), "errno 4095");
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod protocol;
 
 pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, Mode, WorkloadKind, WorkloadSpec};
 pub use protocol::{
-    parse_line, FailKind, Gup, LineParser, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION,
+    errno_name, parse_line, FailKind, Gup, LineParser, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION,
 };
 
 /// Agent version, reported in `hello`.
