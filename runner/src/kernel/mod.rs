@@ -87,6 +87,13 @@ fn config_key(spec: &KernelSpec) -> Result<cache::Key> {
     Ok(k)
 }
 
+/// The lock one source tree's builds take: `<tree>.build.lock` beside it.
+fn build_lock(tree: &std::path::Path) -> PathBuf {
+    let mut name = tree.file_name().unwrap_or_default().to_os_string();
+    name.push(".build.lock");
+    tree.with_file_name(name)
+}
+
 /// Builds (or finds in the cache) the kernel for `spec`.
 pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let started = Instant::now();
@@ -123,7 +130,9 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     ));
     std::fs::create_dir_all(&build_dir).context(|| format!("creating {}", build_dir.display()))?;
     // One build at a time per source tree: checkouts move files under make's feet.
-    let _lock = cache::lock(&tree.dir.with_extension("build.lock"))?;
+    // (Not with_extension: it cuts "linux-source-6.1-<hash>" at its first
+    // dot, so the 6.1 and 6.12 trees shared one lock.)
+    let _lock = cache::lock(&build_lock(&tree.dir))?;
 
     progress.phase("applying patches");
     source::checkout(&tree, &spec.patches, &log)?;
@@ -198,4 +207,17 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     }
     progress.finish(&format!("built in {:.0} s: {}", art.seconds, art.bzimage.display()));
     Ok(art)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_tree_has_its_own_build_lock() {
+        let a = build_lock(std::path::Path::new("/c/sources/linux-source-6.1-4d415b3d3648"));
+        let b = build_lock(std::path::Path::new("/c/sources/linux-source-6.12-585a4a074597"));
+        assert_eq!(a, PathBuf::from("/c/sources/linux-source-6.1-4d415b3d3648.build.lock"));
+        assert_ne!(a, b);
+    }
 }
