@@ -1,0 +1,75 @@
+//! The GUP/ZONE_DEVICE surface beyond plain O_DIRECT (issue 11), on real
+//! kernels in real QEMU: one cell of each workload family on stock 6.1 (the
+//! full matrix is scenarios/survey.yaml, not CI), and for device-dax and the
+//! other families with an oracle proof, the variant from scenarios/oracles/
+//! whose small patch breaks the path must make the workload FAIL.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Mutex;
+
+static ONE_VM_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// `kregress run SCENARIO --only FILTER --json`: (exit code, run record).
+fn run(scenario: &str, only: &str) -> (i32, Value) {
+    let _one = ONE_VM_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(root())
+        .args(["run", scenario, "--json", "--results"])
+        .arg(std::env::temp_dir().join("kregress-test-results"))
+        .args(["--only", only])
+        .output()
+        .expect("run kregress");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let rec: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no JSON run record ({e}); status {}; stderr:\n{stderr}", out.status));
+    (out.status.code().unwrap_or(-1), rec)
+}
+
+/// The cell of `variant` whose id contains `axes` (e.g. `nvdimm-devdax-pmd-dio-read`).
+fn cell<'a>(rec: &'a Value, variant: &str, axes: &str) -> &'a Value {
+    rec["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| {
+            c["variant"] == variant
+                && format!("{}-{}-{}-{}", c["backend"].as_str().unwrap(), c["fs"].as_str().unwrap(), c["mapping"].as_str().unwrap(), c["workload"].as_str().unwrap()) == axes
+        })
+        .unwrap_or_else(|| panic!("no cell {variant}/{axes} in {rec:#}"))
+}
+
+fn console(c: &Value) -> String {
+    std::fs::read_to_string(c["console"].as_str().unwrap()).unwrap_or_default()
+}
+
+fn agent_lines(c: &Value) -> String {
+    let dir = Path::new(c["console"].as_str().unwrap()).parent().unwrap().to_path_buf();
+    std::fs::read_to_string(dir.join("agent.jsonl")).unwrap_or_default()
+}
+
+#[test]
+fn devdax_dio_passes_on_stock_and_fails_without_the_devmap_page_reference() {
+    let (code, rec) = run("scenarios/oracles/devdax.yaml", "workload=dio-read");
+    for m in ["pte", "pmd"] {
+        let good = cell(&rec, "stock", &format!("nvdimm-devdax-{m}-dio-read"));
+        assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+        assert_eq!(good["mode"], "devdax", "{good:#}");
+        assert!(good["metrics"]["fast_mb_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
+        let lines = agent_lines(good);
+        assert!(lines.contains("-> devdax (sysfs)") && lines.contains("/dev/dax"), "no devdax setup step:\n{lines}");
+        // The teardown unbinds the device-dax instance and the nd dax device.
+        assert!(lines.contains("unbound from device_dax") && lines.contains("unbound from dax_pmem"), "{lines}");
+    }
+    let bad = cell(&rec, "gup-pte-noref", "nvdimm-devdax-pte-dio-read");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("WARN")), "{bad:#}");
+    assert_eq!(bad["title"], "WARNING in free_zone_device_page", "{bad:#}");
+    let bad = cell(&rec, "gup-huge-noref", "nvdimm-devdax-pmd-dio-read");
+    assert_eq!(bad["outcome"], "FAIL", "{bad:#}\n{}", console(bad));
+    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+}
