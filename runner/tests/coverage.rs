@@ -73,3 +73,38 @@ fn devdax_dio_passes_on_stock_and_fails_without_the_devmap_page_reference() {
     assert_eq!(bad["outcome"], "FAIL", "{bad:#}\n{}", console(bad));
     assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
 }
+
+#[test]
+fn hwpoison_signals_the_poisoner_and_fails_when_memory_failure_kills_no_one() {
+    let (code, rec) = run("scenarios/oracles/hwpoison.yaml", "backend=nvdimm,mapping=pmd,workload=hwpoison");
+    for axes in ["nvdimm-xfs-pmd-hwpoison", "nvdimm-devdax-pmd-hwpoison"] {
+        let good = cell(&rec, "stock", axes);
+        assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+        let lines = agent_lines(good);
+        assert!(lines.contains("BUS_MCEERR_AR") && lines.contains("BUS_MCEERR_AO"), "{lines}");
+        let bad = cell(&rec, "no-kill", axes);
+        assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("IO_ERROR")), "{bad:#}");
+        assert!(bad["title"].as_str().unwrap().starts_with("IO_ERROR in hwpoison"), "{bad:#}");
+    }
+    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+}
+
+/// The survey's finding: 6.1.192 lacks d1d4e0bdf8a9, so a write into a
+/// shared extent leaves the old block mapped; the backport fixes it.
+#[test]
+fn reflink_cow_on_dax_corrupts_the_mapping_on_stock_6_1_and_the_backport_fixes_it() {
+    let (code, rec) = run("scenarios/reflink-dax-cow.yaml", "mapping=pte");
+    let bad = cell(&rec, "stock", "memmap-xfs-pte-reflink-dio");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}\n{}", console(bad));
+    let good = cell(&rec, "fixed", "memmap-xfs-pte-reflink-dio");
+    assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+}
+
+#[test]
+fn reflink_is_skipped_with_the_reason_on_ext4() {
+    let (_, rec) = run("scenarios/coverage.yaml", "backend=memmap,mode=fsdax,fs=ext4,mapping=pte,workload=reflink-dio");
+    let c = cell(&rec, "stock", "memmap-ext4-pte-reflink-dio");
+    assert_eq!(c["outcome"], "SKIP", "{c:#}");
+    assert!(c["title"].as_str().unwrap().contains("EOPNOTSUPP"), "{c:#}");
+}
