@@ -168,11 +168,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let recipe = Recipe::load(&opts.recipe)?;
     let agent = match &opts.agent {
         Some(a) => a.clone(),
-        None => build_agent(
-            &opts.workspace,
-            &opts.cache_root.join("agent-target"),
-            &mut commands,
-        )?,
+        None => build_agent(&opts.workspace, &agent_target_dir(&opts.cache_root, &opts.workspace), &mut commands)?,
     };
     let agent_bytes =
         std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
@@ -323,6 +319,16 @@ fn tail(s: &[u8], n: usize) -> String {
 /// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
 /// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
 /// build is neither invalidated nor affected. Returns the binary's path.
+/// The agent's cargo target dir: one per checkout of kregress, so that two
+/// checkouts on one machine (worktrees, a CI clone beside a working copy)
+/// never boot each other's agent.
+pub fn agent_target_dir(cache_root: &Path, workspace: &Path) -> PathBuf {
+    let ws = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
+    let mut k = crate::cache::Key::new("agent-target-v1");
+    k.part("workspace", ws.as_os_str().as_encoded_bytes());
+    cache_root.join("agent-target").join(&k.hex()[..16])
+}
+
 pub fn build_agent(
     workspace: &Path,
     target_dir: &Path,
@@ -577,6 +583,16 @@ impl Tree {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_checkout_builds_its_own_agent() {
+        let c = Path::new("/cache");
+        let a = agent_target_dir(c, Path::new("/work/main"));
+        let b = agent_target_dir(c, Path::new("/work/wt/remote"));
+        assert_ne!(a, b);
+        assert!(a.starts_with("/cache/agent-target"), "{}", a.display());
+        assert_eq!(a, agent_target_dir(c, Path::new("/work/main")));
+    }
+
     use super::*;
     use std::io::Read;
 
