@@ -448,7 +448,7 @@ fn check_device(dev: &Fd, seed: u64, off: u64, len: usize, what: &str) -> Result
         let n = MIB.min(len - o);
         let at = off + o as u64;
         sys::pread_exact(dev, buf.ptr, n, at).map_err(|e| ctx(e, &format!("{what}, reading back")))?;
-        check_words(&buf.words()[..n / 8], seed, at / 8, &format!("{what}, device"))?;
+        check_words(&buf.words()[..n / 8], seed, at / 8, &format!("{what}, device bytes {at}..{}", at + n as u64))?;
     }
     Ok(())
 }
