@@ -725,6 +725,11 @@ variants:
             "scenarios/sensitivity.yaml",
             "scenarios/coverage.yaml",
             "scenarios/survey.yaml",
+            "scenarios/reflink-dax-cow.yaml",
+            "scenarios/oracles/devdax.yaml",
+            "scenarios/oracles/hwpoison.yaml",
+            "scenarios/oracles/uring.yaml",
+            "scenarios/oracles/remote.yaml",
         ] {
             let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!s.variants.is_empty(), "{f}");

@@ -108,3 +108,46 @@ fn reflink_is_skipped_with_the_reason_on_ext4() {
     assert_eq!(c["outcome"], "SKIP", "{c:#}");
     assert!(c["title"].as_str().unwrap().contains("EOPNOTSUPP"), "{c:#}");
 }
+
+#[test]
+fn uring_fixed_refuses_fsdax_longterm_pins_and_fails_when_the_kernel_allows_them() {
+    let (code, rec) = run("scenarios/oracles/uring.yaml", "backend=memmap,mode=fsdax,fs=ext4,mapping=pte,workload=uring-fixed");
+    let good = cell(&rec, "stock", "memmap-ext4-pte-uring-fixed");
+    assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+    assert!(agent_lines(good).contains("refused with EOPNOTSUPP (expected)"), "{}", agent_lines(good));
+    let bad = cell(&rec, "broken-uring-fixed-longterm", "memmap-ext4-pte-uring-fixed");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("IO_ERROR")), "{bad:#}");
+    assert!(bad["problems"].to_string().contains("registration of an fsdax mapping succeeded"), "{bad:#}");
+    let broken_dio = cell(&rec, "broken-uring-dio-short-bio", "memmap-ext4-pte-uring-fixed");
+    assert_eq!(broken_dio["kind"], "DATA_CORRUPTION", "the control goes through the short bio: {broken_dio:#}");
+    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+}
+
+#[test]
+fn uring_dio_with_32_in_flight_verifies_and_fails_on_a_short_async_bio() {
+    let (code, rec) = run("scenarios/oracles/uring.yaml", "backend=nvdimm,mode=devdax,mapping=pmd,workload=uring-dio,variant=stock");
+    let good = cell(&rec, "stock", "nvdimm-devdax-pmd-uring-dio");
+    assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+    assert!(good["metrics"]["fast_mb_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
+    assert_eq!(code, 0);
+    let (code, rec) = run("scenarios/oracles/uring.yaml", "backend=memmap,mode=fsdax,fs=ext4,mapping=pte,workload=uring-dio,variant=broken-uring-dio-short-bio");
+    let bad = cell(&rec, "broken-uring-dio-short-bio", "memmap-ext4-pte-uring-dio");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}");
+    assert_eq!(code, 0, "{rec:#}");
+}
+
+#[test]
+fn remote_gup_and_vmsplice_verify_and_each_fails_on_its_own_broken_path() {
+    let (code, rec) = run("scenarios/oracles/remote.yaml", "backend=memmap,mode=fsdax,fs=ext4,mapping=pte");
+    for w in ["remote-gup", "vmsplice"] {
+        let good = cell(&rec, "stock", &format!("memmap-ext4-pte-{w}"));
+        assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+    }
+    let bad = cell(&rec, "broken-remote-gup", "memmap-ext4-pte-remote-gup");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}");
+    assert_eq!(cell(&rec, "broken-remote-gup", "memmap-ext4-pte-vmsplice")["outcome"], "PASS");
+    let bad = cell(&rec, "broken-vmsplice", "memmap-ext4-pte-vmsplice");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}");
+    assert_eq!(cell(&rec, "broken-vmsplice", "memmap-ext4-pte-remote-gup")["outcome"], "PASS");
+    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+}
