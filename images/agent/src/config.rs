@@ -192,6 +192,16 @@ impl WorkloadSpec {
                 deadline: 90,
                 mapping: None,
             },
+            // Two reader threads, so that forks find reads in flight on more than one chunk.
+            WorkloadKind::ForkCowDio => WorkloadSpec {
+                kind,
+                size: 16 << 20,
+                passes: 2,
+                seconds: 0,
+                threads: 2,
+                deadline: 120,
+                mapping: None,
+            },
             // The other families: a few verified passes over 16 MiB.
             _ => WorkloadSpec {
                 kind,
