@@ -730,6 +730,7 @@ variants:
             "scenarios/oracles/hwpoison.yaml",
             "scenarios/oracles/uring.yaml",
             "scenarios/oracles/remote.yaml",
+            "scenarios/oracles/cow.yaml",
         ] {
             let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
             assert!(!s.variants.is_empty(), "{f}");

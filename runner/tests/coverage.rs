@@ -151,3 +151,25 @@ fn remote_gup_and_vmsplice_verify_and_each_fails_on_its_own_broken_path() {
     assert_eq!(cell(&rec, "broken-vmsplice", "memmap-ext4-pte-remote-gup")["outcome"], "PASS");
     assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
 }
+
+#[test]
+fn fork_during_dio_keeps_both_sides_and_unmap_races_are_clean_and_the_cow_break_fails() {
+    let (code, rec) = run("scenarios/oracles/cow.yaml", "backend=memmap,mode=fsdax,fs=ext4,mapping=pte");
+    for w in ["fork-cow-dio", "unmap-during-dio"] {
+        let good = cell(&rec, "stock", &format!("memmap-ext4-pte-{w}"));
+        assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
+        assert!(good["metrics"].as_object().is_some_and(|m| !m.is_empty()), "a figure for {w}: {good:#}");
+    }
+    let bad = cell(&rec, "broken-fork-cow-parent-writable", "memmap-ext4-pte-fork-cow-dio");
+    assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}");
+    assert!(bad["title"].as_str().unwrap().contains("fork children saw wrong data"), "{bad:#}");
+    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+}
+
+#[test]
+fn devdax_refuses_private_mappings_and_fork_cow_is_skipped_there() {
+    let (_, rec) = run("scenarios/coverage.yaml", "backend=nvdimm,mode=devdax,mapping=pmd,workload=fork-cow-dio");
+    let c = cell(&rec, "stock", "nvdimm-devdax-pmd-fork-cow-dio");
+    assert_eq!(c["outcome"], "SKIP", "{c:#}");
+    assert!(c["title"].as_str().unwrap().contains("EINVAL"), "{c:#}");
+}
