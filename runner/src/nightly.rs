@@ -260,6 +260,7 @@ mod tests {
             problems: vec![],
             console: PathBuf::from("console.log"),
             seconds: 1.0,
+            workload_seconds: None,
             boot_seconds: None,
         }
     }

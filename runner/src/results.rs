@@ -66,7 +66,11 @@ pub struct CellResult {
     #[serde(default)]
     pub problems: Vec<String>,
     pub console: PathBuf,
+    /// The boot's wall time shared out over the cells it ran.
     pub seconds: f64,
+    /// Host seconds from the workload's start to its result (none when it never finished).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workload_seconds: Option<f64>,
     #[serde(default)]
     pub boot_seconds: Option<f64>,
 }
@@ -91,6 +95,7 @@ impl CellResult {
             problems: vec![],
             console,
             seconds: 0.0,
+            workload_seconds: None,
             boot_seconds: None,
         }
     }

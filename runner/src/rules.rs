@@ -386,6 +386,7 @@ mod tests {
             problems: vec![],
             console: PathBuf::new(),
             seconds: 0.0,
+            workload_seconds: None,
             boot_seconds: None,
         }
     }

@@ -215,6 +215,9 @@ struct Split {
     current: Option<usize>,
     /// The workload whose result ended the boot early (a failure taints the guest).
     stop_after: Option<usize>,
+    /// Per cell: when its workload started and when its result came (host time).
+    began: Vec<Option<Instant>>,
+    ended: Vec<Option<Instant>>,
 }
 
 impl Split {
@@ -260,7 +263,12 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
     let mut parser = LineParser::new();
     let mut scanner = triage::Scanner::new();
-    let mut split = Split { per: cells.iter().map(|_| Seen::default()).collect(), ..Split::default() };
+    let mut split = Split {
+        per: cells.iter().map(|_| Seen::default()).collect(),
+        began: vec![None; cells.len()],
+        ended: vec![None; cells.len()],
+        ..Split::default()
+    };
     let started = Instant::now();
     let console = dir.join("console.log");
     let r = vm::run(&spec, accel, &console, |line| {
@@ -273,14 +281,20 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         let mut ctl = Control::Continue;
         match &m {
             Message::Hello { .. } => ctl = Control::Booted,
-            Message::WorkloadStart { .. } => split.current = Some(split.current.map_or(0, |i| (i + 1).min(cells.len() - 1))),
+            Message::WorkloadStart { .. } => {
+                let i = split.current.map_or(0, |i| (i + 1).min(cells.len() - 1));
+                split.current = Some(i);
+                split.began[i] = Some(Instant::now());
+            }
             Message::Done { .. } => ctl = Control::Finished,
             _ => {}
         }
         match (&m, split.current) {
             (Message::Hello { .. } | Message::Step { .. } | Message::DaxCheck { .. } | Message::Error { .. }, None) => split.common.push(m),
             (Message::WorkloadResult { .. }, Some(i)) => {
-                let failed = !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass, .. })
+                split.ended[i] = Some(Instant::now());
+                // A SKIP leaves the guest as clean as a PASS.
+                let failed = !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass | kregress_agent::Outcome::Skip, .. })
                     || !split.per[i].reports.is_empty();
                 split.per[i].messages.push(m);
                 if failed && i + 1 < cells.len() {
@@ -337,6 +351,10 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
             metrics,
             problems,
             seconds: started.elapsed().as_secs_f64() / (last + 1) as f64,
+            workload_seconds: match (split.began[i], split.ended[i]) {
+                (Some(b), Some(e)) => Some(((e - b).as_secs_f64() * 100.0).round() / 100.0),
+                _ => None,
+            },
             boot_seconds: r.hello_seconds,
             ..CellResult::new(c, outcome, cdir.join("console.log"))
         };

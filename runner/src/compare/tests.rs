@@ -33,6 +33,7 @@ fn run(
         problems: Vec::new(),
         console: PathBuf::from("console.log"),
         seconds: 1.0,
+        workload_seconds: None,
         boot_seconds: None,
     }
 }
