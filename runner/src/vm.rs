@@ -83,7 +83,11 @@ pub const NVDIMM_SIZE: &str = "1G";
 
 /// The kernel command line (without the agent's part).
 pub fn kernel_cmdline(spec: &VmSpec) -> String {
-    let mut c = String::from("console=ttyS0 panic=-1 ignore_loglevel sysctl.kernel.hung_task_timeout_secs=10");
+    // oops=panic: a guest that oopsed is not going to finish its work (6.12's
+    // BUG in follow_page_pte left a CPU spinning on a PTE lock and the
+    // boot waiting for the host's backstop deadline); panic=-1 then ends it
+    // at once and the oops is the console's last report.
+    let mut c = String::from("console=ttyS0 panic=-1 oops=panic ignore_loglevel sysctl.kernel.hung_task_timeout_secs=10");
     if spec.backend == Backend::Memmap {
         c += " memmap=512M!1G memmap=512M!2G";
     }
@@ -334,7 +338,7 @@ mod tests {
         assert!(a.contains("memmap=512M!1G memmap=512M!2G"), "{a}");
         assert!(a.contains("-accel tcg -cpu max"), "{a}");
         assert!(a.contains("-no-reboot"), "{a}");
-        assert!(a.contains("console=ttyS0 panic=-1"), "{a}");
+        assert!(a.contains("console=ttyS0 panic=-1 oops=panic"), "{a}");
         assert!(a.ends_with("kregress.fs=ext4"), "{a}");
     }
 
