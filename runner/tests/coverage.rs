@@ -95,15 +95,29 @@ fn hwpoison_signals_the_poisoner_and_fails_when_memory_failure_kills_no_one() {
 /// the v6.2 fsdax reflink series warns instead.
 #[test]
 fn reflink_cow_on_dax_leaves_a_stale_mapping_on_stock_6_1_and_the_backport_removes_it() {
-    let (code, rec) = run("scenarios/reflink-dax-cow.yaml", "mapping=pte");
+    let (code, rec) = run("scenarios/reflink-dax-cow.yaml", "mapping=pte,variant=stock");
     let bad = cell(&rec, "stock", "memmap-xfs-pte-reflink-dio");
     assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}\n{}", console(bad));
     assert!(bad["title"].as_str().unwrap().contains("stale PTE"), "{bad:#}");
+    assert_eq!(code, 0, "as the scenario expects: {rec:#}");
+    let (code, rec) = run("scenarios/reflink-dax-cow.yaml", "mapping=pte,variant=cow-invalidate");
     let next = cell(&rec, "cow-invalidate", "memmap-xfs-pte-reflink-dio");
     assert_eq!(next["kind"], "WARN", "{next:#}");
     assert_eq!(next["title"], "WARNING in dax_insert_entry", "{next:#}");
     assert!(!next["problems"].to_string().contains("DATA_CORRUPTION"), "the backport removes the stale mapping: {next:#}");
-    assert_eq!(code, 0, "every cell as the scenario expects: {rec:#}");
+    assert_eq!(code, 0, "as the scenario expects: {rec:#}");
+}
+
+/// A kernel as a variant (its own `source:`), and the survey's 6.12 finding.
+#[test]
+fn reflink_on_6_12_hits_the_pin_bug_for_shared_fsdax_pages() {
+    let (code, rec) = run("scenarios/reflink-dax-cow.yaml", "mapping=pte,variant=deb6.12");
+    let c = cell(&rec, "deb6.12", "memmap-xfs-pte-reflink-dio");
+    assert_eq!((c["outcome"].as_str(), c["kind"].as_str()), (Some("FAIL"), Some("CRASH")), "{c:#}");
+    assert_eq!(c["title"], "kernel BUG in follow_page_pte", "{c:#}");
+    let log = console(c);
+    assert!(log.contains("6.12.") && log.contains("PageAnonExclusive"), "a 6.12 kernel, the pin check:\n{log}");
+    assert_eq!(code, 0, "{rec:#}");
 }
 
 #[test]
