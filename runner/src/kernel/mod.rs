@@ -116,11 +116,22 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
 
     if let Ok(meta) = std::fs::read(dir.join("meta.json")) {
         let mut a: KernelArtifact = serde_json::from_slice(&meta).context(|| format!("reading {}/meta.json", dir.display()))?;
-        a.variant = spec.variant.clone();
-        a.cache_hit = true;
-        a.seconds = started.elapsed().as_secs_f64();
-        progress.finish(&format!("cache hit {}", a.bzimage.display()));
-        return Ok(a);
+        // The files are the entry's own, wherever the cache was when it was
+        // written (a cache reached through another root, or moved, recorded
+        // paths that no longer exist: a hit on them booted nothing).
+        a.bzimage = dir.join("bzImage");
+        a.vmlinux = dir.join("vmlinux");
+        a.config = dir.join("config");
+        a.log = dir.join("build.log");
+        if a.bzimage.is_file() {
+            a.variant = spec.variant.clone();
+            a.cache_hit = true;
+            a.seconds = started.elapsed().as_secs_f64();
+            progress.finish(&format!("cache hit {}", a.bzimage.display()));
+            return Ok(a);
+        }
+        progress.phase(&format!("cache entry {} has no bzImage: rebuilding", dir.display()));
+        std::fs::remove_dir_all(&dir).context(|| format!("removing the broken cache entry {}", dir.display()))?;
     }
 
     let build_dir = cache::dir("build")?.join(format!(
