@@ -285,27 +285,13 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
                 });
             }
             let mbps = size as f64 / 1e6 / secs;
-            Message::Sample {
-                workload: spec.name().into(),
-                pass,
-                gup,
-                mb_per_s: Some(round2(mbps)),
-                ops_per_s: None,
-            }
-            .emit();
+            sample(spec, pass, gup, mbps);
             rates.push((gup, mbps));
             // Unmap before the next run.
             drop(map);
         }
     }
-    let avg = |g: Option<Gup>| {
-        let v: Vec<f64> = rates
-            .iter()
-            .filter(|(x, _)| g.is_none_or(|g| *x == g))
-            .map(|(_, r)| *r)
-            .collect();
-        v.iter().sum::<f64>() / v.len().max(1) as f64
-    };
+    let avg = |g: Option<Gup>| avg(&rates, g);
     Ok(Finished {
         mb_per_s: Some(round2(avg(None))),
         ops_per_s: None,
@@ -322,6 +308,17 @@ fn dio(spec: &WorkloadSpec, t: &Target, write: bool) -> Result<Finished, Failure
             .collect(),
         skipped: None,
     })
+}
+
+/// Emits one pass's MB/s for a GUP path (the runner's throughput samples).
+fn sample(spec: &WorkloadSpec, pass: u32, gup: Gup, mbps: f64) {
+    Message::Sample { workload: spec.name().into(), pass, gup, mb_per_s: Some(round2(mbps)), ops_per_s: None }.emit();
+}
+
+/// Mean MB/s of the passes of one GUP path (`None`: all of them).
+fn avg(rates: &[(Gup, f64)], g: Option<Gup>) -> f64 {
+    let v: Vec<f64> = rates.iter().filter(|(x, _)| g.is_none_or(|g| *x == g)).map(|(_, r)| *r).collect();
+    v.iter().sum::<f64>() / v.len().max(1) as f64
 }
 
 fn gup_str(g: Gup) -> &'static str {

@@ -31,9 +31,9 @@
 
 use std::time::Instant;
 
-use kregress_agent::{FailKind, Gup, Mapping, Message, WorkloadSpec};
+use kregress_agent::{FailKind, Gup, Mapping, WorkloadSpec};
 
-use super::{ctx, gup_str, round2, Failure, Finished, Target, POISON};
+use super::{ctx, gup_str, round2, sample, Failure, Finished, Target, POISON};
 use crate::hang;
 use crate::sys::{self, Fd, Map, SysError, MIB};
 
@@ -107,14 +107,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
                     RunResult::Unsupported(why) => return Ok(Finished::skip(why)),
                     RunResult::Rate(mbps) => {
                         if method == Method::ProcessVm {
-                            Message::Sample {
-                                workload: spec.name().into(),
-                                pass,
-                                gup,
-                                mb_per_s: Some(round2(mbps)),
-                                ops_per_s: None,
-                            }
-                            .emit();
+                            sample(spec, pass, gup, mbps);
                         }
                         rates.push((method, gup, mbps));
                     }

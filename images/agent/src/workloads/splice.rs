@@ -22,10 +22,10 @@
 
 use std::time::Instant;
 
-use kregress_agent::{Gup, Message, WorkloadSpec};
+use kregress_agent::{Gup, WorkloadSpec};
 
 use super::remote::{fill_without_mapping, mapping_note};
-use super::{ctx, gup_str, round2, Failure, Finished, Target};
+use super::{avg, ctx, gup_str, round2, sample, Failure, Finished, Target};
 use crate::hang;
 use crate::sys::{self, Fd, Map, SysError, MIB};
 
@@ -61,25 +61,11 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
             drop(map);
             verify_dev(&reader, size, seed, &label)?;
             let mbps = size as f64 / 1e6 / secs;
-            Message::Sample {
-                workload: spec.name().into(),
-                pass,
-                gup,
-                mb_per_s: Some(round2(mbps)),
-                ops_per_s: None,
-            }
-            .emit();
+            sample(spec, pass, gup, mbps);
             rates.push((gup, mbps));
         }
     }
-    let avg = |g: Option<Gup>| {
-        let v: Vec<f64> = rates
-            .iter()
-            .filter(|(x, _)| g.is_none_or(|g| *x == g))
-            .map(|r| r.1)
-            .collect();
-        v.iter().sum::<f64>() / v.len().max(1) as f64
-    };
+    let avg = |g: Option<Gup>| avg(&rates, g);
     Ok(Finished {
         mb_per_s: Some(round2(avg(None))),
         ops_per_s: None,

@@ -28,9 +28,9 @@
 use std::time::Instant;
 
 use io_uring::{opcode, squeue, types, IoUring};
-use kregress_agent::{FailKind, Gup, Message, WorkloadSpec};
+use kregress_agent::{FailKind, Gup, WorkloadSpec};
 
-use super::{ctx, gup_str, round2, Failure, Finished, Target, POISON};
+use super::{avg, ctx, gup_str, round2, sample, Failure, Finished, Target, POISON};
 use crate::hang;
 use crate::sys::{self, Fd, Map, SysError, MIB};
 
@@ -471,15 +471,6 @@ fn run_seed(pass: u32, gup: Gup) -> u64 {
     (((pass as u64) << 1 | (gup == Gup::Slow) as u64) + 1).wrapping_mul(0x1000_0001)
 }
 
-fn sample(spec: &WorkloadSpec, pass: u32, gup: Gup, mbps: f64) {
-    Message::Sample { workload: spec.name().into(), pass, gup, mb_per_s: Some(round2(mbps)), ops_per_s: None }
-        .emit();
-}
-
-fn avg(rates: &[(Gup, f64)], g: Option<Gup>) -> f64 {
-    let v: Vec<f64> = rates.iter().filter(|(x, _)| g.is_none_or(|g| *x == g)).map(|(_, r)| *r).collect();
-    v.iter().sum::<f64>() / v.len().max(1) as f64
-}
 
 fn sys_error(e: &std::io::Error, what: &str) -> SysError {
     SysError { what: what.into(), errno: e.raw_os_error().unwrap_or(libc::EIO) }
