@@ -5,6 +5,7 @@
 //! Variants of one source and config share one O= build directory, so a
 //! variant that differs by a patch pays only an incremental rebuild.
 
+pub mod bzimage;
 pub mod config;
 pub mod source;
 
@@ -94,6 +95,71 @@ fn build_lock(tree: &std::path::Path) -> PathBuf {
     tree.with_file_name(name)
 }
 
+/// Marks a build directory whose make has not finished. make leaves a target
+/// it was writing when it is killed with SIGKILL (or the host dies), with a
+/// fresh mtime, and the next incremental make trusts it: a half-written
+/// vmlinux.bin.xz became a bzImage that booted nothing.
+const MAKE_IN_PROGRESS: &str = ".kregress-make-in-progress";
+
+/// Before a make in `build_dir`: if the last one did not finish, removes every
+/// file it wrote (those not older than its marker) so make regenerates them;
+/// then marks this one. Returns how many files were removed.
+fn begin_make(build_dir: &std::path::Path) -> Result<usize> {
+    let marker = build_dir.join(MAKE_IN_PROGRESS);
+    let mut removed = 0;
+    if let Ok(m) = std::fs::symlink_metadata(&marker) {
+        let since = m.modified().context(|| format!("reading the mtime of {}", marker.display()))?;
+        for e in walkdir::WalkDir::new(build_dir).into_iter().filter_map(|e| e.ok()) {
+            let written = e.metadata().ok().and_then(|m| m.modified().ok());
+            if e.file_type().is_file() && e.path() != marker && written.is_some_and(|t| t >= since) {
+                std::fs::remove_file(e.path()).context(|| format!("removing {}", e.path().display()))?;
+                removed += 1;
+            }
+        }
+    }
+    // A new file: its mtime comes from the clock the kernel stamps make's
+    // outputs with (coarse: SystemTime::now() can be ahead of it).
+    let _ = std::fs::remove_file(&marker);
+    std::fs::write(&marker, b"").context(|| format!("writing {}", marker.display()))?;
+    Ok(removed)
+}
+
+/// After a make that finished: the build directory can be trusted again.
+fn end_make(build_dir: &std::path::Path) -> Result<()> {
+    let marker = build_dir.join(MAKE_IN_PROGRESS);
+    std::fs::remove_file(&marker).context(|| format!("removing {}", marker.display()))
+}
+
+/// `make bzImage` of `tree` in `build_dir`, reproducibly, through ccache when
+/// there is one; `step` sees each CC/AS/LD/AR line.
+fn make_bzimage(
+    tree: &std::path::Path,
+    build_dir: &std::path::Path,
+    jobs: usize,
+    log: &std::path::Path,
+    step: &mut dyn FnMut(&str),
+) -> Result<()> {
+    let mut c = Command::new("make");
+    c.arg("-C").arg(tree).arg(format!("O={}", build_dir.display())).arg(format!("-j{jobs}")).arg("bzImage");
+    if have("ccache") {
+        c.arg("CC=ccache gcc")
+            .env("CCACHE_DIR", cache::root().join("ccache"))
+            .env("CCACHE_BASEDIR", cache::root())
+            .env("CCACHE_NOHASHDIR", "1");
+    }
+    // Identical inputs give identical images (lets bisect spot no-op changes).
+    c.env("KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00 UTC")
+        .env("KBUILD_BUILD_USER", "kregress")
+        .env("KBUILD_BUILD_HOST", "kregress")
+        .env("KBUILD_BUILD_VERSION", "1");
+    proc::run_logged(c, log, |l| {
+        let t = l.trim_start();
+        if t.starts_with("CC ") || t.starts_with("AS ") || t.starts_with("LD ") || t.starts_with("AR ") {
+            step(t);
+        }
+    })
+}
+
 /// Builds (or finds in the cache) the kernel for `spec`.
 pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let started = Instant::now();
@@ -123,14 +189,20 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
         a.vmlinux = dir.join("vmlinux");
         a.config = dir.join("config");
         a.log = dir.join("build.log");
-        if a.bzimage.is_file() {
-            a.variant = spec.variant.clone();
-            a.cache_hit = true;
-            a.seconds = started.elapsed().as_secs_f64();
-            progress.finish(&format!("cache hit {}", a.bzimage.display()));
-            return Ok(a);
+        let whole = match (std::fs::read(&a.bzimage), std::fs::metadata(&a.vmlinux)) {
+            (Ok(img), Ok(vm)) => bzimage::check(&img, None, vm.len()),
+            _ => Err("no bzImage or vmlinux".into()),
+        };
+        match whole {
+            Ok(()) => {
+                a.variant = spec.variant.clone();
+                a.cache_hit = true;
+                a.seconds = started.elapsed().as_secs_f64();
+                progress.finish(&format!("cache hit {}", a.bzimage.display()));
+                return Ok(a);
+            }
+            Err(why) => progress.phase(&format!("cache entry {} is broken ({why}): rebuilding", dir.display())),
         }
-        progress.phase(&format!("cache entry {} has no bzImage: rebuilding", dir.display()));
         std::fs::remove_dir_all(&dir).context(|| format!("removing the broken cache entry {}", dir.display()))?;
     }
 
@@ -145,33 +217,16 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     // dot, so the 6.1 and 6.12 trees shared one lock.)
     let _lock = cache::lock(&build_lock(&tree.dir))?;
 
+    let purged = begin_make(&build_dir)?;
+    if purged > 0 {
+        progress.phase(&format!("the last make in {} did not finish: removed the {purged} file(s) it wrote", build_dir.display()));
+    }
     progress.phase("applying patches");
     source::checkout(&tree, &spec.patches, &log)?;
     progress.phase("configuring");
     let cfg = config::make_config(&tree.dir, &build_dir, &spec.base, &spec.fragments, &log)?;
 
     progress.phase(&format!("make -j{jobs} bzImage (log: {})", dir.join("build.log").display()));
-    let mut c = Command::new("make");
-    c.arg("-C").arg(&tree.dir).arg(format!("O={}", build_dir.display())).arg(format!("-j{jobs}")).arg("bzImage");
-    if have("ccache") {
-        c.arg("CC=ccache gcc")
-            .env("CCACHE_DIR", cache::root().join("ccache"))
-            .env("CCACHE_BASEDIR", cache::root())
-            .env("CCACHE_NOHASHDIR", "1");
-    }
-    // Identical inputs give identical images (lets bisect spot no-op changes).
-    c.env("KBUILD_BUILD_TIMESTAMP", "1970-01-01 00:00:00 UTC")
-        .env("KBUILD_BUILD_USER", "kregress")
-        .env("KBUILD_BUILD_HOST", "kregress")
-        .env("KBUILD_BUILD_VERSION", "1");
-    let mut objects = 0usize;
-    let made = proc::run_logged(c, &log, |l| {
-        let t = l.trim_start();
-        if t.starts_with("CC ") || t.starts_with("AS ") || t.starts_with("LD ") || t.starts_with("AR ") {
-            objects += 1;
-            progress.detail(&format!("{objects} steps, {t}"));
-        }
-    });
     let failed = |e: crate::error::Error| -> Result<KernelArtifact> {
         let keep = kernels.join(format!("failed-{key}"));
         let _ = std::fs::remove_dir_all(&keep);
@@ -182,9 +237,37 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
             e.msg.replace(&log.display().to_string(), &keep.join("build.log").display().to_string())
         )))
     };
-    if let Err(e) = made {
-        return failed(e);
+    let boot = build_dir.join("arch/x86/boot");
+    let mut objects = 0usize;
+    for attempt in 1.. {
+        if let Err(e) = make_bzimage(&tree.dir, &build_dir, jobs, &log, &mut |t| {
+            objects += 1;
+            progress.detail(&format!("{objects} steps, {t}"));
+        }) {
+            return failed(e);
+        }
+        let bin = boot.join("compressed/vmlinux.bin");
+        let bin_len = std::fs::metadata(&bin).context(|| format!("reading {}", bin.display()))?.len();
+        let bytes = std::fs::read(boot.join("bzImage")).context(|| format!("reading {}/bzImage", boot.display()))?;
+        match bzimage::check(&bytes, Some(bin_len), 0) {
+            Ok(()) => break,
+            // Not the kernel's fault: an output in the build directory lied
+            // (written by some make that never finished). The boot image is
+            // cheap to remake from vmlinux; never boot a broken one.
+            Err(why) if attempt == 1 => {
+                progress.phase(&format!("the bzImage make produced is not whole ({why}): remaking {}", boot.display()));
+                std::fs::remove_dir_all(&boot).context(|| format!("removing {}", boot.display()))?;
+            }
+            Err(why) => {
+                return Err(crate::error::infra(format!(
+                    "{}/bzImage is not whole after make ({why}); remove {} and build again",
+                    boot.display(),
+                    build_dir.display()
+                )))
+            }
+        }
     }
+    end_make(&build_dir)?;
 
     for (from, to) in [
         (build_dir.join("arch/x86/boot/bzImage"), "bzImage"),
@@ -230,5 +313,25 @@ mod tests {
         let b = build_lock(std::path::Path::new("/c/sources/linux-source-6.12-585a4a074597"));
         assert_eq!(a, PathBuf::from("/c/sources/linux-source-6.1-4d415b3d3648.build.lock"));
         assert_ne!(a, b);
+    }
+
+    /// A make that never finished: what it wrote goes, what an earlier
+    /// finished make wrote stays; a finished make leaves no marker.
+    #[test]
+    fn an_unfinished_make_loses_what_it_wrote() {
+        let d = tempfile::tempdir().unwrap();
+        let b = d.path();
+        std::fs::create_dir_all(b.join("arch/x86/boot/compressed")).unwrap();
+        std::fs::write(b.join("vmlinux"), b"old").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        std::fs::File::options().write(true).open(b.join("vmlinux")).unwrap().set_modified(old).unwrap();
+        assert_eq!(begin_make(b).unwrap(), 0);
+        std::fs::write(b.join("arch/x86/boot/compressed/vmlinux.bin.xz"), b"half").unwrap();
+        // killed here: no end_make
+        assert_eq!(begin_make(b).unwrap(), 1);
+        assert!(!b.join("arch/x86/boot/compressed/vmlinux.bin.xz").exists());
+        assert!(b.join("vmlinux").exists());
+        end_make(b).unwrap();
+        assert_eq!(begin_make(b).unwrap(), 0);
     }
 }
