@@ -50,7 +50,9 @@ fn bisect(repo: &Path, good: &str, bad: &str) -> (i32, Value, String) {
 }
 
 fn bisect_with(repo: &Path, good: &str, bad: &str, extra: &[&str]) -> (i32, Value, String) {
-    let results = std::env::temp_dir().join("kregress-test-bisect");
+    // Relative, as the default `results` is: the revert check once failed
+    // only with a relative --results.
+    let results = "target/kregress-test-bisect";
     let started = std::time::Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
         .current_dir(root())
@@ -88,7 +90,7 @@ fn bisect_finds_the_hang_culprit_and_its_revert_is_good() {
             assert!(!s[f].is_null(), "step without {f}: {s:#}");
         }
     }
-    let dir = PathBuf::from(v["results_dir"].as_str().unwrap());
+    let dir = root().join(v["results_dir"].as_str().unwrap());
     let log = std::fs::read_to_string(dir.join("bisect.log")).unwrap();
     assert!(log.contains(&format!("# first bad commit: [{}]", h["culprit"])), "{log}");
     assert!(log.contains(&format!("git bisect good {}", h["good"])), "{log}");

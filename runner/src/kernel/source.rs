@@ -180,6 +180,10 @@ pub fn checkout(tree: &Tree, patches: &[PathBuf], log: &Path) -> Result<()> {
 }
 
 fn apply(dir: &Path, patch: &Path, log: &Path) -> Result<()> {
+    // `git -C dir` resolves a relative path from `dir`, not from where the
+    // user stands (bisect's revert.patch under the default relative --results
+    // was "No such file" and the revert check was skipped).
+    let patch = &std::path::absolute(patch).context(|| format!("resolving {}", patch.display()))?;
     let mut c = git(dir);
     c.args(["apply", "--whitespace=nowarn"]).arg(patch);
     match proc::run_logged(c, log, |_| {}) {
@@ -252,6 +256,15 @@ mod tests {
         assert!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap().contains("line three"));
         checkout(&tree, &[], &log).unwrap();
         assert_eq!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap(), body);
+
+        // A relative patch path means relative to where kregress runs.
+        let here = std::env::current_dir().unwrap();
+        let local = tempfile::tempdir_in(&here).unwrap();
+        std::fs::copy(&good, local.path().join("good.patch")).unwrap();
+        let rel = local.path().strip_prefix(&here).unwrap().join("good.patch");
+        assert!(rel.is_relative());
+        checkout(&tree, &[rel], &log).unwrap();
+        assert!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap().contains("line three"));
 
         let bad = d.path().join("bad.patch");
         std::fs::write(&bad, "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -20,3 +20,3 @@\n line 20\n-line 99\n+line x\n line 22\n").unwrap();
