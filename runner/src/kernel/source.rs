@@ -1,6 +1,6 @@
 //! Kernel sources as git checkouts in the cache, whatever the origin: a
 //! Debian tarball is unpacked and committed once, a user's repository is
-//! cloned with `--shared`, a plain tree is mirrored and committed. Patches are
+//! cloned with `--shared`, a plain tree is snapshotted into a commit. Patches are
 //! then applied with `git apply` on a clean checkout. git rewrites only files
 //! that change, so make's timestamps stay right and one O= build directory
 //! serves every variant and every bisection step incrementally.
@@ -140,9 +140,15 @@ fn git_source(repo: &Path, rev: &str, log: &Path) -> Result<Tree> {
     Ok(Tree { dir, commit: commit.clone(), identity: format!("git:{commit}") })
 }
 
-/// A plain tree: mirrored into the cache (rsync keeps mtimes, so only what
-/// the user changed is rebuilt) and committed; identity is a hash of the
-/// file listing with sizes and mtimes.
+/// A plain tree: snapshotted into the cache's repository as a commit, read
+/// straight from the user's tree through a private index (git's own stat
+/// cache makes a second snapshot cheap; `.gitignore`d files, such as an
+/// in-tree build's objects, are left out). The snapshot never writes into
+/// the work tree that make builds from: only [`checkout`], under the build
+/// lock, does, and git gives every file it rewrites a fresh mtime. (An rsync
+/// into the work tree used to restore a file that a variant's patch had
+/// changed with its old mtime: make kept the patched object, and `stock`
+/// built after `fixed` still held the fix.) Identity: the snapshot's tree hash.
 fn path_source(src: &Path, log: &Path) -> Result<Tree> {
     if !src.join("Makefile").is_file() {
         return Err(bad_input(format!("kernel.source.path: {} is not a kernel tree (no Makefile)", src.display())));
@@ -152,14 +158,25 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
     let id = cache::Key::new("path-source").part("path", abs.as_os_str().as_encoded_bytes()).hex();
     let dir = top.join(format!("path-{}", &id[..12]));
     let _lock = cache::lock(&top.join(format!("path-{}.lock", &id[..12])))?;
-    std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
-    let mut c = Command::new("rsync");
-    // Nanosecond mtimes: an edit within the same second and size still copies.
-    c.args(["-a", "--delete", "--modify-window=-1", "--exclude=/.git"]).arg(format!("{}/", abs.display())).arg(format!("{}/", dir.display()));
+    if !dir.join(".git").is_dir() {
+        std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+        let mut c = git(&dir);
+        c.args(["init", "-q", "-b", "kregress"]);
+        proc::run_logged(c, log, |_| {})?;
+    }
+    let gitdir = dir.join(".git");
+    let mut c = git(&dir);
+    c.arg(format!("--git-dir={}", gitdir.display()))
+        .arg(format!("--work-tree={}", abs.display()))
+        .env("GIT_INDEX_FILE", gitdir.join("kregress-snapshot-index"))
+        .args(["add", "-A"]);
     proc::run_logged(c, log, |_| {})?;
-    commit_all(&dir, &format!("snapshot of {}", abs.display()), log)?;
-    let tree = git_out(&dir, &["rev-parse", "HEAD^{tree}"])?;
-    let commit = git_out(&dir, &["rev-parse", "HEAD"])?;
+    let mut c = git(&dir);
+    c.env("GIT_INDEX_FILE", gitdir.join("kregress-snapshot-index")).arg("write-tree");
+    let tree = proc::output(c)?.trim().to_string();
+    let commit = git_out(&dir, &["commit-tree", &tree, "-m", &format!("snapshot of {}", abs.display())])?;
+    // A ref keeps the snapshot from git's garbage collection.
+    git_out(&dir, &["update-ref", "refs/kregress/snapshot", &commit])?;
     Ok(Tree { dir, commit, identity: format!("path:{tree}") })
 }
 
@@ -318,7 +335,41 @@ mod tests {
         std::fs::write(user.join("mm/gup.c"), "b\n").unwrap();
         let b = prepare(&Source::Path(user.clone()), None, &log).unwrap();
         assert_ne!(a.identity, b.identity);
+        checkout(&b, &[], &log).unwrap();
         assert_eq!(std::fs::read_to_string(b.dir.join("mm/gup.c")).unwrap(), "b\n");
         assert!(!user.join(".git").exists(), "kregress wrote into the user's tree");
+    }
+
+    /// The issue-12 wrong tree, with a real make: `fixed` (a patch) built,
+    /// then `stock` from the same plain tree must not keep the fix. An rsync
+    /// of the tree used to restore the patched file with its old mtime and
+    /// make kept the patched object.
+    #[test]
+    fn path_source_stock_after_fixed_is_stock() {
+        let d = tempfile::tempdir().unwrap();
+        crate::cache::set_test_root(&d.path().join("cache"));
+        let user = d.path().join("tree");
+        std::fs::create_dir_all(&user).unwrap();
+        // Out of tree, as kernels are built (O=).
+        std::fs::write(user.join("Makefile"), "$(O)/obj: a.c\n\tcp a.c $(O)/obj\n").unwrap();
+        std::fs::write(user.join("a.c"), "stock\n").unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        std::fs::File::options().write(true).open(user.join("a.c")).unwrap().set_modified(old).unwrap();
+        let fix = d.path().join("fix.patch");
+        std::fs::write(&fix, "--- a/a.c\n+++ b/a.c\n@@ -1 +1 @@\n-stock\n+fixed\n").unwrap();
+        let log = d.path().join("log");
+        let o = d.path().join("build");
+        std::fs::create_dir_all(&o).unwrap();
+        let make = |t: &Tree| {
+            let out = Command::new("make").arg("-s").arg("-C").arg(&t.dir).arg(format!("O={}", o.display())).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            std::fs::read_to_string(o.join("obj")).unwrap()
+        };
+        let t = prepare(&Source::Path(user.clone()), None, &log).unwrap();
+        checkout(&t, &[fix], &log).unwrap();
+        assert_eq!(make(&t), "fixed\n");
+        let t = prepare(&Source::Path(user.clone()), None, &log).unwrap();
+        checkout(&t, &[], &log).unwrap();
+        assert_eq!(make(&t), "stock\n", "stock built after fixed kept the fix");
     }
 }
