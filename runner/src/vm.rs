@@ -174,6 +174,44 @@ pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
     a
 }
 
+/// QEMU's seccomp sandbox: no obsolete system calls, no privilege changes,
+/// no spawning, no scheduler or resource changes. The guest runs kernels
+/// under test that may be broken in any way; a QEMU escape then meets a
+/// process that cannot exec or setuid.
+pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny";
+
+/// `-sandbox SANDBOX` where this QEMU has seccomp, else nothing (said once
+/// on stderr). Probed once per process: QEMU starts with the sandbox, stopped
+/// (-S), and must quit when its monitor says so, within 10 s.
+pub fn sandbox_args() -> &'static [String] {
+    static ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    ARGS.get_or_init(|| {
+        let mut c = Command::new("qemu-system-x86_64");
+        c.args(["-sandbox", SANDBOX, "-machine", "none", "-nodefaults", "-display", "none", "-no-user-config", "-S", "-monitor", "stdio"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        let ok = crate::proc::Guard::spawn(&mut c).is_ok_and(|mut g| {
+            let _ = g.child.stdin.take().map(|mut i| i.write_all(b"quit\n"));
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(10) {
+                match g.child.try_wait() {
+                    Ok(Some(_)) => return g.wait().is_ok_and(|st| st.success()),
+                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                    Err(_) => break,
+                }
+            }
+            false
+        });
+        if ok {
+            vec!["-sandbox".into(), SANDBOX.into()]
+        } else {
+            eprintln!("kregress: this QEMU has no seccomp sandbox (-sandbox on failed): guests run without it");
+            vec![]
+        }
+    })
+}
+
 /// Whether KVM works here, probed once per host (kernel, QEMU) with a bounded
 /// boot of `bzimage`: on some hosts /dev/kvm opens but guests hang at once.
 pub fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
@@ -261,7 +299,7 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
     }
     let args = qemu_args(spec, accel);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(&args);
+    cmd.args(&args).args(sandbox_args());
     let cmdline = crate::proc::show(&cmd);
     let mut log = std::fs::File::create(console).context(|| format!("creating {}", console.display()))?;
     let mut s = spawn(cmd)?;

@@ -52,6 +52,28 @@ fn console(c: &Value) -> String {
     std::fs::read_to_string(c["console"].as_str().unwrap()).unwrap()
 }
 
+/// The PCI network controllers (class 0x02xxxx) the guest kernel enumerated.
+fn network_devices(console: &str) -> Vec<&str> {
+    console.lines().filter(|l| l.contains("] pci ") && l.contains(" class 0x02")).collect()
+}
+
+/// Every guest runs in QEMU's seccomp sandbox and has no network device.
+fn assert_sandboxed_and_offline(c: &Value) {
+    let cmdline = std::fs::read_to_string(Path::new(c["console"].as_str().unwrap()).with_file_name("qemu.cmdline")).unwrap();
+    assert!(cmdline.contains(&format!("-sandbox {}", kregress::vm::SANDBOX)), "{cmdline}");
+    let con = console(c);
+    assert!(con.contains("] pci 0000:00:00.0"), "the console shows no PCI enumeration to check: {}", c["console"]);
+    assert_eq!(network_devices(&con), Vec::<&str>::new(), "{}", c["console"]);
+}
+
+/// The check can fail: the line the same kernel printed when QEMU was given
+/// `-nic user,model=e1000`.
+#[test]
+fn a_network_device_is_seen() {
+    let line = "[    0.820509] pci 0000:00:02.0: [8086:100e] type 00 class 0x020000";
+    assert_eq!(network_devices(&format!("[    0.7] pci 0000:00:01.1: [8086:7010] type 00 class 0x010180\n{line}\n")), vec![line]);
+}
+
 #[test]
 fn gup_fast_devmap_ref_regressed_warns_and_fixed_passes() {
     let (code, rec) = run("scenarios/gup-fast-devmap-ref.yaml", "backend=memmap,fs=ext4,mapping=pte,workload=dio-read");
@@ -92,6 +114,7 @@ fn fixed_kernel_passes_everywhere() {
         assert_eq!(c["outcome"], "PASS", "{c:#}\n{}", console(c));
         let log = std::fs::read_to_string(Path::new(c["console"].as_str().unwrap()).with_file_name("agent.jsonl")).unwrap();
         assert!(log.contains(r#""type":"dax_check""#) && log.contains(r#""dax":true"#), "no DAX: {log}");
+        assert_sandboxed_and_offline(c);
     }
     assert_eq!(code, 0);
 }
