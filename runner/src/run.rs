@@ -270,6 +270,7 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         ..Split::default()
     };
     let started = Instant::now();
+    let mut agent_err: Option<std::io::Error> = None;
     let console = dir.join("console.log");
     let r = vm::run(&spec, accel, &console, |line| {
         for rep in scanner.push_line(line) {
@@ -277,7 +278,11 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
             split.per[i].reports.push(rep);
         }
         let Some(m) = parser.push(line) else { return Control::Continue };
-        let _ = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default());
+        if let Err(e) = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default()) {
+            // The agent's record is the cell's evidence: a boot that cannot keep it stops.
+            agent_err.get_or_insert(e);
+            return Control::Stop;
+        }
         let mut ctl = Control::Continue;
         match &m {
             Message::Hello { .. } => ctl = Control::Booted,
@@ -309,6 +314,9 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         }
         ctl
     })?;
+    if let Some(e) = agent_err {
+        return Err(infra(format!("writing {}: {e}", dir.join("agent.jsonl").display())));
+    }
     for rep in scanner.finish() {
         let i = split.cell();
         split.per[i].reports.push(rep);
@@ -442,47 +450,65 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     let rec = std::sync::Mutex::new(rec);
     let results_dir = rec.lock().unwrap().results_dir.clone();
     let done = std::sync::atomic::AtomicUsize::new(0);
+    // Set by a worker that failed (a cell it could not save, a host error):
+    // the others finish the guest they run, save it, and take no more.
+    let stop = std::sync::atomic::AtomicBool::new(false);
     // Up to `jobs` guests at once; a worker takes the next boot group, and a
     // group cut short by a failure puts its remaining cells back in front.
     std::thread::scope(|scope| -> Result<()> {
         let workers: Vec<_> = (0..opts.jobs.max(1))
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
-                    loop {
-                        let Some(group) = queue.lock().unwrap().pop_front() else { return Ok(()) };
-                        let results = match &kernels[&group[0].variant] {
-                            Ok(k) => {
-                                let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
-                                bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", ")));
-                                let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
-                                if !rest.is_empty() {
-                                    queue.lock().unwrap().push_front(rest);
-                                }
-                                res
+                    let work = || -> Result<()> {
+                        loop {
+                            if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                                return Ok(());
                             }
-                            Err(msg) => group.iter().map(|c| build_error(c, msg, &results_dir)).collect(),
-                        };
-                        for res in results {
-                            let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                            bar.done(&format!(
-                                "[{n}/{total}] {}: {:?}{}{}",
-                                res.id(),
-                                res.outcome,
-                                res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
-                                res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
-                            ), res.outcome != Outcome::Pass);
-                            let mut r = rec.lock().unwrap();
-                            r.cells.push(res);
-                            results::save(&r)?;
+                            let Some(group) = queue.lock().unwrap().pop_front() else { return Ok(()) };
+                            let results = match &kernels[&group[0].variant] {
+                                Ok(k) => {
+                                    let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
+                                    bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", ")));
+                                    let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
+                                    if !rest.is_empty() {
+                                        queue.lock().unwrap().push_front(rest);
+                                    }
+                                    res
+                                }
+                                Err(msg) => group.iter().map(|c| build_error(c, msg, &results_dir)).collect(),
+                            };
+                            for res in results {
+                                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                                bar.done(&format!(
+                                    "[{n}/{total}] {}: {:?}{}{}",
+                                    res.id(),
+                                    res.outcome,
+                                    res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
+                                    res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+                                ), res.outcome != Outcome::Pass);
+                                let mut r = rec.lock().unwrap();
+                                r.cells.push(res);
+                                results::save(&r)?;
+                            }
                         }
+                    };
+                    let r = work();
+                    if r.is_err() {
+                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
                     }
+                    r
                 })
             })
             .collect();
+        // Every worker is joined (its cells saved) before the first error is returned.
+        let mut first = Ok(());
         for w in workers {
-            w.join().map_err(|_| infra("a run worker panicked"))??;
+            let r = w.join().map_err(|_| infra("a run worker panicked")).and_then(|r| r);
+            if first.is_ok() {
+                first = r;
+            }
         }
-        Ok(())
+        first
     })?;
     bar.finish();
     let mut rec = rec.into_inner().unwrap();

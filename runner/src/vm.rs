@@ -294,7 +294,17 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
         for i in 0..2 {
             let p = spec.workdir.join(format!("nvdimm{i}.img"));
             let f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
-            f.set_len(1 << 30).context(|| format!("sizing {}", p.display()))?;
+            // Reserved, not sparse: QEMU maps the file as guest memory, and a
+            // page it cannot allocate on a full disk is a SIGBUS that would
+            // look like the kernel under test dying.
+            let e = unsafe { libc::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 1 << 30) };
+            if e != 0 {
+                return Err(infra(format!(
+                    "reserving 1 GiB for the NVDIMM backing file {}: {}",
+                    p.display(),
+                    std::io::Error::from_raw_os_error(e)
+                )));
+            }
         }
     }
     let args = qemu_args(spec, accel);
@@ -309,7 +319,11 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
     let exit = loop {
         match s.read_line() {
             Ok(line) => {
-                let _ = writeln!(log, "{line}");
+                if let Err(e) = writeln!(log, "{line}") {
+                    // A console we cannot keep is no evidence: stop, say where.
+                    kill(&mut s);
+                    return Err(infra(format!("writing {}: {e}", console.display())));
+                }
                 match on_line(&line) {
                     Control::Continue => {}
                     Control::Booted => hello_at = hello_at.or(Some(Instant::now())),
@@ -320,7 +334,7 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
             Err(rexpect::error::Error::Timeout { .. }) => {}
             Err(rexpect::error::Error::EOF { got, .. }) => {
                 if !got.is_empty() {
-                    let _ = writeln!(log, "{got}");
+                    writeln!(log, "{got}").context(|| format!("writing {}", console.display()))?;
                     let _ = on_line(&got);
                 }
                 break Exit::Exited;
@@ -339,7 +353,7 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
         }
     };
     kill(&mut s);
-    let _ = log.flush();
+    log.flush().context(|| format!("writing {}", console.display()))?;
     Ok(VmRun {
         exit,
         accel,
