@@ -251,3 +251,184 @@ fn compare_refuses_cells_of_different_timing_modes() {
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("memmap-ext4-pte-dio-read") && err.contains("wall") && err.contains("icount") && err.contains("not comparable"), "{err}");
 }
+
+// ---- hostile results directories (issue 12) -------------------------------
+// A results folder may be a CI artifact from another machine: every name in
+// run.json is checked, every write stays inside the run, every text from the
+// guest is made visible, and nothing in it makes kregress panic or hang.
+
+/// The stored run with failing cells (the stock hang, 3 runs), copied three
+/// directories deep into a temp dir (so `../../../x` lands inside it too)
+/// with its run.json edited as JSON. Returns the temp dir and the run dir.
+fn crafted(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("a/b/results");
+    std::fs::create_dir_all(&root).unwrap();
+    let run = root.join("20261126-162904-bio-release-devmap-wakeup");
+    let st = std::process::Command::new("cp").arg("-r").arg(data().join("20261126-162904-bio-release-devmap-wakeup")).arg(&run).status().unwrap();
+    assert!(st.success());
+    let path = run.join("run.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    (t, run)
+}
+
+/// The failing cells of a run.json (the stock hang).
+fn failing(v: &mut serde_json::Value) -> impl Iterator<Item = &mut serde_json::Value> {
+    v["cells"].as_array_mut().unwrap().iter_mut().filter(|c| c["outcome"] == "FAIL")
+}
+
+fn kregress(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kregress")).current_dir(dir).args(args).output().unwrap()
+}
+
+/// Every file under `dir` (links not followed).
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn report_refuses_names_that_leave_the_run_or_reach_a_shell() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 5] = [
+        ("variant", |v| failing(v).for_each(|c| c["variant"] = "../../../x".into())),
+        // Empty variant and backend: the cell id started with '/', repro.sh
+        // went to /-ext4-... (the edited run.json has its keys sorted).
+        ("backend", |v| failing(v).for_each(|c| (c["variant"], c["backend"]) = ("".into(), "".into()))),
+        ("variant", |v| failing(v).for_each(|c| c["variant"] = "a\n$(touch pwned)\n".into())),
+        ("workload", |v| failing(v).for_each(|c| c["workload"] = "x$(touch pwned)".into())),
+        ("run_id", |v| v["run_id"] = "x\ntouch pwned\n".into()),
+    ];
+    for (field, edit) in cases {
+        let (t, run) = crafted(edit);
+        let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{field}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("20261126-162904-bio-release-devmap-wakeup/run.json:") && err.contains(&format!(": {field}: ")), "{err}");
+        // Nothing written: no repro.sh, no report, nothing outside the run.
+        let files = all_files(t.path());
+        let written: Vec<&PathBuf> = files.iter().filter(|p| !p.starts_with(&run) || p.ends_with("repro.sh")).collect();
+        assert!(written.is_empty(), "{field}: {written:?}");
+        assert!(!run.join("report").exists(), "{field}");
+    }
+}
+
+#[test]
+fn report_writes_only_inside_the_run_even_through_symlinks() {
+    // A cell directory that is a link out of the run: repro.sh is refused.
+    let (t, run) = crafted(|_| {});
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let stock = run.join("stock");
+    std::fs::rename(&stock, t.path().join("stock-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, &stock).unwrap();
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("stock: not a directory (a symbolic link?)"), "{err}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "written through the link");
+    // RUN_DIR/report a link out of the run: the report is refused.
+    let (t, run) = crafted(|_| {});
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, run.join("report")).unwrap();
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "report written through the link");
+}
+
+#[test]
+fn console_logs_that_are_links_or_fifos_are_not_read() {
+    let (t, run) = crafted(|_| {});
+    let cell = run.join("stock/memmap-ext4-pte-truncate-during-dio");
+    // run1: a link to a secret; run2: a FIFO (reading it would wait for a writer).
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, "TOP-SECRET-KEY\n").unwrap();
+    std::fs::remove_file(cell.join("run1/console.log")).unwrap();
+    std::os::unix::fs::symlink(&secret, cell.join("run1/console.log")).unwrap();
+    std::fs::remove_file(cell.join("run2/console.log")).unwrap();
+    let fifo = std::ffi::CString::new(cell.join("run2/console.log").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(run.parent().unwrap())
+        .args(["report", "20261126-162904-bio-release-devmap-wakeup"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("kregress report hangs on a FIFO console.log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    for f in ["summary.md", "junit.xml", "report.html"] {
+        let text = std::fs::read_to_string(run.join("report").join(f)).unwrap();
+        assert!(!text.contains("TOP-SECRET-KEY"), "{f} shows the link's target");
+    }
+    let md = std::fs::read_to_string(run.join("report/summary.md")).unwrap();
+    assert!(md.contains("run1/console.log: ") && md.contains("run2/console.log: not a regular file"), "{md}");
+}
+
+/// Every word of repro.sh reaches kregress as one argument: the scenario
+/// path is run.json's, with spaces, quotes, `$(...)` and a leading '-'.
+#[test]
+fn repro_sh_passes_every_word_as_one_argument() {
+    let file = "-x $(touch pwned) 'q'.yaml";
+    let (t, run) = crafted(|v| v["scenario_file"] = file.into());
+    let r = RunReport::load(&run, &Baseline::None, 14).unwrap();
+    let written = report::write_repro(&r).unwrap();
+    assert_eq!(written.len(), 3);
+    // A kregress that prints its arguments, one a line, first in PATH.
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("kregress"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("kregress"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = std::process::Command::new(&written[0]).current_dir(t.path()).env("PATH", path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(
+        args,
+        ["run", "./-x $(touch pwned) 'q'.yaml", "--only", "variant=stock,backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio", "--runs", "1"]
+    );
+    assert!(!t.path().join("pwned").exists());
+}
+
+#[test]
+fn a_corrupt_or_absurd_run_json_is_bad_input() {
+    // Cut in half: exit 2 with the file, line and column (was exit 3).
+    let (_t, run) = crafted(|_| {});
+    let p = run.join("run.json");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, &text[..text.len() / 2]).unwrap();
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("kregress: 20261126-162904-bio-release-devmap-wakeup/run.json:") && err.contains(": EOF while parsing"), "{err}");
+    // seconds: 1e300 panicked in junit.xml (Duration::from_secs_f64).
+    let (_t, run) = crafted(|v| v["cells"][0]["seconds"] = 1e300.into());
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run.json:") && err.contains(": seconds: 1e300 is not a duration in seconds"), "{err}");
+}
