@@ -432,3 +432,55 @@ fn a_corrupt_or_absurd_run_json_is_bad_input() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("run.json:") && err.contains(": seconds: 1e300 is not a duration in seconds"), "{err}");
 }
+
+/// Titles come from the guest: control characters and U+FFFE/U+FFFF in one
+/// must leave junit.xml well-formed XML 1.0, and show up escaped, the same
+/// way, in summary.md, report.html and repro.sh.
+#[test]
+fn titles_with_control_characters_are_escaped_everywhere() {
+    let title = "INFO: task \u{1}hung\u{1b}[31m in \u{0}ext4\u{7f}\u{85} \u{fffe}\u{ffff}\rx\nnext";
+    let (_t, run) = crafted(|v| failing(v).for_each(|c| c["title"] = title.into()));
+    let rec = results::load(&run).unwrap();
+    let out = run.join("report");
+    let r = RunReport::new(run.clone(), rec, None, vec![]).unwrap();
+    report::write_repro(&r).unwrap();
+    report::write_all(&[r], &out).unwrap();
+    let shown = "INFO: task \\u{1}hung\\u{1b}[31m in \\u{0}ext4\\u{7f}\\u{85} \\u{fffe}\\u{ffff}\\rx";
+    // XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+    let xml_char = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}');
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let bad: Vec<char> = xml.chars().filter(|c| !xml_char(*c)).collect();
+    assert!(bad.is_empty(), "not XML 1.0 characters in junit.xml: {bad:?}");
+    // Parsed back with quick-xml: the failure messages carry the escaped title.
+    let mut rd = quick_xml::Reader::from_str(&xml);
+    let mut messages = Vec::new();
+    loop {
+        match rd.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) if e.name().as_ref() == b"failure" => {
+                let m = e.try_get_attribute("message").unwrap().unwrap();
+                messages.push(m.unescape_value().unwrap().into_owned());
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(messages, [format!("NEW_CELL: {shown}\nnext")]);
+    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{fffe}' | '\u{ffff}');
+    for f in ["summary.md", "report.html"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(!text.contains(hidden), "{f}: {:?}", text.chars().filter(|c| hidden(*c)).collect::<Vec<_>>());
+        assert!(text.contains(shown), "{f}");
+    }
+    let sh = std::fs::read_to_string(run.join("stock/memmap-ext4-pte-truncate-during-dio/run1/repro.sh")).unwrap();
+    assert!(!sh.contains(hidden) && sh.contains(&format!("(FAIL: {shown} next).\n")), "{sh}");
+    // The terminal: `kregress compare` prints the title in its table.
+    let out = kregress(run.parent().unwrap(), &["compare", "20261126-162904-bio-release-devmap-wakeup", "--results", "."]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!table.contains(hidden) && table.contains(&format!("{shown} next")), "{table}");
+    assert!(table.lines().filter(|l| l.contains("next")).all(|l| l.starts_with('|')), "a row is split: {table}");
+    // `kregress run`'s summary.md (and terminal): its cell table too.
+    let md = report::summary_md(&results::load(&run).unwrap(), &[], "-", |_| false);
+    assert!(!md.contains(hidden) && md.contains(&format!("{shown} next")), "{md}");
+    assert!(md.lines().filter(|l| l.contains("truncate-during-dio/run")).all(|l| l.starts_with('|') && l.ends_with('|')), "{md}");
+}

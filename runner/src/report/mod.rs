@@ -14,6 +14,7 @@ use crate::rules::NoiseFloors;
 use crate::error::{Context, Result};
 use crate::nightly::{self, Baseline, CellVerdict, Status};
 use crate::results::{CellResult, Outcome, RunRecord};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// The cells of a run, one line each, with `unexpected(cell)` marked.
@@ -31,7 +32,7 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
             if unexpected(c) { " (unexpected)" } else { "" },
             kind,
             perf,
-            c.title.as_deref().unwrap_or("").replace('|', "\\|")
+            c.title.as_deref().unwrap_or("").replace('|', "\\|").replace('\n', " ")
         );
     }
     out
@@ -65,7 +66,21 @@ pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexp
         out += "\n## Verdicts\n\n";
         out += &compare::render_table(verdicts);
     }
-    out
+    visible(&out).into_owned()
+}
+
+/// `s` with every character a terminal, a Markdown or an XML reader would
+/// take for something else written as a Rust escape (`\u{1b}`, `\r`):
+/// control characters but newline and tab, and U+FFFE/U+FFFF (not XML
+/// characters). Titles and console lines come from the guest: every text
+/// kregress writes for people goes through here (summary.md, the terminal,
+/// junit.xml, report.html through [`html::esc`], repro.sh).
+pub fn visible(s: &str) -> Cow<'_, str> {
+    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{fffe}' | '\u{ffff}');
+    if !s.contains(hidden) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
 }
 
 /// One run with what it is judged against.
@@ -184,7 +199,7 @@ pub fn write_repro(r: &RunReport) -> Result<Vec<PathBuf>> {
             c.id(),
             r.rec.run_id,
             name(c.outcome),
-            c.title.as_deref().unwrap_or("no title").replace('\n', " "),
+            visible(c.title.as_deref().unwrap_or("no title")).replace('\n', " "),
             repro_command(&r.rec, c),
             repro_command(&r.rec, c).trim_start_matches("kregress "),
         );
@@ -320,7 +335,7 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
         }
         out += "\n";
     }
-    out
+    visible(&out).into_owned()
 }
 
 /// Writes summary.md, report.html, junit.xml and kcidb.json into `out`.
