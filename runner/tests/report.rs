@@ -484,3 +484,40 @@ fn titles_with_control_characters_are_escaped_everywhere() {
     assert!(!md.contains(hidden) && md.contains(&format!("{shown} next")), "{md}");
     assert!(md.lines().filter(|l| l.contains("truncate-during-dio/run")).all(|l| l.starts_with('|') && l.ends_with('|')), "{md}");
 }
+
+/// junit.xml from records built in code (not loaded): any f64 of seconds.
+#[test]
+fn junit_takes_any_seconds() {
+    for secs in [1e300, f64::INFINITY, f64::NAN, -1.0] {
+        let (_t, run) = crafted(|_| {});
+        let mut rec = results::load(&run).unwrap();
+        rec.cells.iter_mut().for_each(|c| c.seconds = secs);
+        let r = RunReport::new(run, rec, None, vec![]).unwrap();
+        let xml = report::junit::render(&[r]).unwrap();
+        quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    }
+}
+
+/// Printing into a closed pipe (`kregress triage log | head`) ends
+/// kregress quietly (SIGPIPE), never with a panic and exit 101.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    let log = t.path().join("console.log");
+    let one = "[    1.000000] WARNING: CPU: 0 PID: 1 at mm/memremap.c:1 free_zone_device_page+0x1/0x2\n[    1.000001] ---[ end trace 0000000000000000 ]---\n";
+    std::fs::write(&log, one.repeat(5000)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .args(["triage", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away at once (head -0); the output is > 64 KiB, so
+    // kregress writes into the closed pipe whatever the timing.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(out.status.code() == Some(0) || out.status.signal() == Some(libc::SIGPIPE), "{:?} {err}", out.status);
+}

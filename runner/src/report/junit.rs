@@ -60,7 +60,10 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
             let name = if v.metric.is_empty() { v.cell.clone() } else { format!("{} [{}]", v.cell, v.metric) };
             let mut tc = TestCase::new(name, status);
             tc.set_classname(format!("kregress.{}", r.rec.scenario));
-            tc.set_time(Duration::from_secs_f64(runs.iter().map(|c| c.seconds).sum::<f64>().max(0.0)));
+            // Any f64 (run.json is checked on load, records built in code are not).
+            if let Ok(t) = Duration::try_from_secs_f64(runs.iter().map(|c| c.seconds).sum::<f64>()) {
+                tc.set_time(t);
+            }
             tc.add_property(Property::new("status", v.status.as_str()));
             if let Some(t) = v.timing {
                 tc.add_property(Property::new("timing", t.as_str()));
