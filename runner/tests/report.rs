@@ -521,3 +521,29 @@ fn a_closed_stdout_ends_quietly() {
     use std::os::unix::process::ExitStatusExt;
     assert!(out.status.code() == Some(0) || out.status.signal() == Some(libc::SIGPIPE), "{:?} {err}", out.status);
 }
+
+/// `compare OLD NEW` of runs of two scenarios is refused, naming both.
+#[test]
+fn compare_refuses_runs_of_different_scenarios() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let out = kregress(&root, &["compare", "20261126-161042-bio-release-devmap-wakeup", "20261126-161418-fixed-matrix", "--results", "."]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("scenario bio-release-devmap-wakeup") && err.contains("scenario fixed-matrix"), "{err}");
+}
+
+/// `report --history 1`: the charts show tonight alone, the verdicts still
+/// have the baseline.
+#[test]
+fn report_history_1_keeps_the_baseline() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let out = kregress(&root, &["report", "20261126-162904-bio-release-devmap-wakeup", "--history", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("0 new failures, 0 fixed, 0 throughput regressions since 2026-11-26"), "{stdout}");
+    let md = std::fs::read_to_string(root.join("20261126-162904-bio-release-devmap-wakeup/report/summary.md")).unwrap();
+    assert!(md.contains("Baseline: run 20261126-162808-bio-release-devmap-wakeup") && md.contains("the baseline and 0 earlier night(s)"), "{md}");
+    assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | - | wall | STILL_FAILING |"), "{md}");
+}
