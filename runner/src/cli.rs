@@ -218,6 +218,17 @@ pub fn main(cli: Cli) -> Result<i32> {
         Cmd::Compare { runs, results } => {
             let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(&results, r)).collect::<Result<_>>()?;
             let recs: Vec<crate::results::RunRecord> = dirs.iter().map(|d| crate::results::load(d)).collect::<Result<_>>()?;
+            if let [old, new] = recs.as_slice() {
+                if old.scenario != new.scenario {
+                    return Err(crate::error::bad_input(format!(
+                        "compare: {} is a run of scenario {}, {} of scenario {}: only runs of one scenario are compared",
+                        dirs[0].display(),
+                        old.scenario,
+                        dirs[1].display(),
+                        new.scenario
+                    )));
+                }
+            }
             let floors = crate::rules::NoiseFloors::of(recs.last().unwrap());
             let verdicts = match recs.as_slice() {
                 [one] => crate::compare::compare_variants(one, &floors)?,

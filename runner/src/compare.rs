@@ -454,10 +454,11 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
             v.to_string(),
         ]);
     }
-    // A '|' in a kernel title would split a Markdown cell.
+    // A '|' or a newline in a title would split a Markdown cell; titles
+    // come from the guest.
     for r in rows.iter_mut() {
         for c in r.iter_mut() {
-            *c = c.replace('|', "\\|");
+            *c = crate::report::visible(c).replace('|', "\\|").replace('\n', " ");
         }
     }
     let widths: Vec<usize> = (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap()).collect();

@@ -164,16 +164,18 @@ impl Baseline {
 
 /// The baseline of `new` (in `root`) and up to `history - 1` earlier runs of
 /// its scenario (oldest first, the baseline's night included when it is one).
+/// The window bounds the history only: with `--history 1` the baseline is
+/// still the last earlier run.
 pub fn baseline_and_history(root: &Path, new: &RunRecord, which: &Baseline, history: usize) -> Result<(Option<RunRecord>, Vec<RunRecord>)> {
     let earlier: Vec<(PathBuf, RunRecord)> =
         runs_of(root, &new.scenario).into_iter().filter(|(_, r)| (&r.started, &r.run_id) < (&new.started, &new.run_id)).collect();
     let nightlies: Vec<&(PathBuf, RunRecord)> = earlier.iter().filter(|(p, _)| p.join(MARKER).is_file()).collect();
     // Prefer the nightlies; a results folder that has none uses every earlier run.
-    let window: Vec<RunRecord> = if nightlies.is_empty() { earlier.iter().map(|(_, r)| r.clone()).collect() } else { nightlies.iter().map(|(_, r)| r.clone()).collect() };
-    let window: Vec<RunRecord> = window[window.len().saturating_sub(history.saturating_sub(1))..].to_vec();
+    let candidates: Vec<RunRecord> = if nightlies.is_empty() { earlier.iter().map(|(_, r)| r.clone()).collect() } else { nightlies.iter().map(|(_, r)| r.clone()).collect() };
+    let window: Vec<RunRecord> = candidates[candidates.len().saturating_sub(history.saturating_sub(1))..].to_vec();
     let base = match which {
         Baseline::None => None,
-        Baseline::Last => window.last().cloned(),
+        Baseline::Last => candidates.last().cloned(),
         Baseline::Run(id) => {
             let dir = results::find(root, id)?;
             let b = results::load(&dir)?;
@@ -346,11 +348,17 @@ mod tests {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs");
         let new = results::load(&root.join("20261126-162904-bio-release-devmap-wakeup")).unwrap();
         let (b, h) = baseline_and_history(&root, &new, &Baseline::Last, 14).unwrap();
-        assert_eq!(b.unwrap().run_id, "20261126-162808-bio-release-devmap-wakeup");
+        assert_eq!(b.as_ref().unwrap().run_id, "20261126-162808-bio-release-devmap-wakeup");
         let ids: Vec<&str> = h.iter().map(|r| r.run_id.as_str()).collect();
         assert_eq!(ids, ["20261126-160848-bio-release-devmap-wakeup", "20261126-161042-bio-release-devmap-wakeup", "20261126-162808-bio-release-devmap-wakeup"]);
         // --history 2: tonight and one earlier night.
         assert_eq!(baseline_and_history(&root, &new, &Baseline::Last, 2).unwrap().1.len(), 1);
+        // --history 1 (and 0): tonight alone in the charts, judged against the same baseline.
+        for n in [1, 0] {
+            let (b1, h1) = baseline_and_history(&root, &new, &Baseline::Last, n).unwrap();
+            assert_eq!(b1.map(|b| b.run_id), b.as_ref().map(|b| b.run_id.clone()), "--history {n}");
+            assert!(h1.is_empty(), "--history {n}");
+        }
         let first = results::load(&root.join("20261126-160848-bio-release-devmap-wakeup")).unwrap();
         assert!(baseline_and_history(&root, &first, &Baseline::Last, 14).unwrap().0.is_none());
     }

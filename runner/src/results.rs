@@ -34,16 +34,24 @@ pub enum FailKind {
     IoError,
 }
 
+/// The names of a cell and of a run become paths (`<variant>/<backend>-...`)
+/// and shell words (repro.sh), and a stored run.json may come from another
+/// machine: each is checked by [`crate::scenario::check_name`] as it is read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
+    #[serde(deserialize_with = "checked::variant")]
     pub variant: String,
+    #[serde(deserialize_with = "checked::backend")]
     pub backend: String,
     /// fsdax or devdax (runs stored before the mode axis were all fsdax).
-    #[serde(default = "fsdax")]
+    #[serde(default = "fsdax", deserialize_with = "checked::mode")]
     pub mode: String,
     /// The filesystem, or `devdax` for devdax cells (see [`Cell::fs_axis`]).
+    #[serde(deserialize_with = "checked::fs")]
     pub fs: String,
+    #[serde(deserialize_with = "checked::mapping")]
     pub mapping: String,
+    #[serde(deserialize_with = "checked::workload")]
     pub workload: String,
     pub run: u32,
     pub outcome: Outcome,
@@ -67,11 +75,12 @@ pub struct CellResult {
     pub problems: Vec<String>,
     pub console: PathBuf,
     /// The boot's wall time shared out over the cells it ran.
+    #[serde(deserialize_with = "checked::seconds")]
     pub seconds: f64,
     /// Host seconds from the workload's start to its result (none when it never finished).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "checked::workload_seconds")]
     pub workload_seconds: Option<f64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "checked::boot_seconds")]
     pub boot_seconds: Option<f64>,
 }
 
@@ -160,7 +169,9 @@ pub fn metrics_from_samples(samples: &[PassSample]) -> BTreeMap<String, f64> {
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
+    #[serde(deserialize_with = "checked::run_id")]
     pub run_id: String,
+    #[serde(deserialize_with = "checked::scenario")]
     pub scenario: String,
     pub scenario_file: PathBuf,
     pub results_dir: PathBuf,
@@ -204,10 +215,99 @@ pub fn save_cell(dir: &Path, r: &CellResult) -> Result<()> {
     write_atomic(&dir.join("result.json"), &serde_json::to_vec_pretty(r).unwrap())
 }
 
+/// The largest run.json [`load`] reads (the 226-cell survey's is 0.23 MB).
+pub const RUN_JSON_MAX: u64 = 64 << 20;
+
+/// Reads `dir/run.json`. It is input like a scenario (it may be a CI
+/// artifact from another machine): a file that is not a regular file, is
+/// larger than [`RUN_JSON_MAX`], is not JSON of a run, or holds a name
+/// [`crate::scenario::check_name`] refuses or a duration that is not a
+/// number of seconds is bad input naming the file, line, column and field.
 pub fn load(dir: &Path) -> Result<RunRecord> {
     let path = dir.join("run.json");
-    let bytes = std::fs::read(&path).map_err(|e| bad_input(format!("{}: {e}", path.display())))?;
-    serde_json::from_slice(&bytes).context(|| format!("parsing {}", path.display()))
+    let shown = path.display();
+    // Checked before opening: opening a FIFO would wait for a writer.
+    let meta = std::fs::metadata(&path).map_err(|e| bad_input(format!("{shown}: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad_input(format!("{shown}: not a regular file")));
+    }
+    let mut bytes = Vec::new();
+    let f = std::fs::File::open(&path).map_err(|e| bad_input(format!("{shown}: {e}")))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, RUN_JSON_MAX + 1), &mut bytes).context(|| format!("reading {shown}"))?;
+    if bytes.len() as u64 > RUN_JSON_MAX {
+        return Err(bad_input(format!("{shown}: larger than {} MiB: not a run record", RUN_JSON_MAX >> 20)));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| {
+        // serde_json appends " at line L column C"; the prefix says it.
+        let msg = e.to_string();
+        let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
+        bad_input(format!("{shown}:{}:{}: {msg}", e.line(), e.column()))
+    })
+}
+
+/// Deserializers that check what they read (see [`load`]); their errors
+/// name the field, serde_json adds the line and column.
+mod checked {
+    use serde::de::{Deserialize, Deserializer, Error};
+
+    fn name<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        crate::scenario::check_name(&s).map_err(|why| D::Error::custom(format!("{field}: {why}")))?;
+        Ok(s)
+    }
+
+    macro_rules! names {
+        ($($field:ident),*) => {$(
+            pub fn $field<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+                name(d, stringify!($field))
+            }
+        )*};
+    }
+    names!(run_id, scenario, variant, backend, mode, fs, mapping, workload);
+
+    /// The longest duration a run.json may record: 10^9 s (31 years).
+    const SECONDS_MAX: f64 = 1e9;
+
+    fn check_seconds<E: Error>(field: &str, x: f64) -> Result<f64, E> {
+        if (0.0..=SECONDS_MAX).contains(&x) {
+            Ok(x)
+        } else {
+            Err(E::custom(format!("{field}: {x:?} is not a duration in seconds (0 to {SECONDS_MAX:e})")))
+        }
+    }
+
+    pub fn seconds<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        check_seconds("seconds", f64::deserialize(d)?)
+    }
+
+    pub fn workload_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Option::<f64>::deserialize(d)?.map(|x| check_seconds("workload_seconds", x)).transpose()
+    }
+
+    pub fn boot_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        Option::<f64>::deserialize(d)?.map(|x| check_seconds("boot_seconds", x)).transpose()
+    }
+}
+
+/// Creates `base/rel` following no symbolic link below `base` and refusing
+/// `..`: a stored run may come from another machine, and a link in it must
+/// not carry a write (repro.sh, the report) out of the run's directory.
+pub fn create_dir_inside(base: &Path, rel: &Path) -> Result<PathBuf> {
+    let mut dir = base.to_path_buf();
+    for part in rel.components() {
+        let std::path::Component::Normal(part) = part else {
+            return Err(bad_input(format!("{}: {} leaves the run's directory", base.display(), rel.display())));
+        };
+        dir.push(part);
+        match std::fs::symlink_metadata(&dir) {
+            // symlink_metadata: a link to a directory is not a directory.
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => return Err(bad_input(format!("{}: not a directory (a symbolic link?): kregress writes only inside {}", dir.display(), base.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?,
+            Err(e) => return Err(crate::error::infra(format!("{}: {e}", dir.display()))),
+        }
+    }
+    Ok(dir)
 }
 
 /// `results/<id>` from a run id or a path.
@@ -219,4 +319,126 @@ pub fn find(root: &Path, id_or_path: &str) -> Result<PathBuf> {
         }
     }
     Err(bad_input(format!("run {id_or_path}: no run.json there or under {}", root.display())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A copy of a stored run's run.json, edited as JSON, in a temp dir.
+    fn crafted(edit: impl FnOnce(&mut serde_json::Value)) -> tempfile::TempDir {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup/run.json");
+        let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(src).unwrap()).unwrap();
+        edit(&mut v);
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("run.json"), serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+        d
+    }
+
+    /// The error of loading it: exit 2, one line, `run.json:LINE:COLUMN: `.
+    fn refused(d: &tempfile::TempDir) -> String {
+        let e = load(d.path()).unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.exit_code(), 2, "{msg}");
+        assert!(!msg.contains('\n'), "{msg:?}");
+        let at = format!("{}:", d.path().join("run.json").display());
+        let rest = msg.strip_prefix(&at).unwrap_or_else(|| panic!("{msg}"));
+        let pos: Vec<&str> = rest.splitn(3, ':').collect();
+        assert!(pos.len() == 3 && pos[0].parse::<u32>().unwrap() > 1 && pos[1].parse::<u32>().is_ok(), "{msg}");
+        msg
+    }
+
+    #[test]
+    fn stored_runs_load() {
+        let d = crafted(|_| {});
+        assert_eq!(load(d.path()).unwrap().cells.len(), 18);
+    }
+
+    #[test]
+    fn names_that_would_leave_the_run_or_reach_a_shell_are_refused() {
+        let long = "a".repeat(crate::scenario::NAME_MAX + 1);
+        for (field, bad) in [
+            ("variant", "../../../x"),
+            ("variant", ""),
+            ("backend", ""),
+            ("variant", "a\n$(touch /tmp/pwned)"),
+            ("workload", "dio-read;id"),
+            ("fs", "/etc"),
+            ("mapping", "."),
+            ("mode", ".."),
+            ("variant", long.as_str()),
+        ] {
+            let d = crafted(|v| v["cells"][7][field] = bad.into());
+            let e = refused(&d);
+            assert!(e.contains(&format!(": {field}: ")), "{field}={bad:?}: {e}");
+        }
+        for (field, bad) in [("run_id", "x\ntouch /tmp/pwned\n"), ("run_id", "$(id)"), ("scenario", "a b")] {
+            let d = crafted(|v| v[field] = bad.into());
+            let e = refused(&d);
+            assert!(e.contains(&format!(": {field}: ")), "{field}={bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn durations_must_be_seconds() {
+        for (field, bad) in [("seconds", 1e300), ("seconds", -1.0), ("boot_seconds", 1e300), ("workload_seconds", -0.5)] {
+            let d = crafted(|v| v["cells"][3][field] = bad.into());
+            let e = refused(&d);
+            assert!(e.contains(&format!(": {field}: ")) && e.contains("not a duration in seconds"), "{field}={bad}: {e}");
+        }
+        // JSON has no NaN or infinity: too big a literal is a parse error.
+        let d = crafted(|_| {});
+        let p = d.path().join("run.json");
+        let text = std::fs::read_to_string(&p).unwrap().replacen("\"seconds\": 8.", "\"seconds\": 1e999", 1);
+        std::fs::write(&p, text).unwrap();
+        assert!(refused(&d).contains("number out of range"));
+    }
+
+    #[test]
+    fn a_corrupt_run_json_is_bad_input_with_line_and_column() {
+        let d = crafted(|_| {});
+        let p = d.path().join("run.json");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, &text[..text.len() / 2]).unwrap();
+        let e = refused(&d);
+        assert!(e.contains("EOF while parsing") && !e.contains(" at line "), "{e}");
+        std::fs::write(&p, text.replacen("\"outcome\": \"PASS\"", "\"outcome\": \"MAYBE\"", 1)).unwrap();
+        let e = refused(&d);
+        assert!(e.contains("unknown variant `MAYBE`"), "{e}");
+    }
+
+    #[test]
+    fn run_json_must_be_a_bounded_regular_file() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("run.json");
+        // A FIFO: refused at once (opening it would wait for a writer).
+        assert_eq!(unsafe { libc::mkfifo(std::ffi::CString::new(p.to_str().unwrap()).unwrap().as_ptr(), 0o600) }, 0);
+        let dir = d.path().to_path_buf();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(load(&dir).map_err(|e| (e.exit_code(), e.to_string()))).unwrap());
+        let r = rx.recv_timeout(std::time::Duration::from_secs(10)).expect("loading a FIFO run.json hangs");
+        let (code, msg) = r.unwrap_err();
+        assert!(code == 2 && msg.contains("not a regular file"), "{msg}");
+        // Larger than the cap (sparse): refused without being parsed.
+        std::fs::remove_file(&p).unwrap();
+        std::fs::File::create(&p).unwrap().set_len(RUN_JSON_MAX + 1).unwrap();
+        let e = load(d.path()).unwrap_err();
+        assert!(e.exit_code() == 2 && e.to_string().contains("larger than 64 MiB"), "{e}");
+    }
+
+    #[test]
+    fn directories_are_created_inside_the_run_only() {
+        let d = tempfile::tempdir().unwrap();
+        let (run, outside) = (d.path().join("run"), d.path().join("outside"));
+        std::fs::create_dir_all(&run).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        assert_eq!(create_dir_inside(&run, Path::new("a/b/run1")).unwrap(), run.join("a/b/run1"));
+        assert!(run.join("a/b/run1").is_dir());
+        std::os::unix::fs::symlink(&outside, run.join("link")).unwrap();
+        for rel in ["link/b", "../outside/b", "/tmp/b", "a/../../outside/b"] {
+            let e = create_dir_inside(&run, Path::new(rel)).unwrap_err();
+            assert_eq!(e.exit_code(), 2, "{rel}: {e}");
+        }
+        assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "nothing created outside");
+    }
 }

@@ -266,6 +266,27 @@ pub fn project_root(file: &Path) -> PathBuf {
     abs.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
 
+/// The rule for every name that becomes a path component and a shell word:
+/// scenario and variant names here, and every name read back from a stored
+/// run.json (run id, scenario, the cell's axes; see [`crate::results`]).
+/// Letters, digits, `-`, `_` and `.`, starting with a letter or digit (so
+/// never empty, `.` or `..`, no separator, nothing a shell expands), at most
+/// [`NAME_MAX`] characters. The error says why, quoting the name.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    let legal = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if !legal || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        return Err(format!("{name:?} must start with a letter or digit and hold only letters, digits, -, _ or ."));
+    }
+    if name.len() > NAME_MAX {
+        return Err(format!("{:?}... is {} characters long, more than {NAME_MAX}", &name[..NAME_MAX], name.len()));
+    }
+    Ok(())
+}
+
+/// The longest name [`check_name`] accepts (a run id adds a timestamp to
+/// the scenario's name, and a path component holds at most 255 bytes).
+pub const NAME_MAX: usize = 100;
+
 /// The 1-based line of the `nth` (0-based) line containing `needle`, if any.
 fn line_of(text: &str, needle: &str, nth: usize) -> Option<usize> {
     text.lines()
@@ -315,8 +336,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         }
     };
 
-    if raw.name.trim().is_empty() {
-        return Err(bad_input(format!("{}: name: must not be empty", at("name:", 0))));
+    if let Err(why) = check_name(&raw.name) {
+        return Err(bad_input(format!("{}: name: {why}", at("name:", 0))));
     }
 
     let parse_source = |s: &RawSource, field: &str, nth: usize| -> Result<Source> {
@@ -365,14 +386,8 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
     let mut variants: Vec<Variant> = Vec::new();
     for (i, v) in raw.variants.iter().enumerate() {
         let field = format!("variants[{i}]");
-        // A path component of every cell: no separators, not `.` or `..`.
-        let legal = v.name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !legal || !v.name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-            return Err(bad_input(format!(
-                "{}: {field}.name: {:?} must start with a letter or digit and hold only letters, digits, -, _ or .",
-                at(&v.name, 0),
-                v.name
-            )));
+        if let Err(why) = check_name(&v.name) {
+            return Err(bad_input(format!("{}: {field}.name: {why}", at(&v.name, 0))));
         }
         if variants.iter().any(|w| w.name == v.name) {
             return Err(bad_input(format!(
@@ -671,9 +686,20 @@ variants:
         assert!(e.contains("t.yaml:8: variants[1].fragments[0]: no such file"), "{e}");
         let e = err(&d, &text.replace("source: { debian: linux-source-6.12 }", "rev: v6.12"));
         assert!(e.contains("variants[1].rev: only a `git` source"), "{e}");
-        for bad in ["..", ".hidden", "a/b", ""] {
+        let long = "a".repeat(NAME_MAX + 1);
+        for bad in ["..", ".hidden", "a/b", "", "a$(id)", &long] {
             let e = err(&d, &text.replace("name: deb6.12", &format!("name: {bad:?}")));
             assert!(e.contains("variants[1].name"), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn scenario_names_follow_the_name_rule() {
+        // The name becomes the run directory and is read back from run.json.
+        let d = project();
+        for bad in ["\"\"", "\"a b\"", "\"../x\"", "\"x$(id)\""] {
+            let e = err(&d, &GOOD.replace("name: t", &format!("name: {bad}")));
+            assert!(e.contains("t.yaml:1: name: ") && e.contains("must start with a letter or digit"), "{bad}: {e}");
         }
     }
 

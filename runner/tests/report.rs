@@ -251,3 +251,299 @@ fn compare_refuses_cells_of_different_timing_modes() {
     assert_eq!(bad.status.code(), Some(2), "{err}");
     assert!(err.contains("memmap-ext4-pte-dio-read") && err.contains("wall") && err.contains("icount") && err.contains("not comparable"), "{err}");
 }
+
+// ---- hostile results directories (issue 12) -------------------------------
+// A results folder may be a CI artifact from another machine: every name in
+// run.json is checked, every write stays inside the run, every text from the
+// guest is made visible, and nothing in it makes kregress panic or hang.
+
+/// The stored run with failing cells (the stock hang, 3 runs), copied three
+/// directories deep into a temp dir (so `../../../x` lands inside it too)
+/// with its run.json edited as JSON. Returns the temp dir and the run dir.
+fn crafted(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let root = t.path().join("a/b/results");
+    std::fs::create_dir_all(&root).unwrap();
+    let run = root.join("20261126-162904-bio-release-devmap-wakeup");
+    let st = std::process::Command::new("cp").arg("-r").arg(data().join("20261126-162904-bio-release-devmap-wakeup")).arg(&run).status().unwrap();
+    assert!(st.success());
+    let path = run.join("run.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    edit(&mut v);
+    std::fs::write(&path, serde_json::to_vec_pretty(&v).unwrap()).unwrap();
+    (t, run)
+}
+
+/// The failing cells of a run.json (the stock hang).
+fn failing(v: &mut serde_json::Value) -> impl Iterator<Item = &mut serde_json::Value> {
+    v["cells"].as_array_mut().unwrap().iter_mut().filter(|c| c["outcome"] == "FAIL")
+}
+
+fn kregress(dir: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kregress")).current_dir(dir).args(args).output().unwrap()
+}
+
+/// Every file under `dir` (links not followed).
+fn all_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            if e.file_type().unwrap().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn report_refuses_names_that_leave_the_run_or_reach_a_shell() {
+    type Edit = fn(&mut serde_json::Value);
+    let cases: [(&str, Edit); 5] = [
+        ("variant", |v| failing(v).for_each(|c| c["variant"] = "../../../x".into())),
+        // Empty variant and backend: the cell id started with '/', repro.sh
+        // went to /-ext4-... (the edited run.json has its keys sorted).
+        ("backend", |v| failing(v).for_each(|c| (c["variant"], c["backend"]) = ("".into(), "".into()))),
+        ("variant", |v| failing(v).for_each(|c| c["variant"] = "a\n$(touch pwned)\n".into())),
+        ("workload", |v| failing(v).for_each(|c| c["workload"] = "x$(touch pwned)".into())),
+        ("run_id", |v| v["run_id"] = "x\ntouch pwned\n".into()),
+    ];
+    for (field, edit) in cases {
+        let (t, run) = crafted(edit);
+        let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{field}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains("20261126-162904-bio-release-devmap-wakeup/run.json:") && err.contains(&format!(": {field}: ")), "{err}");
+        // Nothing written: no repro.sh, no report, nothing outside the run.
+        let files = all_files(t.path());
+        let written: Vec<&PathBuf> = files.iter().filter(|p| !p.starts_with(&run) || p.ends_with("repro.sh")).collect();
+        assert!(written.is_empty(), "{field}: {written:?}");
+        assert!(!run.join("report").exists(), "{field}");
+    }
+}
+
+#[test]
+fn report_writes_only_inside_the_run_even_through_symlinks() {
+    // A cell directory that is a link out of the run: repro.sh is refused.
+    let (t, run) = crafted(|_| {});
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let stock = run.join("stock");
+    std::fs::rename(&stock, t.path().join("stock-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, &stock).unwrap();
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("stock: not a directory (a symbolic link?)"), "{err}");
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "written through the link");
+    // RUN_DIR/report a link out of the run: the report is refused.
+    let (t, run) = crafted(|_| {});
+    let outside = t.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, run.join("report")).unwrap();
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0, "report written through the link");
+}
+
+#[test]
+fn console_logs_that_are_links_or_fifos_are_not_read() {
+    let (t, run) = crafted(|_| {});
+    let cell = run.join("stock/memmap-ext4-pte-truncate-during-dio");
+    // run1: a link to a secret; run2: a FIFO (reading it would wait for a writer).
+    let secret = t.path().join("secret");
+    std::fs::write(&secret, "TOP-SECRET-KEY\n").unwrap();
+    std::fs::remove_file(cell.join("run1/console.log")).unwrap();
+    std::os::unix::fs::symlink(&secret, cell.join("run1/console.log")).unwrap();
+    std::fs::remove_file(cell.join("run2/console.log")).unwrap();
+    let fifo = std::ffi::CString::new(cell.join("run2/console.log").to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(run.parent().unwrap())
+        .args(["report", "20261126-162904-bio-release-devmap-wakeup"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("kregress report hangs on a FIFO console.log");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(status.code(), Some(0));
+    for f in ["summary.md", "junit.xml", "report.html"] {
+        let text = std::fs::read_to_string(run.join("report").join(f)).unwrap();
+        assert!(!text.contains("TOP-SECRET-KEY"), "{f} shows the link's target");
+    }
+    let md = std::fs::read_to_string(run.join("report/summary.md")).unwrap();
+    assert!(md.contains("run1/console.log: ") && md.contains("run2/console.log: not a regular file"), "{md}");
+}
+
+/// Every word of repro.sh reaches kregress as one argument: the scenario
+/// path is run.json's, with spaces, quotes, `$(...)` and a leading '-'.
+#[test]
+fn repro_sh_passes_every_word_as_one_argument() {
+    let file = "-x $(touch pwned) 'q'.yaml";
+    let (t, run) = crafted(|v| v["scenario_file"] = file.into());
+    let r = RunReport::load(&run, &Baseline::None, 14).unwrap();
+    let written = report::write_repro(&r).unwrap();
+    assert_eq!(written.len(), 3);
+    // A kregress that prints its arguments, one a line, first in PATH.
+    let bin = t.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("kregress"), "#!/bin/sh\nprintf '%s\\n' \"$@\"\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(bin.join("kregress"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap());
+    let out = std::process::Command::new(&written[0]).current_dir(t.path()).env("PATH", path).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let args: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
+    assert_eq!(
+        args,
+        ["run", "./-x $(touch pwned) 'q'.yaml", "--only", "variant=stock,backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio", "--runs", "1"]
+    );
+    assert!(!t.path().join("pwned").exists());
+}
+
+#[test]
+fn a_corrupt_or_absurd_run_json_is_bad_input() {
+    // Cut in half: exit 2 with the file, line and column (was exit 3).
+    let (_t, run) = crafted(|_| {});
+    let p = run.join("run.json");
+    let text = std::fs::read_to_string(&p).unwrap();
+    std::fs::write(&p, &text[..text.len() / 2]).unwrap();
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.starts_with("kregress: 20261126-162904-bio-release-devmap-wakeup/run.json:") && err.contains(": EOF while parsing"), "{err}");
+    // seconds: 1e300 panicked in junit.xml (Duration::from_secs_f64).
+    let (_t, run) = crafted(|v| v["cells"][0]["seconds"] = 1e300.into());
+    let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("run.json:") && err.contains(": seconds: 1e300 is not a duration in seconds"), "{err}");
+}
+
+/// Titles come from the guest: control characters and U+FFFE/U+FFFF in one
+/// must leave junit.xml well-formed XML 1.0, and show up escaped, the same
+/// way, in summary.md, report.html and repro.sh.
+#[test]
+fn titles_with_control_characters_are_escaped_everywhere() {
+    let title = "INFO: task \u{1}hung\u{1b}[31m in \u{0}ext4\u{7f}\u{85} \u{fffe}\u{ffff}\rx\nnext";
+    let (_t, run) = crafted(|v| failing(v).for_each(|c| c["title"] = title.into()));
+    let rec = results::load(&run).unwrap();
+    let out = run.join("report");
+    let r = RunReport::new(run.clone(), rec, None, vec![]).unwrap();
+    report::write_repro(&r).unwrap();
+    report::write_all(&[r], &out).unwrap();
+    let shown = "INFO: task \\u{1}hung\\u{1b}[31m in \\u{0}ext4\\u{7f}\\u{85} \\u{fffe}\\u{ffff}\\rx";
+    // XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
+    let xml_char = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}');
+    let xml = std::fs::read_to_string(out.join("junit.xml")).unwrap();
+    let bad: Vec<char> = xml.chars().filter(|c| !xml_char(*c)).collect();
+    assert!(bad.is_empty(), "not XML 1.0 characters in junit.xml: {bad:?}");
+    // Parsed back with quick-xml: the failure messages carry the escaped title.
+    let mut rd = quick_xml::Reader::from_str(&xml);
+    let mut messages = Vec::new();
+    loop {
+        match rd.read_event().unwrap() {
+            quick_xml::events::Event::Start(e) | quick_xml::events::Event::Empty(e) if e.name().as_ref() == b"failure" => {
+                let m = e.try_get_attribute("message").unwrap().unwrap();
+                messages.push(m.unescape_value().unwrap().into_owned());
+            }
+            quick_xml::events::Event::Eof => break,
+            _ => {}
+        }
+    }
+    assert_eq!(messages, [format!("NEW_CELL: {shown}\nnext")]);
+    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{fffe}' | '\u{ffff}');
+    for f in ["summary.md", "report.html"] {
+        let text = std::fs::read_to_string(out.join(f)).unwrap();
+        assert!(!text.contains(hidden), "{f}: {:?}", text.chars().filter(|c| hidden(*c)).collect::<Vec<_>>());
+        assert!(text.contains(shown), "{f}");
+    }
+    let sh = std::fs::read_to_string(run.join("stock/memmap-ext4-pte-truncate-during-dio/run1/repro.sh")).unwrap();
+    assert!(!sh.contains(hidden) && sh.contains(&format!("(FAIL: {shown} next).\n")), "{sh}");
+    // The terminal: `kregress compare` prints the title in its table.
+    let out = kregress(run.parent().unwrap(), &["compare", "20261126-162904-bio-release-devmap-wakeup", "--results", "."]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!table.contains(hidden) && table.contains(&format!("{shown} next")), "{table}");
+    assert!(table.lines().filter(|l| l.contains("next")).all(|l| l.starts_with('|')), "a row is split: {table}");
+    // `kregress run`'s summary.md (and terminal): its cell table too.
+    let md = report::summary_md(&results::load(&run).unwrap(), &[], "-", |_| false);
+    assert!(!md.contains(hidden) && md.contains(&format!("{shown} next")), "{md}");
+    assert!(md.lines().filter(|l| l.contains("truncate-during-dio/run")).all(|l| l.starts_with('|') && l.ends_with('|')), "{md}");
+}
+
+/// junit.xml from records built in code (not loaded): any f64 of seconds.
+#[test]
+fn junit_takes_any_seconds() {
+    for secs in [1e300, f64::INFINITY, f64::NAN, -1.0] {
+        let (_t, run) = crafted(|_| {});
+        let mut rec = results::load(&run).unwrap();
+        rec.cells.iter_mut().for_each(|c| c.seconds = secs);
+        let r = RunReport::new(run, rec, None, vec![]).unwrap();
+        let xml = report::junit::render(&[r]).unwrap();
+        quick_junit::Report::deserialize_from_str(&xml).unwrap();
+    }
+}
+
+/// Printing into a closed pipe (`kregress triage log | head`) ends
+/// kregress quietly (SIGPIPE), never with a panic and exit 101.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let t = tempfile::tempdir().unwrap();
+    let log = t.path().join("console.log");
+    let one = "[    1.000000] WARNING: CPU: 0 PID: 1 at mm/memremap.c:1 free_zone_device_page+0x1/0x2\n[    1.000001] ---[ end trace 0000000000000000 ]---\n";
+    std::fs::write(&log, one.repeat(5000)).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .args(["triage", log.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader goes away at once (head -0); the output is > 64 KiB, so
+    // kregress writes into the closed pipe whatever the timing.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    use std::os::unix::process::ExitStatusExt;
+    assert!(out.status.code() == Some(0) || out.status.signal() == Some(libc::SIGPIPE), "{:?} {err}", out.status);
+}
+
+/// `compare OLD NEW` of runs of two scenarios is refused, naming both.
+#[test]
+fn compare_refuses_runs_of_different_scenarios() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let out = kregress(&root, &["compare", "20261126-161042-bio-release-devmap-wakeup", "20261126-161418-fixed-matrix", "--results", "."]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}{}", String::from_utf8_lossy(&out.stdout));
+    assert!(err.contains("scenario bio-release-devmap-wakeup") && err.contains("scenario fixed-matrix"), "{err}");
+}
+
+/// `report --history 1`: the charts show tonight alone, the verdicts still
+/// have the baseline.
+#[test]
+fn report_history_1_keeps_the_baseline() {
+    let t = copy_runs();
+    let root = t.path().join("results");
+    let out = kregress(&root, &["report", "20261126-162904-bio-release-devmap-wakeup", "--history", "1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.starts_with("0 new failures, 0 fixed, 0 throughput regressions since 2026-11-26"), "{stdout}");
+    let md = std::fs::read_to_string(root.join("20261126-162904-bio-release-devmap-wakeup/report/summary.md")).unwrap();
+    assert!(md.contains("Baseline: run 20261126-162808-bio-release-devmap-wakeup") && md.contains("the baseline and 0 earlier night(s)"), "{md}");
+    assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | - | wall | STILL_FAILING |"), "{md}");
+}

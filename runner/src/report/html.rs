@@ -11,8 +11,10 @@ use crate::results::{CellResult, Outcome, RunRecord};
 use std::fmt::Write;
 use std::path::Path;
 
+/// Text for HTML: markup characters as entities, hidden ones made visible
+/// ([`super::visible`]).
 pub fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    super::visible(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 fn colour(s: Status) -> &'static str {

@@ -5,7 +5,7 @@
 //! could not judge (MISS) is an `<error>`. Written with `quick-junit`, whose
 //! output CI systems (GitHub test reporters, GitLab `reports: junit`) read.
 
-use super::{console_excerpt, failed, RunReport};
+use super::{console_excerpt, failed, visible, RunReport};
 use crate::error::{infra, Result};
 use crate::nightly::Status;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
@@ -16,7 +16,7 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
     for r in reports {
         let mut suite = TestSuite::new(format!("{} {}", r.rec.scenario, r.rec.run_id));
         suite.add_property(Property::new("run_id", r.rec.run_id.as_str()));
-        suite.add_property(Property::new("scenario_file", r.rec.scenario_file.display().to_string()));
+        suite.add_property(Property::new("scenario_file", visible(&r.rec.scenario_file.display().to_string())));
         if let Some(b) = &r.baseline {
             suite.add_property(Property::new("baseline", b.run_id.as_str()));
         }
@@ -25,15 +25,17 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
             let failing = runs.iter().find(|c| failed(c));
             let status = if let Some(c) = failing {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
-                s.set_message(format!("{}: {}", v.status.as_str(), c.title.as_deref().unwrap_or("no title")));
+                // quick-junit drops C0 controls; visible() also spells out
+                // what it keeps but XML forbids (U+FFFE), the same as summary.md.
+                s.set_message(visible(&format!("{}: {}", v.status.as_str(), c.title.as_deref().unwrap_or("no title"))));
                 s.set_type(c.kind.map(super::name).unwrap_or_else(|| super::name(c.outcome)));
-                s.set_description(format!(
+                s.set_description(visible(&format!(
                     "{}\n\nconsole ({}):\n{}\n\nreproduce: {}",
                     v.new,
                     r.cell_dir(c).join("console.log").display(),
                     console_excerpt(&r.cell_dir(c).join("console.log"), 20),
                     super::repro_command(&r.rec, c)
-                ));
+                )));
                 s
             } else if v.status == Status::ThroughputRegression {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
@@ -49,7 +51,7 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
                 // row that is INCONCLUSIVE (too few boots, too noisy) is not
                 // an error of the cell: its status property says so.
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
-                s.set_message(format!("INCONCLUSIVE: {}", v.note));
+                s.set_message(visible(&format!("INCONCLUSIVE: {}", v.note)));
                 s.set_type("MISS");
                 s
             } else {
@@ -58,7 +60,10 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
             let name = if v.metric.is_empty() { v.cell.clone() } else { format!("{} [{}]", v.cell, v.metric) };
             let mut tc = TestCase::new(name, status);
             tc.set_classname(format!("kregress.{}", r.rec.scenario));
-            tc.set_time(Duration::from_secs_f64(runs.iter().map(|c| c.seconds).sum::<f64>().max(0.0)));
+            // Any f64 (run.json is checked on load, records built in code are not).
+            if let Ok(t) = Duration::try_from_secs_f64(runs.iter().map(|c| c.seconds).sum::<f64>()) {
+                tc.set_time(t);
+            }
             tc.add_property(Property::new("status", v.status.as_str()));
             if let Some(t) = v.timing {
                 tc.add_property(Property::new("timing", t.as_str()));

@@ -14,6 +14,7 @@ use crate::rules::NoiseFloors;
 use crate::error::{Context, Result};
 use crate::nightly::{self, Baseline, CellVerdict, Status};
 use crate::results::{CellResult, Outcome, RunRecord};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 /// The cells of a run, one line each, with `unexpected(cell)` marked.
@@ -31,7 +32,7 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
             if unexpected(c) { " (unexpected)" } else { "" },
             kind,
             perf,
-            c.title.as_deref().unwrap_or("").replace('|', "\\|")
+            c.title.as_deref().unwrap_or("").replace('|', "\\|").replace('\n', " ")
         );
     }
     out
@@ -65,7 +66,21 @@ pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexp
         out += "\n## Verdicts\n\n";
         out += &compare::render_table(verdicts);
     }
-    out
+    visible(&out).into_owned()
+}
+
+/// `s` with every character a terminal, a Markdown or an XML reader would
+/// take for something else written as a Rust escape (`\u{1b}`, `\r`):
+/// control characters but newline and tab, and U+FFFE/U+FFFF (not XML
+/// characters). Titles and console lines come from the guest: every text
+/// kregress writes for people goes through here (summary.md, the terminal,
+/// junit.xml, report.html through [`html::esc`], repro.sh).
+pub fn visible(s: &str) -> Cow<'_, str> {
+    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{fffe}' | '\u{ffff}');
+    if !s.contains(hidden) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(s.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
 }
 
 /// One run with what it is judged against.
@@ -145,18 +160,17 @@ pub fn headline(reports: &[RunReport]) -> String {
 }
 
 /// The command that re-runs exactly this cell, from the repository root.
+/// Every word from the run record is quoted for the shell (repro.sh runs it).
 pub fn repro_command(rec: &RunRecord, c: &CellResult) -> String {
-    format!(
-        "kregress run {} --only variant={},backend={},fs={},mapping={},workload={} --runs 1",
-        shell_quote(&rec.scenario_file.display().to_string()),
-        c.variant,
-        c.backend,
-        c.fs,
-        c.mapping,
-        c.workload
-    )
+    // A file named like an option stays a file.
+    let file = rec.scenario_file.display().to_string();
+    let file = if file.starts_with('-') { format!("./{file}") } else { file };
+    let only = format!("variant={},backend={},fs={},mapping={},workload={}", c.variant, c.backend, c.fs, c.mapping, c.workload);
+    format!("kregress run {} --only {} --runs 1", shell_quote(&file), shell_quote(&only))
 }
 
+/// `s` as one shell word: as is when it holds only characters no shell
+/// treats specially, else in single quotes.
 fn shell_quote(s: &str) -> String {
     if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=,:".contains(c)) {
         s.to_string()
@@ -179,14 +193,13 @@ pub fn failed(c: &CellResult) -> bool {
 pub fn write_repro(r: &RunReport) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for c in r.rec.cells.iter().filter(|c| failed(c)) {
-        let dir = r.cell_dir(c);
-        std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+        let dir = crate::results::create_dir_inside(&r.dir, Path::new(&c.id()))?;
         let script = format!(
             "#!/bin/sh\n# Re-runs cell {} of run {} ({}: {}).\n# Run it from the root of the kregress checkout.\nset -e\nif command -v kregress >/dev/null 2>&1; then\n  exec {}\nfi\nexec cargo run --release -- {}\n",
             c.id(),
             r.rec.run_id,
             name(c.outcome),
-            c.title.as_deref().unwrap_or("no title").replace('\n', " "),
+            visible(c.title.as_deref().unwrap_or("no title")).replace('\n', " "),
             repro_command(&r.rec, c),
             repro_command(&r.rec, c).trim_start_matches("kregress "),
         );
@@ -202,7 +215,10 @@ pub fn write_repro(r: &RunReport) -> Result<Vec<PathBuf>> {
 /// The start of the kernel's report in a console log (the first `n` lines
 /// of the first report triage finds), else the log's last `n` lines.
 pub fn console_excerpt(console: &Path, n: usize) -> String {
-    let Ok(bytes) = std::fs::read(console) else { return format!("(no console log at {})", console.display()) };
+    let bytes = match read_console(console) {
+        Ok(b) => b,
+        Err(e) => return format!("(no console log at {}: {e})", console.display()),
+    };
     let text = String::from_utf8_lossy(&bytes);
     if let Some(rep) = crate::triage::parse(&text).into_iter().next() {
         return rep.text.lines().take(n).collect::<Vec<_>>().join("\n");
@@ -211,6 +227,26 @@ pub fn console_excerpt(console: &Path, n: usize) -> String {
     // lines, without the agent's protocol lines, which junit.xml repeats badly.
     let lines: Vec<String> = text.lines().filter(|l| !l.starts_with("KREGRESS>")).map(|l| l.chars().take(200).collect()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// The most of a console log a report reads: its start, where the first
+/// kernel report is.
+pub const CONSOLE_READ_MAX: u64 = 16 << 20;
+
+/// The first [`CONSOLE_READ_MAX`] bytes of a stored console log: a regular
+/// file, not a symbolic link (a stored run may come from another machine:
+/// a link to /dev/zero or to a secret must not end up in a report).
+fn read_console(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO does not wait for a writer.
+    let f = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(CONSOLE_READ_MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 /// `path` relative to the directory `from` (both made absolute), so links
@@ -299,7 +335,7 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
         }
         out += "\n";
     }
-    out
+    visible(&out).into_owned()
 }
 
 /// Writes summary.md, report.html, junit.xml and kcidb.json into `out`.
@@ -336,7 +372,7 @@ pub fn publish(reports: &[RunReport], out: Option<&Path>) -> Result<()> {
         Some(out) => write_all(reports, out)?,
         None => {
             for r in reports {
-                write_all(std::slice::from_ref(r), &r.dir.join("report"))?;
+                write_all(std::slice::from_ref(r), &crate::results::create_dir_inside(&r.dir, Path::new("report"))?)?;
             }
         }
     }
