@@ -11,7 +11,7 @@ use std::time::Instant;
 use kregress::triage::{parse, Scanner};
 
 fn console_texts() -> Vec<String> {
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/corpus");
+    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus");
     let mut texts = Vec::new();
     for dir in ["syzkaller-linux-report", "kregress"] {
         let dir = shared.join(dir);

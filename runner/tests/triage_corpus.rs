@@ -1,7 +1,7 @@
 //! Console triage against real logs.
 //!
-//! syzkaller's report corpus (../shared/corpus/syzkaller-linux-report from
-//! the repository root) holds real console logs with syzkaller's verdict in
+//! syzkaller's report corpus (runner/tests/data/corpus/syzkaller-linux-report,
+//! see its README) holds real console logs with syzkaller's verdict in
 //! a header: `TITLE:` (none or empty: no crash), `ALT:` alternative titles,
 //! `TYPE:`, `CORRUPTED:`, `#` comments, up to the first empty line. We
 //! measure how often triage agrees with it, fail below the targets, and
@@ -19,15 +19,15 @@ const TITLE_TARGET: f64 = 0.90;
 const CORE_TITLE_TARGET: f64 = 0.97;
 const KIND_TARGET: f64 = 0.95;
 
-fn shared() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared")
+fn corpora() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/corpus")
 }
 
 fn corpus_dir(name: &str) -> PathBuf {
-    let dir = shared().join("corpus").join(name);
+    let dir = corpora().join(name);
     assert!(
         dir.is_dir(),
-        "triage corpus {} is missing: it must be at ../shared/corpus/{name} from the repository root",
+        "triage corpus {} is missing: it is runner/tests/data/corpus/{name} in the repository",
         dir.display()
     );
     dir

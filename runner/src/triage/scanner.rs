@@ -350,7 +350,7 @@ mod tests {
     fn streaming_and_whole_log_agree() {
         let path = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/corpus/kregress/debian-6.1.192-gup-fast-devmap-noref.console.log"
+            "/tests/data/corpus/kregress/debian-6.1.192-gup-fast-devmap-noref.console.log"
         );
         let log = std::fs::read_to_string(path)
             .unwrap_or_else(|e| panic!("kregress console {path} missing: {e}"));
