@@ -100,3 +100,45 @@ fn nvdimm_backing_files_on_a_full_disk_are_a_host_error() {
     assert!(stderr.contains("reserving 1 GiB for the NVDIMM backing file"), "{stderr}");
     assert_eq!(qemus_under(fs.0.path()), Vec::<String>::new());
 }
+
+/// The disk fills while the guest prints, then frees again (another job
+/// cleaned up): the console kept has a hole. It must not be judged: the boot
+/// stops at the first failed write, exit 3 naming console.log. (Before, the
+/// write errors were ignored and the cell was judged and saved from the
+/// console with a hole: exit 0.)
+#[test]
+fn a_console_that_could_not_be_written_is_not_judged() {
+    let fs = Tmpfs::new("1m");
+    let filler = fs.0.path().join("filler");
+    // Leave about 12 KB: the run directory and the first part of the console.
+    let free = |p: &Path| {
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+        assert_eq!(unsafe { libc::statvfs(c.as_ptr(), &mut st) }, 0);
+        st.f_bavail as u64 * st.f_frsize as u64
+    };
+    let room = free(fs.0.path());
+    std::fs::write(&filler, vec![1u8; (room - 12 * 1024) as usize]).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(root())
+        .args(["run", "scenarios/fixed-matrix.yaml", "--only", "backend=memmap,fs=ext4,mapping=pte,workload=dio-read", "--results"])
+        .arg(fs.0.path())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Full: give the space back, as a cleanup elsewhere would.
+    let t = std::time::Instant::now();
+    while free(fs.0.path()) > 0 && t.elapsed() < std::time::Duration::from_secs(300) {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Long enough for the printing guest to hit the full disk for sure.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    std::fs::remove_file(&filler).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stderr}");
+    assert_eq!(out.status.code(), Some(3), "a console with a hole was judged");
+    let last = stderr.lines().last().unwrap_or("");
+    assert!(last.contains("console.log") && last.contains("No space left on device"), "{last}");
+    assert_eq!(qemus_under(fs.0.path()), Vec::<String>::new());
+}
