@@ -59,10 +59,11 @@ fn qemus_under(path: &Path) -> Vec<String> {
 
 #[test]
 fn a_full_disk_stops_the_run_keeps_finished_cells_and_resume_completes() {
-    // Room for the results of about two of the four boots (each keeps a
-    // ~20 KB console, its agent log and three result.json).
-    let fs = Tmpfs::new("160k");
-    let args = ["run", "scenarios/fixed-matrix.yaml", "--only", "backend=memmap,fs=ext4", "--runs", "2", "--jobs", "2"];
+    // Room for the results of the first of the two boots (a ~20 KB console,
+    // its agent log, the QEMU command line and three result.json: 12 pages
+    // of tmpfs with run.json), not the second's.
+    let fs = Tmpfs::new("64k");
+    let args = ["run", "scenarios/fixed-matrix.yaml", "--only", "backend=memmap,fs=ext4", "--runs", "1", "--jobs", "1"];
     let (code, stderr) = kregress(&args, fs.0.path());
     assert_eq!(code, 3, "a full disk is the host's fault (exit 3)");
     let last = stderr.lines().last().unwrap_or("");
@@ -72,7 +73,7 @@ fn a_full_disk_stops_the_run_keeps_finished_cells_and_resume_completes() {
     let run = std::fs::read_dir(fs.0.path()).unwrap().next().unwrap().unwrap().path();
     let rec: Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
     let kept = rec["cells"].as_array().unwrap().len();
-    assert!((3..12).contains(&kept), "kept {kept} cells: at least the first boot's three, not all twelve");
+    assert_eq!(kept, 3, "the first boot's three cells are kept");
     for c in rec["cells"].as_array().unwrap() {
         let console = Path::new(c["console"].as_str().unwrap());
         assert!(console.with_file_name("result.json").is_file(), "a kept cell lost its result: {c:#}");
@@ -86,7 +87,7 @@ fn a_full_disk_stops_the_run_keeps_finished_cells_and_resume_completes() {
     let mut ids: Vec<String> = rec["cells"].as_array().unwrap().iter().map(|c| format!("{}/{}/{}/{}/{}", c["backend"], c["fs"], c["mapping"], c["workload"], c["run"])).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 12, "{rec:#}");
+    assert_eq!(ids.len(), 6, "{rec:#}");
     assert!(rec["cells"].as_array().unwrap().iter().all(|c| c["outcome"] == "PASS"), "{rec:#}");
 }
 
