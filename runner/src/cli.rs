@@ -188,6 +188,9 @@ pub fn main(cli: Cli) -> Result<i32> {
         Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(default_jobs), json),
         Cmd::Run { scenario, only, runs, resume, accel, results, jobs, json } => {
             let s = scenario::load(&scenario)?;
+            if let Some(n) = runs {
+                scenario::check_runs(n).map_err(|m| crate::error::bad_input(format!("--runs: {m}")))?;
+            }
             let opts = crate::run::RunOpts {
                 only: scenario::Filter::parse(&only)?,
                 runs,

@@ -20,3 +20,4 @@ pub mod scenario;
 pub mod triage;
 pub mod ui;
 pub mod vm;
+pub mod yaml;

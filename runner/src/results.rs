@@ -183,6 +183,23 @@ pub struct RunRecord {
 }
 
 /// Creates `root/<timestamp>-<scenario>` (unique).
+/// A run id as [`new_run_dir`] makes it: `YYYYMMDD-HHMMSS-<scenario>`, and
+/// `.N` after it when that second already had a run; the scenario part
+/// follows [`crate::scenario::check_name`].
+pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
+    let stamp = id.get(..16).unwrap_or("");
+    let stamped = stamp.bytes().enumerate().all(|(i, b)| if i == 8 || i == 15 { b == b'-' } else { b.is_ascii_digit() });
+    if !stamped || stamp.len() != 16 {
+        return Err(format!("{:?} is not a run id (YYYYMMDD-HHMMSS-<scenario>)", id.chars().take(80).collect::<String>()));
+    }
+    let rest = &id[16..];
+    let name = match rest.rsplit_once('.') {
+        Some((n, k)) if !k.is_empty() && k.bytes().all(|b| b.is_ascii_digit()) => n,
+        _ => rest,
+    };
+    crate::scenario::check_name("the run id's scenario", name)
+}
+
 pub fn new_run_dir(root: &Path, scenario: &str) -> Result<(String, PathBuf)> {
     let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
@@ -252,7 +269,11 @@ mod checked {
 
     fn name<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
         let s = String::deserialize(d)?;
-        crate::scenario::check_name(&s).map_err(|why| D::Error::custom(format!("{field}: {why}")))?;
+        let checked = match field {
+            "run_id" => super::check_run_id(&s),
+            _ => crate::scenario::check_name(field, &s),
+        };
+        checked.map_err(|why| D::Error::custom(format!("{field}: {why}")))?;
         Ok(s)
     }
 
@@ -356,7 +377,7 @@ mod tests {
 
     #[test]
     fn names_that_would_leave_the_run_or_reach_a_shell_are_refused() {
-        let long = "a".repeat(crate::scenario::NAME_MAX + 1);
+        let long = "a".repeat(crate::scenario::limits::MAX_NAME + 1);
         for (field, bad) in [
             ("variant", "../../../x"),
             ("variant", ""),

@@ -1,10 +1,61 @@
 //! Scenario files: what to build (kernel source, config, variants with their
 //! patches). Loading validates everything that can be checked without
-//! building, and every error names the file, the line and the field.
+//! building, within the bounds of [`limits`], and every error names the
+//! file, the line and the field.
 
-use crate::error::{bad_input, Result};
+use crate::error::{bad_input, Error, Result};
+use crate::results::{FailKind, Outcome};
+use crate::yaml;
+use kregress_agent::WorkloadSpec;
 use serde::Deserialize;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
+
+/// The bounds a scenario is held to when it is loaded, so that `validate`
+/// refuses what `run` could not do. README's "Limits" table lists them.
+pub mod limits {
+    /// Largest scenario file: 1 MiB (the seed scenarios are under 4 KiB).
+    pub const MAX_FILE_BYTES: u64 = 1 << 20;
+    /// Deepest nesting of mappings and sequences; the seed scenarios use 4.
+    /// libyaml's time grows with the square of the depth of `[`/`{`
+    /// nesting (200 KB of it took 27 s), so depth is checked first.
+    pub const MAX_DEPTH: usize = 32;
+    /// Longest name of a scenario, a variant or a Debian source package.
+    pub const MAX_NAME: usize = 64;
+    /// Most `runs` of each cell (`run.runs`, `run --runs`).
+    pub const MAX_RUNS: u32 = 100;
+    /// Most cells in one run of the matrix (variants × backends × modes ×
+    /// filesystems × mappings × workloads, before `exclude`); survey.yaml has 264.
+    pub const MAX_CELLS_PER_RUN: u64 = 4096;
+    /// A workload's `size`, `passes`, `seconds` and `threads`: the agent's
+    /// bounds ([`kregress_agent::WorkloadSpec::check`]), one rule on both sides.
+    pub use kregress_agent::config::{MAX_PASSES, MAX_SECONDS, MAX_SIZE, MAX_THREADS};
+}
+
+/// The rule for every name that becomes part of a path or a command (a
+/// scenario, a variant, a Debian source package; run.json's names when they
+/// are read back): 1 to [`limits::MAX_NAME`] ASCII letters, digits, `.`,
+/// `_`, `+` or `-`, starting with a letter or digit (so never `.`, `..`, a
+/// path or an option). `what` says what the name is, for the message.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let max = limits::MAX_NAME;
+    let ok = name.len() <= max
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'));
+    if ok {
+        return Ok(());
+    }
+    let shown: String = name.chars().take(max + 1).collect();
+    let more = if shown.len() < name.len() { "..." } else { "" };
+    Err(format!("{what} {shown:?}{more} is not a name: 1 to {max} letters, digits, `.`, `_`, `+` or `-`, starting with a letter or digit"))
+}
+
+/// `--runs N` and `run.runs`: from 1 to [`limits::MAX_RUNS`].
+pub fn check_runs(runs: u32) -> Result<(), String> {
+    match (1..=limits::MAX_RUNS).contains(&runs) {
+        true => Ok(()),
+        false => Err(format!("{runs} is not from 1 to {}", limits::MAX_RUNS)),
+    }
+}
 
 /// A loaded, validated scenario. Relative paths in it are already resolved
 /// against the project root (see [`project_root`]).
@@ -128,13 +179,55 @@ pub use kregress_agent::{Backend, Fs, Mapping, Mode, WorkloadKind as WorkloadNam
 #[serde(deny_unknown_fields)]
 pub struct Workload {
     pub name: WorkloadName,
-    /// Bytes per pass, e.g. "64M".
-    pub size: Option<String>,
+    /// Bytes, written `64M` (K, M, G or plain bytes), parsed when the
+    /// scenario is loaded by the agent's own parser.
+    #[serde(default, deserialize_with = "size_bytes")]
+    pub size: Option<u64>,
     pub passes: Option<u32>,
     pub seconds: Option<u32>,
     pub threads: Option<u32>,
     /// Overrides `run.timing` for this workload.
     pub timing: Option<Timing>,
+}
+
+impl Workload {
+    /// What the agent runs: its defaults for the workload, with what the
+    /// scenario gives. [`parse`] checks it against the agent's bounds.
+    pub fn spec(&self) -> WorkloadSpec {
+        let mut w = WorkloadSpec::new(self.name);
+        if let Some(s) = self.size {
+            w.size = s;
+        }
+        if let Some(p) = self.passes {
+            w.passes = p;
+        }
+        if let Some(s) = self.seconds {
+            w.seconds = s;
+            w.deadline = w.deadline.max(s.saturating_add(60));
+        }
+        if let Some(t) = self.threads {
+            w.threads = t;
+        }
+        w
+    }
+}
+
+/// `size: 64M` (or a number of bytes) as bytes, by the agent's parser.
+fn size_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    struct Size;
+    impl serde::de::Visitor<'_> for Size {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a size such as 64M, 1G or 4096")
+        }
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> std::result::Result<u64, E> {
+            Ok(n)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> std::result::Result<u64, E> {
+            kregress_agent::config::parse_size(s).map_err(E::custom)
+        }
+    }
+    d.deserialize_any(Size).map(Some)
 }
 
 /// Selects cells: every given field must match (`--only`, `exclude`, `expect`).
@@ -160,10 +253,10 @@ pub struct Expect {
     pub fs: Option<Fs>,
     pub mapping: Option<Mapping>,
     pub workload: Option<WorkloadName>,
-    /// PASS, FAIL, ERROR, ...
-    pub outcome: String,
+    /// PASS, FAIL, ERROR, MISS or SKIP.
+    pub outcome: Outcome,
     /// For FAIL: CRASH, WARN, HANG, DATA_CORRUPTION, IO_ERROR.
-    pub kind: Option<String>,
+    pub kind: Option<FailKind>,
     /// For FAIL: the title must contain this.
     pub title: Option<String>,
 }
@@ -266,103 +359,115 @@ pub fn project_root(file: &Path) -> PathBuf {
     abs.parent().unwrap_or(Path::new(".")).to_path_buf()
 }
 
-/// The rule for every name that becomes a path component and a shell word:
-/// scenario and variant names here, and every name read back from a stored
-/// run.json (run id, scenario, the cell's axes; see [`crate::results`]).
-/// Letters, digits, `-`, `_` and `.`, starting with a letter or digit (so
-/// never empty, `.` or `..`, no separator, nothing a shell expands), at most
-/// [`NAME_MAX`] characters. The error says why, quoting the name.
-pub fn check_name(name: &str) -> std::result::Result<(), String> {
-    let legal = name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if !legal || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!("{name:?} must start with a letter or digit and hold only letters, digits, -, _ or ."));
-    }
-    if name.len() > NAME_MAX {
-        return Err(format!("{:?}... is {} characters long, more than {NAME_MAX}", &name[..NAME_MAX], name.len()));
-    }
-    Ok(())
-}
-
-/// The longest name [`check_name`] accepts (a run id adds a timestamp to
-/// the scenario's name, and a path component holds at most 255 bytes).
-pub const NAME_MAX: usize = 100;
-
-/// The 1-based line of the `nth` (0-based) line containing `needle`, if any.
-fn line_of(text: &str, needle: &str, nth: usize) -> Option<usize> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| l.contains(needle))
-        .nth(nth)
-        .map(|(i, _)| i + 1)
-}
-
+/// Reads and validates a scenario file: a regular file (a FIFO or a device
+/// could block or never end) of at most [`limits::MAX_FILE_BYTES`], in UTF-8.
 pub fn load(file: &Path) -> Result<Scenario> {
-    let text = std::fs::read_to_string(file)
-        .map_err(|e| bad_input(format!("{}: cannot read scenario: {e}", file.display())))?;
-    parse(file, &text)
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let shown = file.display();
+    let cannot = |e: std::io::Error| bad_input(format!("{shown}: cannot read scenario: {e}"));
+    // Non-blocking: opening a FIFO must not wait for a writer (it is refused below).
+    let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(file).map_err(cannot)?;
+    let t = f.metadata().map_err(cannot)?.file_type();
+    if !t.is_file() {
+        let what = match () {
+            _ if t.is_dir() => "a directory",
+            _ if t.is_fifo() => "a FIFO",
+            _ if t.is_char_device() || t.is_block_device() => "a device",
+            _ if t.is_socket() => "a socket",
+            _ => "not a file",
+        };
+        return Err(bad_input(format!("{shown}: a scenario is a regular file, this is {what}")));
+    }
+    let max = limits::MAX_FILE_BYTES;
+    let mut bytes = Vec::new();
+    f.take(max + 1).read_to_end(&mut bytes).map_err(cannot)?;
+    if bytes.len() as u64 > max {
+        return Err(bad_input(format!("{shown}: a scenario file holds at most {max} bytes (1 MiB); this one is larger")));
+    }
+    let text = std::str::from_utf8(&bytes).map_err(|e| {
+        let (good, _) = bytes.split_at(e.valid_up_to());
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let column = good.len() - good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) + 1;
+        bad_input(format!("{shown}:{line}: invalid UTF-8 at column {column} (a scenario is UTF-8 text)"))
+    })?;
+    parse(file, text)
+}
+
+/// A relative path of a scenario, resolved under the project root. It may
+/// not climb out of the root: a path outside the project is written absolute.
+fn resolve(root: &Path, p: &str) -> Result<PathBuf, String> {
+    let path = Path::new(p);
+    if path.is_absolute() {
+        return Ok(path.to_path_buf());
+    }
+    let mut depth = 0usize;
+    for c in path.components() {
+        match c {
+            Component::Normal(_) => depth += 1,
+            Component::ParentDir if depth == 0 => {
+                return Err(format!("{p} leaves the project directory {}; write a path outside it as an absolute path", root.display()));
+            }
+            Component::ParentDir => depth -= 1,
+            _ => {}
+        }
+    }
+    Ok(root.join(path))
 }
 
 /// Parses and validates scenario text; `file` names it in errors and anchors paths.
 pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
     let shown = file.display().to_string();
+    // A UTF-8 byte order mark is not content (some editors write one).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if let Some(p) = yaml::lint(text, limits::MAX_DEPTH) {
+        let field = if p.field.is_empty() { String::new() } else { format!("{}: ", p.field) };
+        return Err(bad_input(format!("{shown}:{}: {field}{}", p.line, p.msg)));
+    }
     let raw: RawScenario = serde_yaml::from_str(text).map_err(|e| {
-        let line = e.location().map(|l| l.line()).unwrap_or(0);
         // serde_yaml appends " at line L column C"; the prefix says it already.
         let msg = e.to_string();
-        let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
-        bad_input(format!("{shown}:{line}: {msg}"))
-    })?;
-    let at = |needle: &str, nth: usize| -> String {
-        match line_of(text, needle, nth) {
-            Some(l) => format!("{shown}:{l}"),
-            None => shown.clone(),
+        let msg = msg.split(" at line ").next().unwrap_or(&msg);
+        match e.location() {
+            Some(l) => bad_input(format!("{shown}:{}: {msg}", l.line())),
+            None => bad_input(format!("{shown}: {msg}")),
         }
+    })?;
+    // A check made on the typed scenario names its field by path; the line
+    // is that field's in the text.
+    let at = |field: &str, msg: String| -> Error {
+        let line = yaml::line_of(text, field).unwrap_or(1);
+        bad_input(format!("{shown}:{line}: {field}: {msg}"))
     };
     let root = project_root(file);
-    let resolve = |p: &str| -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() { p.to_path_buf() } else { root.join(p) }
-    };
+    let path = |field: &str, p: &str| resolve(&root, p).map_err(|m| at(field, m));
     let must_exist = |field: &str, p: &str| -> Result<PathBuf> {
-        let full = resolve(p);
-        if full.is_file() {
-            Ok(full)
-        } else {
-            Err(bad_input(format!(
-                "{}: {field}: no such file: {p} (looked for {})",
-                at(p, 0),
-                full.display()
-            )))
+        let full = path(field, p)?;
+        match full.is_file() {
+            true => Ok(full),
+            false => Err(at(field, format!("no such file: {p} (looked for {})", full.display()))),
         }
     };
 
-    if let Err(why) = check_name(&raw.name) {
-        return Err(bad_input(format!("{}: name: {why}", at("name:", 0))));
-    }
+    check_name("scenario name", &raw.name).map_err(|m| at("name", m))?;
 
-    let parse_source = |s: &RawSource, field: &str, nth: usize| -> Result<Source> {
+    let parse_source = |s: &RawSource, field: &str| -> Result<Source> {
         let given = [s.debian.is_some(), s.path.is_some(), s.git.is_some()];
         if given.iter().filter(|g| **g).count() != 1 {
-            return Err(bad_input(format!(
-                "{}: {field}: give exactly one of `debian`, `path`, `git`",
-                at("source:", nth)
-            )));
+            return Err(at(field, "give exactly one of `debian`, `path`, `git`".into()));
         }
         if s.rev.is_some() && s.git.is_none() {
-            return Err(bad_input(format!(
-                "{}: {field}.rev: only a `git` source has a revision",
-                at("rev:", 0)
-            )));
+            return Err(at(&format!("{field}.rev"), "only a `git` source has a revision".into()));
         }
         Ok(if let Some(d) = &s.debian {
+            check_name("Debian source package", d).map_err(|m| at(&format!("{field}.debian"), m))?;
             Source::Debian(d.clone())
         } else if let Some(p) = &s.path {
-            Source::Path(resolve(p))
+            Source::Path(path(&format!("{field}.path"), p)?)
         } else {
-            let rev = s.rev.clone().ok_or_else(|| {
-                bad_input(format!("{}: {field}: `git` needs `rev`", at("source:", nth)))
-            })?;
-            Source::Git { repo: resolve(s.git.as_deref().unwrap()), rev }
+            let rev = s.rev.clone().ok_or_else(|| at(field, "`git` needs `rev`".into()))?;
+            check_rev(&rev).map_err(|m| at(&format!("{field}.rev"), m))?;
+            Source::Git { repo: path(&format!("{field}.git"), s.git.as_deref().unwrap())?, rev }
         })
     };
     let parse_base = |b: &str, field: &str| -> Result<Base> {
@@ -375,31 +480,26 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
     let parse_fragments = |fs: &[String], field: &str| -> Result<Vec<PathBuf>> {
         fs.iter().enumerate().map(|(i, f)| must_exist(&format!("{field}[{i}]"), f)).collect()
     };
-    let source = parse_source(&raw.kernel.source, "kernel.source", 0)?;
+    let source = parse_source(&raw.kernel.source, "kernel.source")?;
     let base = parse_base(&raw.kernel.base, "kernel.base")?;
     let fragments = parse_fragments(&raw.kernel.fragments, "kernel.fragments")?;
     let kernel = KernelSection { source, base, fragments };
 
     if raw.variants.is_empty() {
-        return Err(bad_input(format!("{}: variants: at least one is needed", at("variants:", 0))));
+        return Err(at("variants", "at least one is needed".into()));
     }
     let mut variants: Vec<Variant> = Vec::new();
+    let mut names = std::collections::HashSet::new();
     for (i, v) in raw.variants.iter().enumerate() {
         let field = format!("variants[{i}]");
-        if let Err(why) = check_name(&v.name) {
-            return Err(bad_input(format!("{}: {field}.name: {why}", at(&v.name, 0))));
-        }
-        if variants.iter().any(|w| w.name == v.name) {
-            return Err(bad_input(format!(
-                "{}: {field}.name: duplicate variant name {:?}",
-                at(&format!("name: {}", v.name), 1),
-                v.name
-            )));
+        // A path component of every cell.
+        check_name("variant name", &v.name).map_err(|m| at(&format!("{field}.name"), m))?;
+        if !names.insert(v.name.as_str()) {
+            return Err(at(&format!("{field}.name"), format!("duplicate variant name {:?}", v.name)));
         }
         let mut vk = kernel.clone();
         if let Some(src) = &v.source {
-            let nth = raw.variants[..i].iter().filter(|w| w.source.is_some()).count() + 1;
-            vk.source = parse_source(src, &format!("{field}.source"), nth)?;
+            vk.source = parse_source(src, &format!("{field}.source"))?;
         }
         if let Some(b) = &v.base {
             vk.base = parse_base(b, &format!("{field}.base"))?;
@@ -407,11 +507,11 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         if let Some(f) = &v.fragments {
             vk.fragments = parse_fragments(f, &format!("{field}.fragments"))?;
         }
-        if v.rev.is_some() && !matches!(vk.source, Source::Git { .. }) {
-            return Err(bad_input(format!(
-                "{}: {field}.rev: only a `git` source has revisions",
-                at("rev:", 0)
-            )));
+        if let Some(rev) = &v.rev {
+            if !matches!(vk.source, Source::Git { .. }) {
+                return Err(at(&format!("{field}.rev"), "only a `git` source has revisions".into()));
+            }
+            check_rev(rev).map_err(|m| at(&format!("{field}.rev"), m))?;
         }
         let mut patches = Vec::new();
         for (j, p) in v.patches.iter().enumerate() {
@@ -420,16 +520,101 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         variants.push(Variant { name: v.name.clone(), kernel: vk, patches, rev: v.rev.clone() });
     }
 
-    Ok(Scenario {
+    let s = Scenario {
         name: raw.name,
         description: raw.description,
         file: file.to_path_buf(),
-        root,
+        root: root.clone(),
         kernel,
         variants,
         run: raw.run,
         expect: raw.expect,
-    })
+    };
+    s.check_run().map_err(|(field, msg)| at(&field, msg))?;
+    Ok(s)
+}
+
+/// A git revision is handed to git: not empty, not an option, one word.
+fn check_rev(rev: &str) -> Result<(), String> {
+    match rev.is_empty() || rev.starts_with('-') || rev.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        true => Err(format!("{rev:?} is not a revision (empty, an option, or with spaces)")),
+        false => Ok(()),
+    }
+}
+
+impl Scenario {
+    /// The `run` and `expect` sections within [`limits`], as (field, what is wrong).
+    fn check_run(&self) -> Result<(), (String, String)> {
+        let r = &self.run;
+        /// An expectation's value must be one the matrix has, or it never applies.
+        fn listed<T: PartialEq + std::fmt::Display>(field: String, given: Option<T>, axis: &[T], list: &str) -> Result<(), (String, String)> {
+            match given {
+                Some(v) if !axis.contains(&v) => Err((field, format!("{v} is not in {list}"))),
+                _ => Ok(()),
+            }
+        }
+        /// An axis: at least one value, each once (a repeated value repeats cell ids).
+        fn axis<T: PartialEq + std::fmt::Display>(field: &str, items: &[T]) -> Result<(), (String, String)> {
+            if items.is_empty() {
+                return Err((field.into(), "at least one is needed".into()));
+            }
+            match (1..items.len()).find(|&i| items[..i].contains(&items[i])) {
+                Some(i) => Err((format!("{field}[{i}]"), format!("{} is already listed", items[i]))),
+                None => Ok(()),
+            }
+        }
+        axis("run.backends", &r.backends)?;
+        axis("run.modes", &r.modes)?;
+        axis("run.filesystems", &r.filesystems)?;
+        axis("run.mappings", &r.mappings)?;
+        let workloads: Vec<WorkloadName> = r.workloads.iter().map(|w| w.name).collect();
+        axis("run.workloads", &workloads).map_err(|(f, m)| (format!("{f}.name"), m))?;
+        check_runs(r.runs).map_err(|m| ("run.runs".to_string(), m))?;
+        for (i, w) in r.workloads.iter().enumerate() {
+            let field = |key: &str| format!("run.workloads[{i}].{key}");
+            let unused = match w.name.has_passes() {
+                true => w.seconds.map(|_| ("seconds", "passes")),
+                false => w.passes.map(|_| ("passes", "seconds")),
+            };
+            if let Some((given, used)) = unused {
+                return Err((field(given), format!("{} runs for a number of `{used}`, not `{given}`", w.name)));
+            }
+            w.spec().check().map_err(|(key, msg)| (field(key), msg))?;
+        }
+        let per_mode = |m: &Mode| match m {
+            Mode::Fsdax => r.filesystems.len() as u64,
+            Mode::Devdax => 1,
+        };
+        let cells = [self.variants.len(), r.backends.len(), r.mappings.len(), r.workloads.len()].iter().map(|&n| n as u64).product::<u64>()
+            * r.modes.iter().map(per_mode).sum::<u64>();
+        if cells > limits::MAX_CELLS_PER_RUN {
+            return Err(("run".into(), format!("{cells} cells per run, more than {}", limits::MAX_CELLS_PER_RUN)));
+        }
+        let names: std::collections::HashSet<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
+        let known = |field: String, v: &Option<String>| match v {
+            Some(v) if !names.contains(v.as_str()) => Err((field, format!("no variant is named {v:?}"))),
+            _ => Ok(()),
+        };
+        for (i, x) in r.exclude.iter().enumerate() {
+            known(format!("run.exclude[{i}].variant"), &x.variant)?;
+        }
+        for (i, e) in self.expect.iter().enumerate() {
+            let field = |key: &str| format!("expect[{i}].{key}");
+            known(field("variant"), &e.variant)?;
+            listed(field("backend"), e.backend, &r.backends, "run.backends")?;
+            listed(field("mode"), e.mode, &r.modes, "run.modes")?;
+            listed(field("fs"), e.fs, &r.filesystems, "run.filesystems")?;
+            listed(field("mapping"), e.mapping, &r.mappings, "run.mappings")?;
+            listed(field("workload"), e.workload, &workloads, "run.workloads")?;
+            if e.fs.is_some() && (e.mode == Some(Mode::Devdax) || !r.modes.contains(&Mode::Fsdax)) {
+                return Err((field("fs"), "a filesystem selects fsdax cells, and this entry has none".into()));
+            }
+            if e.kind.is_some() && e.outcome != Outcome::Fail {
+                return Err((field("kind"), "a kind goes with `outcome: FAIL` only".into()));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl Scenario {
@@ -686,7 +871,7 @@ variants:
         assert!(e.contains("t.yaml:8: variants[1].fragments[0]: no such file"), "{e}");
         let e = err(&d, &text.replace("source: { debian: linux-source-6.12 }", "rev: v6.12"));
         assert!(e.contains("variants[1].rev: only a `git` source"), "{e}");
-        let long = "a".repeat(NAME_MAX + 1);
+        let long = "a".repeat(limits::MAX_NAME + 1);
         for bad in ["..", ".hidden", "a/b", "", "a$(id)", &long] {
             let e = err(&d, &text.replace("name: deb6.12", &format!("name: {bad:?}")));
             assert!(e.contains("variants[1].name"), "{bad}: {e}");
@@ -699,7 +884,7 @@ variants:
         let d = project();
         for bad in ["\"\"", "\"a b\"", "\"../x\"", "\"x$(id)\""] {
             let e = err(&d, &GOOD.replace("name: t", &format!("name: {bad}")));
-            assert!(e.contains("t.yaml:1: name: ") && e.contains("must start with a letter or digit"), "{bad}: {e}");
+            assert!(e.contains("t.yaml:1: name: ") && e.contains("is not a name"), "{bad}: {e}");
         }
     }
 
@@ -741,25 +926,16 @@ variants:
 
     #[test]
     fn the_repository_scenarios_validate() {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        for f in [
-            "scenarios/bio-release-devmap-wakeup.yaml",
-            "scenarios/gup-fast-devmap-ref.yaml",
-            "scenarios/historical/x86-generic-gup-2017.yaml",
-            "scenarios/fixed-matrix.yaml",
-            "scenarios/aa-stock.yaml",
-            "scenarios/sensitivity.yaml",
-            "scenarios/coverage.yaml",
-            "scenarios/survey.yaml",
-            "scenarios/reflink-dax-cow.yaml",
-            "scenarios/oracles/devdax.yaml",
-            "scenarios/oracles/hwpoison.yaml",
-            "scenarios/oracles/uring.yaml",
-            "scenarios/oracles/remote.yaml",
-            "scenarios/oracles/cow.yaml",
-        ] {
-            let s = load(&root.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
-            assert!(!s.variants.is_empty(), "{f}");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios");
+        let mut n = 0;
+        for e in walkdir::WalkDir::new(&dir) {
+            let f = e.unwrap().into_path();
+            if f.extension().is_some_and(|x| x == "yaml") {
+                let s = load(&f).unwrap_or_else(|e| panic!("{e}"));
+                assert!(!s.variants.is_empty(), "{}", f.display());
+                n += 1;
+            }
         }
+        assert!(n >= 17, "{n} scenarios");
     }
 }

@@ -141,6 +141,18 @@ impl fmt::Display for ConfigError {
 }
 impl std::error::Error for ConfigError {}
 
+/// Largest `size`: half a memmap pmem device (512 MiB), so that the
+/// filesystem on it holds the test file with room for its metadata.
+pub const MAX_SIZE: u64 = 256 << 20;
+/// Most `passes`: 20 passes of [`MAX_SIZE`] (each GUP-fast then slow GUP)
+/// stay well inside the 120 s deadline of a throughput workload.
+pub const MAX_PASSES: u32 = 20;
+/// Longest `seconds` of a race workload: one hour (the host adds a minute
+/// of deadline on top).
+pub const MAX_SECONDS: u32 = 3600;
+/// Most `threads`: the guest has one or two vCPUs and 512 MiB of memory.
+pub const MAX_THREADS: u32 = 16;
+
 /// One workload with every parameter resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadSpec {
@@ -249,20 +261,26 @@ impl WorkloadSpec {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let e = |m: &str| Err(ConfigError(format!("workload {}: {m}", self.name())));
-        if self.size == 0 || !self.size.is_multiple_of(1 << 20) {
-            return e("size must be a positive multiple of 1M");
+        self.check().map_err(|(key, msg)| ConfigError(format!("workload {}: {key}: {msg}", self.name())))
+    }
+
+    /// The first parameter out of its bounds, as (parameter, what is wrong).
+    /// The one rule for a workload's parameters: the runner applies it when
+    /// it validates a scenario, the agent when it reads its command line.
+    pub fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.size == 0 || !self.size.is_multiple_of(1 << 20) || self.size > MAX_SIZE {
+            let max = format_size(MAX_SIZE);
+            return Err(("size", format!("{} is not a multiple of 1M from 1M to {max}", format_size(self.size))));
         }
-        if self.threads == 0 {
-            return e("threads must be >= 1");
-        }
-        if self.deadline == 0 {
-            return e("deadline must be >= 1");
-        }
+        let within = |key: &'static str, v: u32, max: u32| match (1..=max).contains(&v) {
+            true => Ok(()),
+            false => Err((key, format!("{v} is not from 1 to {max}"))),
+        };
+        within("threads", self.threads, MAX_THREADS)?;
+        within("deadline", self.deadline, u32::MAX)?;
         match self.kind.has_passes() {
-            true if self.passes == 0 => e("passes must be >= 1"),
-            false if self.seconds == 0 => e("seconds must be >= 1"),
-            _ => Ok(()),
+            true => within("passes", self.passes, MAX_PASSES),
+            false => within("seconds", self.seconds, MAX_SECONDS),
         }
     }
 }
@@ -519,6 +537,11 @@ mod tests {
             "kregress.workloads=dio-read:speed=9",
             "kregress.workloads=dio-read:passes",
             "kregress.workloads=truncate-during-dio:threads=x",
+            // The bounds of WorkloadSpec::check.
+            "kregress.workloads=dio-read:size=512M",
+            "kregress.workloads=dio-read:passes=21",
+            "kregress.workloads=truncate-during-dio:seconds=4294967295",
+            "kregress.workloads=truncate-during-dio:threads=17",
         ] {
             assert!(GuestConfig::from_cmdline(bad).is_err(), "{bad}");
         }
