@@ -168,7 +168,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let recipe = Recipe::load(&opts.recipe)?;
     let agent = match &opts.agent {
         Some(a) => a.clone(),
-        None => build_agent(&opts.workspace, &agent_target_dir(&opts.cache_root, &opts.workspace), &mut commands)?,
+        None => build_agent(&opts.workspace, &agent_target(opts), &mut commands)?,
     };
     let agent_bytes =
         std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
@@ -316,9 +316,6 @@ fn tail(s: &[u8], n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
-/// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
-/// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
-/// build is neither invalidated nor affected. Returns the binary's path.
 /// The agent's cargo target dir: one per checkout of kregress, so that two
 /// checkouts on one machine (worktrees, a CI clone beside a working copy)
 /// never boot each other's agent.
@@ -329,6 +326,19 @@ pub fn agent_target_dir(cache_root: &Path, workspace: &Path) -> PathBuf {
     cache_root.join("agent-target").join(&k.hex()[..16])
 }
 
+/// Where [`build`] has cargo build the agent: `$KREGRESS_AGENT_TARGET_DIR`
+/// when set (an empty directory forces a cold agent build: tests/kill.rs
+/// kills kregress during one), else [`agent_target_dir`].
+fn agent_target(opts: &ImageOptions) -> PathBuf {
+    match std::env::var_os("KREGRESS_AGENT_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => agent_target_dir(&opts.cache_root, &opts.workspace),
+    }
+}
+
+/// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
+/// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
+/// build is neither invalidated nor affected. Returns the binary's path.
 pub fn build_agent(
     workspace: &Path,
     target_dir: &Path,
