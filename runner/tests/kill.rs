@@ -158,9 +158,12 @@ fn has(ps: &[Proc], comm: &str) -> bool {
     ps.iter().any(|p| p.comm.starts_with(comm))
 }
 
-/// make bzImage is running and compiling.
-fn compiling(ps: &[Proc]) -> bool {
-    ps.iter().any(|p| p.comm == "make" && p.cmdline.contains("bzImage")) && has(ps, "cc1")
+/// make bzImage links vmlinux: ld runs for seconds and prints nothing, so
+/// an orphaned one goes on. (Not a moment when cc1 runs, as the issue
+/// measured: a compile ends within a second or two, orphaned or not; and an
+/// orphan that prints dies of SIGPIPE when kregress's end of its pipe goes.)
+fn linking(ps: &[Proc]) -> bool {
+    ps.iter().any(|p| p.comm == "make" && p.cmdline.contains("bzImage")) && ps.iter().any(|p| p.comm == "ld" && p.cmdline.contains("vmlinux"))
 }
 
 /// A patch to `file` of the tree at `commit` in `repo` that adds a comment
@@ -185,7 +188,7 @@ fn fragments() -> String {
     ["qemu-minimal", "pmem-dax", "debug"].map(|f| root().join(format!("kernel-configs/{f}.config")).display().to_string()).join(", ")
 }
 
-/// Killed during `make bzImage`; then the same build completes, past what
+/// Killed while `make bzImage` links; then the same build completes, past what
 /// the killed make left half-written, into a bzImage that is whole.
 #[test]
 fn kill_during_a_kernel_build() {
@@ -205,7 +208,7 @@ fn kill_during_a_kernel_build() {
     .unwrap();
     let s = scenario.to_str().unwrap();
     let mut k = Kregress::start(dir.path(), &["build", s, "--json"], &[]);
-    k.wait_until("make bzImage compiling", Duration::from_secs(600), |ps, _| compiling(ps));
+    k.wait_until("make bzImage linking", Duration::from_secs(600), |ps, _| linking(ps));
     k.kill_leaves_nothing("kernel build");
 
     let started = Instant::now();
@@ -225,7 +228,8 @@ fn kill_during_a_kernel_build() {
 }
 
 /// `kregress run` of a cached kernel with a fresh agent target directory:
-/// cargo builds the agent from scratch, and kregress is killed while rustc runs.
+/// cargo builds the agent from scratch, and kregress is killed while rustc
+/// compiles syn (for serde_derive: the longest crate of the agent's build).
 #[test]
 fn kill_during_an_agent_build() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -234,7 +238,9 @@ fn kill_during_an_agent_build() {
     let target = dir.path().join("agent-target");
     let args = ["run", "scenarios/bio-release-devmap-wakeup.yaml", "--only", "variant=stock,workload=dio-read", "--runs", "1", "--accel", "tcg", "--results", results.to_str().unwrap()];
     let mut k = Kregress::start(dir.path(), &args, &[("KREGRESS_AGENT_TARGET_DIR", &target)]);
-    k.wait_until("cargo running rustc", Duration::from_secs(900), |ps, _| has(ps, "cargo") && has(ps, "rustc"));
+    k.wait_until("rustc compiling syn", Duration::from_secs(900), |ps, _| {
+        has(ps, "cargo") && ps.iter().any(|p| p.comm == "rustc" && p.cmdline.contains("--crate-name syn "))
+    });
     k.kill_leaves_nothing("agent build");
 }
 
@@ -246,21 +252,38 @@ fn kill_during_a_vm_run() {
     let results = dir.path().join("results");
     let args = ["run", "scenarios/bio-release-devmap-wakeup.yaml", "--only", "variant=stock,workload=dio-read", "--runs", "1", "--accel", "tcg", "--results", results.to_str().unwrap()];
     let mut k = Kregress::start(dir.path(), &args, &[]);
-    k.wait_until("QEMU running", Duration::from_secs(900), |ps, _| has(ps, "qemu-system"));
+    k.wait_until("QEMU booting the guest", Duration::from_secs(900), |ps, _| {
+        ps.iter().any(|p| p.comm.starts_with("qemu-system") && p.cmdline.contains("-kernel"))
+    });
     k.kill_leaves_nothing("VM run");
 }
 
-/// `kregress bisect` on the bisect fixture, killed in its first step: while
-/// it builds that commit's kernel, or boots it when the kernel is cached.
+/// `kregress bisect` on the bisect fixture, killed in its first step while
+/// it builds that commit's kernel (a cache miss: the variant's patch is new).
 #[test]
 fn kill_during_a_bisect_step() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (repo, h) = fixture();
     let dir = tempfile::tempdir().unwrap();
+    let patch = random_patch(dir.path(), &repo, &h["bad"]);
+    let text = std::fs::read_to_string(root().join("scenarios/bisect-fixture.yaml")).unwrap();
+    let (head, rest) = text.split_once("kernel:").unwrap();
+    let run = &rest[rest.find("run:").unwrap()..];
+    let scenario = dir.path().join("kill-bisect.yaml");
+    std::fs::write(
+        &scenario,
+        format!(
+            "{head}kernel:\n  source: {{ git: {}, rev: master }}\n  base: tinyconfig\n  fragments: [{}]\nvariants:\n  - {{ name: tip, patches: [{}] }}\n{run}",
+            repo.display(),
+            fragments(),
+            patch.display()
+        ),
+    )
+    .unwrap();
     let results = dir.path().join("results");
     let args = [
         "bisect",
-        "scenarios/bisect-fixture.yaml",
+        scenario.to_str().unwrap(),
         "--repo",
         repo.to_str().unwrap(),
         "--good",
@@ -275,8 +298,6 @@ fn kill_during_a_bisect_step() {
         results.to_str().unwrap(),
     ];
     let mut k = Kregress::start(dir.path(), &args, &[]);
-    k.wait_until("bisect step 1 building or booting", Duration::from_secs(1800), |ps, err| {
-        err.contains("bisect: step 1") && (compiling(ps) || has(ps, "qemu-system"))
-    });
+    k.wait_until("bisect step 1 linking", Duration::from_secs(1800), |ps, err| err.contains("bisect: step 1") && linking(ps));
     k.kill_leaves_nothing("bisect step");
 }

@@ -65,7 +65,7 @@ pub struct KernelArtifact {
 fn compiler_version() -> Result<String> {
     let mut c = Command::new("gcc");
     c.arg("--version");
-    Ok(proc::output(c)?.lines().next().unwrap_or("").to_string())
+    Ok(proc::output(c, proc::deadline::QUICK)?.lines().next().unwrap_or("").to_string())
 }
 
 fn have(tool: &str) -> bool {
@@ -152,7 +152,7 @@ fn make_bzimage(
         .env("KBUILD_BUILD_USER", "kregress")
         .env("KBUILD_BUILD_HOST", "kregress")
         .env("KBUILD_BUILD_VERSION", "1");
-    proc::run_logged(c, log, |l| {
+    proc::run_logged(c, log, None, |l| {
         let t = l.trim_start();
         if t.starts_with("CC ") || t.starts_with("AS ") || t.starts_with("LD ") || t.starts_with("AR ") {
             step(t);
