@@ -189,7 +189,8 @@ fn fragments() -> String {
 }
 
 /// Killed while `make bzImage` links; then the same build completes, past what
-/// the killed make left half-written, into a bzImage that is whole.
+/// the killed make left half-written, into a bzImage that is whole, and
+/// incrementally (not the whole kernel again).
 #[test]
 fn kill_during_a_kernel_build() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
@@ -220,11 +221,14 @@ fn kill_during_a_kernel_build() {
     let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let bzimage = PathBuf::from(rows[0]["bzimage"].as_str().unwrap());
     let entry = bzimage.parent().unwrap().to_path_buf();
+    let log = std::fs::read_to_string(entry.join("build.log")).unwrap();
+    let compiled = log.lines().filter(|l| l.trim_start().starts_with("CC ")).count();
     let vmlinux = std::fs::metadata(entry.join("vmlinux")).unwrap().len();
     let whole = kregress::kernel::bzimage::check(&std::fs::read(&bzimage).unwrap(), None, vmlinux);
     // The entry's key is random: no later build can hit it.
     std::fs::remove_dir_all(&entry).unwrap();
     assert_eq!(whole, Ok(()), "{}", bzimage.display());
+    assert!(compiled < 50, "the build after the kill compiled {compiled} files: the whole kernel again");
 }
 
 /// `kregress run` of a cached kernel with a fresh agent target directory:
