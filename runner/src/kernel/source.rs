@@ -26,6 +26,10 @@ pub struct Tree {
 fn git(dir: &Path) -> Command {
     let mut c = Command::new("git");
     c.arg("-C").arg(dir);
+    // The maintenance git runs after a commit or a fetch (a repack of the
+    // Debian import's 70k loose objects) stays in the foreground: detached,
+    // it left kregress's process group, its deadline and its death.
+    c.args(["-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false"]);
     // The tree is ours alone; keep user/system git config from changing behaviour.
     c.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "kregress")
@@ -290,6 +294,27 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.msg.contains("bad.patch does not apply"), "{}", e.msg);
         assert!(e.msg.contains("block/bio.c: hunk `@@ -20,3 +20,3 @@` rejected"), "{}", e.msg);
+    }
+
+    /// The maintenance after a commit (here forced: gc.auto=1) has finished
+    /// when the commit returns: it did not go on in the background.
+    #[test]
+    fn auto_maintenance_runs_inside_the_command() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("src");
+        std::fs::create_dir_all(&repo).unwrap();
+        for i in 0..3000 {
+            std::fs::write(repo.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        }
+        let log = d.path().join("log");
+        for args in [&["init", "-q", "-b", "kregress"][..], &["config", "gc.auto", "1"]] {
+            let mut c = git(&repo);
+            c.args(args);
+            proc::run_logged(c, &log, Some(proc::deadline::QUICK), |_| {}).unwrap();
+        }
+        commit_all(&repo, "many", &log).unwrap();
+        let packs = std::fs::read_dir(repo.join(".git/objects/pack")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "pack")).count();
+        assert_eq!(packs, 1, "no pack when the commit returned: the repack went on in the background");
     }
 
     /// A user's git repository is cloned, never touched: its HEAD, index and
