@@ -126,6 +126,9 @@ impl Kregress {
     fn kill_leaves_nothing(mut self, case: &str) {
         let me = std::process::id() as i32;
         let before = descendants(self.child.id() as i32);
+        let err = self.stderr();
+        let tail: Vec<&str> = err.lines().rev().take(5).collect();
+        eprintln!("{case}: kregress said, last:\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"));
         eprintln!("{case}: killing kregress with {} descendants:\n{}", before.len(), show(&before));
         unsafe { libc::kill(self.child.id() as i32, libc::SIGKILL) };
         self.child.wait().unwrap();
