@@ -446,7 +446,7 @@ fn first_line(s: &str) -> String {
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let mut c = Command::new("git");
     c.arg("-C").arg(dir).args(args).env("GIT_CONFIG_NOSYSTEM", "1");
-    Ok(crate::proc::output(c)?.trim_end().to_string())
+    Ok(crate::proc::output(c, crate::proc::deadline::TREE)?.trim_end().to_string())
 }
 
 /// A commit as the report shows it.
@@ -549,7 +549,7 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     let rev = |r: &str| -> Result<String> {
         let mut c = Command::new("git");
         c.arg("-C").arg(&o.repo).args(["rev-parse", "--verify", "--quiet", &format!("{r}^{{commit}}")]);
-        crate::proc::output(c).map(|s| s.trim().to_string()).map_err(|_| bad_input(format!("{}: no commit {r}", o.repo.display())))
+        crate::proc::output(c, crate::proc::deadline::QUICK).map(|s| s.trim().to_string()).map_err(|e| crate::proc::or_else(e, || bad_input(format!("{}: no commit {r}", o.repo.display()))))
     };
     let (good, bad) = (rev(&o.good)?, rev(&o.bad)?);
     if git(&clone, &["merge-base", "--is-ancestor", &good, &bad]).is_err() {

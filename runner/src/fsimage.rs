@@ -23,10 +23,11 @@ pub type Chunk = (u64, PathBuf);
 pub fn make(fs: Fs, pmd: bool) -> Result<Vec<Chunk>> {
     let (tool, args) = mkfs_args(fs, pmd);
     // mkfs.ext4 prints its version on stderr, mkfs.xfs on stdout.
-    let version = Command::new(tool).arg("-V").output().map(|o| {
-        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-    });
-    let version = version.context(|| format!("running {tool} -V (install e2fsprogs/xfsprogs)"))?;
+    let mut c = Command::new(tool);
+    c.arg("-V");
+    let version = crate::proc::capture(c, crate::proc::deadline::QUICK)
+        .map(|o| format!("{}{}", o.stdout, o.stderr))
+        .map_err(|e| crate::error::infra(format!("{} (install e2fsprogs/xfsprogs)", e.msg)))?;
     let key = cache::Key::new("fs-image-v2")
         .part("tool", tool.as_bytes())
         .part("args", args.join(" ").as_bytes())
@@ -41,7 +42,7 @@ pub fn make(fs: Fs, pmd: bool) -> Result<Vec<Chunk>> {
         std::fs::File::create(&img).and_then(|f| f.set_len(SIZE)).context(|| format!("creating {}", img.display()))?;
         let mut c = Command::new(tool);
         c.args(&args).arg(&img);
-        crate::proc::output(c)?;
+        crate::proc::output(c, crate::proc::deadline::QUICK)?;
         let bytes = std::fs::read(&img).context(|| format!("reading {}", img.display()))?;
         std::fs::remove_file(&img).context(|| format!("removing {}", img.display()))?;
         for (off, len) in nonzero_runs(&bytes, 4096, 64 << 10) {

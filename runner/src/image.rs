@@ -168,7 +168,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let recipe = Recipe::load(&opts.recipe)?;
     let agent = match &opts.agent {
         Some(a) => a.clone(),
-        None => build_agent(&opts.workspace, &agent_target_dir(&opts.cache_root, &opts.workspace), &mut commands)?,
+        None => build_agent(&opts.workspace, &agent_target(opts), &mut commands)?,
     };
     let agent_bytes =
         std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
@@ -310,15 +310,6 @@ fn set_readable(f: &std::fs::File) {
     let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
 }
 
-fn tail(s: &[u8], n: usize) -> String {
-    let s = String::from_utf8_lossy(s);
-    let lines: Vec<&str> = s.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
-/// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
-/// build is neither invalidated nor affected. Returns the binary's path.
 /// The agent's cargo target dir: one per checkout of kregress, so that two
 /// checkouts on one machine (worktrees, a CI clone beside a working copy)
 /// never boot each other's agent.
@@ -329,6 +320,19 @@ pub fn agent_target_dir(cache_root: &Path, workspace: &Path) -> PathBuf {
     cache_root.join("agent-target").join(&k.hex()[..16])
 }
 
+/// Where [`build`] has cargo build the agent: `$KREGRESS_AGENT_TARGET_DIR`
+/// when set (an empty directory forces a cold agent build: tests/kill.rs
+/// kills kregress during one), else [`agent_target_dir`].
+fn agent_target(opts: &ImageOptions) -> PathBuf {
+    match std::env::var_os("KREGRESS_AGENT_TARGET_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => agent_target_dir(&opts.cache_root, &opts.workspace),
+    }
+}
+
+/// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
+/// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
+/// build is neither invalidated nor affected. Returns the binary's path.
 pub fn build_agent(
     workspace: &Path,
     target_dir: &Path,
@@ -367,14 +371,11 @@ pub fn build_agent(
         manifest.display()
     );
     commands.push(line.clone());
-    let out = cmd.output().context(|| format!("running {line}"))?;
-    if !out.status.success() {
-        return Err(err(format!(
-            "{line}: {}:\n{}",
-            out.status,
-            tail(&out.stderr, 30)
-        )));
-    }
+    // cargo's output, kept for a failure (which shows its last lines).
+    std::fs::create_dir_all(target_dir).context(|| format!("creating {}", target_dir.display()))?;
+    let log = target_dir.join("kregress-cargo.log");
+    let _ = std::fs::remove_file(&log);
+    crate::proc::run_logged(cmd, &log, Some(crate::proc::deadline::CARGO), |_| {}).map_err(|e| err(e.msg))?;
     let bin = target_dir.join(AGENT_TARGET).join("release/kregress-agent");
     if !bin.is_file() {
         return Err(err(format!(
@@ -390,20 +391,17 @@ pub fn build_agent(
 pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let line = format!("ldd {}", tool.display());
     commands.push(line.clone());
-    let out = Command::new("ldd")
-        .arg(tool)
-        .env("LC_ALL", "C")
-        .output()
-        .context(|| format!("running {line}"))?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut c = Command::new("ldd");
+    c.arg(tool).env("LC_ALL", "C");
+    let out = crate::proc::capture(c, crate::proc::deadline::QUICK).map_err(|e| err(e.msg))?;
+    let (stdout, stderr) = (&out.stdout, &out.stderr);
     if stdout.contains("not a dynamic executable") || stderr.contains("not a dynamic executable") {
         return Ok(vec![]);
     }
     if !out.status.success() {
         return Err(err(format!("{line}: {}: {}", out.status, stderr.trim())));
     }
-    let mut libs = parse_ldd(&stdout).map_err(|e| err(format!("{line}: {e}")))?;
+    let mut libs = parse_ldd(stdout).map_err(|e| err(format!("{line}: {e}")))?;
     // The loader named in PT_INTERP, even if ldd printed it under another name.
     let bytes = std::fs::read(tool).context(|| format!("reading {}", tool.display()))?;
     if let Some(interp) =

@@ -1,6 +1,11 @@
 use clap::Parser;
 
 fn main() {
+    // First: the reaper forks, and must before any thread exists.
+    if let Err(e) = kregress::proc::start_reaper() {
+        eprintln!("kregress: {e}");
+        std::process::exit(e.exit_code());
+    }
     // Rust ignores SIGPIPE, so printing into a closed pipe (`kregress
     // triage log | head`) panicked. The default action ends kregress
     // quietly, as it ends any Unix tool. kregress writes into no pipe or

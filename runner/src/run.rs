@@ -362,7 +362,7 @@ fn host_info(accel: Accel) -> serde_json::Value {
     let cmd = |p: &str, a: &str| {
         let mut c = std::process::Command::new(p);
         c.arg(a);
-        crate::proc::output(c).ok().and_then(|o| o.lines().next().map(str::to_string)).unwrap_or_default()
+        crate::proc::output(c, crate::proc::deadline::QUICK).ok().and_then(|o| o.lines().next().map(str::to_string)).unwrap_or_default()
     };
     serde_json::json!({
         "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),

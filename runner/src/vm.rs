@@ -191,7 +191,7 @@ pub fn sandbox_args() -> &'static [String] {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let ok = crate::proc::Guard::spawn(&mut c).is_ok_and(|mut g| {
+        let ok = crate::proc::Guard::spawn(&mut c, None).is_ok_and(|mut g| {
             let _ = g.child.stdin.take().map(|mut i| i.write_all(b"quit\n"));
             let t = Instant::now();
             while t.elapsed() < Duration::from_secs(10) {
@@ -222,11 +222,14 @@ pub fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
         return Ok(Accel::Tcg);
     }
     let host = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    let qemu = crate::proc::output({
-        let mut c = Command::new("qemu-system-x86_64");
-        c.arg("--version");
-        c
-    })
+    let qemu = crate::proc::output(
+        {
+            let mut c = Command::new("qemu-system-x86_64");
+            c.arg("--version");
+            c
+        },
+        crate::proc::deadline::QUICK,
+    )
     .unwrap_or_default();
     let key = cache::Key::new("kvm-probe").part("host", host.as_bytes()).part("qemu", qemu.as_bytes()).hex();
     let memo = cache::dir("probe")?.join(format!("kvm-{}", &key[..16]));
@@ -264,27 +267,21 @@ fn first_line_within(cmd: Command, needle: &str, limit: Duration) -> bool {
 }
 
 fn spawn(mut cmd: Command) -> Result<rexpect::session::PtySession> {
-    use std::os::unix::process::CommandExt;
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
-            Ok(())
-        });
-    }
     let shown = crate::proc::show(&cmd);
+    crate::proc::bind(&mut cmd);
     let s = rexpect::session::spawn_command(cmd, Some(500))
         .map_err(|e| infra(format!("cannot start `{shown}`: {e}")))?;
-    // rexpect's child leads its own session: register it for Ctrl-C.
-    crate::proc::register(s.process.child_pid.as_raw());
+    // rexpect's child leads its own session, so its own group.
+    crate::proc::track(s.process.child_pid.as_raw());
     Ok(s)
 }
 
+/// Kills QEMU; as in crate::proc, every kill before the reaping.
 fn kill(s: &mut rexpect::session::PtySession) {
     let pid = s.process.child_pid.as_raw();
     unsafe { libc::kill(-pid, libc::SIGKILL) };
-    unsafe { libc::kill(pid, libc::SIGKILL) };
+    crate::proc::untrack(pid);
     let _ = s.process.wait();
-    crate::proc::unregister(pid);
 }
 
 /// Boots `spec`, streaming every console line to `console` and to `on_line`.

@@ -121,8 +121,8 @@ pub fn make_config(src: &Path, build: &Path, base: &Base, fragments: &[PathBuf],
     };
     let cfg = build.join(".config");
     match base {
-        Base::Tinyconfig => proc::run_logged(make("tinyconfig"), log, |_| {})?,
-        Base::Defconfig => proc::run_logged(make("defconfig"), log, |_| {})?,
+        Base::Tinyconfig => proc::run_logged(make("tinyconfig"), log, Some(proc::deadline::TREE), |_| {})?,
+        Base::Defconfig => proc::run_logged(make("defconfig"), log, Some(proc::deadline::TREE), |_| {})?,
         Base::File(f) => {
             std::fs::copy(f, &cfg).context(|| format!("copying base config {}", f.display()))?;
         }
@@ -130,9 +130,9 @@ pub fn make_config(src: &Path, build: &Path, base: &Base, fragments: &[PathBuf],
     if !fragments.is_empty() {
         let mut c = Command::new(src.join("scripts/kconfig/merge_config.sh"));
         c.current_dir(src).args(["-m", "-O"]).arg(build).arg(&cfg).args(fragments);
-        proc::run_logged(c, log, |_| {})?;
+        proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     }
-    proc::run_logged(make("olddefconfig"), log, |_| {})?;
+    proc::run_logged(make("olddefconfig"), log, Some(proc::deadline::TREE), |_| {})?;
 
     let text = std::fs::read_to_string(&cfg).context(|| format!("reading {}", cfg.display()))?;
     let final_cfg = parse(&text);

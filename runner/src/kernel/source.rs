@@ -26,6 +26,10 @@ pub struct Tree {
 fn git(dir: &Path) -> Command {
     let mut c = Command::new("git");
     c.arg("-C").arg(dir);
+    // The maintenance git runs after a commit or a fetch (a repack of the
+    // Debian import's 70k loose objects) stays in the foreground: detached,
+    // it left kregress's process group, its deadline and its death.
+    c.args(["-c", "gc.autoDetach=false", "-c", "maintenance.autoDetach=false"]);
     // The tree is ours alone; keep user/system git config from changing behaviour.
     c.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_AUTHOR_NAME", "kregress")
@@ -41,7 +45,7 @@ fn git(dir: &Path) -> Command {
 fn git_out(dir: &Path, args: &[&str]) -> Result<String> {
     let mut c = git(dir);
     c.args(args);
-    Ok(proc::output(c)?.trim().to_string())
+    Ok(proc::output(c, proc::deadline::TREE)?.trim().to_string())
 }
 
 /// Prepares `src` (at `rev` for git sources); `log` receives every command.
@@ -85,7 +89,7 @@ fn debian(name: &str, log: &Path) -> Result<Tree> {
         let tmp = tempfile::tempdir_in(&top).context(|| "temp dir for unpacking".into())?;
         let mut c = Command::new("tar");
         c.arg("-xf").arg(&tar).arg("-C").arg(tmp.path());
-        proc::run_logged(c, log, |_| {})?;
+        proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
         let inner = tmp.path().join(name);
         let ignore = inner.join(".gitignore");
         // Debian ends the top-level .gitignore with "ignore everything at the
@@ -105,14 +109,14 @@ fn commit_all(dir: &Path, msg: &str, log: &Path) -> Result<()> {
     if !dir.join(".git").is_dir() {
         let mut c = git(dir);
         c.args(["init", "-q", "-b", "kregress"]);
-        proc::run_logged(c, log, |_| {})?;
+        proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     }
     let mut c = git(dir);
     c.args(["add", "-A"]);
-    proc::run_logged(c, log, |_| {})?;
+    proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     let mut c = git(dir);
     c.args(["commit", "-q", "--allow-empty", "--no-verify", "-m", msg]);
-    proc::run_logged(c, log, |_| {})
+    proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})
 }
 
 fn git_source(repo: &Path, rev: &str, log: &Path) -> Result<Tree> {
@@ -120,7 +124,7 @@ fn git_source(repo: &Path, rev: &str, log: &Path) -> Result<Tree> {
         return Err(bad_input(format!("kernel.source.git: no such repository: {}", repo.display())));
     }
     let commit = git_out(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-        .map_err(|_| bad_input(format!("kernel.source.git: {}: no commit {rev}", repo.display())))?;
+        .map_err(|e| proc::or_else(e, || bad_input(format!("kernel.source.git: {}: no commit {rev}", repo.display()))))?;
     let top = cache::dir("sources")?;
     let abs = std::path::absolute(repo).context(|| format!("resolving {}", repo.display()))?;
     let id = cache::Key::new("git-source").part("path", abs.as_os_str().as_encoded_bytes()).hex();
@@ -130,12 +134,12 @@ fn git_source(repo: &Path, rev: &str, log: &Path) -> Result<Tree> {
         // --shared borrows the user's objects: no copy, and their repo is untouched.
         let mut c = Command::new("git");
         c.args(["clone", "-q", "--shared", "--no-checkout"]).arg(&abs).arg(&dir);
-        proc::run_logged(c, log, |_| {})?;
+        proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     }
     if git_out(&dir, &["cat-file", "-e", &format!("{commit}^{{commit}}")]).is_err() {
         let mut c = git(&dir);
         c.args(["fetch", "-q", "origin", "+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*"]);
-        proc::run_logged(c, log, |_| {})?;
+        proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     }
     Ok(Tree { dir, commit: commit.clone(), identity: format!("git:{commit}") })
 }
@@ -162,7 +166,7 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
         std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
         let mut c = git(&dir);
         c.args(["init", "-q", "-b", "kregress"]);
-        proc::run_logged(c, log, |_| {})?;
+        proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     }
     let gitdir = dir.join(".git");
     let mut c = git(&dir);
@@ -170,10 +174,10 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
         .arg(format!("--work-tree={}", abs.display()))
         .env("GIT_INDEX_FILE", gitdir.join("kregress-snapshot-index"))
         .args(["add", "-A"]);
-    proc::run_logged(c, log, |_| {})?;
+    proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     let mut c = git(&dir);
     c.env("GIT_INDEX_FILE", gitdir.join("kregress-snapshot-index")).arg("write-tree");
-    let tree = proc::output(c)?.trim().to_string();
+    let tree = proc::output(c, proc::deadline::TREE)?.trim().to_string();
     let commit = git_out(&dir, &["commit-tree", &tree, "-m", &format!("snapshot of {}", abs.display())])?;
     // A ref keeps the snapshot from git's garbage collection.
     git_out(&dir, &["update-ref", "refs/kregress/snapshot", &commit])?;
@@ -184,12 +188,12 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
 pub fn checkout(tree: &Tree, patches: &[PathBuf], log: &Path) -> Result<()> {
     let mut c = git(&tree.dir);
     c.args(["reset", "-q", "--hard", &tree.commit]);
-    proc::run_logged(c, log, |_| {})?;
+    proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     // Files a previous variant's patch created; the build is out of tree, so
     // nothing else is untracked here.
     let mut c = git(&tree.dir);
     c.args(["clean", "-q", "-fd"]);
-    proc::run_logged(c, log, |_| {})?;
+    proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
     for p in patches {
         apply(&tree.dir, p, log)?;
     }
@@ -203,8 +207,9 @@ fn apply(dir: &Path, patch: &Path, log: &Path) -> Result<()> {
     let patch = &std::path::absolute(patch).context(|| format!("resolving {}", patch.display()))?;
     let mut c = git(dir);
     c.args(["apply", "--whitespace=nowarn"]).arg(patch);
-    match proc::run_logged(c, log, |_| {}) {
+    match proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {}) {
         Ok(()) => Ok(()),
+        Err(e) if proc::expired(&e) => Err(e),
         Err(e) => {
             let text = std::fs::read_to_string(patch).unwrap_or_default();
             Err(bad_input(format!("patch {} does not apply: {}", patch.display(), rejected(&e.msg, &text))))
@@ -289,6 +294,27 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.msg.contains("bad.patch does not apply"), "{}", e.msg);
         assert!(e.msg.contains("block/bio.c: hunk `@@ -20,3 +20,3 @@` rejected"), "{}", e.msg);
+    }
+
+    /// The maintenance after a commit (here forced: gc.auto=1) has finished
+    /// when the commit returns: it did not go on in the background.
+    #[test]
+    fn auto_maintenance_runs_inside_the_command() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("src");
+        std::fs::create_dir_all(&repo).unwrap();
+        for i in 0..3000 {
+            std::fs::write(repo.join(format!("f{i}")), format!("{i}\n")).unwrap();
+        }
+        let log = d.path().join("log");
+        for args in [&["init", "-q", "-b", "kregress"][..], &["config", "gc.auto", "1"]] {
+            let mut c = git(&repo);
+            c.args(args);
+            proc::run_logged(c, &log, Some(proc::deadline::QUICK), |_| {}).unwrap();
+        }
+        commit_all(&repo, "many", &log).unwrap();
+        let packs = std::fs::read_dir(repo.join(".git/objects/pack")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "pack")).count();
+        assert_eq!(packs, 1, "no pack when the commit returned: the repack went on in the background");
     }
 
     /// A user's git repository is cloned, never touched: its HEAD, index and
