@@ -191,17 +191,12 @@ pub fn sandbox_args() -> &'static [String] {
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null());
-        let ok = crate::proc::Guard::spawn(&mut c, None).is_ok_and(|mut g| {
+        // The deadline's watchdog kills a QEMU that does not quit; the child
+        // is reaped only through the Guard (a try_wait here reaped it behind
+        // the Guard's back, and the probe always said "no sandbox").
+        let ok = crate::proc::Guard::spawn(&mut c, Some(Duration::from_secs(10))).is_ok_and(|mut g| {
             let _ = g.child.stdin.take().map(|mut i| i.write_all(b"quit\n"));
-            let t = Instant::now();
-            while t.elapsed() < Duration::from_secs(10) {
-                match g.child.try_wait() {
-                    Ok(Some(_)) => return g.wait().is_ok_and(|st| st.success()),
-                    Ok(None) => std::thread::sleep(Duration::from_millis(20)),
-                    Err(_) => break,
-                }
-            }
-            false
+            g.wait().is_ok_and(|st| st.success())
         });
         if ok {
             vec!["-sandbox".into(), SANDBOX.into()]
