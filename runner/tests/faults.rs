@@ -3,13 +3,12 @@
 //! the file it could not write, and `--resume` must complete it. Needs root
 //! (it mounts a small tmpfs), as CI and the development machines have.
 
-use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use common::root;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
 
 /// A tmpfs of `size` at a fresh directory, unmounted on drop.
 struct Tmpfs(tempfile::TempDir);
