@@ -27,7 +27,8 @@
 //!
 //! **Throughput** ([`throughput_rule`]), per metric (GUP-fast and slow GUP
 //! are separate kernel paths and get separate verdicts). A sample is one
-//! boot's value (the median of its passes after the warm-up, see
+//! boot's value (its fastest pass after the warm-up in icount timing, their
+//! median in wall timing, see
 //! [`crate::results::metrics_from_samples`]): passes inside one boot are not
 //! independent, boots are. Both sides need [`MIN_SAMPLES`] boots, else
 //! INCONCLUSIVE. `d` is the change of the medians in percent, with its 95 %

@@ -144,6 +144,19 @@ fn decided_within(v: &Value, half: f64) -> f64 {
 
 const PATH_METRICS: [&str; 2] = ["fast_mb_per_s", "slow_mb_per_s"];
 
+/// A verdict that may be undecided but never claims more than its interval
+/// shows: a THROUGHPUT_* verdict needs an interval that excludes 0; an
+/// interval that excludes 0 needs a change on the same side.
+fn honest(v: &Value) {
+    let (d, lo, hi) = (v["delta_pct"].as_f64().unwrap(), v["ci_low"].as_f64().unwrap(), v["ci_high"].as_f64().unwrap());
+    assert!(lo <= d && d <= hi, "delta outside its interval: {v:#}");
+    let verdict = v["verdict"].as_str().unwrap();
+    if verdict.starts_with("THROUGHPUT_") {
+        assert!(lo > 0.0 || hi < 0.0, "a change claimed from an interval that holds 0: {v:#}");
+        assert_eq!(verdict == "THROUGHPUT_REGRESSION", d < 0.0, "{v:#}");
+    }
+}
+
 /// The main job: the default scenario three times over, compared. The dio
 /// workloads run in icount timing: each GUP path gets a decided verdict
 /// with an interval narrower than ±2 %.
@@ -163,9 +176,16 @@ fn default_scenario_three_runs_stock_hangs_fixed_passes_and_throughput_is_decide
             assert_eq!(v["to"], "PASS 3/3", "{v:#}");
             assert_eq!(v["timing"], "icount", "{v:#}");
             assert_eq!(v["unit"], "MB/s (virtual time)");
-            let d = decided_within(v, 2.0);
-            eprintln!("{w} {m}: {} {d:+.2}% [{}, {}]", v["verdict"], v["ci_low"], v["ci_high"]);
             assert!(v["p_value"].as_f64().is_some(), "{v:#}");
+            eprintln!("{w} {m}: {} {}% [{}, {}]", v["verdict"], v["delta_pct"], v["ci_low"], v["ci_high"]);
+            if m == "fast_mb_per_s" {
+                decided_within(v, 2.0);
+            } else {
+                // Slow GUP after write faults moves between boots of one
+                // kernel (see PERFORMANCE.md, "Boots are samples"): three
+                // boots may leave it undecided, never falsely decided.
+                honest(v);
+            }
         }
     }
     // Every dio cell ran one vCPU under icount, the race two without.
@@ -206,8 +226,10 @@ impl Drop for Load {
 
 /// A/A in icount timing on a busy host: the same kernel as two variants,
 /// 3 boots each, with every core kept busy beside it, comes out NO_CHANGE
-/// on every metric, with a printed noise floor of at most 1 % and an A/A
-/// spread under 0.1 % (the guest is deterministic, see vm.rs).
+/// on every metric; GUP-fast is decided within ±1 %, with a printed noise
+/// floor of at most 1 % and an A/A spread under 0.1 %. Slow GUP of dio-read
+/// moves between boots (PERFORMANCE.md, "Boots are samples"): its floor
+/// follows what the boots show.
 #[test]
 fn aa_stock_in_icount_is_no_change_with_a_floor_under_one_percent_on_a_busy_host() {
     let (code, rec) = {
@@ -220,22 +242,27 @@ fn aa_stock_in_icount_is_no_change_with_a_floor_under_one_percent_on_a_busy_host
         for m in PATH_METRICS {
             let v = verdict(&rec, &format!("memmap-ext4-pte-{w}"), m);
             assert_eq!(v["verdict"], "NO_CHANGE", "{v:#}");
-            decided_within(v, 1.0);
+            if m == "fast_mb_per_s" {
+                decided_within(v, 1.0);
+            }
         }
     }
     let icount = &rec["noise_floors"]["floors"]["icount"];
     eprintln!("A/A floors: {icount:#}");
-    for m in PATH_METRICS {
-        assert!(icount[m]["pct"].as_f64().unwrap() <= 1.0, "{icount:#}");
-        assert!(icount[m]["aa_pct"].as_f64().unwrap() < 0.1, "{icount:#}");
-    }
+    let fast = &icount["fast_mb_per_s"];
+    assert!(fast["pct"].as_f64().unwrap() <= 1.0, "{icount:#}");
+    assert!(fast["aa_pct"].as_f64().unwrap() < 0.1, "{icount:#}");
+    let slow = &icount["slow_mb_per_s"];
+    assert!(slow["pct"].as_f64().unwrap() >= slow["aa_pct"].as_f64().unwrap().max(1.0), "{icount:#}");
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
     assert!(summary.contains("in icount timing"), "{summary}");
 }
 
 /// Sensitivity on real kernels: 150 ns more per pinned page is a
 /// THROUGHPUT_REGRESSION of the GUP-fast metric of both dio workloads, with
-/// its size; a comment in the same file is NO_CHANGE everywhere.
+/// its size; a comment in the same file is NO_CHANGE on GUP-fast and never a
+/// change on slow GUP (the CI run of 2026-11-27 10:18 called it a -3.5 %
+/// regression there, before boots were made samples).
 #[test]
 fn sensitivity_slow_patch_regresses_and_harmless_patch_does_not() {
     let (code, rec) = run_with("scenarios/sensitivity.yaml", &[]);
@@ -248,10 +275,12 @@ fn sensitivity_slow_patch_regresses_and_harmless_patch_does_not() {
         assert!((-10.0..=-2.0).contains(&d), "{d}: {slow:#}");
         let s2 = verdict_of(&rec, &cell, "slow_mb_per_s", Some("slow"));
         eprintln!("{w}: slow fast_mb_per_s {d:+.2}%, slow_mb_per_s {} {}", s2["verdict"], s2["delta_pct"]);
-        for m in PATH_METRICS {
-            let h = verdict_of(&rec, &cell, m, Some("harmless"));
-            assert_eq!(h["verdict"], "NO_CHANGE", "{h:#}");
-        }
+        // A harmless rebuild is a new draw of the boot-to-boot states of slow
+        // GUP: never a change, at worst undecided on that path.
+        let h = verdict_of(&rec, &cell, "fast_mb_per_s", Some("harmless"));
+        assert_eq!(h["verdict"], "NO_CHANGE", "{h:#}");
+        let h = verdict_of(&rec, &cell, "slow_mb_per_s", Some("harmless"));
+        assert!(["NO_CHANGE", "INCONCLUSIVE"].contains(&h["verdict"].as_str().unwrap()), "{h:#}");
     }
     assert_eq!(code, 0, "{rec:#}");
 }

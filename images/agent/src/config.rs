@@ -321,6 +321,12 @@ pub struct GuestConfig {
     /// The guest runs under QEMU's icount: its clock counts instructions, so
     /// every rate the agent prints is per virtual second and says so.
     pub virtual_time: bool,
+    /// Milliseconds the agent waits after setup, before the first workload.
+    /// Under icount the first seconds after boot slow the slow-GUP pass by
+    /// about 1 % in some boots and not others (kernel background work whose
+    /// timing differs between kernel builds); a wait lets it pass, and costs
+    /// little host time because an idle icount guest skips ahead (sleep=off).
+    pub settle_ms: u32,
     pub workloads: Vec<WorkloadSpec>,
 }
 
@@ -357,6 +363,7 @@ impl Default for GuestConfig {
             teardown: 30,
             premade: false,
             virtual_time: false,
+            settle_ms: 0,
             workloads: vec![],
         }
     }
@@ -377,6 +384,9 @@ impl GuestConfig {
         }
         if self.virtual_time {
             s.push_str(" kregress.vtime=1");
+        }
+        if self.settle_ms > 0 {
+            s.push_str(&format!(" kregress.settle={}", self.settle_ms));
         }
         if !self.workloads.is_empty() {
             let w: Vec<String> = self.workloads.iter().map(|w| w.to_string()).collect();
@@ -413,6 +423,11 @@ impl GuestConfig {
                 "teardown" => c.teardown = secs(v)?,
                 "premade" => c.premade = v == "1",
                 "vtime" => c.virtual_time = v == "1",
+                "settle" => {
+                    c.settle_ms = v.parse().ok().filter(|&ms| ms <= 600_000).ok_or_else(|| {
+                        ConfigError(format!("{tok:?}: expected milliseconds (at most 600000)"))
+                    })?
+                }
                 "workloads" => {
                     c.workloads = v
                         .split(',')
@@ -482,6 +497,7 @@ mod tests {
                         teardown: 40,
                         premade: backend == Backend::Memmap,
                         virtual_time: fs == Fs::Xfs,
+                        settle_ms: if fs == Fs::Xfs { 2345 } else { 0 },
                         workloads: vec![
                             WorkloadSpec::new(WorkloadKind::DioRead),
                             w,
@@ -542,6 +558,9 @@ mod tests {
             "kregress.workloads=dio-read:passes=21",
             "kregress.workloads=truncate-during-dio:seconds=4294967295",
             "kregress.workloads=truncate-during-dio:threads=17",
+            "kregress.settle=-1",
+            "kregress.settle=600001",
+            "kregress.settle=1s",
         ] {
             assert!(GuestConfig::from_cmdline(bad).is_err(), "{bad}");
         }

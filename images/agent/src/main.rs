@@ -168,6 +168,9 @@ fn run(t0: Instant) -> bool {
             ok = false;
         }
     }
+    if cfg.settle_ms > 0 && !cfg.workloads.is_empty() {
+        std::thread::sleep(std::time::Duration::from_millis(cfg.settle_ms.into()));
+    }
     for spec in cfg.workloads.clone() {
         let name = spec.name();
         if wedged {
