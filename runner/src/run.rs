@@ -443,61 +443,83 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
 
     let total = todo.len();
     let bar = crate::ui::Counter::new("cells", total as u64);
-    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(boot_groups(&todo)));
     let rec = std::sync::Mutex::new(rec);
     let results_dir = rec.lock().unwrap().results_dir.clone();
     let done = std::sync::atomic::AtomicUsize::new(0);
-    // Set by a worker that failed (a cell it could not save, a host error):
-    // the others finish the guest they run, save it, and take no more.
-    let stop = std::sync::atomic::AtomicBool::new(false);
-    // Up to `jobs` guests at once; a worker takes the next boot group, and a
-    // group cut short by a failure puts its remaining cells back in front.
+    work_queue(
+        opts.jobs,
+        boot_groups(&todo),
+        |group| match &kernels[&group[0].variant] {
+            Ok(k) => {
+                let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
+                bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", ")));
+                let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
+                Ok((res, Some(rest).filter(|r| !r.is_empty())))
+            }
+            Err(msg) => Ok((group.iter().map(|c| build_error(c, msg, &results_dir)).collect(), None)),
+        },
+        |res: CellResult| {
+            let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            bar.done(&format!(
+                "[{n}/{total}] {}: {:?}{}{}",
+                res.id(),
+                res.outcome,
+                res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
+                res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+            ), res.outcome != Outcome::Pass);
+            let mut r = rec.lock().unwrap();
+            r.cells.push(res);
+            results::save(&r)
+        },
+    )?;
+    bar.finish();
+    let mut rec = rec.into_inner().unwrap();
+    // Stable order (workers finish out of order): as the matrix lists them.
+    rec.cells.sort_by_key(|c| cells.iter().position(|x| x.id() == c.id()).unwrap_or(usize::MAX));
+    results::save(&rec)?;
+    Ok(rec)
+}
+
+/// Up to `jobs` workers take boot groups from the front of a queue: `boot`
+/// runs one and returns its results and the cells it left (a failure taints
+/// a guest: they go back in front, for a new boot); `save` records each
+/// result. A worker that fails (`boot` or `save`) stops the others from
+/// taking more groups: they finish and save the guest they run. Every worker
+/// is joined before the first error is returned, so no finished cell is lost.
+fn work_queue<G: Send, R>(
+    jobs: usize,
+    groups: Vec<G>,
+    boot: impl Fn(G) -> Result<(Vec<R>, Option<G>)> + Sync,
+    save: impl Fn(R) -> Result<()> + Sync,
+) -> Result<()> {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let queue = std::sync::Mutex::new(std::collections::VecDeque::from(groups));
+    let stop = AtomicBool::new(false);
     std::thread::scope(|scope| -> Result<()> {
-        let workers: Vec<_> = (0..opts.jobs.max(1))
+        let workers: Vec<_> = (0..jobs.max(1))
             .map(|_| {
                 scope.spawn(|| -> Result<()> {
                     let work = || -> Result<()> {
-                        loop {
-                            if stop.load(std::sync::atomic::Ordering::SeqCst) {
-                                return Ok(());
-                            }
+                        while !stop.load(SeqCst) {
                             let Some(group) = queue.lock().unwrap().pop_front() else { return Ok(()) };
-                            let results = match &kernels[&group[0].variant] {
-                                Ok(k) => {
-                                    let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
-                                    bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", ")));
-                                    let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
-                                    if !rest.is_empty() {
-                                        queue.lock().unwrap().push_front(rest);
-                                    }
-                                    res
-                                }
-                                Err(msg) => group.iter().map(|c| build_error(c, msg, &results_dir)).collect(),
-                            };
-                            for res in results {
-                                let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-                                bar.done(&format!(
-                                    "[{n}/{total}] {}: {:?}{}{}",
-                                    res.id(),
-                                    res.outcome,
-                                    res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
-                                    res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
-                                ), res.outcome != Outcome::Pass);
-                                let mut r = rec.lock().unwrap();
-                                r.cells.push(res);
-                                results::save(&r)?;
+                            let (results, rest) = boot(group)?;
+                            if let Some(rest) = rest {
+                                queue.lock().unwrap().push_front(rest);
+                            }
+                            for r in results {
+                                save(r)?;
                             }
                         }
+                        Ok(())
                     };
                     let r = work();
                     if r.is_err() {
-                        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+                        stop.store(true, SeqCst);
                     }
                     r
                 })
             })
             .collect();
-        // Every worker is joined (its cells saved) before the first error is returned.
         let mut first = Ok(());
         for w in workers {
             let r = w.join().map_err(|_| infra("a run worker panicked")).and_then(|r| r);
@@ -506,13 +528,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
             }
         }
         first
-    })?;
-    bar.finish();
-    let mut rec = rec.into_inner().unwrap();
-    // Stable order (workers finish out of order): as the matrix lists them.
-    rec.cells.sort_by_key(|c| cells.iter().position(|x| x.id() == c.id()).unwrap_or(usize::MAX));
-    results::save(&rec)?;
-    Ok(rec)
+    })
 }
 
 fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
@@ -586,6 +602,46 @@ mod tests {
         let (_, metrics) = throughput(&s, Timing::Icount);
         assert_eq!(metrics.get("fast_mb_per_s"), Some(&874.4));
         assert_eq!(metrics.get("slow_mb_per_s"), Some(&432.4));
+    }
+
+    #[test]
+    fn a_failed_save_stops_the_other_workers_and_keeps_what_they_finished() {
+        use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+        use std::sync::Mutex;
+        let booted = AtomicUsize::new(0);
+        let saved = Mutex::new(Vec::new());
+        // Group 0 is slow to boot; group 1's result cannot be saved (a full
+        // disk); every boot after that is one too many.
+        let r = work_queue(
+            2,
+            (0..20).collect(),
+            |g: u32| {
+                booted.fetch_add(1, SeqCst);
+                if g == 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(300));
+                }
+                Ok((vec![g], None))
+            },
+            |g| {
+                if g == 1 {
+                    return Err(infra("writing run.json: No space left on device"));
+                }
+                saved.lock().unwrap().push(g);
+                Ok(())
+            },
+        );
+        assert!(r.unwrap_err().msg.contains("No space left"));
+        // Group 0 was in flight on the other worker: finished and saved;
+        // nothing else was booted.
+        assert_eq!(booted.load(SeqCst), 2);
+        assert_eq!(*saved.lock().unwrap(), vec![0]);
+        // A group a boot leaves is taken next, before the rest of the queue.
+        let order = Mutex::new(Vec::new());
+        work_queue(1, vec![vec![1, 2], vec![3]], |g: Vec<u32>| {
+            order.lock().unwrap().push(g[0]);
+            Ok((vec![()], (g.len() > 1).then(|| g[1..].to_vec())))
+        }, |_| Ok(())).unwrap();
+        assert_eq!(*order.lock().unwrap(), vec![1, 2, 3]);
     }
 
     #[test]
