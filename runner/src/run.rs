@@ -9,7 +9,7 @@ use crate::results::{self, CellResult, FailKind, Outcome, PassSample, RunRecord}
 use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
-use kregress_agent::{GuestConfig, LineParser, Message, WorkloadSpec};
+use kregress_agent::{GuestConfig, LineParser, Message, Parsed, WorkloadSpec};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub struct RunOpts {
 pub struct Seen {
     pub messages: Vec<Message>,
     pub reports: Vec<triage::Report>,
+    /// Console lines that looked like protocol lines without being this boot's (ignored).
+    pub foreign_lines: u64,
     pub booted: bool,
     pub exit: Option<vm::Exit>,
     pub boot_deadline_s: u64,
@@ -247,6 +249,8 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     let scale = if accel == Accel::Tcg { 3 } else { 1 };
     cfg.premade = true;
     cfg.virtual_time = icount;
+    // Only lines carrying this boot's nonce are the agent's (see kregress_agent::protocol).
+    cfg.nonce = boot_nonce()?;
     let spec = VmSpec {
         bzimage: k.bzimage.clone(),
         initrd: initrd.to_path_buf(),
@@ -261,7 +265,7 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         workdir: dir.join("pmem"),
     };
     let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
-    let mut parser = LineParser::new();
+    let mut parser = LineParser::new(&cfg.nonce);
     let mut scanner = triage::Scanner::new();
     let mut split = Split {
         per: cells.iter().map(|_| Seen::default()).collect(),
@@ -276,7 +280,20 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
             let i = split.cell();
             split.per[i].reports.push(rep);
         }
-        let Some(m) = parser.push(line) else { return Control::Continue };
+        let m = match parser.push(line) {
+            Parsed::Message(m) => m,
+            Parsed::Foreign => {
+                let i = split.cell();
+                split.per[i].foreign_lines += 1;
+                // Counted in the result; the first few are kept in agent.jsonl.
+                if parser.foreign() <= 10 {
+                    let line: String = line.chars().take(300).collect();
+                    let _ = writeln!(agent, "{}", serde_json::json!({ "ignored_foreign_line": line }));
+                }
+                return Control::Continue;
+            }
+            Parsed::Other => return Control::Continue,
+        };
         let _ = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default());
         let mut ctl = Control::Continue;
         match &m {
@@ -356,12 +373,24 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
                 _ => None,
             },
             boot_seconds: r.hello_seconds,
+            foreign_lines: seen.foreign_lines,
             ..CellResult::new(c, outcome, cdir.join("console.log"))
         };
         results::save_cell(&cdir, &res)?;
         out.push(res);
     }
     Ok((out, cells[last + 1..].to_vec()))
+}
+
+/// A fresh nonce for one boot: 64 bits from getrandom(2), in hex.
+fn boot_nonce() -> Result<String> {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        return Err(infra(format!("getrandom: {}", std::io::Error::last_os_error())));
+    }
+    Ok(hex::encode(b))
 }
 
 fn host_info(accel: Accel) -> serde_json::Value {
