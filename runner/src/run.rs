@@ -28,7 +28,7 @@ pub struct RunOpts {
 #[derive(Debug, Default)]
 pub struct Seen {
     pub messages: Vec<Message>,
-    pub reports: Vec<triage::Report>,
+    pub reports: triage::Reports,
     /// Console lines that looked like protocol lines without being this boot's (ignored).
     pub foreign_lines: u64,
     pub booted: bool,
@@ -106,9 +106,24 @@ fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> 
 
 /// Outcome, kind, title and every problem of a cell, from what was seen.
 pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<String>) {
-    // (kind, title) of every failure, kernel reports first.
-    let mut problems: Vec<(FailKind, String)> =
-        seen.reports.iter().map(|r| (fail_kind(r.kind), r.title.clone())).collect();
+    // (kind, title) of every failure, kernel reports first, each title once
+    // (a WARN storm repeats one report thousands of times: its count is listed).
+    let mut problems: Vec<(FailKind, String)> = Vec::new();
+    let mut listed: Vec<String> = Vec::new();
+    for r in &seen.reports.kept {
+        let k = fail_kind(r.kind);
+        if !problems.iter().any(|p| *p == (k, r.title.clone())) {
+            problems.push((k, r.title.clone()));
+            listed.push(match seen.reports.count(&r.title) {
+                n if n > 1 => format!("{k:?}: {} ({n} reports)", r.title),
+                _ => format!("{k:?}: {}", r.title),
+            });
+        }
+    }
+    if seen.reports.others > 0 {
+        listed.push(format!("and {} more kernel reports with other titles", seen.reports.others));
+    }
+    let reported = problems.len();
     let mut miss: Option<String> = None;
     for m in &seen.messages {
         match m {
@@ -142,7 +157,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         Message::WorkloadResult { outcome: kregress_agent::Outcome::Skip, detail, .. } => Some(detail.clone()),
         _ => None,
     });
-    let listed: Vec<String> = problems.iter().map(|(k, t)| format!("{k:?}: {t}")).collect();
+    listed.extend(problems[reported..].iter().map(|(k, t)| format!("{k:?}: {t}")));
 
     if !seen.booted {
         let title = match (problems.first(), seen.exit) {
@@ -630,10 +645,13 @@ mod tests {
                 },
                 done(),
             ],
-            reports: vec![
+            reports: [
                 report("WARNING in free_zone_device_page", triage::Kind::Warn),
                 report("WARNING in try_grab_page", triage::Kind::Warn),
-            ],
+                report("WARNING in try_grab_page", triage::Kind::Warn),
+            ]
+            .into_iter()
+            .collect(),
             booted: true,
             exit: Some(vm::Exit::Exited),
             ..Seen::default()
@@ -642,6 +660,8 @@ mod tests {
         assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Warn)));
         assert_eq!(t.unwrap(), "WARNING in free_zone_device_page");
         assert!(p.iter().any(|p| p.contains("IO_ERROR in dio-read: ENOMEM")), "{p:?}");
+        // A title seen more than once is listed once, with its count.
+        assert_eq!(p[..2], ["Warn: WARNING in free_zone_device_page", "Warn: WARNING in try_grab_page (2 reports)"]);
     }
 
     #[test]

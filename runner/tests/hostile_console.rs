@@ -1,6 +1,8 @@
 //! A kernel whose console is hostile to the harness (issue 12), on real
-//! kernels in real QEMU (scenarios/hostile-console.yaml): console text that
-//! looks like the agent's protocol must not change the verdict.
+//! kernels in real QEMU (scenarios/hostile-console.yaml): a WARN storm of
+//! 34 MB must be a WARN, read in full by the host, with console.log capped;
+//! console text that looks like the agent's protocol must not change the
+//! verdict.
 
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,32 @@ fn run(variant: &str) -> (i32, Value) {
 
 fn file_of(cell: &Value, name: &str) -> PathBuf {
     Path::new(cell["console"].as_str().unwrap()).with_file_name(name)
+}
+
+#[test]
+fn a_warn_storm_is_a_warn_read_in_full_with_a_capped_console_log() {
+    let (code, c) = run("warn-flood");
+    assert_eq!(
+        (c["outcome"].as_str(), c["kind"].as_str(), c["title"].as_str()),
+        (Some("FAIL"), Some("WARN"), Some("WARNING in dax_fault_iter")),
+        "{c:#}"
+    );
+    // Every one of the 14000 warnings was read and triaged, and listed once.
+    assert_eq!(c["problems"], serde_json::json!(["Warn: WARNING in dax_fault_iter (14000 reports)"]), "{c:#}");
+    // The guest printed more than 32 MB; console.log kept its head and tail.
+    let log = std::fs::read(file_of(&c, "console.log")).unwrap();
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.len() <= (16 << 20) + (256 << 10) + 300, "console.log is {} bytes", log.len());
+    let marker = log.lines().find(|l| l.starts_with("[kregress: ")).expect("a marker where console was dropped");
+    let dropped: usize = marker["[kregress: ".len()..].split(' ').next().unwrap().parse().unwrap();
+    assert!(log.len() - marker.len() + dropped > 32 << 20, "{marker}");
+    // The agent's messages from both sides of the gap came through: the whole workload ran.
+    let agent = std::fs::read_to_string(file_of(&c, "agent.jsonl")).unwrap();
+    assert!(agent.contains(r#""type":"workload_result","name":"dio-read","outcome":"PASS""#), "{agent}");
+    assert!(agent.contains(r#""type":"done""#), "{agent}");
+    // Within its deadline: the host's backstop for this cell is 780 s.
+    assert!(c["seconds"].as_f64().unwrap() < 780.0, "{c:#}");
+    assert_eq!(code, 0, "as the scenario expects");
 }
 
 #[test]
