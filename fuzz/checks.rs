@@ -127,21 +127,47 @@ pub fn scenario(fx: &Fixture, data: &[u8]) {
     scenario_with(fx, data, ONE_LINE_ERRORS)
 }
 
+/// The boot's nonce the protocol target reads the console under (the
+/// corpus and `fuzz/protocol.dict` hold it; `fuzz/seed.sh` writes it).
+pub const NONCE: &str = "5f0c8a2e9b1d7c43";
+
 /// The guest→host protocol as the runner reads the console (run.rs): each
-/// line goes through [`kregress_agent::LineParser`], and [`kregress_agent::parse_line`]
-/// alone. Any line parses or is rejected, never a panic; a message that
-/// parses prints a line that parses back to the same kind of message.
+/// line goes through [`kregress_agent::LineParser`] and
+/// [`kregress_agent::parse_line`] alone, bound to [`NONCE`]. Any line parses or
+/// is rejected, never a panic; a message that parses prints a line that
+/// parses back to the same kind of message; a line is this boot's only if
+/// it starts with the marker and [`NONCE`] (never under another nonce); only
+/// a line holding the marker is foreign, and the parser counts each one.
 pub fn protocol(data: &[u8]) {
+    use kregress_agent::{parse_line, LineParser, Parsed, MARKER};
     let text = String::from_utf8_lossy(data);
-    let mut parser = kregress_agent::LineParser::new();
+    let mut parser = LineParser::new(NONCE);
+    let mut foreign = 0;
     for line in text.split('\n') {
-        for m in [kregress_agent::parse_line(line), parser.push(line)]
-            .into_iter()
-            .flatten()
-        {
-            let back = kregress_agent::parse_line(&m.to_line());
+        let alone = parse_line(line, NONCE);
+        if alone.is_some() {
+            assert!(
+                line.starts_with(&format!("{MARKER}{NONCE} ")),
+                "a line without the marker and the nonce at its start parsed: {line:?}"
+            );
+            assert!(
+                parse_line(line, "0123456789abcdef").is_none(),
+                "a line parsed under another boot's nonce: {line:?}"
+            );
+        }
+        let pushed = match parser.push(line) {
+            Parsed::Message(m) => Some(m),
+            Parsed::Foreign => {
+                assert!(line.contains("KREGRESS>"), "foreign without the marker: {line:?}");
+                foreign += 1;
+                None
+            }
+            Parsed::Other => None,
+        };
+        for m in [alone, pushed].into_iter().flatten() {
+            let back = parse_line(&m.to_line(NONCE), NONCE);
             let back = back.unwrap_or_else(|| {
-                panic!("{m:?} prints a line that does not parse: {}", m.to_line())
+                panic!("{m:?} prints a line that does not parse: {}", m.to_line(NONCE))
             });
             assert_eq!(
                 std::mem::discriminant(&back),
@@ -150,6 +176,7 @@ pub fn protocol(data: &[u8]) {
             );
         }
     }
+    assert_eq!(parser.foreign(), foreign, "foreign lines miscounted");
 }
 
 /// Console triage as `kregress triage` and the report read a console.log
