@@ -72,17 +72,10 @@ impl Fixture {
 /// bounded in validation); this keeps the target about parsing.
 const MAX_CELLS: u64 = 10_000;
 
-/// Scenario errors are one line (the house rule). Off until issue 12 point
-/// 13 lands in scenario.rs: serde_yaml's message quotes an unknown key raw,
-/// so a key holding a newline makes a two-line error
-/// (`corpus/scenario/crash-unknown-key-with-newline`; the fuzzer and the
-/// replay's mutants reach it within seconds).
-pub const ONE_LINE_ERRORS: bool = false;
-
 /// Scenario parsing and validation through [`kregress::scenario::load`]:
-/// never a panic; every error is bad input (exit 2) naming the file (on
-/// one line with `one_line`); a scenario that validates expands into its cells.
-pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
+/// never a panic; every error is bad input (exit 2) naming the file, on one
+/// line; a scenario that validates expands into its cells.
+pub fn scenario(fx: &Fixture, data: &[u8]) {
     let file = fx.scenario_file();
     std::fs::write(&file, data).expect("writing the scenario");
     match kregress::scenario::load(&file) {
@@ -92,10 +85,7 @@ pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
                 e.msg.contains("fuzz.yaml"),
                 "error does not name the file: {e}"
             );
-            assert!(
-                !one_line || !e.msg.contains('\n'),
-                "error is not one line: {e:?}"
-            );
+            assert!(!e.msg.contains('\n'), "error is not one line: {e:?}");
         }
         Ok(s) => {
             let r = &s.run;
@@ -120,11 +110,6 @@ pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
             }
         }
     }
-}
-
-/// [`scenario_with`] as the target runs it.
-pub fn scenario(fx: &Fixture, data: &[u8]) {
-    scenario_with(fx, data, ONE_LINE_ERRORS)
 }
 
 /// The boot's nonce the protocol target reads the console under (the
