@@ -67,14 +67,16 @@ impl Fixture {
     }
 }
 
-/// Cells expanded per validated scenario at most. Above it `cells()` is not
-/// called: `runs: 4294967295` builds 2^32 cells (issue 12 point 11, being
-/// bounded in validation); this keeps the target about parsing.
+/// Cells expanded per validated scenario at most: validation bounds a run
+/// to [`kregress::scenario::limits::MAX_CELLS_PER_RUN`] cells and
+/// [`kregress::scenario::limits::MAX_RUNS`] runs (asserted below), but
+/// expanding 400 000 cells would make the target about `cells()`, not parsing.
 const MAX_CELLS: u64 = 10_000;
 
 /// Scenario parsing and validation through [`kregress::scenario::load`]:
 /// never a panic; every error is bad input (exit 2) naming the file, on one
-/// line; a scenario that validates expands into its cells.
+/// line; a scenario that validates is within the limits and expands into
+/// its cells.
 pub fn scenario(fx: &Fixture, data: &[u8]) {
     let file = fx.scenario_file();
     std::fs::write(&file, data).expect("writing the scenario");
@@ -100,6 +102,15 @@ pub fn scenario(fx: &Fixture, data: &[u8]) {
             ]
             .iter()
             .fold(1u64, |n, &k| n.saturating_mul(k as u64));
+            let limits = (
+                kregress::scenario::limits::MAX_CELLS_PER_RUN,
+                kregress::scenario::limits::MAX_RUNS,
+            );
+            assert!(
+                (1..=limits.1).contains(&r.runs) && n / r.runs as u64 <= limits.0,
+                "{n} cells in {} runs validated",
+                r.runs
+            );
             if n <= MAX_CELLS {
                 let cells = s.cells(&kregress::scenario::Filter::default(), None);
                 assert!(
@@ -181,17 +192,20 @@ pub fn triage(data: &[u8]) {
     }
 }
 
-/// run.json loading through [`kregress::results::load`]: a bad file is an
-/// error naming it, never a panic; a record that loads saves to a file that
+/// run.json loading through [`kregress::results::load`]: a bad file is bad
+/// input (exit 2) naming it, never a panic; a record that loads saves to a file that
 /// loads again (what `--resume` does with it).
 pub fn run_json(fx: &Fixture, data: &[u8]) {
     let dir = fx.run_dir();
     std::fs::write(dir.join("run.json"), data).expect("writing run.json");
     match kregress::results::load(&dir) {
-        Err(e) => assert!(
-            e.msg.contains("run.json"),
-            "error does not name the file: {e}"
-        ),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2, "not bad input: {e}");
+            assert!(
+                e.msg.contains("run.json"),
+                "error does not name the file: {e}"
+            );
+        }
         Ok(rec) => {
             let saved = serde_json::to_vec_pretty(&rec).expect("a loaded record serializes");
             std::fs::write(dir.join("run.json"), saved).expect("writing run.json");
