@@ -474,6 +474,21 @@ mod tests {
     }
 
     #[test]
+    fn a_console_that_cannot_be_kept_stops_the_guest_at_once() {
+        // A guest that prints 1 MB and then runs on; console.log is /dev/full.
+        let mut guest = Command::new("sh");
+        guest.args(["-c", "yes 'a console line' | head -c 1000000; exec sleep 60"]);
+        let mut s = spec(Backend::Memmap);
+        s.boot_deadline = Duration::from_secs(30);
+        let t = Instant::now();
+        let e = watch(guest, &s, Accel::Tcg, Path::new("/dev/full"), |_| Control::Continue).unwrap_err();
+        assert_eq!(e.class, crate::error::Class::Infra);
+        assert!(e.msg.starts_with("writing /dev/full: No space left on device"), "{}", e.msg);
+        // Not at the boot deadline, nor when the guest ends: at the first write that failed.
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    }
+
+    #[test]
     fn panic_on_warn_is_optional() {
         let mut s = spec(Backend::Memmap);
         assert!(!kernel_cmdline(&s).contains("panic_on_warn"));
