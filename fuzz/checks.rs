@@ -67,22 +67,17 @@ impl Fixture {
     }
 }
 
-/// Cells expanded per validated scenario at most. Above it `cells()` is not
-/// called: `runs: 4294967295` builds 2^32 cells (issue 12 point 11, being
-/// bounded in validation); this keeps the target about parsing.
+/// Cells expanded per validated scenario at most: validation bounds a run
+/// to [`kregress::scenario::limits::MAX_CELLS_PER_RUN`] cells and
+/// [`kregress::scenario::limits::MAX_RUNS`] runs (asserted below), but
+/// expanding 400 000 cells would make the target about `cells()`, not parsing.
 const MAX_CELLS: u64 = 10_000;
 
-/// Scenario errors are one line (the house rule). Off until issue 12 point
-/// 13 lands in scenario.rs: serde_yaml's message quotes an unknown key raw,
-/// so a key holding a newline makes a two-line error
-/// (`corpus/scenario/crash-unknown-key-with-newline`; the fuzzer and the
-/// replay's mutants reach it within seconds).
-pub const ONE_LINE_ERRORS: bool = false;
-
 /// Scenario parsing and validation through [`kregress::scenario::load`]:
-/// never a panic; every error is bad input (exit 2) naming the file (on
-/// one line with `one_line`); a scenario that validates expands into its cells.
-pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
+/// never a panic; every error is bad input (exit 2) naming the file, on one
+/// line; a scenario that validates is within the limits and expands into
+/// its cells.
+pub fn scenario(fx: &Fixture, data: &[u8]) {
     let file = fx.scenario_file();
     std::fs::write(&file, data).expect("writing the scenario");
     match kregress::scenario::load(&file) {
@@ -92,10 +87,7 @@ pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
                 e.msg.contains("fuzz.yaml"),
                 "error does not name the file: {e}"
             );
-            assert!(
-                !one_line || !e.msg.contains('\n'),
-                "error is not one line: {e:?}"
-            );
+            assert!(!e.msg.contains('\n'), "error is not one line: {e:?}");
         }
         Ok(s) => {
             let r = &s.run;
@@ -110,6 +102,15 @@ pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
             ]
             .iter()
             .fold(1u64, |n, &k| n.saturating_mul(k as u64));
+            let limits = (
+                kregress::scenario::limits::MAX_CELLS_PER_RUN,
+                kregress::scenario::limits::MAX_RUNS,
+            );
+            assert!(
+                (1..=limits.1).contains(&r.runs) && n / r.runs as u64 <= limits.0,
+                "{n} cells in {} runs validated",
+                r.runs
+            );
             if n <= MAX_CELLS {
                 let cells = s.cells(&kregress::scenario::Filter::default(), None);
                 assert!(
@@ -122,26 +123,47 @@ pub fn scenario_with(fx: &Fixture, data: &[u8], one_line: bool) {
     }
 }
 
-/// [`scenario_with`] as the target runs it.
-pub fn scenario(fx: &Fixture, data: &[u8]) {
-    scenario_with(fx, data, ONE_LINE_ERRORS)
-}
+/// The boot's nonce the protocol target reads the console under (the
+/// corpus and `fuzz/protocol.dict` hold it; `fuzz/seed.sh` writes it).
+pub const NONCE: &str = "5f0c8a2e9b1d7c43";
 
 /// The guest→host protocol as the runner reads the console (run.rs): each
-/// line goes through [`kregress_agent::LineParser`], and [`kregress_agent::parse_line`]
-/// alone. Any line parses or is rejected, never a panic; a message that
-/// parses prints a line that parses back to the same kind of message.
+/// line goes through [`kregress_agent::LineParser`] and
+/// [`kregress_agent::parse_line`] alone, bound to [`NONCE`]. Any line parses or
+/// is rejected, never a panic; a message that parses prints a line that
+/// parses back to the same kind of message; a line is this boot's only if
+/// it starts with the marker and [`NONCE`] (never under another nonce); only
+/// a line holding the marker is foreign, and the parser counts each one.
 pub fn protocol(data: &[u8]) {
+    use kregress_agent::{parse_line, LineParser, Parsed, MARKER};
     let text = String::from_utf8_lossy(data);
-    let mut parser = kregress_agent::LineParser::new();
+    let mut parser = LineParser::new(NONCE);
+    let mut foreign = 0;
     for line in text.split('\n') {
-        for m in [kregress_agent::parse_line(line), parser.push(line)]
-            .into_iter()
-            .flatten()
-        {
-            let back = kregress_agent::parse_line(&m.to_line());
+        let alone = parse_line(line, NONCE);
+        if alone.is_some() {
+            assert!(
+                line.starts_with(&format!("{MARKER}{NONCE} ")),
+                "a line without the marker and the nonce at its start parsed: {line:?}"
+            );
+            assert!(
+                parse_line(line, "0123456789abcdef").is_none(),
+                "a line parsed under another boot's nonce: {line:?}"
+            );
+        }
+        let pushed = match parser.push(line) {
+            Parsed::Message(m) => Some(m),
+            Parsed::Foreign => {
+                assert!(line.contains("KREGRESS>"), "foreign without the marker: {line:?}");
+                foreign += 1;
+                None
+            }
+            Parsed::Other => None,
+        };
+        for m in [alone, pushed].into_iter().flatten() {
+            let back = parse_line(&m.to_line(NONCE), NONCE);
             let back = back.unwrap_or_else(|| {
-                panic!("{m:?} prints a line that does not parse: {}", m.to_line())
+                panic!("{m:?} prints a line that does not parse: {}", m.to_line(NONCE))
             });
             assert_eq!(
                 std::mem::discriminant(&back),
@@ -150,6 +172,7 @@ pub fn protocol(data: &[u8]) {
             );
         }
     }
+    assert_eq!(parser.foreign(), foreign, "foreign lines miscounted");
 }
 
 /// Console triage as `kregress triage` and the report read a console.log
@@ -169,17 +192,20 @@ pub fn triage(data: &[u8]) {
     }
 }
 
-/// run.json loading through [`kregress::results::load`]: a bad file is an
-/// error naming it, never a panic; a record that loads saves to a file that
+/// run.json loading through [`kregress::results::load`]: a bad file is bad
+/// input (exit 2) naming it, never a panic; a record that loads saves to a file that
 /// loads again (what `--resume` does with it).
 pub fn run_json(fx: &Fixture, data: &[u8]) {
     let dir = fx.run_dir();
     std::fs::write(dir.join("run.json"), data).expect("writing run.json");
     match kregress::results::load(&dir) {
-        Err(e) => assert!(
-            e.msg.contains("run.json"),
-            "error does not name the file: {e}"
-        ),
+        Err(e) => {
+            assert_eq!(e.exit_code(), 2, "not bad input: {e}");
+            assert!(
+                e.msg.contains("run.json"),
+                "error does not name the file: {e}"
+            );
+        }
         Ok(rec) => {
             let saved = serde_json::to_vec_pretty(&rec).expect("a loaded record serializes");
             std::fs::write(dir.join("run.json"), saved).expect("writing run.json");

@@ -35,13 +35,16 @@ LOG
 done
 
 # Protocol: the agent's lines of the real logs, one message kind a file, and a
-# whole console of a hang (a line split by a printk is reassembled there).
-grep -h 'KREGRESS> ' $logs | sed 's/^.*KREGRESS> //' | sort -u -t'"' -k4,4 | while read -r json; do
+# whole console of a hang (a line split by a printk is reassembled there), all
+# bound to the boot nonce the target reads them under (checks::NONCE; the
+# stored logs predate nonces, or have their own).
+nonce=5f0c8a2e9b1d7c43
+grep -h 'KREGRESS> ' $logs | sed 's/^.*KREGRESS> [^{]*//' | sort -u -t'"' -k4,4 | while read -r json; do
     kind=$(echo "$json" | sed 's/^{"type":"\([a-z_]*\)".*/\1/')
-    printf 'KREGRESS> %s\n' "$json" > "$c/protocol/seed-$kind"
+    printf 'KREGRESS> %s %s\n' "$nonce" "$json" > "$c/protocol/seed-$kind"
 done
-sed 's/^/KREGRESS> /' docs/survey/*.agent.jsonl > "$c/protocol/seed-agent-jsonl"
-cp docs/survey/deb6.1-memmap-xfs-pte-truncate-during-dio.console.log "$c/protocol/seed-console-hang.log"
+sed "s/^/KREGRESS> $nonce /" docs/survey/*.agent.jsonl > "$c/protocol/seed-agent-jsonl"
+sed "s/KREGRESS> [0-9a-f]* \\{0,1\\}{/KREGRESS> $nonce {/" docs/survey/deb6.1-memmap-xfs-pte-truncate-during-dio.console.log > "$c/protocol/seed-console-hang.log"
 
 # Every stored run.json.
 n=0

@@ -282,16 +282,26 @@ pub fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Triage { console, json } => {
-            let text = std::fs::read(&console)
-                .map_err(|e| crate::error::bad_input(format!("{}: {e}", console.display())))?;
-            let reports = crate::triage::parse(&String::from_utf8_lossy(&text));
+            let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display()));
+            let found = crate::triage::scan(std::fs::File::open(&console).map_err(bad)?).map_err(bad)?;
+            let mut reports = found.kept.iter().collect::<Vec<_>>();
+            reports.sort_by_key(|r| r.start_line);
+            let omitted = found.omitted();
             if json {
-                println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "reports": reports })).unwrap());
+                let omitted: Vec<_> = omitted.iter().map(|(t, n)| serde_json::json!({"title": t, "count": n})).collect();
+                let v = serde_json::json!({ "reports": reports, "omitted": omitted, "omitted_other": found.others });
+                println!("{}", serde_json::to_string_pretty(&v).unwrap());
             } else if reports.is_empty() {
                 println!("{}: no kernel reports", console.display());
             } else {
                 for r in &reports {
                     println!("{}:{}: {} [{}]{}", console.display(), r.start_line, r.title, r.kind, if r.corrupted { " (corrupted)" } else { "" });
+                }
+                for (t, n) in &omitted {
+                    println!("{}: {n} more reports titled {t} not listed", console.display());
+                }
+                if found.others > 0 {
+                    println!("{}: {} more reports with other titles not listed", console.display(), found.others);
                 }
             }
             Ok(0)

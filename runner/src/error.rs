@@ -38,8 +38,13 @@ impl Error {
     }
 }
 
+/// Bad input: exit 2 and one line. The message quotes the user's text (a
+/// key, a name, a path) as it came: a newline in it is written `\n`, and
+/// every other character a terminal would act on as [`crate::report::visible`]
+/// writes it, so that every error about an input is one line, whatever it quotes.
 pub fn bad_input(msg: impl Into<String>) -> Error {
-    Error::new(Class::BadInput, msg)
+    let msg: String = msg.into();
+    Error::new(Class::BadInput, crate::report::visible(&msg.replace('\n', "\\n")).into_owned())
 }
 pub fn infra(msg: impl Into<String>) -> Error {
     Error::new(Class::Infra, msg)
@@ -70,5 +75,17 @@ impl<T> Context<T> for std::io::Result<T> {
 impl<T> Context<T> for serde_json::Result<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
         self.map_err(|e| infra(format!("{}: {e}", what())))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_input_is_one_line_whatever_it_quotes() {
+        let e = bad_input("t.yaml:7: unknown field `x\ny\r\u{1b}[31m`, expected one of `name`");
+        assert_eq!(e.msg, "t.yaml:7: unknown field `x\\ny\\r\\u{1b}[31m`, expected one of `name`");
+        assert_eq!(e.exit_code(), 2);
     }
 }

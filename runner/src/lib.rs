@@ -5,6 +5,7 @@
 pub mod bisect;
 pub mod cache;
 pub mod compare;
+pub mod console;
 pub mod cli;
 pub mod error;
 pub mod fsimage;

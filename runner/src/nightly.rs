@@ -264,6 +264,7 @@ mod tests {
             seconds: 1.0,
             workload_seconds: None,
             boot_seconds: None,
+            foreign_lines: 0,
         }
     }
 

@@ -82,6 +82,14 @@ pub struct CellResult {
     pub workload_seconds: Option<f64>,
     #[serde(default, deserialize_with = "checked::boot_seconds")]
     pub boot_seconds: Option<f64>,
+    /// Console lines that looked like agent messages but did not start with
+    /// the marker and this boot's nonce: ignored (see `kregress_agent::protocol`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub foreign_lines: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl CellResult {
@@ -106,6 +114,7 @@ impl CellResult {
             seconds: 0.0,
             workload_seconds: None,
             boot_seconds: None,
+            foreign_lines: 0,
         }
     }
 

@@ -389,6 +389,7 @@ mod tests {
             seconds: 0.0,
             workload_seconds: None,
             boot_seconds: None,
+            foreign_lines: 0,
         }
     }
 

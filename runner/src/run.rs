@@ -9,7 +9,7 @@ use crate::results::{self, CellResult, FailKind, Outcome, PassSample, RunRecord}
 use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
-use kregress_agent::{GuestConfig, LineParser, Message};
+use kregress_agent::{GuestConfig, LineParser, Message, Parsed};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -28,7 +28,9 @@ pub struct RunOpts {
 #[derive(Debug, Default)]
 pub struct Seen {
     pub messages: Vec<Message>,
-    pub reports: Vec<triage::Report>,
+    pub reports: triage::Reports,
+    /// Console lines that looked like protocol lines without being this boot's (ignored).
+    pub foreign_lines: u64,
     pub booted: bool,
     pub exit: Option<vm::Exit>,
     pub boot_deadline_s: u64,
@@ -100,9 +102,24 @@ fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> 
 
 /// Outcome, kind, title and every problem of a cell, from what was seen.
 pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<String>) {
-    // (kind, title) of every failure, kernel reports first.
-    let mut problems: Vec<(FailKind, String)> =
-        seen.reports.iter().map(|r| (fail_kind(r.kind), r.title.clone())).collect();
+    // (kind, title) of every failure, kernel reports first, each title once
+    // (a WARN storm repeats one report thousands of times: its count is listed).
+    let mut problems: Vec<(FailKind, String)> = Vec::new();
+    let mut listed: Vec<String> = Vec::new();
+    for r in &seen.reports.kept {
+        let k = fail_kind(r.kind);
+        if !problems.iter().any(|p| *p == (k, r.title.clone())) {
+            problems.push((k, r.title.clone()));
+            listed.push(match seen.reports.count(&r.title) {
+                n if n > 1 => format!("{k:?}: {} ({n} reports)", r.title),
+                _ => format!("{k:?}: {}", r.title),
+            });
+        }
+    }
+    if seen.reports.others > 0 {
+        listed.push(format!("and {} more kernel reports with other titles", seen.reports.others));
+    }
+    let reported = problems.len();
     let mut miss: Option<String> = None;
     for m in &seen.messages {
         match m {
@@ -136,7 +153,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         Message::WorkloadResult { outcome: kregress_agent::Outcome::Skip, detail, .. } => Some(detail.clone()),
         _ => None,
     });
-    let listed: Vec<String> = problems.iter().map(|(k, t)| format!("{k:?}: {t}")).collect();
+    listed.extend(problems[reported..].iter().map(|(k, t)| format!("{k:?}: {t}")));
 
     if !seen.booted {
         let title = match (problems.first(), seen.exit) {
@@ -244,6 +261,8 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     cfg.premade = true;
     cfg.virtual_time = icount;
     cfg.settle_ms = if icount { settle_ms(cells[0].run) } else { 0 };
+    // Only lines carrying this boot's nonce are the agent's (see kregress_agent::protocol).
+    cfg.nonce = boot_nonce()?;
     let spec = VmSpec {
         bzimage: k.bzimage.clone(),
         initrd: initrd.to_path_buf(),
@@ -258,7 +277,7 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         workdir: dir.join("pmem"),
     };
     let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
-    let mut parser = LineParser::new();
+    let mut parser = LineParser::new(&cfg.nonce);
     let mut scanner = triage::Scanner::new();
     let mut split = Split {
         per: cells.iter().map(|_| Seen::default()).collect(),
@@ -274,7 +293,23 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
             let i = split.cell();
             split.per[i].reports.push(rep);
         }
-        let Some(m) = parser.push(line) else { return Control::Continue };
+        let m = match parser.push(line) {
+            Parsed::Message(m) => m,
+            Parsed::Foreign => {
+                let i = split.cell();
+                split.per[i].foreign_lines += 1;
+                // Counted in the result; the first few are kept in agent.jsonl.
+                if parser.foreign() <= 10 {
+                    let line: String = line.chars().take(300).collect();
+                    if let Err(e) = writeln!(agent, "{}", serde_json::json!({ "ignored_foreign_line": line })) {
+                        agent_err.get_or_insert(e);
+                        return Control::Stop;
+                    }
+                }
+                return Control::Continue;
+            }
+            Parsed::Other => return Control::Continue,
+        };
         if let Err(e) = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default()) {
             // The agent's record is the cell's evidence: a boot that cannot keep it stops.
             agent_err.get_or_insert(e);
@@ -361,12 +396,24 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
                 _ => None,
             },
             boot_seconds: r.hello_seconds,
+            foreign_lines: seen.foreign_lines,
             ..CellResult::new(c, outcome, cdir.join("console.log"))
         };
         results::save_cell(&cdir, &res)?;
         out.push(res);
     }
     Ok((out, cells[last + 1..].to_vec()))
+}
+
+/// A fresh nonce for one boot: 64 bits from getrandom(2), in hex.
+fn boot_nonce() -> Result<String> {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom writes at most b.len() bytes into b.
+    let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        return Err(infra(format!("getrandom: {}", std::io::Error::last_os_error())));
+    }
+    Ok(hex::encode(b))
 }
 
 fn host_info(accel: Accel) -> serde_json::Value {
@@ -694,10 +741,13 @@ mod tests {
                 },
                 done(),
             ],
-            reports: vec![
+            reports: [
                 report("WARNING in free_zone_device_page", triage::Kind::Warn),
                 report("WARNING in try_grab_page", triage::Kind::Warn),
-            ],
+                report("WARNING in try_grab_page", triage::Kind::Warn),
+            ]
+            .into_iter()
+            .collect(),
             booted: true,
             exit: Some(vm::Exit::Exited),
             ..Seen::default()
@@ -706,6 +756,8 @@ mod tests {
         assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Warn)));
         assert_eq!(t.unwrap(), "WARNING in free_zone_device_page");
         assert!(p.iter().any(|p| p.contains("IO_ERROR in dio-read: ENOMEM")), "{p:?}");
+        // A title seen more than once is listed once, with its count.
+        assert_eq!(p[..2], ["Warn: WARNING in free_zone_device_page", "Warn: WARNING in try_grab_page (2 reports)"]);
     }
 
     #[test]

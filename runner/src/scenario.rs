@@ -802,6 +802,19 @@ variants:
     }
 
     #[test]
+    fn keys_holding_a_newline_are_quoted_on_one_line() {
+        let d = project();
+        // serde_yaml quotes an unknown key raw; the duplicate-key lint spells the path.
+        let unknown = err(&d, &format!("{GOOD}\"x\\ny\": 1\n"));
+        assert!(unknown.contains("unknown field `x\\ny`"), "{unknown}");
+        let dup = err(&d, &GOOD.replace("  base: tinyconfig", "  base: tinyconfig\n  \"a\\nb\": 1\n  \"a\\nb\": 2"));
+        assert!(dup.contains("t.yaml:6: kernel.a\\nb: duplicate key (first at line 5)"), "{dup}");
+        for e in [unknown, dup] {
+            assert!(!e.contains('\n'), "{e}");
+        }
+    }
+
+    #[test]
     fn wrong_type_is_reported_with_line() {
         let d = project();
         let e = err(&d, &GOOD.replace("fragments: [kernel-configs/a.config]", "fragments: 7"));

@@ -1,13 +1,16 @@
 //! One QEMU guest: the command line for each pmem backend, the serial
-//! console driven through rexpect, and the deadlines. Every path kills and
-//! reaps QEMU; the whole console goes to the cell's console.log.
+//! console (read in bulk from a pipe, see [`crate::console`]) and the
+//! deadlines. Every path kills and reaps QEMU; the console goes to the
+//! cell's console.log (capped: its head and its tail).
 
 use crate::cache;
+use crate::console::{self, Got, Lines};
 use crate::error::{infra, Context, Result};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How the guest gets persistent memory: legacy `memmap=512M!1G
@@ -243,44 +246,39 @@ pub fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
 }
 
 fn first_line_within(cmd: Command, needle: &str, limit: Duration) -> bool {
-    let Ok(mut s) = spawn(cmd) else { return false };
+    let Ok((mut qemu, mut out)) = spawn(cmd) else { return false };
     let start = Instant::now();
+    let mut lines = Lines::default();
     let mut seen = false;
-    while start.elapsed() < limit {
-        match s.read_line() {
-            Ok(l) if l.contains(needle) => {
-                seen = true;
-                break;
+    while !seen && start.elapsed() < limit {
+        match out.next(Duration::from_millis(200)) {
+            Ok(Got::Data(bytes)) => {
+                lines.push(bytes, |l| {
+                    seen = l.contains(needle);
+                    !seen
+                });
             }
-            Ok(_) => {}
-            Err(rexpect::error::Error::Timeout { .. }) => {}
-            Err(_) => break,
+            Ok(Got::Quiet) => {}
+            Ok(Got::Eof) | Err(_) => break,
         }
     }
-    kill(&mut s);
+    qemu.kill();
     seen
 }
 
-fn spawn(mut cmd: Command) -> Result<rexpect::session::PtySession> {
-    let shown = crate::proc::show(&cmd);
-    crate::proc::bind(&mut cmd);
-    let s = rexpect::session::spawn_command(cmd, Some(500))
-        .map_err(|e| infra(format!("cannot start `{shown}`: {e}")))?;
-    // rexpect's child leads its own session, so its own group.
-    crate::proc::track(s.process.child_pid.as_raw());
-    Ok(s)
-}
-
-/// Kills QEMU; as in crate::proc, every kill before the reaping.
-fn kill(s: &mut rexpect::session::PtySession) {
-    let pid = s.process.child_pid.as_raw();
-    unsafe { libc::kill(-pid, libc::SIGKILL) };
-    crate::proc::untrack(pid);
-    let _ = s.process.wait();
+/// Starts QEMU in its own process group (killed with kregress, see
+/// [`crate::proc::Guard`]) with stdout and stderr on one pipe, the console.
+fn spawn(mut cmd: Command) -> Result<(crate::proc::Guard, console::Reader<std::io::PipeReader>)> {
+    let (r, w) = std::io::pipe().context(|| "creating the console pipe".into())?;
+    let w2 = w.try_clone().context(|| "duplicating the console pipe".into())?;
+    cmd.stdin(Stdio::null()).stdout(w).stderr(w2);
+    let g = crate::proc::Guard::spawn(&mut cmd, None)?;
+    drop(cmd); // our copies of the write end: EOF when QEMU exits
+    Ok((g, console::Reader::new(r)))
 }
 
 /// Boots `spec`, streaming every console line to `console` and to `on_line`.
-pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
+pub fn run(spec: &VmSpec, accel: Accel, console: &Path, on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
     if spec.backend == Backend::Nvdimm {
         std::fs::create_dir_all(&spec.workdir).context(|| format!("creating {}", spec.workdir.display()))?;
         for i in 0..2 {
@@ -299,44 +297,60 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
             }
         }
     }
-    let args = qemu_args(spec, accel);
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(&args).args(sandbox_args());
+    cmd.args(qemu_args(spec, accel)).args(sandbox_args());
+    watch(cmd, spec, accel, console, on_line)
+}
+
+/// Runs `cmd` (QEMU for `spec`) with its output as the console, under `spec`'s deadlines.
+fn watch(cmd: Command, spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
     let cmdline = crate::proc::show(&cmd);
-    let mut log = std::fs::File::create(console).context(|| format!("creating {}", console.display()))?;
-    let mut s = spawn(cmd)?;
+    let mut log = console::Log::create(console).context(|| format!("creating {}", console.display()))?;
+    let (mut qemu, mut out) = spawn(cmd)?;
     let start = Instant::now();
-    let mut hello_at: Option<Instant> = None;
-    let mut done_at: Option<Instant> = None;
+    let mut lines = Lines::default();
+    let hello_at: Cell<Option<Instant>> = Cell::new(None);
+    let done_at: Cell<Option<Instant>> = Cell::new(None);
+    // What the caller made of a line; false stops the guest.
+    let mut each = |line: &str| {
+        let first = |at: &Cell<Option<Instant>>| at.set(at.get().or(Some(Instant::now())));
+        match on_line(line) {
+            Control::Continue => {}
+            Control::Booted => first(&hello_at),
+            Control::Finished => first(&done_at),
+            Control::Stop => return false,
+        }
+        true
+    };
     let exit = loop {
-        match s.read_line() {
-            Ok(line) => {
-                if let Err(e) = writeln!(log, "{line}") {
-                    // A console we cannot keep is no evidence: stop, say where.
-                    kill(&mut s);
-                    return Err(infra(format!("writing {}: {e}", console.display())));
-                }
-                match on_line(&line) {
-                    Control::Continue => {}
-                    Control::Booted => hello_at = hello_at.or(Some(Instant::now())),
-                    Control::Finished => done_at = done_at.or(Some(Instant::now())),
-                    Control::Stop => break Exit::Stopped,
+        let got = out.next(Duration::from_millis(200));
+        let kept = match &got {
+            Ok(Got::Data(bytes)) => log.write(bytes),
+            Ok(Got::Quiet) => log.flush(),
+            _ => Ok(()),
+        };
+        if let Err(e) = kept {
+            // A console we cannot keep is no evidence: stop, say where.
+            qemu.kill();
+            return Err(infra(format!("writing {}: {e}", console.display())));
+        }
+        match got {
+            Ok(Got::Data(bytes)) => {
+                if !lines.push(bytes, &mut each) {
+                    break Exit::Stopped;
                 }
             }
-            Err(rexpect::error::Error::Timeout { .. }) => {}
-            Err(rexpect::error::Error::EOF { got, .. }) => {
-                if !got.is_empty() {
-                    writeln!(log, "{got}").context(|| format!("writing {}", console.display()))?;
-                    let _ = on_line(&got);
-                }
+            Ok(Got::Quiet) => {}
+            Ok(Got::Eof) => {
+                lines.finish(&mut each);
                 break Exit::Exited;
             }
             Err(e) => {
-                kill(&mut s);
+                qemu.kill();
                 return Err(infra(format!("reading the console of `{cmdline}`: {e}")));
             }
         }
-        match (hello_at, done_at) {
+        match (hello_at.get(), done_at.get()) {
             (None, _) if start.elapsed() > spec.boot_deadline => break Exit::BootTimeout,
             (Some(h), None) if h.elapsed() > spec.run_deadline => break Exit::RunTimeout,
             // Done: a guest stuck in D state may never power off.
@@ -344,13 +358,13 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(
             _ => {}
         }
     };
-    kill(&mut s);
-    log.flush().context(|| format!("writing {}", console.display()))?;
+    qemu.kill();
+    log.finish().context(|| format!("writing {}", console.display()))?;
     Ok(VmRun {
         exit,
         accel,
         seconds: start.elapsed().as_secs_f64(),
-        hello_seconds: hello_at.map(|h| (h - start).as_secs_f64()),
+        hello_seconds: hello_at.get().map(|h| (h - start).as_secs_f64()),
         console: console.to_path_buf(),
         cmdline,
     })
@@ -405,6 +419,73 @@ mod tests {
         let a = qemu_args(&s, Accel::Tcg).join(" ");
         assert!(a.contains("-icount shift=0,sleep=off") && a.contains("-smp 1 ") && a.contains(" norandmaps"), "{a}");
         assert!(a.contains("-cpu max,-rdrand,-rdseed -rtc base=2026-01-01T00:00:00,clock=vm"), "{a}");
+    }
+
+    #[test]
+    fn a_console_flood_is_read_in_bulk_within_the_deadline() {
+        use kregress_agent::{LineParser, Message, Parsed};
+        // 32 MB of WARNING reports between the agent's hello and done, as fast
+        // as `cat` writes them, stand in for QEMU (the real guest: tests/hostile_console.rs).
+        let dir = tempfile::tempdir().unwrap();
+        let warn = "[   85.356317] WARNING: CPU: 0 PID: 132 at fs/dax.c:1625 dax_fault_iter+0x1a7/0x235\r\n\
+                    [   85.356317] RIP: 0010:dax_fault_iter+0x1a7/0x235\r\n\
+                    [   85.356317] Call Trace:\r\n[   85.356317]  dax_iomap_pte_fault+0x158/0x1b9\r\n\
+                    [   85.356317] ---[ end trace 0000000000000000 ]---\r\n";
+        let nonce = "5f0c8a2e9b1d7c43";
+        let hello = Message::Hello { version: "0".into(), protocol: 1, kernel: "6.1".into(), uptime_s: 1.0 };
+        let done = Message::Done { ok: true, elapsed_ms: 1 };
+        let n = (32 << 20) / warn.len() + 1;
+        let mut text = format!("{}\r\n", hello.to_line(nonce));
+        text += &warn.repeat(n);
+        text += &format!("{}\r\n", done.to_line(nonce));
+        let input = dir.path().join("flood");
+        std::fs::write(&input, &text).unwrap();
+        let mut cat = Command::new("cat");
+        cat.arg(&input);
+        let mut s = spec(Backend::Memmap);
+        s.boot_deadline = Duration::from_secs(20);
+        s.run_deadline = Duration::from_secs(20);
+        let (mut parser, mut warnings, mut messages) = (LineParser::new(nonce), 0, Vec::new());
+        let log = dir.path().join("console.log");
+        let r = watch(cat, &s, Accel::Tcg, &log, |line| {
+            warnings += line.contains("WARNING: CPU") as usize;
+            match parser.push(line) {
+                Parsed::Message(m @ Message::Hello { .. }) => {
+                    messages.push(m);
+                    Control::Booted
+                }
+                Parsed::Message(m) => {
+                    messages.push(m);
+                    Control::Finished
+                }
+                _ => Control::Continue,
+            }
+        })
+        .unwrap();
+        // rexpect's read_line took minutes here: the deadline passed and the guest "hung".
+        assert_eq!(r.exit, Exit::Exited, "{r:?}");
+        assert_eq!((warnings, messages), (n, vec![hello, done]));
+        // console.log holds its head and its tail, and says what it dropped.
+        let kept = std::fs::read(&log).unwrap();
+        assert!(kept.len() as u64 <= console::LOG_HEAD + (console::LOG_TAIL + console::MAX_LINE) as u64 + 300, "{}", kept.len());
+        let text = String::from_utf8_lossy(&kept);
+        assert!(text.starts_with("KREGRESS> ") && text.ends_with("\"elapsed_ms\":1}\r\n"));
+        assert!(text.contains(" of console dropped here: console.log keeps the first 8388608 and the last 8388608 bytes]\n"));
+    }
+
+    #[test]
+    fn a_console_that_cannot_be_kept_stops_the_guest_at_once() {
+        // A guest that prints 1 MB and then runs on; console.log is /dev/full.
+        let mut guest = Command::new("sh");
+        guest.args(["-c", "yes 'a console line' | head -c 1000000; exec sleep 60"]);
+        let mut s = spec(Backend::Memmap);
+        s.boot_deadline = Duration::from_secs(30);
+        let t = Instant::now();
+        let e = watch(guest, &s, Accel::Tcg, Path::new("/dev/full"), |_| Control::Continue).unwrap_err();
+        assert_eq!(e.class, crate::error::Class::Infra);
+        assert!(e.msg.starts_with("writing /dev/full: No space left on device"), "{}", e.msg);
+        // Not at the boot deadline, nor when the guest ends: at the first write that failed.
+        assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     }
 
     #[test]

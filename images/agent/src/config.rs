@@ -17,6 +17,8 @@
 //! * `kregress.workloads` — comma-separated workloads, each `name[:key=value]*` with keys
 //!   `size` (bytes, suffix K/M/G), `passes`, `seconds`, `threads`, `deadline` (seconds for the
 //!   whole workload), `mapping`.
+//! * `kregress.nonce` — the boot's nonce, drawn by the runner, which every protocol line
+//!   carries (see [`crate::protocol`]); read with [`nonce_of`] before anything else.
 //!
 //! Parameters with a dot are not passed to init by the kernel (they look like module
 //! parameters), so the agent reads /proc/cmdline. Everything else on the line is ignored;
@@ -328,6 +330,8 @@ pub struct GuestConfig {
     /// little host time because an idle icount guest skips ahead (sleep=off).
     pub settle_ms: u32,
     pub workloads: Vec<WorkloadSpec>,
+    /// The boot's nonce (empty: none), see [`crate::protocol`].
+    pub nonce: String,
 }
 
 /// Where the initramfs holds the host-made filesystem for `fs`/`pmd`: files
@@ -365,6 +369,7 @@ impl Default for GuestConfig {
             virtual_time: false,
             settle_ms: 0,
             workloads: vec![],
+            nonce: String::new(),
         }
     }
 }
@@ -392,6 +397,10 @@ impl GuestConfig {
             let w: Vec<String> = self.workloads.iter().map(|w| w.to_string()).collect();
             s.push_str(" kregress.workloads=");
             s.push_str(&w.join(","));
+        }
+        if !self.nonce.is_empty() {
+            s.push_str(" kregress.nonce=");
+            s.push_str(&self.nonce);
         }
         s
     }
@@ -428,6 +437,13 @@ impl GuestConfig {
                         ConfigError(format!("{tok:?}: expected milliseconds (at most 600000)"))
                     })?
                 }
+                "nonce" if crate::protocol::is_nonce(v) => c.nonce = v.to_string(),
+                "nonce" => {
+                    return Err(ConfigError(format!(
+                        "{tok:?}: expected 1 to {} letters and digits",
+                        crate::protocol::MAX_NONCE
+                    )))
+                }
                 "workloads" => {
                     c.workloads = v
                         .split(',')
@@ -450,6 +466,17 @@ impl GuestConfig {
     pub fn mapping_for(&self, w: &WorkloadSpec) -> Mapping {
         w.mapping.unwrap_or(self.mapping)
     }
+}
+
+/// The boot's nonce on a kernel command line: the last `kregress.nonce=`, when it
+/// is a valid nonce. The agent reads it before the rest of its configuration,
+/// so that even a configuration error reaches the runner.
+pub fn nonce_of(cmdline: &str) -> Option<&str> {
+    cmdline
+        .split_whitespace()
+        .filter_map(|t| t.strip_prefix("kregress.nonce="))
+        .next_back()
+        .filter(|n| crate::protocol::is_nonce(n))
 }
 
 /// `64M` → 67108864. Suffixes K, M, G (powers of 1024), or plain bytes.
@@ -503,6 +530,7 @@ mod tests {
                             w,
                             WorkloadSpec::new(WorkloadKind::TruncateDuringDio),
                         ],
+                        nonce: if fs == Fs::Xfs { "5f0c8a2e9b1d7c43".into() } else { String::new() },
                     };
                     let line = format!(
                         "BOOT_IMAGE=/bzImage console=ttyS0 memmap=512M!1G {} panic=-1",
@@ -561,9 +589,22 @@ mod tests {
             "kregress.settle=-1",
             "kregress.settle=600001",
             "kregress.settle=1s",
+            "kregress.nonce=",
+            "kregress.nonce=5f0c-8a2e",
         ] {
             assert!(GuestConfig::from_cmdline(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_nonce_is_read_before_the_rest() {
+        // Even from a line whose configuration is bad.
+        let line = "console=ttyS0 kregress.fs=btrfs kregress.nonce=5f0c8a2e9b1d7c43 panic=-1\n";
+        assert_eq!(nonce_of(line), Some("5f0c8a2e9b1d7c43"));
+        assert!(GuestConfig::from_cmdline(line).is_err());
+        assert_eq!(nonce_of("kregress.nonce=a kregress.nonce=b"), Some("b"));
+        assert_eq!(nonce_of("kregress.nonce=a-b"), None);
+        assert_eq!(nonce_of("console=ttyS0"), None);
     }
 
     #[test]

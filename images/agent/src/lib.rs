@@ -1,7 +1,7 @@
 //! kregress-agent: the guest side of kregress.
 //!
 //! The library holds what the runner and the agent share: the wire protocol
-//! ([`protocol`]: `KREGRESS> {json}` console lines) and the guest configuration
+//! ([`protocol`]: `KREGRESS> NONCE {json}` console lines) and the guest configuration
 //! carried on the kernel command line ([`config`]). The binary (`src/main.rs`
 //! and the `agent` module) is the static PID-1 agent itself.
 
@@ -10,7 +10,8 @@ pub mod protocol;
 
 pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, Mode, WorkloadKind, WorkloadSpec};
 pub use protocol::{
-    errno_name, parse_line, FailKind, Gup, LineParser, Message, Outcome, ThreadStack, MARKER, PROTOCOL_VERSION,
+    errno_name, is_nonce, parse_line, FailKind, Gup, LineParser, Message, Outcome, Parsed, ThreadStack, MARKER,
+    PROTOCOL_VERSION,
 };
 
 /// Agent version, reported in `hello`.

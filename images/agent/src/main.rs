@@ -1,10 +1,11 @@
 //! kregress-agent: PID 1 of the test guest.
 //!
-//! Mounts proc/sys/dev/tmp, prints `hello`, reads its configuration from
+//! Mounts proc/sys/dev/tmp, reads the boot's nonce from /proc/cmdline (every
+//! message carries it), prints `hello`, reads its configuration from
 //! /proc/cmdline, prepares the pmem devices, makes the filesystem and mounts it
 //! `-o dax`, runs the workloads (each under a deadline), tears the pmem devices
 //! down, prints `done` and powers the machine off. Every report is a
-//! `KREGRESS> {json}` line on the console (see the library's `protocol`).
+//! `KREGRESS> NONCE {json}` line on the console (see the library's `protocol`).
 
 mod hang;
 mod setup;
@@ -45,6 +46,10 @@ fn main() {
     if pid1 {
         setup::ensure_console();
     }
+    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
+    if let Some(n) = kregress_agent::config::nonce_of(&cmdline) {
+        kregress_agent::protocol::set_nonce(n);
+    }
     std::panic::set_hook(Box::new(|info| {
         Message::Error {
             phase: "panic".into(),
@@ -66,7 +71,7 @@ fn main() {
         }
         .emit();
     }
-    let ok = std::panic::catch_unwind(|| run(t0)).unwrap_or(false);
+    let ok = std::panic::catch_unwind(|| run(&cmdline, t0)).unwrap_or(false);
     Message::Done {
         ok,
         elapsed_ms: sys::ms(t0.elapsed()),
@@ -77,9 +82,8 @@ fn main() {
 
 /// Everything between hello and done. Returns false when the harness itself failed
 /// (bad configuration, setup error, teardown problem); workload failures are results, not errors.
-fn run(t0: Instant) -> bool {
-    let cmdline = std::fs::read_to_string("/proc/cmdline").unwrap_or_default();
-    let cfg = match GuestConfig::from_cmdline(&cmdline) {
+fn run(cmdline: &str, t0: Instant) -> bool {
+    let cfg = match GuestConfig::from_cmdline(cmdline) {
         Ok(c) => c,
         Err(e) => {
             Message::Error {

@@ -1,21 +1,50 @@
 //! Wire protocol between the guest agent and the runner.
 //!
-//! The agent prints one JSON object per console line behind a fixed marker:
+//! The agent prints one JSON object per console line, at the start of the
+//! line, behind a fixed marker and the boot's nonce:
 //!
 //! ```text
-//! KREGRESS> {"type":"hello","version":"0.1.0","kernel":"6.1.0","uptime_s":1.62}
+//! KREGRESS> 5f0c8a2e9b1d7c43 {"type":"hello","version":"0.1.0","kernel":"6.1.0","uptime_s":1.62}
 //! ```
 //!
-//! The serial console also carries kernel messages, which may come before the
-//! marker on the same line (or, rarely, split one of our lines in two), so
-//! [`parse_line`] looks for the marker anywhere in the line and returns `None`
-//! for anything that is not a complete, well-formed message.
+//! The runner draws the nonce at random for every boot and passes it on the
+//! kernel command line (`kregress.nonce=`, see [`crate::config`]); a line
+//! counts only when it starts with the marker followed by that nonce. Console
+//! text that merely contains the marker (a printk echoing a file name, a line
+//! from another boot) is "foreign": ignored, and counted by [`LineParser`].
+//!
+//! The serial console also carries kernel messages, which may cut one of our
+//! lines in two; [`LineParser`] puts such a line back together. This module
+//! is the one place that formats and parses protocol lines.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Fixed prefix in front of every protocol line.
+/// Fixed prefix at the start of every protocol line.
 pub const MARKER: &str = "KREGRESS> ";
+
+/// What makes console text look like a protocol line, wherever it is.
+const MARKER_WORD: &str = "KREGRESS>";
+
+/// The longest nonce accepted.
+pub const MAX_NONCE: usize = 64;
+
+/// Whether `s` can be a boot's nonce: 1 to [`MAX_NONCE`] ASCII letters and digits.
+pub fn is_nonce(s: &str) -> bool {
+    !s.is_empty() && s.len() <= MAX_NONCE && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// What the agent prints in place of a nonce when it has none (the runner
+/// ignores such lines): not a valid nonce, so never taken for one.
+pub const NO_NONCE: &str = "-";
+
+static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Binds [`Message::emit`] to this boot's nonce (the agent calls it once, before
+/// its first message). Returns false when a nonce was set already.
+pub fn set_nonce(nonce: &str) -> bool {
+    NONCE.set(nonce.to_string()).is_ok()
+}
 
 /// Version of the message set; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
@@ -145,21 +174,23 @@ pub enum Message {
 }
 
 impl Message {
-    /// The console line for this message, without the trailing newline.
-    pub fn to_line(&self) -> String {
+    /// The console line for this message in the boot bound to `nonce`,
+    /// without the trailing newline.
+    pub fn to_line(&self, nonce: &str) -> String {
         // Serializing these types cannot fail (no maps with non-string keys, no NaN issues:
         // serde_json writes non-finite floats as null).
         let json = serde_json::to_string(self).expect("message serializes");
-        format!("{MARKER}{json}")
+        format!("{MARKER}{nonce} {json}")
     }
 
-    /// Print the message on stdout (the console in the guest). The whole line goes out
+    /// Print the message on stdout (the console in the guest), with the nonce
+    /// given to [`set_nonce`] ([`NO_NONCE`] before). The whole line goes out
     /// in one write(2), bypassing std's buffer, and lines from several threads never mix.
     pub fn emit(&self) {
         use std::io::Write;
         use std::os::unix::io::FromRawFd;
         static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let mut line = self.to_line();
+        let mut line = self.to_line(NONCE.get().map_or(NO_NONCE, |n| n.as_str()));
         line.push('\n');
         let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
         let _ = std::io::stdout().flush();
@@ -172,15 +203,37 @@ impl Message {
     }
 }
 
-/// Parse one console line. Returns `None` unless the line holds the marker
-/// followed by one complete message. Text before the marker (kernel output,
-/// `\r`) is ignored.
-pub fn parse_line(line: &str) -> Option<Message> {
-    let at = line.find(MARKER)?;
-    let json = line[at + MARKER.len()..]
-        .trim_end_matches(['\r', '\n'])
-        .trim();
-    serde_json::from_str(json).ok()
+/// What a console line is to the protocol of one boot.
+enum Head<'a> {
+    /// Starts with the marker and the boot's nonce: the JSON that follows.
+    Ours(&'a str),
+    /// Holds the marker, but not at the start or not with the boot's nonce.
+    Foreign,
+    /// Holds no marker.
+    Other,
+}
+
+fn head<'a>(line: &'a str, nonce: &str) -> Head<'a> {
+    if let Some(rest) = line.strip_prefix(MARKER) {
+        match rest.strip_prefix(nonce).and_then(|r| r.strip_prefix(' ')) {
+            Some(json) if is_nonce(nonce) => Head::Ours(json),
+            _ => Head::Foreign,
+        }
+    } else if line.contains(MARKER_WORD) {
+        Head::Foreign
+    } else {
+        Head::Other
+    }
+}
+
+/// Parse one console line of the boot bound to `nonce`. Returns `None` unless
+/// the line starts with the marker and the nonce, followed by one complete
+/// message (a trailing `\r` is ignored).
+pub fn parse_line(line: &str, nonce: &str) -> Option<Message> {
+    match head(line.trim_end_matches(['\r', '\n']), nonce) {
+        Head::Ours(json) => serde_json::from_str(json.trim()).ok(),
+        _ => None,
+    }
 }
 
 /// Start of a printk timestamp "[   30.520227] " in `s`, if any.
@@ -211,11 +264,24 @@ fn printk_prefix(s: &str) -> Option<usize> {
     None
 }
 
-/// Stateful console parser for the runner: like [`parse_line`], but also puts back
-/// together a protocol line that a kernel message split, e.g.
+/// What [`LineParser::push`] made of a console line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// A message of this boot (a whole line, or the last piece of a split one).
+    Message(Message),
+    /// Protocol-looking text that is not this boot's: the marker elsewhere
+    /// than at the start of the line, or a wrong or missing nonce. Ignored.
+    Foreign,
+    /// Anything else: kernel output, or the first piece of a split message.
+    Other,
+}
+
+/// Stateful console parser for the runner, bound to one boot's nonce: like
+/// [`parse_line`], but also puts back together a protocol line that a
+/// kernel message split, e.g.
 ///
 /// ```text
-/// KREGRESS> {"type":"hang",...,"waited_s":10.0,"[   30.520227] sysrq: Show Blocked State
+/// KREGRESS> 5f0c8a2e9b1d7c43 {"type":"hang",...,"waited_s":10.0,"[   30.520227] sysrq: Show Blocked State
 /// threads":[...]}
 /// ```
 ///
@@ -223,45 +289,66 @@ fn printk_prefix(s: &str) -> Option<usize> {
 /// a few lines is dropped.
 #[derive(Debug, Default)]
 pub struct LineParser {
+    nonce: String,
     pending: Option<String>,
     waited: u32,
+    foreign: u64,
 }
 
 impl LineParser {
     const MAX_LINES: u32 = 16;
 
-    pub fn new() -> Self {
-        Self::default()
+    /// A parser for the boot whose nonce is `nonce` (see [`is_nonce`]).
+    pub fn new(nonce: &str) -> Self {
+        LineParser { nonce: nonce.to_string(), ..Self::default() }
     }
 
-    /// Feed one console line; returns the message it completes, if any.
-    pub fn push(&mut self, line: &str) -> Option<Message> {
+    /// Foreign lines seen so far.
+    pub fn foreign(&self) -> u64 {
+        self.foreign
+    }
+
+    /// Feed one console line.
+    pub fn push(&mut self, line: &str) -> Parsed {
         let line = line.trim_end_matches(['\r', '\n']);
-        if let Some(at) = line.find(MARKER) {
-            self.pending = None;
-            let json = &line[at + MARKER.len()..];
-            if let Ok(m) = serde_json::from_str(json.trim()) {
-                return Some(m);
+        let foreign = match head(line, &self.nonce) {
+            Head::Ours(json) => {
+                self.pending = None;
+                if let Ok(m) = serde_json::from_str(json.trim()) {
+                    return Parsed::Message(m);
+                }
+                self.hold(json.to_string());
+                return Parsed::Other;
             }
-            self.hold(json.to_string());
-            return None;
-        }
-        let mut pending = self.pending.take()?;
+            // Another boot's line (or none's) starts here: whatever was pending is lost.
+            Head::Foreign if line.starts_with(MARKER_WORD) => {
+                self.pending = None;
+                return self.count_foreign();
+            }
+            Head::Foreign => true,
+            Head::Other => false,
+        };
+        let (Some(mut pending), true) = (self.pending.take(), self.waited < Self::MAX_LINES) else {
+            return if foreign { self.count_foreign() } else { Parsed::Other };
+        };
         self.waited += 1;
-        if self.waited > Self::MAX_LINES {
-            return None;
-        }
         if printk_prefix(line) == Some(0) {
             // A whole kernel line between the two halves.
             self.pending = Some(pending);
-            return None;
+            return if foreign { self.count_foreign() } else { Parsed::Other };
         }
+        // The rest of a split line (which may quote the marker).
         pending.push_str(line);
         if let Ok(m) = serde_json::from_str(pending.trim()) {
-            return Some(m);
+            return Parsed::Message(m);
         }
         self.hold(pending);
-        None
+        Parsed::Other
+    }
+
+    fn count_foreign(&mut self) -> Parsed {
+        self.foreign += 1;
+        Parsed::Foreign
     }
 
     fn hold(&mut self, mut json: String) {
@@ -354,16 +441,27 @@ mod tests {
         ]
     }
 
+    const NONCE: &str = "5f0c8a2e9b1d7c43";
+
+    fn msg(p: Parsed) -> Option<Message> {
+        match p {
+            Parsed::Message(m) => Some(m),
+            _ => None,
+        }
+    }
+
     #[test]
     fn every_message_round_trips() {
         for m in all_messages() {
-            let line = m.to_line();
-            assert!(line.starts_with(MARKER));
+            let line = m.to_line(NONCE);
+            assert!(line.starts_with(&format!("{MARKER}{NONCE} {{")), "{line}");
             assert!(!line.contains('\n'));
-            assert_eq!(parse_line(&line), Some(m.clone()), "{line}");
-            // kernel noise before the marker and a CR at the end
-            let noisy = format!("[    3.141592] random: crng init done{line}\r");
-            assert_eq!(parse_line(&noisy), Some(m));
+            assert_eq!(parse_line(&line, NONCE), Some(m.clone()), "{line}");
+            // A CR at the end, as the serial console sends it.
+            assert_eq!(parse_line(&format!("{line}\r"), NONCE), Some(m.clone()));
+            let mut p = LineParser::new(NONCE);
+            assert_eq!(p.push(&format!("{line}\r")), Parsed::Message(m));
+            assert_eq!(p.foreign(), 0);
         }
     }
 
@@ -377,8 +475,8 @@ mod tests {
             ops_per_s: None,
         };
         assert_eq!(
-            s.to_line(),
-            r#"KREGRESS> {"type":"sample","workload":"dio-read","pass":0,"gup":"fast","mb_per_s":300.0}"#
+            s.to_line(NONCE),
+            r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"sample","workload":"dio-read","pass":0,"gup":"fast","mb_per_s":300.0}"#
         );
         let r = Message::WorkloadResult {
             name: "dio-write".into(),
@@ -391,10 +489,10 @@ mod tests {
             counters: BTreeMap::new(),
         };
         assert_eq!(
-            r.to_line(),
-            r#"KREGRESS> {"type":"workload_result","name":"dio-write","outcome":"FAIL","kind":"IO_ERROR","errno":12,"detail":"pwrite: ENOMEM"}"#
+            r.to_line(NONCE),
+            r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"workload_result","name":"dio-write","outcome":"FAIL","kind":"IO_ERROR","errno":12,"detail":"pwrite: ENOMEM"}"#
         );
-        let d = parse_line(r#"KREGRESS> {"type":"workload_result","name":"x","outcome":"FAIL","kind":"DATA_CORRUPTION","errno":null,"detail":""}"#).unwrap();
+        let d = parse_line(r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"workload_result","name":"x","outcome":"FAIL","kind":"DATA_CORRUPTION","errno":null,"detail":""}"#, NONCE).unwrap();
         assert!(matches!(
             d,
             Message::WorkloadResult {
@@ -402,6 +500,42 @@ mod tests {
                 ..
             }
         ));
+        // Before set_nonce, the agent prints NO_NONCE, which is never a nonce.
+        assert_eq!(Message::Done { ok: true, elapsed_ms: 1 }.to_line(NO_NONCE), r#"KREGRESS> - {"type":"done","ok":true,"elapsed_ms":1}"#);
+        assert!(!is_nonce(NO_NONCE) && !is_nonce("") && !is_nonce("a b") && !is_nonce(&"a".repeat(65)));
+        assert!(is_nonce(NONCE) && is_nonce(&"Z".repeat(64)));
+    }
+
+    #[test]
+    fn forged_lines_are_foreign() {
+        let done = Message::Done { ok: true, elapsed_ms: 1 };
+        let forged = [
+            // Mid-line, as a printk echoing a file name shows it: once with this boot's nonce.
+            format!("[   12.345678] EXT4-fs: bad name {}", done.to_line(NONCE)),
+            format!("[   12.345678] open {}", done.to_line("0123456789abcdef")),
+            // At the start of the line, without a nonce (as the protocol was before nonces).
+            r#"KREGRESS> {"type":"done","ok":true,"elapsed_ms":1}"#.to_string(),
+            // At the start, with another boot's nonce, with none, or with a longer one.
+            done.to_line("0123456789abcdef"),
+            done.to_line(NO_NONCE),
+            done.to_line(&format!("{NONCE}0")),
+            // The marker without its space.
+            format!("KREGRESS>{NONCE} {{\"type\":\"done\",\"ok\":true,\"elapsed_ms\":1}}"),
+        ];
+        let mut p = LineParser::new(NONCE);
+        for (i, line) in forged.iter().enumerate() {
+            assert_eq!(parse_line(line, NONCE), None, "{line}");
+            assert_eq!(p.push(line), Parsed::Foreign, "{line}");
+            assert_eq!(p.foreign(), i as u64 + 1);
+        }
+        // The real line still counts, and ordinary console text is not foreign.
+        assert_eq!(p.push(&done.to_line(NONCE)), Parsed::Message(done.clone()));
+        assert_eq!(p.push("[    1.0] Linux version 6.1.192"), Parsed::Other);
+        assert_eq!(p.foreign(), forged.len() as u64);
+        // A parser without a valid nonce accepts nothing, not even lines with the same (empty) one.
+        let mut none = LineParser::new("");
+        assert_eq!(none.push(&done.to_line("")), Parsed::Foreign);
+        assert_eq!(parse_line(&done.to_line(""), ""), None);
     }
 
     #[test]
@@ -410,27 +544,32 @@ mod tests {
             .into_iter()
             .find(|m| matches!(m, Message::Hang { .. }))
             .unwrap();
-        let line = m.to_line();
+        let line = m.to_line(NONCE);
         let cut = line.find("\"threads\"").unwrap() + 1;
-        let mut p = LineParser::new();
+        let mut p = LineParser::new(NONCE);
         assert_eq!(
             p.push(&format!(
                 "{}[   30.520227] sysrq: Show Blocked State\r",
                 &line[..cut]
             )),
-            None
+            Parsed::Other
         );
-        assert_eq!(p.push("[   30.520300] task:truncate state:D stack:0"), None);
-        assert_eq!(p.push(&format!("{}\r", &line[cut..])), Some(m.clone()));
+        assert_eq!(p.push("[   30.520300] task:truncate state:D stack:0"), Parsed::Other);
+        assert_eq!(msg(p.push(&format!("{}\r", &line[cut..]))), Some(m.clone()));
         // Ordinary lines still work, and a new marker drops a broken pending line.
-        assert_eq!(p.push(&format!("{}garbage", &line[..cut])), None);
-        assert_eq!(p.push(&line), Some(m.clone()));
-        assert_eq!(p.push("[    1.0] hello"), None);
+        assert_eq!(msg(p.push(&format!("{}garbage", &line[..cut]))), None);
+        assert_eq!(msg(p.push(&line)), Some(m.clone()));
+        assert_eq!(msg(p.push("[    1.0] hello")), None);
+        // A foreign line at the start drops a pending piece; its rest then completes nothing.
+        assert_eq!(p.push(&line[..cut]), Parsed::Other);
+        assert_eq!(p.push(&m.to_line("0123456789abcdef")), Parsed::Foreign);
+        assert_eq!(msg(p.push(&line[cut..])), None);
         // Unrelated text never completes a pending line made of garbage.
-        assert_eq!(p.push("KREGRESS> {\"type\":"), None);
+        assert_eq!(msg(p.push(&format!("{MARKER}{NONCE} {{\"type\":"))), None);
         for _ in 0..20 {
-            assert_eq!(p.push("noise"), None);
+            assert_eq!(msg(p.push("noise")), None);
         }
+        assert_eq!(p.foreign(), 1);
         assert_eq!(printk_prefix("abc[  1.5] x"), Some(3));
         assert_eq!(printk_prefix("[x] [12.000001] y"), Some(4));
         assert_eq!(printk_prefix("[12] y"), None);
@@ -438,14 +577,15 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        assert_eq!(parse_line("no marker here"), None);
-        assert_eq!(parse_line("KREGRESS> "), None);
+        assert_eq!(parse_line("no marker here", NONCE), None);
+        assert_eq!(parse_line("KREGRESS> ", NONCE), None);
+        assert_eq!(parse_line(&format!("KREGRESS> {NONCE} "), NONCE), None);
         assert_eq!(
-            parse_line("KREGRESS> {\"type\":\"hello\",\"vers"),
+            parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"hello\",\"vers"), NONCE),
             None,
             "line split by a printk"
         );
-        assert_eq!(parse_line("KREGRESS> {\"type\":\"nonsense\"}"), None);
+        assert_eq!(parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"nonsense\"}}"), NONCE), None);
     }
 }
 

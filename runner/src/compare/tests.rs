@@ -35,6 +35,7 @@ fn run(
         seconds: 1.0,
         workload_seconds: None,
         boot_seconds: None,
+        foreign_lines: 0,
     }
 }
 

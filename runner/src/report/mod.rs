@@ -225,7 +225,7 @@ pub fn console_excerpt(console: &Path, n: usize) -> String {
     }
     // No kernel report (e.g. a hang the agent saw): the console's last
     // lines, without the agent's protocol lines, which junit.xml repeats badly.
-    let lines: Vec<String> = text.lines().filter(|l| !l.starts_with("KREGRESS>")).map(|l| l.chars().take(200).collect()).collect();
+    let lines: Vec<String> = text.lines().filter(|l| !l.starts_with(kregress_agent::MARKER)).map(|l| l.chars().take(200).collect()).collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 

@@ -12,6 +12,8 @@
 //! - [`stack`]: finds the guilty frame in stack traces.
 //! - [`title`]: names a report and normalizes the name.
 //! - [`scanner`]: the streaming line-by-line state machine.
+//! - [`Reports`]: what a console held, in bounded memory however many
+//!   reports it printed.
 //!
 //! ```
 //! use kregress::triage::{parse, Kind};
@@ -32,6 +34,7 @@ pub mod stack;
 pub mod title;
 
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 pub use scanner::Scanner;
 
@@ -104,15 +107,161 @@ pub struct Report {
     pub text: String,
 }
 
-/// All reports in a whole log, in the order they start.
-pub fn parse(log: &str) -> Vec<Report> {
-    let mut scanner = Scanner::new();
-    let mut reports = Vec::new();
-    let log = log.strip_suffix('\n').unwrap_or(log);
-    for line in log.split('\n') {
-        reports.extend(scanner.push_line(line));
+/// The reports of one console in bounded memory, however many the kernel
+/// printed (a WARN storm prints the same report thousands of times): the
+/// first [`Reports::KEEP`] whole; after them the first of each title (up to
+/// [`Reports::KEEP_TITLES`] titles) or kind not kept yet, its text cut to
+/// [`Reports::LATE_TEXT`] bytes; every other report is only counted.
+#[derive(Debug, Default)]
+pub struct Reports {
+    /// The reports kept, in the order they were completed.
+    pub kept: Vec<Report>,
+    /// Per title kept: how many reports had it, kept or not.
+    counts: HashMap<String, usize>,
+    kinds: Vec<Kind>,
+    /// Reports dropped whose title was not kept either.
+    pub others: usize,
+}
+
+impl Reports {
+    pub const KEEP: usize = 100;
+    pub const KEEP_TITLES: usize = 1000;
+    pub const LATE_TEXT: usize = 4096;
+
+    pub fn push(&mut self, mut r: Report) {
+        if let Some(n) = self.counts.get_mut(&r.title) {
+            *n += 1;
+            if self.kept.len() >= Self::KEEP {
+                return;
+            }
+        } else if self.kept.len() >= Self::KEEP {
+            if self.counts.len() >= Self::KEEP_TITLES && self.kinds.contains(&r.kind) {
+                self.others += 1;
+                return;
+            }
+            if r.text.len() > Self::LATE_TEXT {
+                let mut cut = Self::LATE_TEXT;
+                while !r.text.is_char_boundary(cut) {
+                    cut -= 1;
+                }
+                r.text.truncate(cut);
+            }
+            self.counts.insert(r.title.clone(), 1);
+        } else {
+            self.counts.insert(r.title.clone(), 1);
+        }
+        if !self.kinds.contains(&r.kind) {
+            self.kinds.push(r.kind);
+        }
+        self.kept.push(r);
     }
-    reports.extend(scanner.finish());
+
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// How many reports had `title`, kept or not (0 for a title not kept).
+    pub fn count(&self, title: &str) -> usize {
+        self.counts.get(title).copied().unwrap_or(0)
+    }
+
+    /// Every report seen.
+    pub fn total(&self) -> usize {
+        self.counts.values().sum::<usize>() + self.others
+    }
+
+    /// Titles with reports that were not kept, and how many, most first.
+    pub fn omitted(&self) -> Vec<(String, usize)> {
+        let mut kept: HashMap<&str, usize> = HashMap::new();
+        for r in &self.kept {
+            *kept.entry(r.title.as_str()).or_default() += 1;
+        }
+        let mut v: Vec<(String, usize)> = self
+            .counts
+            .iter()
+            .map(|(t, n)| (t.clone(), n - kept[t.as_str()]))
+            .filter(|(_, omitted)| *omitted > 0)
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        v
+    }
+}
+
+impl FromIterator<Report> for Reports {
+    fn from_iter<I: IntoIterator<Item = Report>>(iter: I) -> Self {
+        let mut r = Reports::default();
+        for x in iter {
+            r.push(x);
+        }
+        r
+    }
+}
+
+/// The reports of a console read from `input` as it comes, in bounded memory.
+pub fn scan(mut input: impl std::io::Read) -> std::io::Result<Reports> {
+    let mut scanner = Scanner::new();
+    let mut reports = Reports::default();
+    let mut lines = crate::console::Lines::default();
+    let mut buf = vec![0; crate::console::CHUNK];
+    let mut each = |line: &str| {
+        scanner.push_line(line).into_iter().for_each(|r| reports.push(r));
+        true
+    };
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        lines.push(&buf[..n], &mut each);
+    }
+    lines.finish(&mut each);
+    scanner.finish().into_iter().for_each(|r| reports.push(r));
+    Ok(reports)
+}
+
+/// The reports in a whole log, in the order they start: all of them when
+/// there are few, else those [`Reports`] keeps.
+pub fn parse(log: &str) -> Vec<Report> {
+    let mut reports = scan(log.as_bytes()).expect("reading memory does not fail").kept;
     reports.sort_by_key(|r| r.start_line);
     reports
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BUG: &str = "[    1.000000] BUG: unable to handle page fault for address: ffffffffff600000\n";
+
+    #[test]
+    fn a_storm_of_reports_is_counted_not_kept() {
+        // 20 000 one-line reports, then one of another kind: 100 kept, the rest counted.
+        let mut log = BUG.repeat(20_000);
+        log += "[    2.000000] WARNING: CPU: 0 PID: 1 at mm/gup.c:1 try_grab_page+0x1/0x2\n";
+        let r = scan(log.as_bytes()).unwrap();
+        assert_eq!(r.kept.len(), Reports::KEEP + 1);
+        assert_eq!(r.total(), 20_001);
+        let title = r.kept[0].title.clone();
+        assert_eq!(r.count(&title), 20_000);
+        assert_eq!(r.omitted(), [(title, 20_000 - Reports::KEEP)]);
+        assert_eq!(r.kept.last().unwrap().kind, Kind::Warn);
+        assert_eq!(r.others, 0);
+    }
+
+    #[test]
+    fn titles_beyond_the_cap_are_counted_unless_of_a_new_kind() {
+        let report = |title: String, kind| Report { title, kind, corrupted: false, frame: None, start_line: 1, end_line: 1, text: "x".repeat(10_000) };
+        let mut r = Reports::default();
+        for i in 0..Reports::KEEP + Reports::KEEP_TITLES + 10 {
+            r.push(report(format!("WARNING in f{i}"), Kind::Warn));
+        }
+        assert_eq!(r.kept.len(), Reports::KEEP_TITLES);
+        assert_eq!(r.others, Reports::KEEP + 10);
+        assert!(r.kept[..Reports::KEEP].iter().all(|k| k.text.len() == 10_000));
+        assert!(r.kept[Reports::KEEP..].iter().all(|k| k.text.len() == Reports::LATE_TEXT));
+        r.push(report("kernel BUG in g".into(), Kind::Crash));
+        assert_eq!(r.kept.last().unwrap().title, "kernel BUG in g");
+    }
 }

@@ -24,6 +24,10 @@ pub const MAX_LINES: usize = 2000;
 /// A report that got no line while this many went by is over.
 pub const IDLE_LINES: usize = 1000;
 
+/// A report's text stops growing at this many bytes (its lines are still
+/// looked at): a report is named by its first lines.
+pub const MAX_TEXT: usize = 256 << 10;
+
 /// Open reports at once (one per printing context, rarely more).
 const MAX_OPEN: usize = 16;
 
@@ -152,6 +156,9 @@ impl Scanner {
             let r = self.open.remove(0); // opened first
             done.push(self.finish_report(r));
         }
+        // Only recent ends matter (one per context, and contexts are many under a storm).
+        let now = self.line_no;
+        self.ended.retain(|&(_, at)| now - at <= ABSORB_LINES);
     }
 
     fn belongs(&self, i: usize, context: Context) -> bool {
@@ -207,8 +214,10 @@ impl Scanner {
             self.end(i, done);
             return;
         }
-        r.text.push_str(&line.text);
-        r.text.push('\n');
+        if r.text.len() + line.text.len() < MAX_TEXT {
+            r.text.push_str(&line.text);
+            r.text.push('\n');
+        }
         r.lines += 1;
         r.end_line = self.line_no;
         if marks.end_marker || r.lines >= MAX_LINES {
