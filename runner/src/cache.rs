@@ -45,6 +45,34 @@ pub fn dir(sub: &str) -> Result<PathBuf> {
     Ok(d)
 }
 
+/// How old a scratch directory of a dead kregress must be before another
+/// removes it: far longer than any build (a cold kernel build is ~8 min).
+pub const STALE_SCRATCH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// A scratch directory (`.tmpXXXXXX`) in `parent`, removed when dropped.
+/// A kregress that was SIGKILLed never drops its own: those older than
+/// [`STALE_SCRATCH`] are removed first, so they do not pile up in the cache.
+pub fn scratch_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    remove_stale_scratch(parent, STALE_SCRATCH);
+    tempfile::tempdir_in(parent).context(|| format!("temp dir in {}", parent.display()))
+}
+
+/// Removes `.tmp*` entries of `parent` last modified more than `age` ago
+/// (best effort: another kregress may be removing them too).
+fn remove_stale_scratch(parent: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    for e in entries.flatten() {
+        if !e.file_name().to_string_lossy().starts_with(".tmp") {
+            continue;
+        }
+        let old = e.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|a| a > age);
+        if old {
+            let p = e.path();
+            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        }
+    }
+}
+
 /// Incremental sha256 over labelled parts, so that moving bytes between parts
 /// changes the key.
 #[derive(Default)]
@@ -100,4 +128,28 @@ pub fn lock(path: &Path) -> Result<File> {
         .context(|| format!("opening lock {}", path.display()))?;
     f.lock().context(|| format!("locking {}", path.display()))?;
     Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn scratch_of_a_dead_run_is_removed_once_stale() {
+        let top = tempfile::tempdir().unwrap();
+        let old = top.path().join(".tmpOLD");
+        let young = top.path().join(".tmpYNG");
+        let entry = top.path().join("0123abcd");
+        for d in [&old, &young, &entry] {
+            std::fs::create_dir(d).unwrap();
+            std::fs::write(d.join("build.log"), "x").unwrap();
+        }
+        let two_days = std::time::SystemTime::now() - std::time::Duration::from_secs(48 * 3600);
+        std::fs::File::open(&old).unwrap().set_modified(two_days).unwrap();
+        std::fs::File::open(&entry).unwrap().set_modified(two_days).unwrap();
+        let s = super::scratch_dir(top.path()).unwrap();
+        assert!(!old.exists(), "a stale scratch dir stays");
+        assert!(young.exists() && entry.exists(), "a live scratch dir or a cache entry was removed");
+        let p = s.path().to_path_buf();
+        drop(s);
+        assert!(!p.exists());
+    }
 }

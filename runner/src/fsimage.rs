@@ -37,7 +37,7 @@ pub fn make(fs: Fs, pmd: bool) -> Result<Vec<Chunk>> {
     let top = cache::dir("fsimg")?;
     let dir = top.join(format!("{}-{}", tool.trim_start_matches("mkfs."), &key[..16]));
     if !dir.join("done").is_file() {
-        let tmp = tempfile::tempdir_in(&top).context(|| format!("temp dir in {}", top.display()))?;
+        let tmp = crate::cache::scratch_dir(&top)?;
         let img = tmp.path().join("fs.img");
         std::fs::File::create(&img).and_then(|f| f.set_len(SIZE)).context(|| format!("creating {}", img.display()))?;
         let mut c = Command::new(tool);

@@ -176,7 +176,7 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let started = Instant::now();
     let mut progress = Progress::new(&spec.variant);
     let kernels = cache::dir("kernels")?;
-    let scratch = tempfile::tempdir_in(&kernels).context(|| "temp dir in the kernel cache".into())?;
+    let scratch = cache::scratch_dir(&kernels)?;
     let log = scratch.path().join("build.log");
 
     progress.phase("preparing source");

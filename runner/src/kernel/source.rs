@@ -86,7 +86,7 @@ fn debian(name: &str, log: &Path) -> Result<Tree> {
     let dir = top.join(format!("{name}-{}", &hash[..12]));
     let _lock = cache::lock(&top.join(format!("{name}-{}.lock", &hash[..12])))?;
     if !dir.join(".git").is_dir() {
-        let tmp = tempfile::tempdir_in(&top).context(|| "temp dir for unpacking".into())?;
+        let tmp = cache::scratch_dir(&top)?;
         let mut c = Command::new("tar");
         c.arg("-xf").arg(&tar).arg("-C").arg(tmp.path());
         proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
