@@ -31,7 +31,7 @@
 //! timing mode is the scenario's (icount for dio-read/dio-write), so a 3 %
 //! threshold is meaningful.
 
-use crate::error::{bad_input, infra, kernel as kernel_err, Class, Result};
+use crate::error::{bad_input, infra, kernel as kernel_err, Class, Error, Result};
 use crate::kernel::{self, KernelSpec};
 use crate::results::{self, CellResult, Outcome};
 use crate::rules::{self, Status};
@@ -383,9 +383,7 @@ impl Tester for KernelTester<'_> {
         };
         let k = match kernel::build(&spec, self.jobs) {
             Ok(k) => k,
-            Err(e) if e.class == Class::Kernel => return Ok(StepResult::skip(commit, build_failure(&e.msg))),
-            Err(e) if e.class == Class::BadInput => return Ok(StepResult::skip(commit, first_line(&e.msg))),
-            Err(e) => return Err(e),
+            Err(e) => return build_skip_reason(&e).map(|why| StepResult::skip(commit, why)).ok_or(e),
         };
         let build_seconds = if k.cache_hit { 0.0 } else { k.seconds };
         let accel = match self.accel {
@@ -425,21 +423,16 @@ impl Tester for KernelTester<'_> {
     }
 }
 
-/// "build failed: " and the compiler's first error line (else the message's first line).
-fn build_failure(msg: &str) -> String {
-    match msg.lines().find(|l| l.contains("error:")) {
-        Some(e) => format!("build failed: {}", e.trim()),
-        None => format!("build failed: {}", first_line(msg)),
-    }
-}
-
-fn first_line(s: &str) -> String {
-    // Keep the compiler's message: the line after "last lines:" that says error.
-    let err = s.lines().find(|l| l.contains("error:") || l.contains("Error ")).map(str::trim);
-    let head = s.lines().next().unwrap_or("");
-    match err {
-        Some(e) if !head.contains(e) => format!("{} ... {e}", head.chars().take(200).collect::<String>()),
-        _ => head.chars().take(300).collect(),
+/// Why a commit whose kernel was not built is a SKIP: "build failed: " and
+/// the compiler's error line ([`crate::error::Error::compiler_error`]) when
+/// it did not compile, the message when a patch did not apply (bad input,
+/// one line). `None` for any other failure: the host's, which stops the bisection.
+fn build_skip_reason(e: &Error) -> Option<String> {
+    let head = || e.msg.lines().next().unwrap_or("").chars().take(300).collect::<String>();
+    match e.class {
+        Class::Kernel => Some(format!("build failed: {}", e.compiler_error.clone().unwrap_or_else(head))),
+        Class::BadInput => Some(head()),
+        _ => None,
     }
 }
 
@@ -982,10 +975,19 @@ mod tests {
         assert_eq!(confidence(&steps, 1.0), 1.0);
     }
 
+    /// The reason comes from the error's typed field, not from its text:
+    /// a message with an older error line in its tail does not win.
     #[test]
-    fn build_failure_names_the_compiler_error() {
-        let msg = "kernel build failed for variant bisect-ec08: `make -C /x bzImage` failed (exit status: 2); full log: /k/build.log; last lines:\n  CC      block/bio.o\n../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token\nmake[3]: *** [scripts/Makefile.build:250: block/bio.o] Error 1";
-        assert_eq!(build_failure(msg), "build failed: ../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token");
+    fn a_build_failure_is_named_by_the_compiler_error() {
+        let msg = "kernel build failed for variant bisect-ec08: `make -C /x bzImage` failed (exit status: 2); full log: /k/build.log; last lines:\n  CC      mm/gup.o\nmm/gup.c:10:1: error: a later error\nmake[3]: *** [scripts/Makefile.build:250: block/bio.o] Error 1";
+        let line = "../../sources/git-1/block/bio.c:1752:29: error: expected expression before ';' token";
+        let e = kernel_err(msg).with_compiler_error(Some(line.into()));
+        assert_eq!(build_skip_reason(&e).unwrap(), format!("build failed: {line}"));
+        let e = kernel_err("kernel build failed for variant bisect-ec08: `make` failed\nld: cannot find -lfoo");
+        assert_eq!(build_skip_reason(&e).unwrap(), "build failed: kernel build failed for variant bisect-ec08: `make` failed");
+        let e = bad_input("patch /r/revert.patch does not apply: block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected");
+        assert_eq!(build_skip_reason(&e).unwrap(), e.msg);
+        assert!(build_skip_reason(&infra("No space left on device")).is_none(), "a host failure must stop the bisection");
     }
 
     #[test]

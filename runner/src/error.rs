@@ -20,13 +20,22 @@ pub enum Class {
 pub struct Error {
     pub class: Class,
     pub msg: String,
+    /// A kernel build that failed to compile: the first line of make's
+    /// output that says `error:` (the compiler's, the assembler's or the
+    /// linker's), as [`crate::kernel::build`] saw it go by. `None` for every
+    /// other failure, and for a build that failed without such a line.
+    pub compiler_error: Option<String>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(class: Class, msg: impl Into<String>) -> Self {
-        Error { class, msg: msg.into() }
+        Error { class, msg: msg.into(), compiler_error: None }
+    }
+    /// The same error, carrying `line` as its [`Error::compiler_error`].
+    pub fn with_compiler_error(self, line: Option<String>) -> Self {
+        Error { compiler_error: line, ..self }
     }
     pub fn exit_code(&self) -> i32 {
         match self.class {

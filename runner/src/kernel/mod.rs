@@ -141,8 +141,17 @@ fn end_make(build_dir: &std::path::Path) -> Result<()> {
     std::fs::remove_file(&marker).context(|| format!("removing {}", marker.display()))
 }
 
+/// Whether a line of make's output reports an error (`file.c:12:3: error:
+/// ...`, `ld: error: ...`): the line a build failure is named by.
+fn is_error_line(line: &str) -> bool {
+    line.contains("error:")
+}
+
 /// `make bzImage` of `tree` in `build_dir`, reproducibly, through ccache when
-/// there is one; `step` sees each CC/AS/LD/AR line.
+/// there is one; `step` sees each CC/AS/LD/AR line. A failed make's error
+/// carries the first error line of the whole output as
+/// [`crate::error::Error::compiler_error`] (the log's tail, which the
+/// message quotes, may have scrolled past it).
 fn make_bzimage(
     tree: &std::path::Path,
     build_dir: &std::path::Path,
@@ -163,12 +172,17 @@ fn make_bzimage(
         .env("KBUILD_BUILD_USER", "kregress")
         .env("KBUILD_BUILD_HOST", "kregress")
         .env("KBUILD_BUILD_VERSION", "1");
+    let mut first_error = None;
     proc::run_logged(c, log, None, |l| {
         let t = l.trim_start();
         if t.starts_with("CC ") || t.starts_with("AS ") || t.starts_with("LD ") || t.starts_with("AR ") {
             step(t);
         }
+        if first_error.is_none() && is_error_line(t) {
+            first_error = Some(t.trim_end().to_string());
+        }
     })
+    .map_err(|e| e.with_compiler_error(first_error))
 }
 
 /// Builds (or finds in the cache) the kernel for `spec`.
@@ -246,7 +260,8 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
             "kernel build failed for variant {}: {}",
             spec.variant,
             e.msg.replace(&log.display().to_string(), &keep.join("build.log").display().to_string())
-        )))
+        ))
+        .with_compiler_error(e.compiler_error))
     };
     let boot = build_dir.join("arch/x86/boot");
     let mut objects = 0usize;
@@ -324,6 +339,53 @@ mod tests {
         let b = build_lock(std::path::Path::new("/c/sources/linux-source-6.12-585a4a074597"));
         assert_eq!(a, PathBuf::from("/c/sources/linux-source-6.1-4d415b3d3648.build.lock"));
         assert_ne!(a, b);
+    }
+
+    /// A make that fails names its first error line as typed data, not
+    /// only in the message's tail (here 30 lines of make's output follow it,
+    /// more than the tail keeps); a make that fails without one gives `None`.
+    #[test]
+    fn a_failed_make_carries_its_first_error_line() {
+        let d = tempfile::tempdir().unwrap();
+        let (tree, build) = (d.path().join("tree"), d.path().join("build"));
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::create_dir_all(&build).unwrap();
+        let after: String = (0..30).map(|i| format!("\t@echo 'make[3]: note {i}'\n")).collect();
+        std::fs::write(
+            tree.join("Makefile"),
+            format!(
+                "bzImage:\n\t@echo '  CC      block/bio.o'\n\t@echo \"block/bio.c:1752:29: error: expected expression before ';' token\"\n\t@echo 'block/bio.c:1800:1: error: a second one'\n{after}\t@exit 2\n"
+            ),
+        )
+        .unwrap();
+        let log = d.path().join("build.log");
+        let mut steps = vec![];
+        let e = make_bzimage(&tree, &build, 1, &log, &mut |t| steps.push(t.to_string())).unwrap_err();
+        assert_eq!(e.compiler_error.as_deref(), Some("block/bio.c:1752:29: error: expected expression before ';' token"), "{}", e.msg);
+        assert!(!e.msg.contains("1752:29"), "the tail still holds the line: the test does not show the field is needed");
+        assert_eq!(steps, vec!["CC      block/bio.o"]);
+        std::fs::write(tree.join("Makefile"), "bzImage:\n\t@echo 'ld: cannot find -lfoo'\n\t@exit 2\n").unwrap();
+        let e = make_bzimage(&tree, &build, 1, &log, &mut |_| {}).unwrap_err();
+        assert_eq!(e.compiler_error, None, "{}", e.msg);
+    }
+
+    /// The whole build on a stand-in tree whose bzImage does not compile:
+    /// the kernel error kregress returns (exit 1) still carries the line.
+    #[test]
+    fn a_kernel_that_does_not_compile_names_its_error() {
+        let d = tempfile::tempdir().unwrap();
+        crate::cache::set_test_root(&d.path().join("cache"));
+        let tree = d.path().join("linux");
+        std::fs::create_dir_all(&tree).unwrap();
+        std::fs::write(
+            tree.join("Makefile"),
+            "tinyconfig:\n\t@echo CONFIG_X=y > $(O)/.config\nolddefconfig:\n\t@true\nbzImage:\n\t@echo 'mm/gup.c:3:1: error: unknown type name'\n\t@exit 2\n",
+        )
+        .unwrap();
+        let spec = KernelSpec { variant: "broken".into(), source: crate::scenario::Source::Path(tree), rev: None, base: Base::Tinyconfig, fragments: vec![], patches: vec![] };
+        let e = build(&spec, 1).unwrap_err();
+        assert_eq!(e.class, crate::error::Class::Kernel, "{}", e.msg);
+        assert_eq!(e.compiler_error.as_deref(), Some("mm/gup.c:3:1: error: unknown type name"), "{}", e.msg);
     }
 
     /// A make that never finished: what it wrote goes, what an earlier
