@@ -50,29 +50,31 @@ pub const DETECTION: f64 = 0.95;
 /// z of the one-sided 95 % Wilson lower bound on BAD's reproduction rate.
 pub const WILSON_Z: f64 = 1.6449;
 
+/// What one tested commit is to the search (not [`crate::compare::Verdict`],
+/// which compares two sets of runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Verdict {
+pub enum StepVerdict {
     Good,
     Bad,
     Skip,
 }
 
-impl Verdict {
+impl StepVerdict {
     pub fn as_str(self) -> &'static str {
         match self {
-            Verdict::Good => "good",
-            Verdict::Bad => "bad",
-            Verdict::Skip => "skip",
+            StepVerdict::Good => "good",
+            StepVerdict::Bad => "bad",
+            StepVerdict::Skip => "skip",
         }
     }
 }
 
 /// What testing one commit gave.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct StepResult {
     pub commit: String,
-    pub verdict: Verdict,
+    pub verdict: StepVerdict,
     /// VM runs done for this step.
     pub runs: u32,
     /// Failure titles seen, one per failed run, in order.
@@ -82,9 +84,7 @@ pub struct StepResult {
     /// Why the verdict, in a few words.
     pub reason: String,
     /// The metric of every PASS run (throughput mode).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub metric: Vec<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub bzimage_sha256: Option<String>,
 }
 
@@ -92,7 +92,7 @@ impl StepResult {
     pub fn skip(commit: &str, reason: impl Into<String>) -> StepResult {
         StepResult {
             commit: commit.to_string(),
-            verdict: Verdict::Skip,
+            verdict: StepVerdict::Skip,
             runs: 0,
             titles: vec![],
             build_seconds: 0.0,
@@ -137,9 +137,9 @@ pub fn search(commits: &[String], t: &mut dyn Tester, on_step: &mut dyn FnMut(&S
         let r = t.test(&commits[i])?;
         on_step(&r);
         match r.verdict {
-            Verdict::Good => lo = i as isize,
-            Verdict::Bad => hi = i as isize,
-            Verdict::Skip => skipped[i] = true,
+            StepVerdict::Good => lo = i as isize,
+            StepVerdict::Bad => hi = i as isize,
+            StepVerdict::Skip => skipped[i] = true,
         }
         steps.push(r);
     }
@@ -205,7 +205,7 @@ pub fn detection(rate: f64, runs: u32) -> f64 {
 /// the probability that no GOOD verdict hid the bug, if it reproduces at
 /// least at `rate`.
 pub fn confidence(steps: &[StepResult], rate: f64) -> f64 {
-    steps.iter().filter(|s| s.verdict == Verdict::Good).map(|s| detection(rate, s.runs)).product()
+    steps.iter().filter(|s| s.verdict == StepVerdict::Good).map(|s| detection(rate, s.runs)).product()
 }
 
 /// One run of a step, as the judge sees it.
@@ -250,7 +250,7 @@ pub fn matches_signature(signature: &str, title: &str, problems: &[String]) -> b
 
 pub enum Decision {
     More,
-    Done(Verdict, String),
+    Done(StepVerdict, String),
     Abort(String),
 }
 
@@ -287,33 +287,33 @@ impl StepJudge {
         match (&self.mode, &o) {
             (Mode::Measure { runs }, _) => {
                 if self.runs >= *runs || matches!(o, RunObs::Error { .. }) {
-                    return Decision::Done(Verdict::Skip, format!("measured {} run(s)", self.runs));
+                    return Decision::Done(StepVerdict::Skip, format!("measured {} run(s)", self.runs));
                 }
                 Decision::More
             }
-            (_, RunObs::Error { title }) => Decision::Done(Verdict::Skip, format!("did not boot: {title}")),
+            (_, RunObs::Error { title }) => Decision::Done(StepVerdict::Skip, format!("did not boot: {title}")),
             (Mode::Signature { signature, .. }, RunObs::Fail { title, problems }) => {
                 if matches_signature(signature, title, problems) {
-                    Decision::Done(Verdict::Bad, format!("signature seen in run {}", self.runs))
+                    Decision::Done(StepVerdict::Bad, format!("signature seen in run {}", self.runs))
                 } else {
-                    Decision::Done(Verdict::Skip, format!("a different failure: {title}"))
+                    Decision::Done(StepVerdict::Skip, format!("a different failure: {title}"))
                 }
             }
             (Mode::Signature { k, .. }, RunObs::Pass { .. }) => {
                 if self.runs >= *k {
-                    Decision::Done(Verdict::Good, format!("{} clean run(s)", self.runs))
+                    Decision::Done(StepVerdict::Good, format!("{} clean run(s)", self.runs))
                 } else {
                     Decision::More
                 }
             }
-            (Mode::Throughput { .. }, RunObs::Fail { title, .. }) => Decision::Done(Verdict::Skip, format!("failed: {title}")),
+            (Mode::Throughput { .. }, RunObs::Fail { title, .. }) => Decision::Done(StepVerdict::Skip, format!("failed: {title}")),
             (Mode::Throughput { baseline, threshold_pct, floor_pct, runs, max_runs }, RunObs::Pass { .. }) => {
                 if self.runs < *runs {
                     return Decision::More;
                 }
                 match throughput_verdict(baseline, &self.metric, *threshold_pct, *floor_pct) {
                     None if self.runs < *max_runs => Decision::More,
-                    None => Decision::Done(Verdict::Skip, format!("throughput still inconclusive after {} runs", self.runs)),
+                    None => Decision::Done(StepVerdict::Skip, format!("throughput still inconclusive after {} runs", self.runs)),
                     Some((v, why)) => Decision::Done(v, why),
                 }
             }
@@ -326,7 +326,7 @@ impl StepJudge {
 /// when it says THROUGHPUT_REGRESSION by at least `threshold_pct` (negative,
 /// e.g. -3); GOOD for NO_CHANGE, an improvement or a smaller regression;
 /// `None` (more runs) when it says INCONCLUSIVE.
-pub fn throughput_verdict(baseline: &[f64], samples: &[f64], threshold_pct: f64, floor_pct: f64) -> Option<(Verdict, String)> {
+pub fn throughput_verdict(baseline: &[f64], samples: &[f64], threshold_pct: f64, floor_pct: f64) -> Option<(StepVerdict, String)> {
     let (status, note, st) = rules::throughput_rule(baseline, samples, floor_pct);
     let why = match (st.to_median, st.from_median, st.delta_pct, st.ci_low, st.ci_high) {
         (Some(s), Some(b), Some(d), Some(lo), Some(hi)) => format!(
@@ -337,8 +337,8 @@ pub fn throughput_verdict(baseline: &[f64], samples: &[f64], threshold_pct: f64,
     };
     match status {
         Status::Inconclusive => None,
-        Status::ThroughputRegression if st.delta_pct.is_some_and(|d| d <= threshold_pct) => Some((Verdict::Bad, why)),
-        _ => Some((Verdict::Good, why)),
+        Status::ThroughputRegression if st.delta_pct.is_some_and(|d| d <= threshold_pct) => Some((StepVerdict::Bad, why)),
+        _ => Some((StepVerdict::Good, why)),
     }
 }
 
@@ -479,9 +479,76 @@ pub struct BisectOpts {
     pub jobs: usize,
 }
 
-/// The whole report, as bisect.json holds it.
+/// BAD's runs against the signature (signature mode).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reproduction {
+    // In bisect.json's order, which has always been alphabetical.
+    pub hits: u32,
+    /// `hits / runs`.
+    pub rate: f64,
+    /// The one-sided 95 % Wilson lower bound of the rate ([`wilson_lower`]).
+    pub rate_lower_95: f64,
+    pub runs: u32,
+}
+
+/// One tested commit as bisect.json and bisect.md show it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BisectStep {
+    // In bisect.json's order, which has always been alphabetical.
+    /// Wall time of the kernel build, to 0.1 s (0 on a cache hit).
+    pub build_seconds: f64,
+    pub commit: String,
+    /// The metric of every PASS run (throughput mode).
+    pub metric: Vec<f64>,
+    pub reason: String,
+    pub runs: u32,
+    pub subject: String,
+    pub titles: Vec<String>,
+    pub verdict: StepVerdict,
+}
+
+impl BisectStep {
+    pub fn new(r: &StepResult, subject: String) -> BisectStep {
+        BisectStep {
+            build_seconds: (r.build_seconds * 10.0).round() / 10.0,
+            commit: r.commit.clone(),
+            metric: r.metric.clone(),
+            reason: r.reason.clone(),
+            runs: r.runs,
+            subject,
+            titles: r.titles.clone(),
+            verdict: r.verdict,
+        }
+    }
+}
+
+/// What BAD with the culprit reverted gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RevertCheck {
+    /// BAD with the revert is good: the culprit is confirmed.
+    Good,
+    /// BAD with the revert is still bad.
+    Bad,
+    /// No single culprit, or BAD with the revert could not be tested (the
+    /// revert does not apply or build, another failure).
+    NotApplicable,
+}
+
+impl RevertCheck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevertCheck::Good => "good",
+            RevertCheck::Bad => "bad",
+            RevertCheck::NotApplicable => "not-applicable",
+        }
+    }
+}
+
+/// The whole report, as bisect.json holds it (not [`crate::triage::Report`],
+/// a kernel report on a console).
 #[derive(Debug, Clone, Serialize)]
-pub struct Report {
+pub struct BisectReport {
     pub scenario: String,
     pub cell: String,
     pub variant: String,
@@ -489,12 +556,12 @@ pub struct Report {
     pub bad: CommitInfo,
     pub mode: String,
     pub signature: Option<String>,
-    pub reproduction: Option<serde_json::Value>,
+    pub reproduction: Option<Reproduction>,
     pub k: u32,
     pub k_reason: String,
     pub culprit: Option<CommitInfo>,
     pub candidates: Vec<CommitInfo>,
-    pub steps: Vec<serde_json::Value>,
+    pub steps: Vec<BisectStep>,
     pub builds: usize,
     /// Signature mode: the probability that no GOOD verdict hid the bug
     /// ([`confidence`]); `None` in throughput mode, where every step is the
@@ -502,14 +569,14 @@ pub struct Report {
     pub confidence: Option<f64>,
     pub confidence_note: String,
     pub no_op_change: Option<bool>,
-    pub revert_check: String,
+    pub revert_check: RevertCheck,
     pub revert_note: String,
     pub results_dir: PathBuf,
     pub log: String,
 }
 
 /// Runs a whole bisection: checks GOOD and BAD, searches, checks the revert.
-pub fn run(o: &BisectOpts) -> Result<Report> {
+pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     let s = scenario::load(&o.scenario)?;
     let variant = match &o.variant {
         Some(v) => s.select(std::slice::from_ref(v))?[0].clone(),
@@ -604,21 +671,21 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         if hits == 0 {
             return Err(kernel_err(format!("BAD {} is not bad: {:?} not seen in {} run(s) (seen: {:?})", &bad[..12], sig, rb.runs, rb.titles)));
         }
-        rb.verdict = Verdict::Bad;
+        rb.verdict = StepVerdict::Bad;
         rb.reason = format!("signature in {hits}/{} run(s)", rb.runs);
         (k, k_reason) = runs_for_good(hits, rb.runs, o.max_runs);
         eprintln!("bisect: signature {sig:?}; k = {k}: {k_reason}");
         rate = wilson_lower(hits, rb.runs);
-        reproduction = Some(serde_json::json!({"hits": hits, "runs": rb.runs, "rate": hits as f64 / rb.runs as f64, "rate_lower_95": rate}));
+        reproduction = Some(Reproduction { hits, rate: hits as f64 / rb.runs as f64, rate_lower_95: rate, runs: rb.runs });
         log_step(&rb, &mut bisect_log);
         all_steps.push(rb);
         t.mode = Mode::Signature { signature: sig.clone(), k };
         let rg = t.test(&good)?;
         log_step(&rg, &mut bisect_log);
         match rg.verdict {
-            Verdict::Good => {}
-            Verdict::Bad => return Err(kernel_err(format!("GOOD {} is not good: it shows {sig:?} too", &good[..12]))),
-            Verdict::Skip => return Err(kernel_err(format!("GOOD {} could not be tested: {}", &good[..12], rg.reason))),
+            StepVerdict::Good => {}
+            StepVerdict::Bad => return Err(kernel_err(format!("GOOD {} is not good: it shows {sig:?} too", &good[..12]))),
+            StepVerdict::Skip => return Err(kernel_err(format!("GOOD {} could not be tested: {}", &good[..12], rg.reason))),
         }
         all_steps.push(rg);
         signature = Some(sig);
@@ -629,14 +696,14 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         if rg.metric.len() < THROUGHPUT_RUNS as usize {
             return Err(kernel_err(format!("GOOD {} could not be measured: {} ({:?})", &good[..12], rg.reason, rg.titles)));
         }
-        rg.verdict = Verdict::Good;
+        rg.verdict = StepVerdict::Good;
         let floor = rules::min_floor(cell.timing, &metric);
         t.mode = Mode::Throughput { baseline: rg.metric.clone(), threshold_pct: o.threshold_pct, floor_pct: floor, runs: THROUGHPUT_RUNS, max_runs: o.max_runs.max(THROUGHPUT_RUNS) };
         log_step(&rg, &mut bisect_log);
         all_steps.push(rg);
         let rb = t.test(&bad)?;
         log_step(&rb, &mut bisect_log);
-        if rb.verdict != Verdict::Bad {
+        if rb.verdict != StepVerdict::Bad {
             return Err(kernel_err(format!("BAD {} is not bad: {}", &bad[..12], rb.reason)));
         }
         all_steps.push(rb);
@@ -682,14 +749,14 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
             let r = t.test(&bad)?;
             t.extra_patches.clear();
             let out = match r.verdict {
-                Verdict::Good => ("good".to_string(), format!("BAD with {} reverted: {}", &c[..12], r.reason)),
-                Verdict::Bad => ("bad".to_string(), format!("BAD with {} reverted is still bad: {}", &c[..12], r.reason)),
-                Verdict::Skip => ("not-applicable".to_string(), format!("BAD with {} reverted: {}", &c[..12], r.reason)),
+                StepVerdict::Good => (RevertCheck::Good, format!("BAD with {} reverted: {}", &c[..12], r.reason)),
+                StepVerdict::Bad => (RevertCheck::Bad, format!("BAD with {} reverted is still bad: {}", &c[..12], r.reason)),
+                StepVerdict::Skip => (RevertCheck::NotApplicable, format!("BAD with {} reverted: {}", &c[..12], r.reason)),
             };
             all_steps.push(StepResult { reason: format!("revert check: {}", r.reason), ..r });
             out
         }
-        _ => ("not-applicable".into(), "no single culprit".into()),
+        _ => (RevertCheck::NotApplicable, "no single culprit".into()),
     };
     if let Some(c) = &found.culprit {
         let i = info(&clone, c);
@@ -707,14 +774,7 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
     } else {
         (None, "throughput mode: each step is the rule book's verdict on 95% bootstrap intervals of the boots' medians; no reproduction rate applies".into())
     };
-    let step_json = |r: &StepResult| {
-        let i = info(&clone, &r.commit);
-        serde_json::json!({
-            "commit": r.commit, "subject": i.subject, "verdict": r.verdict, "runs": r.runs, "titles": r.titles,
-            "build_seconds": (r.build_seconds * 10.0).round() / 10.0, "reason": r.reason, "metric": r.metric,
-        })
-    };
-    let report = Report {
+    let report = BisectReport {
         scenario: s.name.clone(),
         cell: cell.axes(),
         variant: variant.name.clone(),
@@ -727,7 +787,7 @@ pub fn run(o: &BisectOpts) -> Result<Report> {
         k_reason,
         culprit: found.culprit.as_ref().map(|c| info(&clone, c)),
         candidates: found.candidates.iter().map(|c| info(&clone, c)).collect(),
-        steps: all_steps.iter().map(step_json).collect(),
+        steps: all_steps.iter().map(|r| BisectStep::new(r, info(&clone, &r.commit).subject)).collect(),
         builds: t.builds,
         confidence: conf,
         confidence_note: conf_note,
@@ -752,7 +812,7 @@ pub fn no_op(steps: &[StepResult], culprit: &str, parent: &str) -> Option<bool> 
 }
 
 /// bisect.md: the result, then every step.
-pub fn markdown(r: &Report) -> String {
+pub fn markdown(r: &BisectReport) -> String {
     let mut s = format!("# bisect: {} / {} ({})\n\n", r.scenario, r.cell, r.variant);
     s += &format!("GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n", &r.good.commit[..12], r.good.subject, &r.bad.commit[..12], r.bad.subject, r.mode);
     if r.mode.contains("icount") {
@@ -776,21 +836,22 @@ pub fn markdown(r: &Report) -> String {
         r.confidence.map_or("n/a".to_string(), |c| format!("{c:.3}")),
         r.confidence_note,
         r.no_op_change.map(|b| if b { "yes (bzImage identical to its parent's)" } else { "no" }).unwrap_or("n/a"),
-        r.revert_check,
+        r.revert_check.as_str(),
         r.revert_note,
         r.builds
     );
     s += "| # | commit | subject | verdict | runs | build s | titles / reason |\n|---|---|---|---|---|---|---|\n";
+    // Build seconds and titles as JSON writes them (`0.0`, `["a"]`), as this table always has.
     for (i, st) in r.steps.iter().enumerate() {
         s += &format!(
             "| {} | `{}` | {} | {} | {} | {} | {} |\n",
             i + 1,
-            st["commit"].as_str().unwrap_or("").get(..12).unwrap_or(""),
-            st["subject"].as_str().unwrap_or("").replace('|', "\\|"),
-            st["verdict"].as_str().unwrap_or(""),
-            st["runs"],
-            st["build_seconds"],
-            format!("{} {}", st["titles"], st["reason"].as_str().unwrap_or("")).replace('|', "\\|")
+            st.commit.get(..12).unwrap_or(""),
+            st.subject.replace('|', "\\|"),
+            st.verdict.as_str(),
+            st.runs,
+            serde_json::to_string(&st.build_seconds).unwrap_or_default(),
+            format!("{} {}", serde_json::to_string(&st.titles).unwrap_or_default(), st.reason).replace('|', "\\|")
         );
     }
     s += "\nReplay: `git bisect replay bisect.log`\n";
@@ -804,7 +865,7 @@ mod tests {
 
     /// Scripted verdicts; counts calls.
     struct Fake {
-        verdicts: BTreeMap<String, Verdict>,
+        verdicts: BTreeMap<String, StepVerdict>,
         tested: Vec<String>,
     }
 
@@ -828,7 +889,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let v = if skip.contains(&i) { Verdict::Skip } else if i < culprit { Verdict::Good } else { Verdict::Bad };
+                let v = if skip.contains(&i) { StepVerdict::Skip } else if i < culprit { StepVerdict::Good } else { StepVerdict::Bad };
                 (c.clone(), v)
             })
             .collect();
@@ -970,7 +1031,7 @@ mod tests {
     #[test]
     fn confidence_multiplies_good_steps() {
         let step = |v, runs| StepResult { verdict: v, runs, ..StepResult::skip("c", "") };
-        let steps = vec![step(Verdict::Good, 2), step(Verdict::Bad, 1), step(Verdict::Skip, 0), step(Verdict::Good, 2)];
+        let steps = vec![step(StepVerdict::Good, 2), step(StepVerdict::Bad, 1), step(StepVerdict::Skip, 0), step(StepVerdict::Good, 2)];
         assert!((confidence(&steps, 0.5) - 0.75 * 0.75).abs() < 1e-9);
         assert_eq!(confidence(&steps, 1.0), 1.0);
     }
@@ -1000,4 +1061,56 @@ mod tests {
         assert_eq!(no_op(&steps, "c", "never-built"), None);
     }
 
+
+    /// A report with every field set, as one bisection could give.
+    fn sample_report() -> BisectReport {
+        let c = |h: &str, s: &str| CommitInfo { commit: h.repeat(40), subject: s.into(), author: "A U Thor <a@example.org>".into() };
+        let step = |h: &str, subject: &str, verdict, titles: Vec<&str>, build_seconds, reason: &str, metric| BisectStep {
+            build_seconds,
+            commit: h.repeat(40),
+            metric,
+            reason: reason.into(),
+            runs: 3,
+            subject: subject.into(),
+            titles: titles.into_iter().map(String::from).collect(),
+            verdict,
+        };
+        BisectReport {
+            scenario: "bisect-fixture".into(),
+            cell: "pmem-ext4-pte-truncate-during-dio".into(),
+            variant: "stock".into(),
+            good: c("a", "good one"),
+            bad: c("b", "bad | tip"),
+            mode: "signature".into(),
+            signature: Some(SIG.into()),
+            reproduction: Some(Reproduction { hits: 2, rate: 2.0 / 3.0, rate_lower_95: 0.254, runs: 3 }),
+            k: 11,
+            k_reason: "BAD reproduced in 2/3 runs".into(),
+            culprit: Some(c("c", "the culprit")),
+            candidates: vec![c("c", "the culprit")],
+            steps: vec![
+                step("b", "bad | tip", StepVerdict::Bad, vec![SIG, SIG], 0.0, "signature in 2/3 run(s)", vec![]),
+                step("c", "the culprit", StepVerdict::Good, vec![], 123.4, "revert check: 3 clean run(s)", vec![874.5, 870.0]),
+            ],
+            builds: 2,
+            confidence: Some(0.95),
+            confidence_note: "product".into(),
+            no_op_change: Some(false),
+            revert_check: RevertCheck::NotApplicable,
+            revert_note: "BAD with cccccccccccc reverted: patch does not apply".into(),
+            results_dir: PathBuf::from("results/bisect-x"),
+            log: "git bisect start\n".into(),
+        }
+    }
+
+    /// bisect.json and bisect.md byte for byte as they were when the steps
+    /// were `serde_json::Value`s (the golden files were written by that code).
+    #[test]
+    fn report_files_keep_their_form() {
+        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bisect");
+        let r = sample_report();
+        let json = String::from_utf8(serde_json::to_vec_pretty(&r).unwrap()).unwrap();
+        assert_eq!(json, std::fs::read_to_string(data.join("report.json")).unwrap());
+        assert_eq!(markdown(&r), std::fs::read_to_string(data.join("report.md")).unwrap());
+    }
 }
