@@ -32,14 +32,14 @@
 //! threshold is meaningful.
 
 use crate::error::{bad_input, infra, kernel as kernel_err, Class, Error, Result};
-use crate::kernel::{self, KernelSpec};
+use crate::kernel::{self, source, KernelSpec};
+pub use crate::kernel::source::CommitInfo;
 use crate::results::{self, CellResult, Outcome};
 use crate::rules::{self, Status};
 use crate::scenario::{self, Cell, Scenario, Source, Variant};
 use crate::vm::{self, Accel};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 
 /// Harness failures (MISS) tolerated in a row before the bisection stops.
 pub const MISS_RETRIES: u32 = 2;
@@ -436,28 +436,42 @@ fn build_skip_reason(e: &Error) -> Option<String> {
     }
 }
 
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let mut c = Command::new("git");
-    c.arg("-C").arg(dir).args(args).env("GIT_CONFIG_NOSYSTEM", "1");
-    Ok(crate::proc::output(c, crate::proc::deadline::TREE)?.trim_end().to_string())
+/// The history a bisection reads: kregress's clone of `--repo` (a
+/// [`source::Tree`], through git) or, in unit tests, a list of commits.
+pub trait Repo {
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool;
+    /// The commits after `from` up to and including `to` along first parents, oldest first.
+    fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>>;
+    /// `commit`'s full id, subject and author.
+    fn describe(&self, commit: &str) -> Result<CommitInfo>;
+    /// `commit`'s first parent.
+    fn parent(&self, commit: &str) -> Result<String>;
+    /// A patch that undoes `commit`.
+    fn revert_diff(&self, commit: &str) -> Result<String>;
 }
 
-/// A commit as the report shows it.
-#[derive(Debug, Clone, Serialize)]
-pub struct CommitInfo {
-    pub commit: String,
-    pub subject: String,
-    pub author: String,
-}
-
-fn info(dir: &Path, c: &str) -> CommitInfo {
-    let out = git(dir, &["log", "-1", "--format=%H%x00%s%x00%an <%ae>", c]).unwrap_or_default();
-    let mut p = out.split('\0');
-    CommitInfo {
-        commit: p.next().unwrap_or(c).to_string(),
-        subject: p.next().unwrap_or("").to_string(),
-        author: p.next().unwrap_or("").to_string(),
+impl Repo for source::Tree {
+    fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
+        source::Tree::is_ancestor(self, ancestor, descendant)
     }
+    fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        source::Tree::first_parent_range(self, from, to)
+    }
+    fn describe(&self, commit: &str) -> Result<CommitInfo> {
+        source::Tree::describe(self, commit)
+    }
+    fn parent(&self, commit: &str) -> Result<String> {
+        source::Tree::parent(self, commit)
+    }
+    fn revert_diff(&self, commit: &str) -> Result<String> {
+        source::Tree::revert_diff(self, commit)
+    }
+}
+
+/// A commit as the report shows it; the id alone when the repository cannot say more.
+fn info(repo: &dyn Repo, c: &str) -> CommitInfo {
+    repo.describe(c).unwrap_or_else(|_| CommitInfo { commit: c.to_string(), subject: String::new(), author: String::new() })
 }
 
 /// The metrics a throughput bisection can follow.
@@ -604,19 +618,17 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     // kregress's clone of the repository (the user's checkout is never touched).
     let scratch = tempfile::tempdir().map_err(|e| infra(format!("temp dir: {e}")))?;
     let log = scratch.path().join("git.log");
-    let tree = kernel::source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
-    let clone = tree.dir.clone();
-    let rev = |r: &str| -> Result<String> {
-        let mut c = Command::new("git");
-        c.arg("-C").arg(&o.repo).args(["rev-parse", "--verify", "--quiet", &format!("{r}^{{commit}}")]);
-        crate::proc::output(c, crate::proc::deadline::QUICK).map(|s| s.trim().to_string()).map_err(|e| crate::proc::or_else(e, || bad_input(format!("{}: no commit {r}", o.repo.display()))))
+    let tree = source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
+    let clone: &dyn Repo = &tree;
+    // prepare resolved BAD.
+    let (good, bad) = match source::resolve(&o.repo, &o.good)? {
+        Some(good) => (good, tree.commit.clone()),
+        None => return Err(bad_input(format!("{}: no commit {}", o.repo.display(), o.good))),
     };
-    let (good, bad) = (rev(&o.good)?, rev(&o.bad)?);
-    if git(&clone, &["merge-base", "--is-ancestor", &good, &bad]).is_err() {
+    if !clone.is_ancestor(&good, &bad) {
         return Err(bad_input(format!("--good {} is not an ancestor of --bad {}", o.good, o.bad)));
     }
-    let list = git(&clone, &["rev-list", "--first-parent", "--reverse", &format!("{good}..{bad}")])?;
-    let commits: Vec<String> = list.lines().map(str::to_string).collect();
+    let commits = clone.first_parent_range(&good, &bad)?;
     if commits.is_empty() {
         return Err(bad_input("--good and --bad are the same commit"));
     }
@@ -643,7 +655,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     };
     let mut bisect_log = vec!["git bisect start".to_string()];
     let log_step = |r: &StepResult, log: &mut Vec<String>| {
-        let i = info(&clone, &r.commit);
+        let i = info(clone, &r.commit);
         log.push(format!("# {}: [{}] {}", r.verdict.as_str(), i.commit, i.subject));
         log.push(format!("git bisect {} {}", r.verdict.as_str(), i.commit));
     };
@@ -732,7 +744,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
 
     // No-op: the culprit's bzImage is byte for byte its parent's.
     let no_op_change = found.culprit.as_ref().and_then(|c| {
-        let parent = git(&clone, &["rev-parse", &format!("{c}^")]).ok()?;
+        let parent = clone.parent(c).ok()?;
         no_op(&all_steps, c, &parent)
     });
 
@@ -740,8 +752,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     let (revert_check, revert_note) = match &found.culprit {
         Some(c) if *c != good => {
             let patch = run_dir.join("revert.patch");
-            let diff = git(&clone, &["diff", "--binary", c, &format!("{c}^")])?;
-            crate::cache::write_atomic(&patch, format!("{diff}\n").as_bytes())?;
+            crate::cache::write_atomic(&patch, clone.revert_diff(c)?.as_bytes())?;
             t.extra_patches = vec![patch];
             if let Some(sig) = &signature {
                 t.mode = Mode::Signature { signature: sig.clone(), k };
@@ -759,7 +770,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
         _ => (RevertCheck::NotApplicable, "no single culprit".into()),
     };
     if let Some(c) = &found.culprit {
-        let i = info(&clone, c);
+        let i = info(clone, c);
         bisect_log.push(format!("# first bad commit: [{}] {}", i.commit, i.subject));
     } else {
         bisect_log.push(format!("# only skipped commits left to test; candidates: {}", found.candidates.join(" ")));
@@ -778,16 +789,16 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
         scenario: s.name.clone(),
         cell: cell.axes(),
         variant: variant.name.clone(),
-        good: info(&clone, &good),
-        bad: info(&clone, &bad),
+        good: info(clone, &good),
+        bad: info(clone, &bad),
         mode,
         signature,
         reproduction,
         k,
         k_reason,
-        culprit: found.culprit.as_ref().map(|c| info(&clone, c)),
-        candidates: found.candidates.iter().map(|c| info(&clone, c)).collect(),
-        steps: all_steps.iter().map(|r| BisectStep::new(r, info(&clone, &r.commit).subject)).collect(),
+        culprit: found.culprit.as_ref().map(|c| info(clone, c)),
+        candidates: found.candidates.iter().map(|c| info(clone, c)).collect(),
+        steps: all_steps.iter().map(|r| BisectStep::new(r, info(clone, &r.commit).subject)).collect(),
         builds: t.builds,
         confidence: conf,
         confidence_note: conf_note,
@@ -1107,7 +1118,7 @@ mod tests {
     /// were `serde_json::Value`s (the golden files were written by that code).
     #[test]
     fn report_files_keep_their_form() {
-        let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bisect");
+        let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/bisect");
         let r = sample_report();
         let json = String::from_utf8(serde_json::to_vec_pretty(&r).unwrap()).unwrap();
         assert_eq!(json, std::fs::read_to_string(data.join("report.json")).unwrap());

@@ -12,6 +12,16 @@ use crate::scenario::Source;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// A commit as a report names it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CommitInfo {
+    /// The full id.
+    pub commit: String,
+    pub subject: String,
+    /// `Name <mail>`.
+    pub author: String,
+}
+
 /// A source ready for checkouts: a git work tree and the commit to build.
 #[derive(Debug, Clone)]
 pub struct Tree {
@@ -119,12 +129,21 @@ fn commit_all(dir: &Path, msg: &str, log: &Path) -> Result<()> {
     proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})
 }
 
+/// The commit `rev` names in the repository `repo`; `None` when it names
+/// none (or `repo` is no repository).
+pub fn resolve(repo: &Path, rev: &str) -> Result<Option<String>> {
+    match git_out(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]) {
+        Ok(c) => Ok(Some(c)),
+        Err(e) if proc::expired(&e) => Err(e),
+        Err(_) => Ok(None),
+    }
+}
+
 fn git_source(repo: &Path, rev: &str, log: &Path) -> Result<Tree> {
     if !repo.exists() {
         return Err(bad_input(format!("kernel.source.git: no such repository: {}", repo.display())));
     }
-    let commit = git_out(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")])
-        .map_err(|e| proc::or_else(e, || bad_input(format!("kernel.source.git: {}: no commit {rev}", repo.display()))))?;
+    let commit = resolve(repo, rev)?.ok_or_else(|| bad_input(format!("kernel.source.git: {}: no commit {rev}", repo.display())))?;
     let top = cache::dir("sources")?;
     let abs = std::path::absolute(repo).context(|| format!("resolving {}", repo.display()))?;
     let id = cache::Key::new("git-source").part("path", abs.as_os_str().as_encoded_bytes()).hex();
@@ -182,6 +201,40 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
     // A ref keeps the snapshot from git's garbage collection.
     git_out(&dir, &["update-ref", "refs/kregress/snapshot", &commit])?;
     Ok(Tree { dir, commit, identity: format!("path:{tree}") })
+}
+
+/// The history of a git source, read without touching its work tree (what
+/// `kregress bisect` asks of its clone).
+impl Tree {
+    /// Whether `ancestor` is `descendant` or one of its ancestors.
+    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
+        git_out(&self.dir, &["merge-base", "--is-ancestor", ancestor, descendant]).is_ok()
+    }
+
+    /// The commits after `from` up to and including `to` along `to`'s first
+    /// parents, oldest first.
+    pub fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
+        let list = git_out(&self.dir, &["rev-list", "--first-parent", "--reverse", &format!("{from}..{to}")])?;
+        Ok(list.lines().map(str::to_string).collect())
+    }
+
+    /// `commit`'s full id, subject and author.
+    pub fn describe(&self, commit: &str) -> Result<CommitInfo> {
+        let out = git_out(&self.dir, &["log", "-1", "--format=%H%x00%s%x00%an <%ae>", commit])?;
+        let mut p = out.split('\0').map(str::to_string);
+        Ok(CommitInfo { commit: p.next().unwrap_or_default(), subject: p.next().unwrap_or_default(), author: p.next().unwrap_or_default() })
+    }
+
+    /// `commit`'s first parent.
+    pub fn parent(&self, commit: &str) -> Result<String> {
+        git_out(&self.dir, &["rev-parse", &format!("{commit}^")])
+    }
+
+    /// A patch that undoes `commit` on any tree that has it: its diff to its
+    /// first parent, binary-safe, as [`checkout`] applies patches.
+    pub fn revert_diff(&self, commit: &str) -> Result<String> {
+        Ok(git_out(&self.dir, &["diff", "--binary", commit, &format!("{commit}^")])? + "\n")
+    }
 }
 
 /// Checks out `tree.commit` cleanly and applies `patches` in order.
@@ -343,6 +396,46 @@ mod tests {
 
         let e = prepare(&Source::Git { repo: user.clone(), rev: "nope".into() }, None, &log).unwrap_err();
         assert_eq!(e.exit_code(), 2, "{e}");
+    }
+
+    /// What bisect reads from its clone, on a history with a merge: the
+    /// range follows first parents; a revert diff applied on the tip undoes
+    /// the commit.
+    #[test]
+    fn history_queries() {
+        let d = tempfile::tempdir().unwrap();
+        let repo = d.path().join("src");
+        std::fs::create_dir_all(&repo).unwrap();
+        let log = d.path().join("log");
+        let head = || git_out(&repo, &["rev-parse", "HEAD"]).unwrap();
+        let step = |f: &str, text: &str, msg: &str| {
+            std::fs::write(repo.join(f), text).unwrap();
+            commit_all(&repo, msg, &log).unwrap();
+            git_out(&repo, &["rev-parse", "HEAD"]).unwrap()
+        };
+        let good = step("a.c", "1\n", "good");
+        let culprit = step("a.c", "2\n", "mm: the culprit");
+        git_out(&repo, &["checkout", "-q", "-b", "side", &good]).unwrap();
+        let side = step("b.c", "x\n", "side");
+        git_out(&repo, &["checkout", "-q", "kregress"]).unwrap();
+        git_out(&repo, &["merge", "-q", "--no-ff", "-m", "merge side", "side"]).unwrap();
+        let (merge, tree) = (head(), Tree { dir: repo.clone(), commit: head(), identity: "t".into() });
+
+        assert_eq!(resolve(&repo, "kregress~1").unwrap().as_deref(), Some(culprit.as_str()));
+        assert_eq!(resolve(&repo, "nope").unwrap(), None);
+        assert!(tree.is_ancestor(&good, &merge) && tree.is_ancestor(&merge, &merge) && !tree.is_ancestor(&merge, &good));
+        assert_eq!(tree.first_parent_range(&good, &merge).unwrap(), vec![culprit.clone(), merge.clone()], "the side branch is no step");
+        assert!(tree.is_ancestor(&side, &merge));
+        assert_eq!(tree.parent(&culprit).unwrap(), good);
+        let info = tree.describe(&culprit).unwrap();
+        assert_eq!((info.commit.as_str(), info.subject.as_str(), info.author.as_str()), (culprit.as_str(), "mm: the culprit", "kregress <kregress@localhost>"));
+        assert!(tree.describe("nope").is_err());
+
+        let patch = d.path().join("revert.patch");
+        std::fs::write(&patch, tree.revert_diff(&culprit).unwrap()).unwrap();
+        checkout(&tree, &[patch], &log).unwrap();
+        assert_eq!(std::fs::read_to_string(repo.join("a.c")).unwrap(), "1\n");
+        assert_eq!(std::fs::read_to_string(repo.join("b.c")).unwrap(), "x\n");
     }
 
     /// A plain tree is mirrored; its identity follows its content.
