@@ -3,10 +3,18 @@
 //!
 //! Built like syzkaller's pkg/bisect: the search ([`search`]) is pure — a
 //! list of commits and a [`Tester`] that says good, bad or skip for one commit
-//! — and knows nothing of kernels or VMs. How a commit is tested is separate:
-//! [`StepJudge`] turns the runs of one step into a verdict (pure, with the
-//! rules below), and [`KernelTester`] builds the commit in kregress's own clone
-//! (incrementally, through [`crate::kernel::build`]) and boots the cell.
+//! in the [`Mode`] the call passes — and knows nothing of kernels or VMs. How
+//! a commit is tested is separate: [`StepJudge`] turns the runs of one step
+//! into a verdict (pure, with the rules below), and [`KernelTester`] builds the
+//! commit in kregress's own clone (incrementally, through
+//! [`crate::kernel::build`]) and boots the cell.
+//!
+//! [`run`] builds those real dependencies (the clone, read through [`Repo`],
+//! the initramfs, the [`KernelTester`]) and hands them to [`run_impl`], which
+//! is the bisection on any history and tester: [`establish`] (BAD and GOOD,
+//! and the mode of every later step), [`search`], [`no_op_check`],
+//! [`revert_check`]. The unit tests drive it with a list of commits and a
+//! scripted tester.
 //!
 //! Rules of a step (signature mode):
 //! * a run that shows the target signature makes the step BAD at once;
@@ -36,10 +44,10 @@ use crate::kernel::{self, source, KernelSpec};
 pub use crate::kernel::source::CommitInfo;
 use crate::results::{self, CellResult, Outcome};
 use crate::rules::{self, Status};
-use crate::scenario::{self, Cell, Scenario, Source, Variant};
+use crate::scenario::{self, Cell, Scenario, Source, Timing, Variant};
 use crate::vm::{self, Accel};
 use serde::Serialize;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Harness failures (MISS) tolerated in a row before the bisection stops.
 pub const MISS_RETRIES: u32 = 2;
@@ -86,6 +94,8 @@ pub struct StepResult {
     /// The metric of every PASS run (throughput mode).
     pub metric: Vec<f64>,
     pub bzimage_sha256: Option<String>,
+    /// The commit reverted on top of this one: the revert check's step.
+    pub reverted: Option<String>,
 }
 
 impl StepResult {
@@ -99,13 +109,16 @@ impl StepResult {
             reason: reason.into(),
             metric: vec![],
             bzimage_sha256: None,
+            reverted: None,
         }
     }
 }
 
-/// Tests one commit. An `Err` stops the bisection (the host or harness failed).
+/// Tests one commit: builds it (with `revert` applied first when given,
+/// then the variant's patches) and judges its runs in `mode`. An `Err` stops
+/// the bisection (the host or harness failed).
 pub trait Tester {
-    fn test(&mut self, commit: &str) -> Result<StepResult>;
+    fn test(&mut self, commit: &str, mode: &Mode, revert: Option<&Path>) -> Result<StepResult>;
 }
 
 /// Where the search ended.
@@ -127,14 +140,14 @@ fn next(lo: isize, hi: isize, skipped: &[bool]) -> Option<usize> {
 
 /// Bisects `commits`: oldest first, GOOD's descendants up to and including
 /// BAD (the last, known bad); GOOD is known good. Each commit is tested at
-/// most once; `on_step` sees every step as it finishes.
-pub fn search(commits: &[String], t: &mut dyn Tester, on_step: &mut dyn FnMut(&StepResult)) -> Result<Search> {
+/// most once, in `mode`; `on_step` sees every step as it finishes.
+pub fn search(commits: &[String], mode: &Mode, t: &mut dyn Tester, on_step: &mut dyn FnMut(&StepResult)) -> Result<Search> {
     assert!(!commits.is_empty(), "search needs at least BAD");
     let (mut lo, mut hi) = (-1isize, commits.len() as isize - 1);
     let mut skipped = vec![false; commits.len()];
     let mut steps = Vec::new();
     while let Some(i) = next(lo, hi, &skipped) {
-        let r = t.test(&commits[i])?;
+        let r = t.test(&commits[i], mode, None)?;
         on_step(&r);
         match r.verdict {
             StepVerdict::Good => lo = i as isize,
@@ -350,31 +363,25 @@ pub struct KernelTester<'a> {
     pub variant: Variant,
     pub cell: Cell,
     pub repo: PathBuf,
-    /// Patches applied before the variant's (the revert check's revert).
-    pub extra_patches: Vec<PathBuf>,
     pub initrd: PathBuf,
     pub accel_want: Accel,
     pub accel: Option<Accel>,
     pub run_dir: PathBuf,
     pub jobs: usize,
-    pub mode: Mode,
+    /// What a PASS run's metric is ([`RunObs::from_cell`]).
     pub metric: String,
     /// Step counter, for directory names.
     pub n: usize,
-    /// Kernel builds started (cache hits included).
-    pub builds: usize,
 }
 
 impl Tester for KernelTester<'_> {
-    fn test(&mut self, commit: &str) -> Result<StepResult> {
+    fn test(&mut self, commit: &str, mode: &Mode, revert: Option<&Path>) -> Result<StepResult> {
         self.n += 1;
-        self.builds += 1;
-        let short = &commit[..commit.len().min(12)];
-        eprintln!("bisect: step {}: building {short}", self.n);
-        let mut patches = self.extra_patches.clone();
-        patches.extend(self.variant.patches.iter().cloned());
+        let id = short(commit);
+        eprintln!("bisect: step {}: building {id}", self.n);
+        let patches = revert.map(Path::to_path_buf).into_iter().chain(self.variant.patches.iter().cloned()).collect();
         let spec = KernelSpec {
-            variant: format!("bisect-{short}"),
+            variant: format!("bisect-{id}"),
             source: Source::Git { repo: self.repo.clone(), rev: commit.to_string() },
             rev: Some(commit.to_string()),
             base: self.variant.kernel.base.clone(),
@@ -394,8 +401,8 @@ impl Tester for KernelTester<'_> {
                 a
             }
         };
-        let dir = self.run_dir.join("steps").join(format!("{:02}-{short}", self.n));
-        let mut judge = StepJudge::new(self.mode.clone());
+        let dir = self.run_dir.join("steps").join(format!("{:02}-{id}", self.n));
+        let mut judge = StepJudge::new(mode.clone());
         let mut attempt = 0;
         let (verdict, reason) = loop {
             attempt += 1;
@@ -407,7 +414,7 @@ impl Tester for KernelTester<'_> {
             match judge.push(RunObs::from_cell(&r, &self.metric)) {
                 Decision::More => continue,
                 Decision::Done(v, why) => break (v, why),
-                Decision::Abort(why) => return Err(infra(format!("bisect: testing {short}: {why}; results in {}", dir.display()))),
+                Decision::Abort(why) => return Err(infra(format!("bisect: testing {id}: {why}; results in {}", dir.display()))),
             }
         };
         Ok(StepResult {
@@ -419,6 +426,7 @@ impl Tester for KernelTester<'_> {
             reason,
             metric: judge.metric,
             bzimage_sha256: crate::cache::sha256_file(&k.bzimage).ok(),
+            reverted: None,
         })
     }
 }
@@ -589,7 +597,47 @@ pub struct BisectReport {
     pub log: String,
 }
 
-/// Runs a whole bisection: checks GOOD and BAD, searches, checks the revert.
+/// What [`run`] resolved for [`run_impl`]: the names the report gives, the
+/// cell's timing and the commits, GOOD and BAD as full ids.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub scenario: String,
+    pub variant: String,
+    /// The cell's axes ([`Cell::axes`]).
+    pub cell: String,
+    /// The cell's timing: throughput mode's noise floor.
+    pub timing: Timing,
+    pub good: String,
+    pub bad: String,
+    /// The commits strictly between GOOD and BAD along BAD's first parents, oldest first.
+    pub between: Vec<String>,
+    /// `results/<run-id>/`: revert.patch is written there.
+    pub run_dir: PathBuf,
+}
+
+/// The first 12 characters of a commit id, as messages show it.
+fn short(c: &str) -> &str {
+    &c[..c.len().min(12)]
+}
+
+/// The commits strictly between `good` and `bad` along `bad`'s first
+/// parents, oldest first; bad input when GOOD is not an ancestor of BAD or is BAD.
+pub fn commits_between(repo: &dyn Repo, o: &BisectOpts, good: &str, bad: &str) -> Result<Vec<String>> {
+    if !repo.is_ancestor(good, bad) {
+        return Err(bad_input(format!("--good {} is not an ancestor of --bad {}", o.good, o.bad)));
+    }
+    let mut commits = repo.first_parent_range(good, bad)?;
+    // The last is BAD itself.
+    if commits.pop().is_none() {
+        return Err(bad_input("--good and --bad are the same commit"));
+    }
+    Ok(commits)
+}
+
+/// Runs a whole bisection: resolves the cell and the commits, builds the
+/// real dependencies (kregress's clone of the repository, the initramfs, a
+/// [`KernelTester`]), runs [`run_impl`] and writes bisect.log, bisect.json
+/// and bisect.md.
 pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     let s = scenario::load(&o.scenario)?;
     let variant = match &o.variant {
@@ -618,214 +666,262 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     // kregress's clone of the repository (the user's checkout is never touched).
     let scratch = tempfile::tempdir().map_err(|e| infra(format!("temp dir: {e}")))?;
     let log = scratch.path().join("git.log");
-    let tree = source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
-    let clone: &dyn Repo = &tree;
+    let clone = source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
     // prepare resolved BAD.
     let (good, bad) = match source::resolve(&o.repo, &o.good)? {
-        Some(good) => (good, tree.commit.clone()),
+        Some(good) => (good, clone.commit.clone()),
         None => return Err(bad_input(format!("{}: no commit {}", o.repo.display(), o.good))),
     };
-    if !clone.is_ancestor(&good, &bad) {
-        return Err(bad_input(format!("--good {} is not an ancestor of --bad {}", o.good, o.bad)));
-    }
-    let commits = clone.first_parent_range(&good, &bad)?;
-    if commits.is_empty() {
-        return Err(bad_input("--good and --bad are the same commit"));
-    }
-    let (run_id, run_dir) = results::new_run_dir(&o.results_root, &format!("bisect-{}", s.name))?;
+    let between = commits_between(&clone, o, &good, &bad)?;
+    let (_, run_dir) = results::new_run_dir(&o.results_root, &format!("bisect-{}", s.name))?;
     let _ = std::fs::copy(&log, run_dir.join("git.log"));
-    eprintln!("bisect: {} commit(s) from {} to {}, cell {}", commits.len(), &good[..12], &bad[..12], cell.axes());
+    eprintln!("bisect: {} commit(s) from {} to {}, cell {}", between.len() + 1, short(&good), short(&bad), cell.axes());
 
     let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
-    let mut t = KernelTester {
+    let mut tester = KernelTester {
         scenario: &s,
         variant: variant.clone(),
         cell: cell.clone(),
         repo: o.repo.clone(),
-        extra_patches: vec![],
         initrd: image.path.clone(),
         accel_want: o.accel,
         accel: None,
         run_dir: run_dir.clone(),
         jobs: o.jobs,
-        mode: Mode::Measure { runs: 1 },
-        metric: if metric.is_empty() { "fast_mb_per_s".into() } else { metric.clone() },
+        metric: if metric.is_empty() { "fast_mb_per_s".into() } else { metric },
         n: 0,
-        builds: 0,
     };
-    let mut bisect_log = vec!["git bisect start".to_string()];
-    let log_step = |r: &StepResult, log: &mut Vec<String>| {
-        let i = info(clone, &r.commit);
-        log.push(format!("# {}: [{}] {}", r.verdict.as_str(), i.commit, i.subject));
-        log.push(format!("git bisect {} {}", r.verdict.as_str(), i.commit));
-    };
-    let mut all_steps: Vec<StepResult> = Vec::new();
-    let (signature, reproduction, rate, k, k_reason, mode);
+    let target = Target { scenario: s.name.clone(), variant: variant.name, cell: cell.axes(), timing: cell.timing, good, bad, between, run_dir };
+    let report = run_impl(o, &target, &clone, &mut tester)?;
+    let run_dir = &target.run_dir;
+    crate::cache::write_atomic(&run_dir.join("bisect.log"), report.log.as_bytes())?;
+    crate::cache::write_atomic(&run_dir.join("bisect.json"), &serde_json::to_vec_pretty(&report).unwrap())?;
+    crate::cache::write_atomic(&run_dir.join("bisect.md"), markdown(&report).as_bytes())?;
+    Ok(report)
+}
 
-    if metric.is_empty() {
-        // BAD first: it names the signature and gives the reproduction rate.
-        let bad_runs = o.max_runs.clamp(1, 3);
-        t.mode = Mode::Measure { runs: bad_runs };
-        let mut rb = t.test(&bad)?;
-        if rb.runs == 0 {
-            return Err(kernel_err(format!("BAD {} could not be tested: {}", &bad[..12], rb.reason)));
-        }
-        let sig = match &o.signature {
-            Some(sg) => sg.clone(),
-            None => rules::dominant_title(rb.titles.iter().map(String::as_str)).ok_or_else(|| {
-                kernel_err(format!("BAD {} is not bad: {} clean run(s) of {}; nothing to bisect", &bad[..12], rb.runs, cell.axes()))
-            })?,
-        };
-        if sig.starts_with("boot failed") {
-            return Err(kernel_err(format!("BAD {} does not boot ({sig}); nothing to bisect", &bad[..12])));
-        }
-        let hits = rb.titles.iter().filter(|tt| matches_signature(&sig, tt, &[])).count() as u32;
-        if hits == 0 {
-            return Err(kernel_err(format!("BAD {} is not bad: {:?} not seen in {} run(s) (seen: {:?})", &bad[..12], sig, rb.runs, rb.titles)));
-        }
-        rb.verdict = StepVerdict::Bad;
-        rb.reason = format!("signature in {hits}/{} run(s)", rb.runs);
-        (k, k_reason) = runs_for_good(hits, rb.runs, o.max_runs);
-        eprintln!("bisect: signature {sig:?}; k = {k}: {k_reason}");
-        rate = wilson_lower(hits, rb.runs);
-        reproduction = Some(Reproduction { hits, rate: hits as f64 / rb.runs as f64, rate_lower_95: rate, runs: rb.runs });
-        log_step(&rb, &mut bisect_log);
-        all_steps.push(rb);
-        t.mode = Mode::Signature { signature: sig.clone(), k };
-        let rg = t.test(&good)?;
-        log_step(&rg, &mut bisect_log);
-        match rg.verdict {
-            StepVerdict::Good => {}
-            StepVerdict::Bad => return Err(kernel_err(format!("GOOD {} is not good: it shows {sig:?} too", &good[..12]))),
-            StepVerdict::Skip => return Err(kernel_err(format!("GOOD {} could not be tested: {}", &good[..12], rg.reason))),
-        }
-        all_steps.push(rg);
-        signature = Some(sig);
-        mode = "signature".to_string();
-    } else {
-        t.mode = Mode::Measure { runs: THROUGHPUT_RUNS };
-        let mut rg = t.test(&good)?;
-        if rg.metric.len() < THROUGHPUT_RUNS as usize {
-            return Err(kernel_err(format!("GOOD {} could not be measured: {} ({:?})", &good[..12], rg.reason, rg.titles)));
-        }
-        rg.verdict = StepVerdict::Good;
-        let floor = rules::min_floor(cell.timing, &metric);
-        t.mode = Mode::Throughput { baseline: rg.metric.clone(), threshold_pct: o.threshold_pct, floor_pct: floor, runs: THROUGHPUT_RUNS, max_runs: o.max_runs.max(THROUGHPUT_RUNS) };
-        log_step(&rg, &mut bisect_log);
-        all_steps.push(rg);
-        let rb = t.test(&bad)?;
-        log_step(&rb, &mut bisect_log);
-        if rb.verdict != StepVerdict::Bad {
-            return Err(kernel_err(format!("BAD {} is not bad: {}", &bad[..12], rb.reason)));
-        }
-        all_steps.push(rb);
-        (k, k_reason) = (THROUGHPUT_RUNS, format!("throughput mode: {THROUGHPUT_RUNS} runs per step ({} timing), noise floor {floor:.2}%", cell.timing));
-        (signature, reproduction, rate, mode) = (None, None, 1.0, format!("throughput {metric} {:+}% ({} timing)", o.threshold_pct, cell.timing));
-    }
-
-    let inner = &commits[..commits.len() - 1];
-    let mut found = if inner.is_empty() {
-        Search { culprit: Some(bad.clone()), candidates: vec![bad.clone()], steps: vec![] }
+/// A bisection on any history and any tester (syzkaller's runImpl): checks
+/// BAD and GOOD ([`establish`]), searches the commits between ([`search`]),
+/// asks whether the culprit changed the bzImage at all ([`no_op_check`]) and
+/// whether reverting it makes BAD good ([`revert_check`]). It writes only
+/// revert.patch, into `at.run_dir`.
+pub fn run_impl(o: &BisectOpts, at: &Target, repo: &dyn Repo, t: &mut dyn Tester) -> Result<BisectReport> {
+    let ends = establish(o, at, t)?;
+    let mut steps = ends.steps;
+    let (culprit, candidates) = if at.between.is_empty() {
+        (Some(at.bad.clone()), vec![at.bad.clone()])
     } else {
         // BAD is already known bad: search the commits strictly between.
-        let mut with_bad: Vec<String> = inner.to_vec();
-        with_bad.push(bad.clone());
-        let mut shown = Vec::new();
-        let f = search(&with_bad, &mut t, &mut |r| {
-            eprintln!("bisect: {} is {} ({}, {} run(s))", &r.commit[..12], r.verdict.as_str(), r.reason, r.runs);
-            shown.push(r.clone());
+        let mut with_bad = at.between.clone();
+        with_bad.push(at.bad.clone());
+        let found = search(&with_bad, &ends.mode, t, &mut |r| {
+            eprintln!("bisect: {} is {} ({}, {} run(s))", short(&r.commit), r.verdict.as_str(), r.reason, r.runs);
         })?;
-        for r in &shown {
-            log_step(r, &mut bisect_log);
-        }
-        f
+        steps.extend(found.steps);
+        (found.culprit, found.candidates)
     };
-    all_steps.append(&mut found.steps);
-
-    // No-op: the culprit's bzImage is byte for byte its parent's.
-    let no_op_change = found.culprit.as_ref().and_then(|c| {
-        let parent = clone.parent(c).ok()?;
-        no_op(&all_steps, c, &parent)
-    });
-
-    // Revert check: BAD with the culprit reverted should be good.
-    let (revert_check, revert_note) = match &found.culprit {
-        Some(c) if *c != good => {
-            let patch = run_dir.join("revert.patch");
-            crate::cache::write_atomic(&patch, clone.revert_diff(c)?.as_bytes())?;
-            t.extra_patches = vec![patch];
-            if let Some(sig) = &signature {
-                t.mode = Mode::Signature { signature: sig.clone(), k };
-            } // else: still the throughput mode against GOOD's samples
-            let r = t.test(&bad)?;
-            t.extra_patches.clear();
-            let out = match r.verdict {
-                StepVerdict::Good => (RevertCheck::Good, format!("BAD with {} reverted: {}", &c[..12], r.reason)),
-                StepVerdict::Bad => (RevertCheck::Bad, format!("BAD with {} reverted is still bad: {}", &c[..12], r.reason)),
-                StepVerdict::Skip => (RevertCheck::NotApplicable, format!("BAD with {} reverted: {}", &c[..12], r.reason)),
-            };
-            all_steps.push(StepResult { reason: format!("revert check: {}", r.reason), ..r });
-            out
+    let mut log = bisect_log(repo, &steps);
+    match &culprit {
+        Some(c) => {
+            let i = info(repo, c);
+            log.push(format!("# first bad commit: [{}] {}", i.commit, i.subject));
         }
-        _ => (RevertCheck::NotApplicable, "no single culprit".into()),
-    };
-    if let Some(c) = &found.culprit {
-        let i = info(clone, c);
-        bisect_log.push(format!("# first bad commit: [{}] {}", i.commit, i.subject));
-    } else {
-        bisect_log.push(format!("# only skipped commits left to test; candidates: {}", found.candidates.join(" ")));
+        None => log.push(format!("# only skipped commits left to test; candidates: {}", candidates.join(" "))),
     }
 
-    let (conf, conf_note) = if signature.is_some() {
-        let c = confidence(&all_steps, rate);
+    let no_op_change = no_op_check(repo, &steps, culprit.as_deref());
+    let (revert_check, revert_note) = match &culprit {
+        Some(c) => {
+            let (check, note, step) = revert_check(repo, t, &ends.mode, c, &at.bad, &at.run_dir.join("revert.patch"))?;
+            steps.push(step);
+            (check, note)
+        }
+        None => (RevertCheck::NotApplicable, "no single culprit".into()),
+    };
+
+    let (conf, conf_note) = if ends.signature.is_some() {
+        let c = confidence(&steps, ends.rate);
         (
             Some((c * 1000.0).round() / 1000.0),
-            format!("product over the GOOD steps of 1 - (1 - r)^runs, r = {rate:.3} the Wilson 95% lower bound of BAD's reproduction rate: the probability that none of them hid the bug"),
+            format!("product over the GOOD steps of 1 - (1 - r)^runs, r = {:.3} the Wilson 95% lower bound of BAD's reproduction rate: the probability that none of them hid the bug", ends.rate),
         )
     } else {
         (None, "throughput mode: each step is the rule book's verdict on 95% bootstrap intervals of the boots' medians; no reproduction rate applies".into())
     };
-    let report = BisectReport {
-        scenario: s.name.clone(),
-        cell: cell.axes(),
-        variant: variant.name.clone(),
-        good: info(clone, &good),
-        bad: info(clone, &bad),
-        mode,
-        signature,
-        reproduction,
-        k,
-        k_reason,
-        culprit: found.culprit.as_ref().map(|c| info(clone, c)),
-        candidates: found.candidates.iter().map(|c| info(clone, c)).collect(),
-        steps: all_steps.iter().map(|r| BisectStep::new(r, info(clone, &r.commit).subject)).collect(),
-        builds: t.builds,
+    Ok(BisectReport {
+        scenario: at.scenario.clone(),
+        cell: at.cell.clone(),
+        variant: at.variant.clone(),
+        good: info(repo, &at.good),
+        bad: info(repo, &at.bad),
+        mode: ends.name,
+        signature: ends.signature,
+        reproduction: ends.reproduction,
+        k: ends.k,
+        k_reason: ends.k_reason,
+        culprit: culprit.as_ref().map(|c| info(repo, c)),
+        candidates: candidates.iter().map(|c| info(repo, c)).collect(),
+        steps: steps.iter().map(|r| BisectStep::new(r, info(repo, &r.commit).subject)).collect(),
+        // Every step builds a kernel (cache hits included).
+        builds: steps.len(),
         confidence: conf,
         confidence_note: conf_note,
         no_op_change,
         revert_check,
         revert_note,
-        results_dir: run_dir.clone(),
-        log: bisect_log.join("\n") + "\n",
+        results_dir: at.run_dir.clone(),
+        log: log.join("\n") + "\n",
+    })
+}
+
+/// bisect.log's lines for `steps` (BAD's, GOOD's and the search's: the
+/// revert check is no `git bisect` step), as `git bisect replay` reads them,
+/// with the subjects as comments.
+fn bisect_log(repo: &dyn Repo, steps: &[StepResult]) -> Vec<String> {
+    let mut log = vec!["git bisect start".to_string()];
+    for r in steps {
+        let i = info(repo, &r.commit);
+        log.push(format!("# {}: [{}] {}", r.verdict.as_str(), i.commit, i.subject));
+        log.push(format!("git bisect {} {}", r.verdict.as_str(), i.commit));
+    }
+    log
+}
+
+/// What testing BAD and GOOD established: how every later step is judged.
+#[derive(Debug, Clone)]
+pub struct Ends {
+    /// BAD's and GOOD's steps, in the order they were tested.
+    pub steps: Vec<StepResult>,
+    /// The mode of every later step: the search's and the revert check's.
+    pub mode: Mode,
+    /// The report's `mode`: "signature", or "throughput METRIC T% (TIMING timing)".
+    pub name: String,
+    pub signature: Option<String>,
+    pub reproduction: Option<Reproduction>,
+    /// The lower bound of BAD's reproduction rate (1 in throughput mode).
+    pub rate: f64,
+    pub k: u32,
+    pub k_reason: String,
+}
+
+/// Tests BAD and GOOD, in the mode `--metric` asks for: signature mode
+/// ([`establish_signature`]) without one, throughput mode
+/// ([`establish_throughput`]) with one. An `Err` (kernel class, exit 1)
+/// when BAD is not bad or GOOD is not good: there is nothing to bisect.
+pub fn establish(o: &BisectOpts, at: &Target, t: &mut dyn Tester) -> Result<Ends> {
+    match o.metric.as_deref().filter(|m| !m.is_empty()) {
+        None => establish_signature(o, at, t),
+        Some(metric) => establish_throughput(o, at, metric, t),
+    }
+}
+
+/// Signature mode: BAD first, measured over up to 3 runs: its most common
+/// failure title is the signature (unless `--signature` names it) and its
+/// hits give k ([`runs_for_good`]); then GOOD, which must not show it in k runs.
+pub fn establish_signature(o: &BisectOpts, at: &Target, t: &mut dyn Tester) -> Result<Ends> {
+    let bad = short(&at.bad);
+    let mut rb = t.test(&at.bad, &Mode::Measure { runs: o.max_runs.clamp(1, 3) }, None)?;
+    if rb.runs == 0 {
+        return Err(kernel_err(format!("BAD {bad} could not be tested: {}", rb.reason)));
+    }
+    let sig = match &o.signature {
+        Some(sg) => sg.clone(),
+        None => rules::dominant_title(rb.titles.iter().map(String::as_str))
+            .ok_or_else(|| kernel_err(format!("BAD {bad} is not bad: {} clean run(s) of {}; nothing to bisect", rb.runs, at.cell)))?,
     };
-    crate::cache::write_atomic(&run_dir.join("bisect.log"), report.log.as_bytes())?;
-    crate::cache::write_atomic(&run_dir.join("bisect.json"), &serde_json::to_vec_pretty(&report).unwrap())?;
-    crate::cache::write_atomic(&run_dir.join("bisect.md"), markdown(&report).as_bytes())?;
-    let _ = run_id;
-    Ok(report)
+    if sig.starts_with("boot failed") {
+        return Err(kernel_err(format!("BAD {bad} does not boot ({sig}); nothing to bisect")));
+    }
+    let hits = rb.titles.iter().filter(|tt| matches_signature(&sig, tt, &[])).count() as u32;
+    if hits == 0 {
+        return Err(kernel_err(format!("BAD {bad} is not bad: {:?} not seen in {} run(s) (seen: {:?})", sig, rb.runs, rb.titles)));
+    }
+    rb.verdict = StepVerdict::Bad;
+    rb.reason = format!("signature in {hits}/{} run(s)", rb.runs);
+    let (k, k_reason) = runs_for_good(hits, rb.runs, o.max_runs);
+    eprintln!("bisect: signature {sig:?}; k = {k}: {k_reason}");
+    let rate = wilson_lower(hits, rb.runs);
+    let reproduction = Reproduction { hits, rate: hits as f64 / rb.runs as f64, rate_lower_95: rate, runs: rb.runs };
+    let mode = Mode::Signature { signature: sig.clone(), k };
+    let rg = t.test(&at.good, &mode, None)?;
+    match rg.verdict {
+        StepVerdict::Good => {}
+        StepVerdict::Bad => return Err(kernel_err(format!("GOOD {} is not good: it shows {sig:?} too", short(&at.good)))),
+        StepVerdict::Skip => return Err(kernel_err(format!("GOOD {} could not be tested: {}", short(&at.good), rg.reason))),
+    }
+    Ok(Ends { steps: vec![rb, rg], mode, name: "signature".into(), signature: Some(sig), reproduction: Some(reproduction), rate, k, k_reason })
+}
+
+/// Throughput mode: GOOD first, [`THROUGHPUT_RUNS`] boots whose `metric`
+/// is the baseline; then BAD, which the rule book must call a regression
+/// of at least `--threshold` against it.
+pub fn establish_throughput(o: &BisectOpts, at: &Target, metric: &str, t: &mut dyn Tester) -> Result<Ends> {
+    let mut rg = t.test(&at.good, &Mode::Measure { runs: THROUGHPUT_RUNS }, None)?;
+    if rg.metric.len() < THROUGHPUT_RUNS as usize {
+        return Err(kernel_err(format!("GOOD {} could not be measured: {} ({:?})", short(&at.good), rg.reason, rg.titles)));
+    }
+    rg.verdict = StepVerdict::Good;
+    let floor = rules::min_floor(at.timing, metric);
+    let mode = Mode::Throughput {
+        baseline: rg.metric.clone(),
+        threshold_pct: o.threshold_pct,
+        floor_pct: floor,
+        runs: THROUGHPUT_RUNS,
+        max_runs: o.max_runs.max(THROUGHPUT_RUNS),
+    };
+    let rb = t.test(&at.bad, &mode, None)?;
+    if rb.verdict != StepVerdict::Bad {
+        return Err(kernel_err(format!("BAD {} is not bad: {}", short(&at.bad), rb.reason)));
+    }
+    Ok(Ends {
+        steps: vec![rg, rb],
+        mode,
+        name: format!("throughput {metric} {:+}% ({} timing)", o.threshold_pct, at.timing),
+        signature: None,
+        reproduction: None,
+        rate: 1.0,
+        k: THROUGHPUT_RUNS,
+        k_reason: format!("throughput mode: {THROUGHPUT_RUNS} runs per step ({} timing), noise floor {floor:.2}%", at.timing),
+    })
+}
+
+/// The revert check: BAD with `culprit` reverted (its revert diff written
+/// to `patch`, applied before the variant's patches), judged in `mode` as
+/// the search's steps were. Good when that makes BAD good, bad when BAD
+/// stays bad, not applicable when the step is a skip (the revert does not
+/// apply or build, another failure). Returns the check, its note and the
+/// step, marked as the revert's ([`StepResult::reverted`]).
+pub fn revert_check(repo: &dyn Repo, t: &mut dyn Tester, mode: &Mode, culprit: &str, bad: &str, patch: &Path) -> Result<(RevertCheck, String, StepResult)> {
+    crate::cache::write_atomic(patch, repo.revert_diff(culprit)?.as_bytes())?;
+    let r = t.test(bad, mode, Some(patch))?;
+    let c = short(culprit);
+    let (check, note) = match r.verdict {
+        StepVerdict::Good => (RevertCheck::Good, format!("BAD with {c} reverted: {}", r.reason)),
+        StepVerdict::Bad => (RevertCheck::Bad, format!("BAD with {c} reverted is still bad: {}", r.reason)),
+        StepVerdict::Skip => (RevertCheck::NotApplicable, format!("BAD with {c} reverted: {}", r.reason)),
+    };
+    let step = StepResult { reason: format!("revert check: {}", r.reason), reverted: Some(culprit.to_string()), ..r };
+    Ok((check, note, step))
+}
+
+/// The no-op check: whether `culprit` built the same bzImage as its parent
+/// ([`no_op`]); `None` without a single culprit or when either was not built.
+pub fn no_op_check(repo: &dyn Repo, steps: &[StepResult], culprit: Option<&str>) -> Option<bool> {
+    let c = culprit?;
+    no_op(steps, c, &repo.parent(c).ok()?)
 }
 
 /// Whether `culprit` built the same bzImage as `parent` (None when either
-/// was not built). The revert check (BAD + revert) is not the culprit's build.
+/// was not built). The revert check's step (BAD + revert) is not BAD's build.
 pub fn no_op(steps: &[StepResult], culprit: &str, parent: &str) -> Option<bool> {
-    let sha = |c: &str| steps.iter().find(|r| r.commit == c && !r.reason.starts_with("revert check")).and_then(|r| r.bzimage_sha256.clone());
+    let sha = |c: &str| steps.iter().find(|r| r.commit == c && r.reverted.is_none()).and_then(|r| r.bzimage_sha256.clone());
     Some(sha(culprit)? == sha(parent)?)
 }
 
 /// bisect.md: the result, then every step.
 pub fn markdown(r: &BisectReport) -> String {
     let mut s = format!("# bisect: {} / {} ({})\n\n", r.scenario, r.cell, r.variant);
-    s += &format!("GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n", &r.good.commit[..12], r.good.subject, &r.bad.commit[..12], r.bad.subject, r.mode);
+    s += &format!("GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n", short(&r.good.commit), r.good.subject, short(&r.bad.commit), r.bad.subject, r.mode);
     if r.mode.contains("icount") {
         s += "Throughput in icount timing is MB per *virtual* second (guest time = instructions executed).\n\n";
     }
@@ -872,6 +968,7 @@ pub fn markdown(r: &BisectReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vm::Accel;
     use std::collections::{BTreeMap, BTreeSet};
 
     /// Scripted verdicts; counts calls.
@@ -881,7 +978,7 @@ mod tests {
     }
 
     impl Tester for Fake {
-        fn test(&mut self, c: &str) -> Result<StepResult> {
+        fn test(&mut self, c: &str, _: &Mode, _: Option<&Path>) -> Result<StepResult> {
             self.tested.push(c.to_string());
             let mut r = StepResult::skip(c, "scripted");
             r.verdict = self.verdicts[c];
@@ -889,6 +986,9 @@ mod tests {
             Ok(r)
         }
     }
+
+    /// The mode search passes on (Fake does not read it).
+    const ANY: Mode = Mode::Measure { runs: 1 };
 
     fn history(n: usize) -> Vec<String> {
         (0..n).map(|i| format!("c{i:03}")).collect()
@@ -914,7 +1014,7 @@ mod tests {
             let bound = (n as f64).log2().ceil() as usize;
             for culprit in 0..n {
                 let mut f = fake(&commits, culprit, &[]);
-                let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+                let s = search(&commits, &ANY, &mut f, &mut |_| {}).unwrap();
                 assert_eq!(s.culprit.as_deref(), Some(commits[culprit].as_str()), "n={n} culprit={culprit}");
                 assert!(f.tested.len() <= bound, "n={n} culprit={culprit}: {} tests > {bound}", f.tested.len());
                 assert!(!f.tested.contains(commits.last().unwrap()), "BAD retested");
@@ -929,7 +1029,7 @@ mod tests {
         let commits = history(17);
         for culprit in 1..16 {
             let mut f = fake(&commits, culprit, &[culprit - 1]);
-            let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+            let s = search(&commits, &ANY, &mut f, &mut |_| {}).unwrap();
             // Only the skipped one and the culprit can be first bad.
             assert_eq!(s.candidates, vec![commits[culprit - 1].clone(), commits[culprit].clone()], "culprit={culprit}");
             assert_eq!(s.culprit, None);
@@ -942,7 +1042,7 @@ mod tests {
         let commits = history(17);
         for culprit in 0..15 {
             let mut f = fake(&commits, culprit, &[culprit + 1]);
-            let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+            let s = search(&commits, &ANY, &mut f, &mut |_| {}).unwrap();
             assert_eq!(s.culprit.as_deref(), Some(commits[culprit].as_str()), "culprit={culprit}");
         }
     }
@@ -951,7 +1051,7 @@ mod tests {
     fn all_skipped_gives_every_commit_as_candidate() {
         let commits = history(5);
         let mut f = fake(&commits, 4, &[0, 1, 2, 3]);
-        let s = search(&commits, &mut f, &mut |_| {}).unwrap();
+        let s = search(&commits, &ANY, &mut f, &mut |_| {}).unwrap();
         assert_eq!(s.candidates, commits);
         assert_eq!(f.tested.len(), 4);
     }
@@ -1070,8 +1170,364 @@ mod tests {
         assert_eq!(no_op(&steps, "d", "c"), Some(false));
         assert_eq!(no_op(&steps, "s", "d"), None);
         assert_eq!(no_op(&steps, "c", "never-built"), None);
+        // The revert check's build of the same commit (here listed first) is not its build.
+        let reverted = StepResult { reverted: Some("c".into()), ..built("c", Some("cc")) };
+        let steps = vec![reverted, built("p", Some("aa")), built("c", Some("aa"))];
+        assert_eq!(no_op(&steps, "c", "p"), Some(true));
     }
 
+    // ---- run_impl on a list of commits and a scripted tester ----------------
+
+    /// A linear history: GOOD first, BAD last; ids of 40 characters, `c03…` the fourth.
+    struct Line(Vec<String>);
+
+    fn line(n: usize) -> Line {
+        Line((0..n).map(|i| format!("c{i:02}{}", "0".repeat(37))).collect())
+    }
+
+    impl Line {
+        fn at(&self, c: &str) -> usize {
+            self.0.iter().position(|x| x == c).unwrap_or_else(|| panic!("no commit {c}"))
+        }
+        fn c(&self, i: usize) -> String {
+            self.0[i].clone()
+        }
+    }
+
+    impl Repo for Line {
+        fn is_ancestor(&self, a: &str, d: &str) -> bool {
+            self.at(a) <= self.at(d)
+        }
+        fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
+            Ok(self.0[self.at(from) + 1..=self.at(to)].to_vec())
+        }
+        fn describe(&self, c: &str) -> Result<CommitInfo> {
+            Ok(CommitInfo { commit: c.into(), subject: format!("subject {}", &c[..3]), author: "A U Thor <a@example.org>".into() })
+        }
+        fn parent(&self, c: &str) -> Result<String> {
+            self.at(c).checked_sub(1).map(|i| self.c(i)).ok_or_else(|| infra("root commit"))
+        }
+        fn revert_diff(&self, c: &str) -> Result<String> {
+            Ok(format!("revert {}\n", &c[..3]))
+        }
+    }
+
+    /// One call the scripted tester got.
+    #[derive(Debug, Clone, PartialEq)]
+    struct Call {
+        commit: String,
+        mode: Mode,
+        /// The text of the revert patch it was given.
+        revert: Option<String>,
+    }
+
+    /// A tester that plays kernels: `run(call, n)` is what run `n` of the
+    /// call's kernel shows (`Err` at run 1: the kernel was not built, with
+    /// that reason), and the real [`StepJudge`] judges the runs in the mode
+    /// the call passed. Every call is recorded. A kernel's bzImage hash is
+    /// its commit's id, but for the commits `same_image` maps to another.
+    struct Kernels<F> {
+        run: F,
+        same_image: BTreeMap<String, String>,
+        calls: Vec<Call>,
+    }
+
+    fn kernels<F: Fn(&Call, u32) -> std::result::Result<RunObs, String>>(run: F) -> Kernels<F> {
+        Kernels { run, same_image: BTreeMap::new(), calls: vec![] }
+    }
+
+    impl<F: Fn(&Call, u32) -> std::result::Result<RunObs, String>> Tester for Kernels<F> {
+        fn test(&mut self, commit: &str, mode: &Mode, revert: Option<&Path>) -> Result<StepResult> {
+            let call = Call { commit: commit.into(), mode: mode.clone(), revert: revert.map(|p| std::fs::read_to_string(p).unwrap()) };
+            self.calls.push(call.clone());
+            if let Err(why) = (self.run)(&call, 1) {
+                return Ok(StepResult::skip(commit, why));
+            }
+            let image = self.same_image.get(commit).cloned().unwrap_or(commit.into());
+            let mut judge = StepJudge::new(mode.clone());
+            for n in 1..=100 {
+                match judge.push((self.run)(&call, n).unwrap()) {
+                    Decision::More => {}
+                    Decision::Done(verdict, reason) => {
+                        let image = if revert.is_some() { format!("{image}+revert") } else { image };
+                        let (runs, titles, metric) = (judge.runs, judge.titles, judge.metric);
+                        return Ok(StepResult { verdict, runs, titles, reason, metric, bzimage_sha256: Some(image), ..StepResult::skip(commit, "") });
+                    }
+                    Decision::Abort(why) => return Err(infra(why)),
+                }
+            }
+            panic!("the judge never decided on {commit} in {mode:?}")
+        }
+    }
+
+    const CULPRIT: usize = 5;
+
+    fn pass() -> RunObs {
+        RunObs::Pass { metric: None }
+    }
+
+    /// The hang from `CULPRIT` on, in 2 runs of 3 (runs 1 and 3 of every 3);
+    /// BAD with its revert is clean.
+    fn hangs(l: &Line) -> impl Fn(&Call, u32) -> std::result::Result<RunObs, String> + '_ {
+        hangs_from(l, CULPRIT)
+    }
+
+    fn hangs_from(l: &Line, culprit: usize) -> impl Fn(&Call, u32) -> std::result::Result<RunObs, String> + '_ {
+        move |call, n| Ok(if l.at(&call.commit) >= culprit && call.revert.is_none() && n % 3 != 2 { fail(SIG) } else { pass() })
+    }
+
+    /// The metric from `CULPRIT` on 5 % lower (830 vs 874 MB/s), BAD with its revert as fast as GOOD.
+    fn slows(l: &Line) -> impl Fn(&Call, u32) -> std::result::Result<RunObs, String> + '_ {
+        move |call, n| {
+            let base = if l.at(&call.commit) >= CULPRIT && call.revert.is_none() { 830.0 } else { 874.0 };
+            Ok(RunObs::Pass { metric: Some(base + [0.0, 0.4, 0.2][n as usize % 3]) })
+        }
+    }
+
+    fn opts(metric: Option<&str>) -> BisectOpts {
+        BisectOpts {
+            scenario: "scenarios/bisect-fixture.yaml".into(),
+            repo: "/nowhere".into(),
+            good: "c00".into(),
+            bad: "master".into(),
+            only: String::new(),
+            variant: None,
+            signature: None,
+            max_runs: 5,
+            metric: metric.map(String::from),
+            threshold_pct: -3.0,
+            accel: Accel::Tcg,
+            results_root: "results".into(),
+            jobs: 1,
+        }
+    }
+
+    fn target(l: &Line, run_dir: &Path) -> Target {
+        let n = l.0.len();
+        Target {
+            scenario: "bisect-fixture".into(),
+            variant: "stock".into(),
+            cell: "pmem-ext4-pte-truncate-during-dio".into(),
+            timing: Timing::Icount,
+            good: l.c(0),
+            bad: l.c(n - 1),
+            between: l.0[1..n - 1].to_vec(),
+            run_dir: run_dir.into(),
+        }
+    }
+
+    /// The modes of the calls, by commit, in order; the revert's as `+revert`.
+    fn modes(calls: &[Call]) -> Vec<(String, Mode)> {
+        calls.iter().map(|c| (format!("{}{}", &c.commit[..3], if c.revert.is_some() { "+revert" } else { "" }), c.mode.clone())).collect()
+    }
+
+    /// Signature mode end to end: BAD measured (3 runs), then every other
+    /// step (GOOD, the search's, the revert check's) judged against BAD's
+    /// signature with k clean runs; the culprit, the revert check and the
+    /// log as `git bisect replay` reads it.
+    #[test]
+    fn a_signature_bisection_passes_the_signature_mode_to_every_step_after_bad() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let mut t = kernels(hangs(&l));
+        let r = run_impl(&opts(None), &target(&l, d.path()), &l, &mut t).unwrap();
+        let (k, k_reason) = runs_for_good(2, 3, 5);
+        let sig = Mode::Signature { signature: SIG.into(), k };
+        let want: Vec<(String, Mode)> = [("c07", Mode::Measure { runs: 3 }), ("c00", sig.clone()), ("c03", sig.clone()), ("c05", sig.clone()), ("c04", sig.clone()), ("c07+revert", sig.clone())]
+            .into_iter()
+            .map(|(c, m)| (c.to_string(), m))
+            .collect();
+        assert_eq!(modes(&t.calls), want);
+        assert_eq!(t.calls.last().unwrap().revert.as_deref(), Some("revert c05\n"));
+        assert_eq!(std::fs::read_to_string(d.path().join("revert.patch")).unwrap(), "revert c05\n");
+
+        assert_eq!(r.culprit.as_ref().map(|c| c.commit.as_str()), Some(l.0[CULPRIT].as_str()));
+        assert_eq!((r.signature.as_deref(), r.k, r.k_reason.as_str()), (Some(SIG), k, k_reason.as_str()));
+        assert_eq!(r.reproduction, Some(Reproduction { hits: 2, rate: 2.0 / 3.0, rate_lower_95: wilson_lower(2, 3), runs: 3 }));
+        assert_eq!(r.revert_check, RevertCheck::Good);
+        assert_eq!(r.revert_note, format!("BAD with c05000000000 reverted: {k} clean run(s)"));
+        assert_eq!(r.no_op_change, Some(false));
+        assert_eq!((r.builds, r.steps.len()), (6, 6));
+        let verdicts: Vec<&str> = r.steps.iter().map(|s| s.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["bad", "good", "good", "bad", "good", "good"]);
+        assert_eq!(r.steps[0].reason, "signature in 2/3 run(s)");
+        assert_eq!(r.steps[5].reason, format!("revert check: {k} clean run(s)"));
+        assert_eq!(r.steps[3].subject, "subject c05");
+        let c = |i: usize| l.c(i);
+        let log = format!(
+            "git bisect start\n# bad: [{0}] subject c07\ngit bisect bad {0}\n# good: [{1}] subject c00\ngit bisect good {1}\n# good: [{2}] subject c03\ngit bisect good {2}\n# bad: [{3}] subject c05\ngit bisect bad {3}\n# good: [{4}] subject c04\ngit bisect good {4}\n# first bad commit: [{3}] subject c05\n",
+            c(7),
+            c(0),
+            c(3),
+            c(5),
+            c(4)
+        );
+        assert_eq!(r.log, log, "the revert check is no git bisect step");
+        // Four GOOD steps of k runs: GOOD, c03, c04 and (as it always was) the revert check's.
+        let conf = detection(wilson_lower(2, 3), k).powi(4);
+        assert!((r.confidence.unwrap() - (conf * 1000.0).round() / 1000.0).abs() < 1e-9, "{:?} vs {conf}", r.confidence);
+    }
+
+    /// Throughput mode end to end: GOOD measured (3 runs), then every
+    /// other step (BAD, the search's, the revert check's) judged by the rule
+    /// book against GOOD's samples.
+    #[test]
+    fn a_throughput_bisection_passes_the_throughput_mode_to_every_step_after_good() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let mut t = kernels(slows(&l));
+        let r = run_impl(&opts(Some("fast_mb_per_s")), &target(&l, d.path()), &l, &mut t).unwrap();
+        let th = Mode::Throughput { baseline: vec![874.4, 874.2, 874.0], threshold_pct: -3.0, floor_pct: 1.0, runs: 3, max_runs: 5 };
+        let want: Vec<(String, Mode)> = [("c00", Mode::Measure { runs: 3 }), ("c07", th.clone()), ("c03", th.clone()), ("c05", th.clone()), ("c04", th.clone()), ("c07+revert", th.clone())]
+            .into_iter()
+            .map(|(c, m)| (c.to_string(), m))
+            .collect();
+        assert_eq!(modes(&t.calls), want);
+        assert_eq!(r.culprit.as_ref().map(|c| c.commit.as_str()), Some(l.0[CULPRIT].as_str()));
+        assert_eq!(r.mode, "throughput fast_mb_per_s -3% (icount timing)");
+        assert_eq!((r.signature.as_ref(), r.reproduction.as_ref(), r.confidence), (None, None, None));
+        assert_eq!(r.revert_check, RevertCheck::Good, "{}", r.revert_note);
+        let verdicts: Vec<&str> = r.steps.iter().map(|s| s.verdict.as_str()).collect();
+        assert_eq!(verdicts, ["good", "bad", "good", "bad", "good", "good"]);
+        assert!(r.steps[1].reason.contains("THROUGHPUT_REGRESSION"), "{}", r.steps[1].reason);
+    }
+
+    /// No single culprit (the commit before it does not build): no revert
+    /// check, no no-op answer, and the log says what is left.
+    #[test]
+    fn without_a_single_culprit_there_is_no_revert_check() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let hang = hangs(&l);
+        let mut t = kernels(|call: &Call, n| if call.commit == l.c(CULPRIT - 1) { Err("build failed: mm/gup.c:1:1: error: x".into()) } else { hang(call, n) });
+        let r = run_impl(&opts(None), &target(&l, d.path()), &l, &mut t).unwrap();
+        assert_eq!(r.culprit, None);
+        assert_eq!(r.candidates.iter().map(|c| c.commit.clone()).collect::<Vec<_>>(), vec![l.c(4), l.c(5)]);
+        assert_eq!((r.revert_check, r.revert_note.as_str(), r.no_op_change), (RevertCheck::NotApplicable, "no single culprit", None));
+        assert!(t.calls.iter().all(|c| c.revert.is_none()));
+        assert!(r.log.ends_with(&format!("# only skipped commits left to test; candidates: {} {}\n", l.c(4), l.c(5))), "{}", r.log);
+    }
+
+    /// establish in signature mode: BAD's runs name the signature and k,
+    /// GOOD is held to them; a GOOD that shows the signature, or cannot be
+    /// tested, and a BAD that is not bad, stop the bisection (exit 1).
+    #[test]
+    fn establishing_bad_and_good_by_signature() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let at = target(&l, d.path());
+        let mut t = kernels(hangs(&l));
+        let ends = establish(&opts(None), &at, &mut t).unwrap();
+        let (k, k_reason) = runs_for_good(2, 3, 5);
+        assert_eq!((ends.mode.clone(), ends.k, ends.k_reason.as_str()), (Mode::Signature { signature: SIG.into(), k }, k, k_reason.as_str()));
+        assert_eq!((ends.name.as_str(), ends.rate), ("signature", wilson_lower(2, 3)));
+        let steps: Vec<_> = ends.steps.iter().map(|s| (&s.commit[..3], s.verdict, s.runs, s.titles.len())).collect();
+        assert_eq!(steps, vec![("c07", StepVerdict::Bad, 3, 2), ("c00", StepVerdict::Good, k, 0)]);
+
+        let err = |run: &dyn Fn(&Call, u32) -> std::result::Result<RunObs, String>, o: &BisectOpts| {
+            let e = establish(o, &at, &mut kernels(run)).unwrap_err();
+            assert_eq!(e.class, Class::Kernel, "{}", e.msg);
+            e.msg
+        };
+        let hang = hangs(&l);
+        let good_hangs = |c: &Call, n| if l.at(&c.commit) == 0 { Ok(fail(SIG)) } else { hang(c, n) };
+        assert_eq!(err(&good_hangs, &opts(None)), format!("GOOD c00000000000 is not good: it shows {SIG:?} too"));
+        let good_unbuilt = |c: &Call, n| if l.at(&c.commit) == 0 { Err("build failed: mm/gup.c:1:1: error: x".into()) } else { hang(c, n) };
+        assert_eq!(err(&good_unbuilt, &opts(None)), "GOOD c00000000000 could not be tested: build failed: mm/gup.c:1:1: error: x");
+        let good_other = |c: &Call, n| if l.at(&c.commit) == 0 { Ok(fail("WARNING in try_grab_page")) } else { hang(c, n) };
+        assert_eq!(err(&good_other, &opts(None)), "GOOD c00000000000 could not be tested: a different failure: WARNING in try_grab_page");
+
+        assert_eq!(err(&|_: &Call, _| Ok(pass()), &opts(None)), "BAD c07000000000 is not bad: 3 clean run(s) of pmem-ext4-pte-truncate-during-dio; nothing to bisect");
+        let named = BisectOpts { signature: Some("BUG: KASAN".into()), ..opts(None) };
+        assert!(err(&hang, &named).starts_with("BAD c07000000000 is not bad: \"BUG: KASAN\" not seen in 3 run(s)"));
+        assert_eq!(err(&|_: &Call, _| Err("build failed: x".into()), &opts(None)), "BAD c07000000000 could not be tested: build failed: x");
+    }
+
+    /// establish in throughput mode: GOOD's 3 samples are the baseline BAD
+    /// is judged against; a GOOD that cannot be measured, and a BAD that is
+    /// not slower by the threshold, stop the bisection (exit 1).
+    #[test]
+    fn establishing_good_and_bad_by_throughput() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let at = target(&l, d.path());
+        let o = opts(Some("fast_mb_per_s"));
+        let ends = establish(&o, &at, &mut kernels(slows(&l))).unwrap();
+        assert_eq!(ends.steps.iter().map(|s| (&s.commit[..3], s.verdict)).collect::<Vec<_>>(), vec![("c00", StepVerdict::Good), ("c07", StepVerdict::Bad)]);
+        assert_eq!(ends.steps[0].metric, vec![874.4, 874.2, 874.0]);
+        let Mode::Throughput { baseline, .. } = &ends.mode else { panic!("{:?}", ends.mode) };
+        assert_eq!(baseline, &ends.steps[0].metric);
+
+        let err = |run: &dyn Fn(&Call, u32) -> std::result::Result<RunObs, String>| {
+            let e = establish(&o, &at, &mut kernels(run)).unwrap_err();
+            assert_eq!(e.class, Class::Kernel, "{}", e.msg);
+            e.msg
+        };
+        let slow = slows(&l);
+        let good_fails = |c: &Call, n| if l.at(&c.commit) == 0 && n == 2 { Ok(fail(SIG)) } else { slow(c, n) };
+        assert_eq!(err(&good_fails), format!("GOOD c00000000000 could not be measured: measured 3 run(s) ([{SIG:?}])"));
+        let all_fast = |c: &Call, n| slow(&Call { commit: l.c(0), ..c.clone() }, n);
+        let e = err(&all_fast);
+        assert!(e.starts_with("BAD c07000000000 is not bad: median") && e.contains("NO_CHANGE"), "{e}");
+    }
+
+    /// The revert check: BAD with the culprit's revert (written as a patch
+    /// and passed to the tester), judged in the mode given; good when that
+    /// passes, bad when BAD still fails, not applicable when the revert does
+    /// not apply.
+    #[test]
+    fn the_revert_check() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let (culprit, bad, patch) = (l.c(CULPRIT), l.c(7), d.path().join("revert.patch"));
+        let mode = Mode::Signature { signature: SIG.into(), k: 2 };
+        let check = |run: &dyn Fn(&Call, u32) -> std::result::Result<RunObs, String>| {
+            let mut t = kernels(run);
+            let out = revert_check(&l, &mut t, &mode, &culprit, &bad, &patch).unwrap();
+            assert_eq!(t.calls, vec![Call { commit: bad.clone(), mode: mode.clone(), revert: Some("revert c05\n".into()) }]);
+            assert_eq!(out.2.reverted.as_deref(), Some(culprit.as_str()));
+            assert!(out.2.reason.starts_with("revert check: "), "{}", out.2.reason);
+            (out.0, out.1)
+        };
+        assert_eq!(check(&hangs(&l)), (RevertCheck::Good, "BAD with c05000000000 reverted: 2 clean run(s)".into()));
+        assert_eq!(check(&|_: &Call, _| Ok(fail(SIG))), (RevertCheck::Bad, "BAD with c05000000000 reverted is still bad: signature seen in run 1".into()));
+        let rejected = |c: &Call, _| match c.revert {
+            Some(_) => Err(format!("patch {} does not apply: block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected", patch.display())),
+            None => Ok(pass()),
+        };
+        let (check, note) = check(&rejected);
+        assert_eq!(check, RevertCheck::NotApplicable);
+        assert!(note.starts_with("BAD with c05000000000 reverted: patch ") && note.ends_with("does not apply: block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected"), "{note}");
+    }
+
+    /// The no-op check through run_impl: the culprit's bzImage against its
+    /// parent's, whichever step built them.
+    #[test]
+    fn the_no_op_check() {
+        let (l, d) = (line(8), tempfile::tempdir().unwrap());
+        let mut t = kernels(hangs(&l));
+        t.same_image.insert(l.c(CULPRIT), l.c(CULPRIT - 1));
+        let r = run_impl(&opts(None), &target(&l, d.path()), &l, &mut t).unwrap();
+        assert_eq!(r.no_op_change, Some(true));
+        // The culprit is BAD itself (nothing between): its parent is GOOD.
+        let r = run_impl(&opts(None), &target(&l, d.path()), &l, &mut kernels(hangs(&l))).unwrap();
+        assert_eq!(r.no_op_change, Some(false), "the culprit's bzImage differs from its parent's");
+        let two = line(2);
+        let mut t = kernels(hangs_from(&two, 1));
+        t.same_image.insert(two.c(1), two.c(0));
+        let r = run_impl(&opts(None), &target(&two, d.path()), &two, &mut t).unwrap();
+        assert_eq!(r.culprit.map(|c| c.commit), Some(two.c(1)));
+        assert_eq!(r.no_op_change, Some(true), "the culprit is BAD itself; its parent is GOOD");
+        assert_eq!(no_op_check(&l, &[], None), None);
+    }
+
+    /// GOOD must be an ancestor of BAD and another commit; the commits
+    /// between are those strictly between. Bad input (exit 2) else.
+    #[test]
+    fn commits_between_good_and_bad() {
+        let l = line(5);
+        let o = BisectOpts { good: "v1".into(), bad: "v0".into(), ..opts(None) };
+        assert_eq!(commits_between(&l, &o, &l.c(0), &l.c(4)).unwrap(), l.0[1..4].to_vec());
+        assert_eq!(commits_between(&l, &o, &l.c(3), &l.c(4)).unwrap(), Vec::<String>::new());
+        let e = commits_between(&l, &o, &l.c(4), &l.c(0)).unwrap_err();
+        assert_eq!((e.exit_code(), e.msg.as_str()), (2, "--good v1 is not an ancestor of --bad v0"));
+        let e = commits_between(&l, &o, &l.c(2), &l.c(2)).unwrap_err();
+        assert_eq!((e.exit_code(), e.msg.as_str()), (2, "--good and --bad are the same commit"));
+    }
 
     /// A report with every field set, as one bisection could give.
     fn sample_report() -> BisectReport {
