@@ -42,7 +42,8 @@
 use crate::error::{bad_input, infra, kernel as kernel_err, Class, Error, Result};
 use crate::kernel::{self, source, KernelSpec};
 pub use crate::kernel::source::CommitInfo;
-use crate::results::{self, CellResult, Outcome};
+use crate::outcome::Outcome;
+use crate::results::{self, CellResult};
 use crate::rules::{self, Status};
 use crate::scenario::{self, Cell, Scenario, Source, Timing, Variant};
 use crate::vm::{self, Accel};

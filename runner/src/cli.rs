@@ -156,22 +156,6 @@ impl From<AccelArg> for crate::vm::Accel {
     }
 }
 
-pub fn default_jobs() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
-}
-
-/// TCG guests are CPU-bound (2 vCPUs each) and take 3 GiB: one guest per two
-/// cores and 4 GiB, at least one.
-pub fn default_vms() -> usize {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let mem_gib = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok()))
-        .map(|kib| kib >> 20)
-        .unwrap_or(4);
-    (cores / 2).min(mem_gib / 4).max(1)
-}
-
 pub fn main(cli: Cli) -> Result<i32> {
     match cli.cmd {
         Cmd::Validate { scenario } => {
@@ -185,7 +169,7 @@ pub fn main(cli: Cli) -> Result<i32> {
             );
             Ok(0)
         }
-        Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(default_jobs), json),
+        Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), json),
         Cmd::Run { scenario, only, runs, resume, accel, results, jobs, json } => {
             let s = scenario::load(&scenario)?;
             if let Some(n) = runs {
@@ -197,7 +181,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 resume,
                 accel: accel.into(),
                 results_root: results,
-                jobs: jobs.unwrap_or_else(default_vms),
+                jobs: jobs.unwrap_or_else(crate::run::default_vms),
             };
             let rec = crate::run::run(&s, &opts)?;
             let unexpected = |c: &crate::results::CellResult| !crate::run::as_expected(&s, c);
@@ -215,7 +199,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 println!("{summary}");
             }
             let n_unexpected = rec.cells.iter().filter(|c| unexpected(c)).count();
-            let missed = rec.cells.iter().any(|c| c.outcome == crate::results::Outcome::Miss);
+            let missed = rec.cells.iter().any(|c| c.outcome == crate::outcome::Outcome::Miss);
             Ok(if missed { 3 } else if n_unexpected > 0 { 1 } else { 0 })
         }
         Cmd::Compare { runs, results } => {
@@ -243,7 +227,7 @@ pub fn main(cli: Cli) -> Result<i32> {
         }
         Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {
             let accel = accel.into();
-            let opts = crate::nightly::NightlyOpts { results, baseline: crate::nightly::Baseline::parse(&baseline), history, out, accel, jobs: jobs.unwrap_or_else(default_vms) };
+            let opts = crate::nightly::NightlyOpts { results, baseline: crate::nightly::Baseline::parse(&baseline), history, out, accel, jobs: jobs.unwrap_or_else(crate::run::default_vms) };
             crate::nightly::nightly(&scenarios, &opts)
         }
         Cmd::Report { runs, baseline, history, out } => crate::report::report_cmd(&runs, &crate::nightly::Baseline::parse(&baseline), history, out.as_deref()),
@@ -265,7 +249,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 threshold_pct,
                 accel: accel.into(),
                 results_root: results,
-                jobs: jobs.unwrap_or_else(default_jobs),
+                jobs: jobs.unwrap_or_else(kernel::default_jobs),
             };
             let r = crate::bisect::run(&opts)?;
             if json {

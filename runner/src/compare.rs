@@ -1,5 +1,5 @@
-//! Compares kernel variants cell by cell: the statistics, and the rows the
-//! rule book ([`crate::rules`]) decides.
+//! Compares kernel variants cell by cell: the rows the rule book
+//! ([`crate::rules`]) decides, with the statistics of [`crate::stats`].
 //!
 //! A *cell* here is (backend, fs, mapping, workload): the runs (boots) of
 //! one variant in one cell are the samples. For each cell the first variant
@@ -12,21 +12,12 @@
 //! measured in different timing modes are refused.
 
 use crate::error::Result;
-use crate::results::{CellResult, FailKind, Outcome, RunRecord};
+use crate::outcome::{FailKind, Outcome};
+use crate::results::{self, CellResult, RunRecord};
 use crate::rules::{self, NoiseFloors, Stats, Status};
 use crate::scenario::Timing;
-use rand_chacha::rand_core::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use std::fmt;
-
-/// Bootstrap resamples per interval.
-pub const BOOTSTRAP_RESAMPLES: usize = 2000;
-/// Fixed seed ("kregress" in ASCII) so every interval is reproducible.
-pub const BOOTSTRAP_SEED: u64 = 0x6b72_6567_7265_7373;
-/// Largest number of rank splits the exact Mann-Whitney test enumerates;
-/// above it the normal approximation is used.
-pub const MW_EXACT_LIMIT: u64 = 200_000;
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Verdict {
@@ -63,11 +54,6 @@ impl fmt::Display for Verdict {
     }
 }
 
-/// The comparison key of a result: variant and run left out.
-pub fn cell_key(r: &CellResult) -> String {
-    format!("{}-{}-{}-{}", r.backend, r.fs, r.mapping, r.workload)
-}
-
 /// Variants in order of first appearance.
 fn variants(rec: &RunRecord) -> Vec<&str> {
     let mut v: Vec<&str> = Vec::new();
@@ -83,7 +69,7 @@ fn variants(rec: &RunRecord) -> Vec<&str> {
 fn cells(rec: &RunRecord) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for c in &rec.cells {
-        let k = cell_key(c);
+        let k = results::cell_key(c);
         if !v.contains(&k) {
             v.push(k);
         }
@@ -92,7 +78,7 @@ fn cells(rec: &RunRecord) -> Vec<String> {
 }
 
 fn runs<'a>(rec: &'a RunRecord, variant: &str, cell: &str) -> Vec<&'a CellResult> {
-    rec.cells.iter().filter(|c| c.variant == variant && cell_key(c) == cell).collect()
+    rec.cells.iter().filter(|c| c.variant == variant && results::cell_key(c) == cell).collect()
 }
 
 /// Every non-baseline variant against the first variant, cell by cell.
@@ -116,7 +102,7 @@ pub fn compare_runs(old: &RunRecord, new: &RunRecord, floors: &NoiseFloors) -> R
     let mut pairs: Vec<(String, String)> = Vec::new();
     for rec in [old, new] {
         for c in &rec.cells {
-            let p = (c.variant.clone(), cell_key(c));
+            let p = (c.variant.clone(), results::cell_key(c));
             if !pairs.contains(&p) {
                 pairs.push(p);
             }
@@ -250,171 +236,6 @@ fn label(r: &CellResult) -> (&'static str, usize) {
     }
 }
 
-/// Median of a non-empty slice (mean of the middle two for even lengths).
-pub fn median(xs: &[f64]) -> f64 {
-    let mut s = xs.to_vec();
-    s.sort_by(f64::total_cmp);
-    let n = s.len();
-    if n % 2 == 1 {
-        s[n / 2]
-    } else {
-        (s[n / 2 - 1] + s[n / 2]) / 2.0
-    }
-}
-
-fn pct_change(from: f64, to: f64) -> Option<f64> {
-    (from != 0.0).then(|| (to - from) / from * 100.0)
-}
-
-/// Draws a resample of `xs` with replacement. Multiply-shift instead of a
-/// crate's range sampler keeps the indices fixed across crate versions
-/// (ChaCha8's stream itself is specified).
-fn resample(rng: &mut ChaCha8Rng, xs: &[f64], buf: &mut Vec<f64>) {
-    buf.clear();
-    for _ in 0..xs.len() {
-        let i = ((rng.next_u64() as u128 * xs.len() as u128) >> 64) as usize;
-        buf.push(xs[i]);
-    }
-}
-
-/// 2.5th and 97.5th percentile (linear interpolation) of the samples.
-fn percentile_ci(mut stats: Vec<f64>) -> Option<[f64; 2]> {
-    if stats.is_empty() {
-        return None;
-    }
-    stats.sort_by(f64::total_cmp);
-    let q = |p: f64| {
-        let h = p * (stats.len() - 1) as f64;
-        let (i, frac) = (h.floor() as usize, h - h.floor());
-        let j = (i + 1).min(stats.len() - 1);
-        stats[i] + frac * (stats[j] - stats[i])
-    };
-    Some([q(0.025), q(0.975)])
-}
-
-/// 95 % percentile-bootstrap CI of the median, with the fixed seed.
-pub fn bootstrap_median_ci(xs: &[f64]) -> Option<[f64; 2]> {
-    if xs.is_empty() {
-        return None;
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(BOOTSTRAP_SEED);
-    let mut buf = Vec::with_capacity(xs.len());
-    let stats = (0..BOOTSTRAP_RESAMPLES)
-        .map(|_| {
-            resample(&mut rng, xs, &mut buf);
-            median(&buf)
-        })
-        .collect();
-    percentile_ci(stats)
-}
-
-/// 95 % percentile-bootstrap CI of the change of the median from `a` to `b`
-/// in percent; both sides are resampled independently with the fixed seed.
-pub fn bootstrap_delta_ci(a: &[f64], b: &[f64]) -> Option<[f64; 2]> {
-    if a.is_empty() || b.is_empty() {
-        return None;
-    }
-    let mut rng = ChaCha8Rng::seed_from_u64(BOOTSTRAP_SEED);
-    let (mut ba, mut bb) = (Vec::new(), Vec::new());
-    let mut stats = Vec::with_capacity(BOOTSTRAP_RESAMPLES);
-    for _ in 0..BOOTSTRAP_RESAMPLES {
-        resample(&mut rng, a, &mut ba);
-        resample(&mut rng, b, &mut bb);
-        if let Some(d) = pct_change(median(&ba), median(&bb)) {
-            stats.push(d);
-        }
-    }
-    percentile_ci(stats)
-}
-
-/// Two-sided Mann-Whitney U test p-value of `a` against `b`.
-///
-/// Exact when the number of ways to split the pooled ranks into groups of
-/// the two sizes is at most [`MW_EXACT_LIMIT`] (3 vs 3: 20 splits; 10 vs 10:
-/// 184,756): every split is enumerated with mid-ranks for ties, so the test
-/// is exact conditional on the ties, and p = share of splits whose rank sum
-/// lies at least as far from its mean as the observed one. Above the limit:
-/// normal approximation with tie-corrected variance and continuity
-/// correction. `None` when a side is empty.
-pub fn mann_whitney_p(a: &[f64], b: &[f64]) -> Option<f64> {
-    let (n1, n2) = (a.len(), b.len());
-    if n1 == 0 || n2 == 0 {
-        return None;
-    }
-    let n = n1 + n2;
-    let ranks2 = doubled_ranks(a, b);
-    // Work with doubled rank sums so ties (half ranks) stay integers.
-    let observed: u64 = ranks2[..n1].iter().sum();
-    let mean2 = (n1 * (n + 1)) as u64; // E[2 R1] = n1 (n + 1)
-    let dev = |s: u64| s.abs_diff(mean2);
-    if binomial(n as u64, n1 as u64) <= MW_EXACT_LIMIT {
-        let (mut extreme, mut total) = (0u64, 0u64);
-        enumerate_sums(&ranks2, n1, 0, 0, &mut |s| {
-            total += 1;
-            if dev(s) >= dev(observed) {
-                extreme += 1;
-            }
-        });
-        return Some(extreme as f64 / total as f64);
-    }
-    // Normal approximation.
-    let (n1f, n2f, nf) = (n1 as f64, n2 as f64, n as f64);
-    let mut sorted = ranks2.clone();
-    sorted.sort_unstable();
-    let ties: f64 = sorted.chunk_by(|x, y| x == y).map(|g| (g.len() as f64).powi(3) - g.len() as f64).sum();
-    let var = n1f * n2f / 12.0 * ((nf + 1.0) - ties / (nf * (nf - 1.0)));
-    if var <= 0.0 {
-        return Some(1.0); // every value tied
-    }
-    let u_dev = dev(observed) as f64 / 2.0; // |U - n1 n2 / 2| = |R1 - E R1|
-    let z = (u_dev - 0.5).max(0.0) / var.sqrt();
-    Some(statrs::function::erf::erfc(z / std::f64::consts::SQRT_2).min(1.0))
-}
-
-/// Twice the mid-rank of every value of `a` then `b` in the pooled sample.
-fn doubled_ranks(a: &[f64], b: &[f64]) -> Vec<u64> {
-    let pooled: Vec<f64> = a.iter().chain(b).copied().collect();
-    let mut idx: Vec<usize> = (0..pooled.len()).collect();
-    idx.sort_by(|&i, &j| pooled[i].total_cmp(&pooled[j]));
-    let mut r = vec![0u64; pooled.len()];
-    let mut i = 0;
-    while i < idx.len() {
-        let mut j = i;
-        while j + 1 < idx.len() && pooled[idx[j + 1]] == pooled[idx[i]] {
-            j += 1;
-        }
-        // Positions i..=j share the mid-rank (i+1 + j+1)/2; doubled: i+j+2.
-        for &k in &idx[i..=j] {
-            r[k] = (i + j + 2) as u64;
-        }
-        i = j + 1;
-    }
-    r
-}
-
-/// Calls `f` with the sum of every `k`-subset of `xs[from..]` plus `acc`.
-fn enumerate_sums(xs: &[u64], k: usize, from: usize, acc: u64, f: &mut impl FnMut(u64)) {
-    if k == 0 {
-        f(acc);
-        return;
-    }
-    for i in from..=xs.len() - k {
-        enumerate_sums(xs, k - 1, i + 1, acc + xs[i], f);
-    }
-}
-
-fn binomial(n: u64, k: u64) -> u64 {
-    let k = k.min(n - k);
-    let mut c: u64 = 1;
-    for i in 0..k {
-        c = c.saturating_mul(n - i) / (i + 1);
-        if c > MW_EXACT_LIMIT * 1000 {
-            return u64::MAX; // large enough to mean "too many"
-        }
-    }
-    c
-}
-
 /// A Markdown table of the verdicts, readable as plain text too, followed
 /// by the noise floor(s) used.
 pub fn render_table(verdicts: &[Verdict]) -> String {
@@ -458,7 +279,7 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     // come from the guest.
     for r in rows.iter_mut() {
         for c in r.iter_mut() {
-            *c = crate::report::visible(c).replace('|', "\\|").replace('\n', " ");
+            *c = crate::text::visible(c).replace('|', "\\|").replace('\n', " ");
         }
     }
     let widths: Vec<usize> = (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap()).collect();

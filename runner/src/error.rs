@@ -49,11 +49,11 @@ impl Error {
 
 /// Bad input: exit 2 and one line. The message quotes the user's text (a
 /// key, a name, a path) as it came: a newline in it is written `\n`, and
-/// every other character a terminal would act on as [`crate::report::visible`]
+/// every other character a terminal would act on as [`crate::text::visible`]
 /// writes it, so that every error about an input is one line, whatever it quotes.
 pub fn bad_input(msg: impl Into<String>) -> Error {
     let msg: String = msg.into();
-    Error::new(Class::BadInput, crate::report::visible(&msg.replace('\n', "\\n")).into_owned())
+    Error::new(Class::BadInput, crate::text::visible(&msg.replace('\n', "\\n")).into_owned())
 }
 pub fn infra(msg: impl Into<String>) -> Error {
     Error::new(Class::Infra, msg)

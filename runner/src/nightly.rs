@@ -12,7 +12,8 @@
 
 use crate::compare;
 use crate::error::{bad_input, Result};
-use crate::results::{self, CellResult, Outcome, RunRecord};
+use crate::outcome::Outcome;
+use crate::results::{self, CellResult, RunRecord};
 use crate::rules::{self, NoiseFloors, Stats};
 use crate::scenario::Timing;
 use serde::Serialize;
@@ -50,7 +51,7 @@ pub struct CellVerdict {
 
 /// `variant/backend-fs-mapping-workload`: the cell across runs and nights.
 pub fn cell_name(r: &CellResult) -> String {
-    format!("{}/{}", r.variant, compare::cell_key(r))
+    format!("{}/{}", r.variant, results::cell_key(r))
 }
 
 /// One cell: `old` the baseline's runs, `new` tonight's, `earlier` the runs
@@ -242,7 +243,7 @@ pub fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::FailKind;
+    use crate::outcome::FailKind;
 
     fn cell(variant: &str, workload: &str, run: u32, outcome: Outcome, title: Option<&str>, mb: Option<f64>) -> CellResult {
         CellResult {

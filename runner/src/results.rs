@@ -5,34 +5,11 @@
 
 use crate::cache::write_atomic;
 use crate::error::{bad_input, Context, Result};
+use crate::outcome::{FailKind, Outcome};
 use crate::scenario::{Cell, Timing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-
-/// KCIDB-style status of a cell.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "UPPERCASE")]
-pub enum Outcome {
-    Pass,
-    Fail,
-    /// The kernel under test did not build or boot.
-    Error,
-    /// The harness failed (QEMU missing, agent protocol broken, DAX not active).
-    Miss,
-    Skip,
-}
-
-/// What kind of failure a FAIL is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum FailKind {
-    Crash,
-    Warn,
-    Hang,
-    DataCorruption,
-    IoError,
-}
 
 /// The names of a cell and of a run become paths (`<variant>/<backend>-...`)
 /// and shell words (repro.sh), and a stored run.json may come from another
@@ -123,6 +100,11 @@ impl CellResult {
     }
 }
 
+/// The comparison key of a result: variant and run left out.
+pub fn cell_key(r: &CellResult) -> String {
+    format!("{}-{}-{}-{}", r.backend, r.fs, r.mapping, r.workload)
+}
+
 fn fsdax() -> String {
     "fsdax".into()
 }
@@ -180,7 +162,7 @@ pub fn metrics_from_samples(samples: &[PassSample], timing: Timing) -> BTreeMap<
         if !xs.is_empty() {
             let v = match timing {
                 Timing::Icount => xs.iter().copied().fold(f64::NEG_INFINITY, f64::max),
-                Timing::Wall => crate::compare::median(&xs),
+                Timing::Wall => crate::stats::median(&xs),
             };
             // The agent reports 2 decimals; the mean of two middle passes needs 3.
             out.insert(name.to_string(), (v * 1000.0).round() / 1000.0);

@@ -51,9 +51,10 @@
 //! ([`min_floor`]). Cells measured in different timing modes are never
 //! compared ([`same_timing`]).
 
-use crate::compare::{self, median};
+use crate::stats::{self, median};
 use crate::error::{bad_input, Result};
-use crate::results::{CellResult, Outcome, RunRecord};
+use crate::outcome::Outcome;
+use crate::results::{self, CellResult, RunRecord};
 use crate::scenario::Timing;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -206,24 +207,24 @@ pub fn throughput_rule(a: &[f64], b: &[f64], floor_pct: f64) -> (Status, String,
     let mut s = Stats::default();
     if !a.is_empty() {
         s.from_median = Some(median(a));
-        s.from_median_ci = compare::bootstrap_median_ci(a);
+        s.from_median_ci = stats::bootstrap_median_ci(a);
     }
     if !b.is_empty() {
         s.to_median = Some(median(b));
-        s.to_median_ci = compare::bootstrap_median_ci(b);
+        s.to_median_ci = stats::bootstrap_median_ci(b);
     }
     if a.len() < MIN_SAMPLES || b.len() < MIN_SAMPLES {
         let note = format!("too few boots to judge ({} vs {}, need {MIN_SAMPLES} each)", a.len(), b.len());
         return (Status::Inconclusive, note, s);
     }
-    s.p_value = compare::mann_whitney_p(a, b);
+    s.p_value = stats::mann_whitney_p(a, b);
     let (ma, mb) = (median(a), median(b));
     if ma == 0.0 {
         return (Status::Inconclusive, "baseline median is zero".into(), s);
     }
     let d = (mb - ma) / ma * 100.0;
     s.delta_pct = Some(d);
-    let Some([lo, hi]) = compare::bootstrap_delta_ci(a, b) else {
+    let Some([lo, hi]) = stats::bootstrap_delta_ci(a, b) else {
         return (Status::Inconclusive, "no interval".into(), s);
     };
     (s.ci_low, s.ci_high) = (Some(lo), Some(hi));
@@ -340,12 +341,12 @@ impl NoiseFloors {
 /// boots of each cell whose boots all passed; `None` when no cell has both
 /// halves. The maximum (not a mean): the floor must cover the noisiest cell.
 pub fn aa_spread(cells: &[&CellResult], metric: &str) -> Option<f64> {
-    let mut keys: Vec<String> = cells.iter().map(|c| compare::cell_key(c)).collect();
+    let mut keys: Vec<String> = cells.iter().map(|c| results::cell_key(c)).collect();
     keys.sort();
     keys.dedup();
     let mut floor: Option<f64> = None;
     for k in keys {
-        let rs: Vec<&CellResult> = cells.iter().copied().filter(|c| compare::cell_key(c) == k).collect();
+        let rs: Vec<&CellResult> = cells.iter().copied().filter(|c| results::cell_key(c) == k).collect();
         if rs.iter().any(|r| r.outcome != Outcome::Pass) {
             continue;
         }
@@ -366,7 +367,7 @@ pub fn aa_spread(cells: &[&CellResult], metric: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::results::FailKind;
+    use crate::outcome::FailKind;
     use std::path::PathBuf;
 
     fn run(outcome: Outcome, title: Option<&str>) -> CellResult {

@@ -5,7 +5,8 @@
 
 use crate::error::{bad_input, infra, Context, Result};
 use crate::kernel::{self, KernelArtifact, KernelSpec};
-use crate::results::{self, CellResult, FailKind, Outcome, PassSample, RunRecord};
+use crate::outcome::{FailKind, Outcome};
+use crate::results::{self, CellResult, PassSample, RunRecord};
 use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
@@ -22,6 +23,18 @@ pub struct RunOpts {
     pub accel: Accel,
     pub results_root: PathBuf,
     pub jobs: usize,
+}
+
+/// TCG guests are CPU-bound (2 vCPUs each) and take 3 GiB: one guest per two
+/// cores and 4 GiB, at least one.
+pub fn default_vms() -> usize {
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let mem_gib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| m.lines().find(|l| l.starts_with("MemTotal:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<usize>().ok()))
+        .map(|kib| kib >> 20)
+        .unwrap_or(4);
+    (cores / 2).min(mem_gib / 4).max(1)
 }
 
 /// What the guest said and the console showed, for [`judge`].
@@ -468,7 +481,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
             continue;
         }
         let v = s.variants.iter().find(|v| v.name == c.variant).unwrap();
-        let k = match kernel::build(&KernelSpec::new(v), crate::cli::default_jobs()) {
+        let k = match kernel::build(&KernelSpec::new(v), kernel::default_jobs()) {
             Ok(k) => Ok(k),
             Err(e) if e.class == crate::error::Class::Kernel => Err(e.msg),
             Err(e) => return Err(e),

@@ -4,7 +4,7 @@
 //! file, the line and the field.
 
 use crate::error::{bad_input, Error, Result};
-use crate::results::{FailKind, Outcome};
+use crate::outcome::{FailKind, Outcome};
 use crate::yaml;
 use kregress_agent::WorkloadSpec;
 use serde::Deserialize;

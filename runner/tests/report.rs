@@ -5,7 +5,8 @@
 
 use kregress::nightly::{Baseline, Status};
 use kregress::report::{self, RunReport};
-use kregress::results::{self, FailKind, Outcome};
+use kregress::outcome::{FailKind, Outcome};
+use kregress::results;
 use std::path::{Path, PathBuf};
 
 fn data() -> PathBuf {

@@ -185,6 +185,11 @@ fn make_bzimage(
     .map_err(|e| e.with_compiler_error(first_error))
 }
 
+/// Parallel make jobs when none are asked for: the cores, plus one.
+pub fn default_jobs() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
+}
+
 /// Builds (or finds in the cache) the kernel for `spec`.
 pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let started = Instant::now();

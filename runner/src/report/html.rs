@@ -5,16 +5,17 @@
 //! the median of each night with its 95 % bootstrap band.
 
 use super::RunReport;
-use crate::compare;
 use crate::nightly::{self, CellVerdict, Status};
-use crate::results::{CellResult, Outcome, RunRecord};
+use crate::outcome::Outcome;
+use crate::results::{CellResult, RunRecord};
+use crate::text::visible;
 use std::fmt::Write;
 use std::path::Path;
 
 /// Text for HTML: markup characters as entities, hidden ones made visible
 /// ([`super::visible`]).
 pub fn esc(s: &str) -> String {
-    super::visible(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
+    visible(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
 fn colour(s: Status) -> &'static str {
@@ -190,8 +191,8 @@ fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
         if xs.is_empty() {
             continue;
         }
-        let m = compare::median(&xs);
-        let [lo, hi] = compare::bootstrap_median_ci(&xs).unwrap_or([m, m]);
+        let m = crate::stats::median(&xs);
+        let [lo, hi] = crate::stats::bootstrap_median_ci(&xs).unwrap_or([m, m]);
         pts.push((i, Point { label: n.started.get(5..16).unwrap_or(&n.started).replace('T', " "), median: m, lo, hi }));
     }
     if pts.is_empty() {

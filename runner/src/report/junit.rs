@@ -5,7 +5,8 @@
 //! could not judge (MISS) is an `<error>`. Written with `quick-junit`, whose
 //! output CI systems (GitHub test reporters, GitLab `reports: junit`) read.
 
-use super::{console_excerpt, failed, visible, RunReport};
+use super::{console_excerpt, failed, RunReport};
+use crate::text::visible;
 use crate::error::{infra, Result};
 use crate::nightly::Status;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};

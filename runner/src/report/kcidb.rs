@@ -6,7 +6,7 @@
 //! each origin to prefix its own.
 
 use super::RunReport;
-use crate::results::Outcome;
+use crate::outcome::Outcome;
 use serde_json::{json, Value};
 
 pub const ORIGIN: &str = "kregress";

@@ -13,8 +13,9 @@ use crate::compare::{self, Verdict};
 use crate::rules::NoiseFloors;
 use crate::error::{Context, Result};
 use crate::nightly::{self, Baseline, CellVerdict, Status};
-use crate::results::{CellResult, Outcome, RunRecord};
-use std::borrow::Cow;
+use crate::outcome::Outcome;
+use crate::results::{CellResult, RunRecord};
+use crate::text::visible;
 use std::path::{Path, PathBuf};
 
 /// The cells of a run, one line each, with `unexpected(cell)` marked.
@@ -67,20 +68,6 @@ pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexp
         out += &compare::render_table(verdicts);
     }
     visible(&out).into_owned()
-}
-
-/// `s` with every character a terminal, a Markdown or an XML reader would
-/// take for something else written as a Rust escape (`\u{1b}`, `\r`):
-/// control characters but newline and tab, and U+FFFE/U+FFFF (not XML
-/// characters). Titles and console lines come from the guest: every text
-/// kregress writes for people goes through here (summary.md, the terminal,
-/// junit.xml, report.html through [`html::esc`], repro.sh).
-pub fn visible(s: &str) -> Cow<'_, str> {
-    let hidden = |c: char| (c.is_control() && c != '\n' && c != '\t') || matches!(c, '\u{fffe}' | '\u{ffff}');
-    if !s.contains(hidden) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(s.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
 }
 
 /// One run with what it is judged against.
