@@ -3,6 +3,9 @@
 
 use crate::error::{Class, Error, Result};
 use crate::kernel::{self, KernelSpec};
+use crate::nightly::{Baseline, RunReport};
+use crate::outcome::Outcome;
+use crate::post;
 use crate::scenario;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -226,11 +229,10 @@ pub fn main(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {
-            let accel = accel.into();
-            let opts = crate::nightly::NightlyOpts { results, baseline: crate::nightly::Baseline::parse(&baseline), history, out, accel, jobs: jobs.unwrap_or_else(crate::run::default_vms) };
-            crate::nightly::nightly(&scenarios, &opts)
+            let opts = NightlyOpts { results, baseline: Baseline::parse(&baseline), history, out, accel: accel.into(), jobs: jobs.unwrap_or_else(crate::run::default_vms) };
+            nightly(&scenarios, &opts)
         }
-        Cmd::Report { runs, baseline, history, out } => crate::report::report_cmd(&runs, &crate::nightly::Baseline::parse(&baseline), history, out.as_deref()),
+        Cmd::Report { runs, baseline, history, out } => report(&runs, &Baseline::parse(&baseline), history, out.as_deref()),
         Cmd::Bisect { scenario, repo, good, bad, only, variant, signature, max_runs, metric, threshold, accel, results, jobs, json } => {
             let threshold_pct: f64 = threshold
                 .trim_end_matches('%')
@@ -332,3 +334,63 @@ fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32
     Ok(first_err.map(|e| e.exit_code()).unwrap_or(0))
 }
 
+struct NightlyOpts {
+    results: PathBuf,
+    baseline: Baseline,
+    history: usize,
+    out: Option<PathBuf>,
+    accel: crate::vm::Accel,
+    jobs: usize,
+}
+
+/// The default scenario set: every scenarios/*.yaml (historical/ is a
+/// subfolder, so it is left out), sorted.
+fn default_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| crate::error::bad_input(format!("{}: {e}", dir.display())))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// `kregress nightly`: runs each scenario (the run loop of `kregress run`),
+/// marks the run as a nightly, judges it against its baseline and writes
+/// the reports. Exit 1 on a regression, else 3 when a cell MISSed, else 0.
+fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<i32> {
+    let files = if scenarios.is_empty() { default_scenarios(std::path::Path::new("scenarios"))? } else { scenarios.to_vec() };
+    // Validate every file before the first (long) run.
+    let loaded: Vec<scenario::Scenario> = files.iter().map(|f| scenario::load(f)).collect::<Result<_>>()?;
+    let mut reports = Vec::new();
+    for s in &loaded {
+        let run_opts = crate::run::RunOpts {
+            only: scenario::Filter::default(),
+            runs: None,
+            resume: None,
+            accel: opts.accel,
+            results_root: opts.results.clone(),
+            jobs: opts.jobs,
+        };
+        let rec = crate::run::run(s, &run_opts)?;
+        crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
+        reports.push(RunReport::load(&rec.results_dir, &opts.baseline, opts.history)?);
+    }
+    post::publish(&reports, None)?;
+    if let Some(out) = &opts.out {
+        post::write_all(&reports, out)?;
+    }
+    let missed = reports.iter().flat_map(|r| &r.rec.cells).any(|c| c.outcome == Outcome::Miss);
+    Ok(if crate::nightly::regressed(&reports) { 1 } else if missed { 3 } else { 0 })
+}
+
+/// `kregress report`: judges each stored run against its baseline, writes
+/// repro.sh into its failing cells and the report into RUN_DIR/report (or
+/// one combined report into `out`); prints the headline. Exit 1 on a
+/// regression, as `nightly` does.
+fn report(runs: &[PathBuf], which: &Baseline, history: usize, out: Option<&std::path::Path>) -> Result<i32> {
+    let reports: Vec<RunReport> = runs.iter().map(|d| RunReport::load(d, which, history)).collect::<Result<_>>()?;
+    post::publish(&reports, out)?;
+    Ok(if crate::nightly::regressed(&reports) { 1 } else { 0 })
+}

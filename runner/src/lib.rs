@@ -11,6 +11,7 @@ pub mod error;
 pub mod fsimage;
 pub mod image;
 pub mod nightly;
+pub mod post;
 pub mod outcome;
 pub mod kernel;
 pub mod proc;

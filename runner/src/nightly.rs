@@ -9,14 +9,17 @@
 //! [`rules::MIN_SAMPLES`] boots, so a scenario judged on throughput every
 //! night runs its cells 3 times (`run.runs: 3`); with fewer, throughput is
 //! INCONCLUSIVE and only outcomes are judged.
+//!
+//! A judged run is a [`RunReport`]: plain data, which the renderers of
+//! [`crate::report`] turn into text and `kregress nightly`/`report` write.
 
 use crate::compare;
 use crate::error::{bad_input, Result};
-use crate::outcome::Outcome;
 use crate::results::{self, CellResult, RunRecord};
 use crate::rules::{self, NoiseFloors, Stats};
 use crate::scenario::Timing;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub use crate::rules::Status;
@@ -189,61 +192,134 @@ pub fn baseline_and_history(root: &Path, new: &RunRecord, which: &Baseline, hist
     Ok((base, window))
 }
 
-pub struct NightlyOpts {
-    pub results: PathBuf,
-    pub baseline: Baseline,
-    pub history: usize,
-    pub out: Option<PathBuf>,
-    pub accel: crate::vm::Accel,
-    pub jobs: usize,
+/// One run judged against its baseline: the plain data the report
+/// renderers ([`crate::report`]) take. [`RunReport::new`] judges and reads
+/// the console excerpts the reports quote, so that rendering reads no file.
+pub struct RunReport {
+    /// Where the run is stored now (run.json, cell directories).
+    pub dir: PathBuf,
+    pub rec: RunRecord,
+    pub baseline: Option<RunRecord>,
+    /// Earlier runs of the scenario in the history window, oldest first.
+    pub history: Vec<RunRecord>,
+    pub verdicts: Vec<CellVerdict>,
+    pub floors: NoiseFloors,
+    /// What the reports quote of each failing run's console log, by the run's [`CellResult::id`].
+    pub excerpts: BTreeMap<String, Excerpt>,
 }
 
-/// The default scenario set: every scenarios/*.yaml (historical/ is a
-/// subfolder, so it is left out), sorted.
-pub fn default_scenarios(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| bad_input(format!("{}: {e}", dir.display())))?
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    v.sort();
-    Ok(v)
+impl RunReport {
+    /// Judges `rec` (stored in `dir`) against `baseline`, pooling `history`
+    /// into the throughput reference (see the module's documentation), and
+    /// reads the excerpts of its failing runs' console logs.
+    pub fn new(dir: PathBuf, rec: RunRecord, baseline: Option<RunRecord>, history: Vec<RunRecord>) -> Result<RunReport> {
+        let floors = NoiseFloors::of(&rec);
+        // The baseline is pooled once; the history supplies the other nights.
+        let earlier: Vec<RunRecord> =
+            history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
+        let verdicts = classify_runs(baseline.as_ref(), &rec, &earlier, &floors)?;
+        let excerpts =
+            rec.cells.iter().filter(|c| c.outcome.is_failure()).map(|c| (c.id(), Excerpt::read(&dir.join(c.id()).join("console.log")))).collect();
+        Ok(RunReport { dir, rec, baseline, history, verdicts, floors, excerpts })
+    }
+
+    /// Loads the run in `dir` and finds its baseline and history among the
+    /// runs beside it (its results folder).
+    pub fn load(dir: &Path, which: &Baseline, history: usize) -> Result<RunReport> {
+        let rec = results::load(dir)?;
+        // A bare run id ("20261126-...") has the empty path as parent.
+        let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let (base, hist) = baseline_and_history(root, &rec, which, history)?;
+        RunReport::new(dir.to_path_buf(), rec, base, hist)
+    }
+
+    /// Tonight's runs of the cell named `name` (`variant/backend-fs-mapping-workload`).
+    pub fn runs(&self, name: &str) -> Vec<&CellResult> {
+        self.rec.cells.iter().filter(|c| cell_name(c) == name).collect()
+    }
+
+    /// The directory of one run of a cell, where the run is stored now.
+    pub fn cell_dir(&self, c: &CellResult) -> PathBuf {
+        self.dir.join(c.id())
+    }
+
+    /// `n` lines (at most [`EXCERPT_LINES`]) of the console log of a failing run `c`.
+    pub fn excerpt(&self, c: &CellResult, n: usize) -> String {
+        self.excerpts.get(&c.id()).map_or_else(|| "(not a failing run: no excerpt)".to_string(), |e| e.lines(n))
+    }
 }
 
-/// `kregress nightly`: runs each scenario (the run loop of `kregress run`),
-/// marks the run as a nightly, judges it against its baseline and writes
-/// the reports. Exit 1 on a regression, else 3 when a cell MISSed, else 0.
-pub fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<i32> {
-    let files = if scenarios.is_empty() { default_scenarios(Path::new("scenarios"))? } else { scenarios.to_vec() };
-    // Validate every file before the first (long) run.
-    let loaded: Vec<crate::scenario::Scenario> = files.iter().map(|f| crate::scenario::load(f)).collect::<Result<_>>()?;
-    let mut reports = Vec::new();
-    for s in &loaded {
-        let run_opts = crate::run::RunOpts {
-            only: crate::scenario::Filter::default(),
-            runs: None,
-            resume: None,
-            accel: opts.accel,
-            results_root: opts.results.clone(),
-            jobs: opts.jobs,
+/// Whether any cell of `reports` regressed against its baseline: a new or
+/// changed failure, or a throughput regression.
+pub fn regressed(reports: &[RunReport]) -> bool {
+    reports.iter().flat_map(|r| &r.verdicts).any(|v| v.status.regressed())
+}
+
+/// The most lines a report quotes of one console log.
+pub const EXCERPT_LINES: usize = 20;
+
+/// What a report quotes of a failing run's console log.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Excerpt {
+    /// The first [`EXCERPT_LINES`] lines of the first kernel report triage finds.
+    Report(Vec<String>),
+    /// No kernel report (e.g. a hang the agent saw): the log's last
+    /// [`EXCERPT_LINES`] lines, without the agent's protocol lines (which
+    /// junit.xml repeats badly), each cut to 200 characters.
+    Tail(Vec<String>),
+    /// Why the log could not be read.
+    Unreadable(String),
+}
+
+impl Excerpt {
+    /// Reads the excerpt of the console log at `console`.
+    pub fn read(console: &Path) -> Excerpt {
+        let bytes = match read_console(console) {
+            Ok(b) => b,
+            Err(e) => return Excerpt::Unreadable(format!("(no console log at {}: {e})", console.display())),
         };
-        let rec = crate::run::run(s, &run_opts)?;
-        crate::cache::write_atomic(&rec.results_dir.join(MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
-        reports.push(crate::report::RunReport::load(&rec.results_dir, &opts.baseline, opts.history)?);
+        let text = String::from_utf8_lossy(&bytes);
+        if let Some(rep) = crate::triage::parse(&text).into_iter().next() {
+            return Excerpt::Report(rep.text.lines().take(EXCERPT_LINES).map(str::to_string).collect());
+        }
+        let lines: Vec<String> = text.lines().filter(|l| !l.starts_with(kregress_agent::MARKER)).map(|l| l.chars().take(200).collect()).collect();
+        Excerpt::Tail(lines[lines.len().saturating_sub(EXCERPT_LINES)..].to_vec())
     }
-    crate::report::publish(&reports, None)?;
-    if let Some(out) = &opts.out {
-        crate::report::write_all(&reports, out)?;
+
+    /// `n` lines of it: the first of a report, the last of a tail.
+    pub fn lines(&self, n: usize) -> String {
+        match self {
+            Excerpt::Report(l) => l[..l.len().min(n)].join("\n"),
+            Excerpt::Tail(l) => l[l.len().saturating_sub(n)..].join("\n"),
+            Excerpt::Unreadable(why) => why.clone(),
+        }
     }
-    let missed = reports.iter().flat_map(|r| &r.rec.cells).any(|c| c.outcome == Outcome::Miss);
-    Ok(if crate::report::regressed(&reports) { 1 } else if missed { 3 } else { 0 })
+}
+
+/// The most of a console log a report reads: its start, where the first
+/// kernel report is.
+pub const CONSOLE_READ_MAX: u64 = 16 << 20;
+
+/// The first [`CONSOLE_READ_MAX`] bytes of a stored console log: a regular
+/// file, not a symbolic link (a stored run may come from another machine:
+/// a link to /dev/zero or to a secret must not end up in a report).
+fn read_console(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NONBLOCK: opening a FIFO does not wait for a writer.
+    let f = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
+    if !f.metadata()?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    f.take(CONSOLE_READ_MAX).read_to_end(&mut bytes)?;
+    Ok(bytes)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outcome::FailKind;
+    use crate::outcome::{FailKind, Outcome};
 
     fn cell(variant: &str, workload: &str, run: u32, outcome: Outcome, title: Option<&str>, mb: Option<f64>) -> CellResult {
         CellResult {

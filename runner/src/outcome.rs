@@ -27,3 +27,10 @@ pub enum FailKind {
     DataCorruption,
     IoError,
 }
+
+impl Outcome {
+    /// The kernel's fault: FAIL, or ERROR (it did not build or boot).
+    pub fn is_failure(self) -> bool {
+        matches!(self, Outcome::Fail | Outcome::Error)
+    }
+}

@@ -3,8 +3,8 @@
 //! quick-junit's deserializer and a raw quick-xml walk, kcidb.json against
 //! the KCIDB v5 required fields, report.html in headless Chromium.
 
-use kregress::nightly::{Baseline, Status};
-use kregress::report::{self, RunReport};
+use kregress::nightly::{self, Baseline, RunReport, Status};
+use kregress::{post, report};
 use kregress::outcome::{FailKind, Outcome};
 use kregress::results;
 use std::path::{Path, PathBuf};
@@ -47,9 +47,9 @@ fn summary_junit_kcidb_of_a_regressed_night() {
     assert!(statuses.contains(&("fixed/memmap-ext4-pte-truncate-during-dio", Status::NewFailure)), "{statuses:?}");
     assert!(statuses.contains(&("stock/memmap-ext4-pte-truncate-during-dio", Status::StillFailing)), "{statuses:?}");
     let reports = [r];
-    assert!(report::regressed(&reports));
+    assert!(nightly::regressed(&reports));
     let out = t.path().join("report");
-    report::write_all(&reports, &out).unwrap();
+    post::write_all(&reports, &out).unwrap();
 
     // summary.md: the headline first, then the failure with its repro command.
     let md = std::fs::read_to_string(out.join("summary.md")).unwrap();
@@ -190,7 +190,7 @@ fn report_html_in_headless_chromium() {
         .map(|r| RunReport::load(&root.join(r), &Baseline::Last, 14).unwrap())
         .collect();
     let out = t.path().join("report");
-    report::write_all(&reports, &out).unwrap();
+    post::write_all(&reports, &out).unwrap();
     let url = format!("file://{}", out.join("report.html").display());
     let profile = tempfile::tempdir().unwrap();
     let shot = t.path().join("report.png");
@@ -396,7 +396,7 @@ fn repro_sh_passes_every_word_as_one_argument() {
     let file = "-x $(touch pwned) 'q'.yaml";
     let (t, run) = crafted(|v| v["scenario_file"] = file.into());
     let r = RunReport::load(&run, &Baseline::None, 14).unwrap();
-    let written = report::write_repro(&r).unwrap();
+    let written = post::write_repro(&r).unwrap();
     assert_eq!(written.len(), 3);
     // A kregress that prints its arguments, one a line, first in PATH.
     let bin = t.path().join("bin");
@@ -444,8 +444,8 @@ fn titles_with_control_characters_are_escaped_everywhere() {
     let rec = results::load(&run).unwrap();
     let out = run.join("report");
     let r = RunReport::new(run.clone(), rec, None, vec![]).unwrap();
-    report::write_repro(&r).unwrap();
-    report::write_all(&[r], &out).unwrap();
+    post::write_repro(&r).unwrap();
+    post::write_all(&[r], &out).unwrap();
     let shown = "INFO: task \\u{1}hung\\u{1b}[31m in \\u{0}ext4\\u{7f}\\u{85} \\u{fffe}\\u{ffff}\\rx";
     // XML 1.0 Char: #x9 | #xA | #xD | [#x20-#xD7FF] | [#xE000-#xFFFD] | [#x10000-#x10FFFF].
     let xml_char = |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{d7ff}' | '\u{e000}'..='\u{fffd}' | '\u{10000}'..='\u{10ffff}');

@@ -4,13 +4,12 @@
 //! console logs — and per cell a throughput chart over the history window:
 //! the median of each night with its 95 % bootstrap band.
 
-use super::RunReport;
-use crate::nightly::{self, CellVerdict, Status};
+use crate::nightly::{self, CellVerdict, RunReport, Status};
 use crate::outcome::Outcome;
 use crate::results::{CellResult, RunRecord};
 use crate::text::visible;
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Text for HTML: markup characters as entities, hidden ones made visible
 /// ([`super::visible`]).
@@ -40,7 +39,9 @@ fn row_key(c: &CellResult) -> String {
     format!("{}/{}-{}-{}", c.variant, c.backend, c.fs, c.mapping)
 }
 
-pub fn render(reports: &[RunReport], out: &Path) -> String {
+/// report.html of `reports`; `run_dirs[i]` is where `reports[i]`'s run is
+/// stored, relative to report.html's folder (its console links).
+pub fn render(reports: &[RunReport], run_dirs: &[PathBuf]) -> String {
     let mut h = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kregress nightly</title><style>{CSS}</style></head><body>\n<h1 id=\"headline\">{}</h1>\n<div class=\"legend\">",
         esc(&super::headline(reports))
@@ -49,14 +50,14 @@ pub fn render(reports: &[RunReport], out: &Path) -> String {
         let _ = write!(h, "<span style=\"background:{}\">{}</span>", colour(s), s.as_str());
     }
     h += "</div>\n";
-    for r in reports {
-        section(&mut h, r, out);
+    for (r, dir) in reports.iter().zip(run_dirs) {
+        section(&mut h, r, dir);
     }
     h += "</body></html>\n";
     h
 }
 
-fn section(h: &mut String, r: &RunReport, out: &Path) {
+fn section(h: &mut String, r: &RunReport, dir: &Path) {
     let _ = write!(
         h,
         "<h2>{} — run {}</h2>\n<p>Baseline: {}. Noise floor {}. Figures measured in icount timing are per <em>virtual</em> second (guest time = instructions executed, 1 ns each).</p>\n",
@@ -88,7 +89,7 @@ fn section(h: &mut String, r: &RunReport, out: &Path) {
             if vs.is_empty() {
                 h.push_str("<td></td>");
             } else {
-                matrix_cell(h, r, &vs, out);
+                matrix_cell(h, r, &vs, dir);
             }
         }
         h.push_str("</tr>\n");
@@ -130,7 +131,7 @@ fn rank(s: Status) -> u8 {
 }
 
 /// One matrix cell: coloured by its worst row, every metric row listed.
-fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], out: &Path) {
+fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], dir: &Path) {
     let worst = vs.iter().min_by_key(|v| rank(v.status)).unwrap();
     let notes: Vec<&str> = vs.iter().map(|v| v.note.as_str()).collect();
     let _ = write!(h, "<td style=\"background:{}\" title=\"{}\"><div class=\"st\">{}</div><div>{}</div>", colour(worst.status), esc(&notes.join("; ")), worst.status.as_str(), esc(&worst.new));
@@ -151,7 +152,7 @@ fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], out: &Path) {
         .runs(&worst.cell)
         .iter()
         .map(|c| {
-            let href = super::relative(&r.cell_dir(c).join("console.log"), out);
+            let href = dir.join(c.id()).join("console.log");
             format!("<a href=\"{}\">console run{}</a>", esc(&href.display().to_string()), c.run)
         })
         .collect();

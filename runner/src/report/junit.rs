@@ -5,10 +5,9 @@
 //! could not judge (MISS) is an `<error>`. Written with `quick-junit`, whose
 //! output CI systems (GitHub test reporters, GitLab `reports: junit`) read.
 
-use super::{console_excerpt, failed, RunReport};
+use crate::nightly::{RunReport, Status};
 use crate::text::visible;
 use crate::error::{infra, Result};
-use crate::nightly::Status;
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
@@ -23,7 +22,7 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
         }
         for v in &r.verdicts {
             let runs = r.runs(&v.cell);
-            let failing = runs.iter().find(|c| failed(c));
+            let failing = runs.iter().find(|c| c.outcome.is_failure());
             let status = if let Some(c) = failing {
                 let mut s = TestCaseStatus::non_success(NonSuccessKind::Failure);
                 // quick-junit drops C0 controls; visible() also spells out
@@ -34,7 +33,7 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
                     "{}\n\nconsole ({}):\n{}\n\nreproduce: {}",
                     v.new,
                     r.cell_dir(c).join("console.log").display(),
-                    console_excerpt(&r.cell_dir(c).join("console.log"), 20),
+                    r.excerpt(c, 20),
                     super::repro_command(&r.rec, c)
                 )));
                 s

@@ -5,7 +5,7 @@
 //! `number {value, unit}`. IDs are `kregress:`-prefixed, as KCIDB requires
 //! each origin to prefix its own.
 
-use super::RunReport;
+use crate::nightly::RunReport;
 use crate::outcome::Outcome;
 use serde_json::{json, Value};
 

@@ -1,22 +1,20 @@
-//! Human-readable outputs of a run: the cell table and the verdicts, for the
-//! terminal and for results/<run-id>/summary.md (the same text); and the
-//! nightly report of one or more runs against their baselines
-//! ([`RunReport`], [`write_all`]): report/summary.md, report.html
-//! ([`html`]), junit.xml ([`junit`]) and kcidb.json ([`kcidb`]), plus a
-//! repro.sh in every failing cell's directory ([`write_repro`]).
+//! The renderers: pure functions from plain data to text. A run's cell
+//! table and verdicts, for the terminal and for results/<run-id>/summary.md
+//! (the same text, [`summary_md`]); and the nightly report of runs judged
+//! against their baselines ([`crate::nightly::RunReport`]): report/summary.md
+//! ([`nightly_summary_md`]), report.html ([`html`]), junit.xml ([`junit`]),
+//! kcidb.json ([`kcidb`]), nightly.json ([`nightly_json`]) and each failing
+//! run's repro.sh ([`repro_sh`]). None of them judges or reads or writes a
+//! file: [`crate::post`] writes what they render.
 
 pub mod html;
 pub mod junit;
 pub mod kcidb;
 
 use crate::compare::{self, Verdict};
-use crate::rules::NoiseFloors;
-use crate::error::{Context, Result};
-use crate::nightly::{self, Baseline, CellVerdict, Status};
-use crate::outcome::Outcome;
+use crate::nightly::{self, CellVerdict, RunReport, Status};
 use crate::results::{CellResult, RunRecord};
 use crate::text::visible;
-use std::path::{Path, PathBuf};
 
 /// The cells of a run, one line each, with `unexpected(cell)` marked.
 pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
@@ -70,58 +68,9 @@ pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexp
     visible(&out).into_owned()
 }
 
-/// One run with what it is judged against.
-pub struct RunReport {
-    /// Where the run is stored now (run.json, cell directories).
-    pub dir: PathBuf,
-    pub rec: RunRecord,
-    pub baseline: Option<RunRecord>,
-    /// Earlier runs of the scenario in the history window, oldest first.
-    pub history: Vec<RunRecord>,
-    pub verdicts: Vec<CellVerdict>,
-    pub floors: NoiseFloors,
-}
-
-impl RunReport {
-    /// Judges `rec` (stored in `dir`) against `baseline`, pooling `history`
-    /// into the throughput reference (see [`nightly`]).
-    pub fn new(dir: PathBuf, rec: RunRecord, baseline: Option<RunRecord>, history: Vec<RunRecord>) -> Result<RunReport> {
-        let floors = NoiseFloors::of(&rec);
-        // The baseline is pooled once; the history supplies the other nights.
-        let earlier: Vec<RunRecord> =
-            history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
-        let verdicts = nightly::classify_runs(baseline.as_ref(), &rec, &earlier, &floors)?;
-        Ok(RunReport { dir, rec, baseline, history, verdicts, floors })
-    }
-
-    /// Loads the run in `dir` and finds its baseline and history among the
-    /// runs beside it (its results folder).
-    pub fn load(dir: &Path, which: &Baseline, history: usize) -> Result<RunReport> {
-        let rec = crate::results::load(dir)?;
-        // A bare run id ("20261126-...") has the empty path as parent.
-        let root = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let (base, hist) = nightly::baseline_and_history(root, &rec, which, history)?;
-        RunReport::new(dir.to_path_buf(), rec, base, hist)
-    }
-
-    /// Tonight's runs of the cell named `name` (`variant/backend-fs-mapping-workload`).
-    pub fn runs(&self, name: &str) -> Vec<&CellResult> {
-        self.rec.cells.iter().filter(|c| nightly::cell_name(c) == name).collect()
-    }
-
-    /// The directory of one run of a cell, where the run is stored now.
-    pub fn cell_dir(&self, c: &CellResult) -> PathBuf {
-        self.dir.join(c.id())
-    }
-}
-
 /// How many cells got each status, over all reports.
 pub fn count(reports: &[RunReport], s: Status) -> usize {
     reports.iter().flat_map(|r| &r.verdicts).filter(|v| v.status == s).count()
-}
-
-pub fn regressed(reports: &[RunReport]) -> bool {
-    reports.iter().flat_map(|r| &r.verdicts).any(|v| v.status.regressed())
 }
 
 fn plural(n: usize, one: &str, many: &str) -> String {
@@ -166,92 +115,23 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
+/// repro.sh of a failing run `c` of `rec`: [`repro_command`] with kregress
+/// from PATH, else through cargo.
+pub fn repro_sh(rec: &RunRecord, c: &CellResult) -> String {
+    format!(
+        "#!/bin/sh\n# Re-runs cell {} of run {} ({}: {}).\n# Run it from the root of the kregress checkout.\nset -e\nif command -v kregress >/dev/null 2>&1; then\n  exec {}\nfi\nexec cargo run --release -- {}\n",
+        c.id(),
+        rec.run_id,
+        name(c.outcome),
+        visible(c.title.as_deref().unwrap_or("no title")).replace('\n', " "),
+        repro_command(rec, c),
+        repro_command(rec, c).trim_start_matches("kregress "),
+    )
+}
+
 /// The serialized (KCIDB-style) name of an outcome or kind: `FAIL`, `DATA_CORRUPTION`.
 pub fn name(x: impl serde::Serialize) -> String {
     serde_json::to_value(x).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
-}
-
-/// Whether a run of a cell failed (the kernel's fault: FAIL or ERROR).
-pub fn failed(c: &CellResult) -> bool {
-    matches!(c.outcome, Outcome::Fail | Outcome::Error)
-}
-
-/// Writes `repro.sh` into the directory of every failing run of the report.
-pub fn write_repro(r: &RunReport) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
-    for c in r.rec.cells.iter().filter(|c| failed(c)) {
-        let dir = crate::results::create_dir_inside(&r.dir, Path::new(&c.id()))?;
-        let script = format!(
-            "#!/bin/sh\n# Re-runs cell {} of run {} ({}: {}).\n# Run it from the root of the kregress checkout.\nset -e\nif command -v kregress >/dev/null 2>&1; then\n  exec {}\nfi\nexec cargo run --release -- {}\n",
-            c.id(),
-            r.rec.run_id,
-            name(c.outcome),
-            visible(c.title.as_deref().unwrap_or("no title")).replace('\n', " "),
-            repro_command(&r.rec, c),
-            repro_command(&r.rec, c).trim_start_matches("kregress "),
-        );
-        let path = dir.join("repro.sh");
-        crate::cache::write_atomic(&path, script.as_bytes())?;
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).context(|| format!("chmod {}", path.display()))?;
-        written.push(path);
-    }
-    Ok(written)
-}
-
-/// The start of the kernel's report in a console log (the first `n` lines
-/// of the first report triage finds), else the log's last `n` lines.
-pub fn console_excerpt(console: &Path, n: usize) -> String {
-    let bytes = match read_console(console) {
-        Ok(b) => b,
-        Err(e) => return format!("(no console log at {}: {e})", console.display()),
-    };
-    let text = String::from_utf8_lossy(&bytes);
-    if let Some(rep) = crate::triage::parse(&text).into_iter().next() {
-        return rep.text.lines().take(n).collect::<Vec<_>>().join("\n");
-    }
-    // No kernel report (e.g. a hang the agent saw): the console's last
-    // lines, without the agent's protocol lines, which junit.xml repeats badly.
-    let lines: Vec<String> = text.lines().filter(|l| !l.starts_with(kregress_agent::MARKER)).map(|l| l.chars().take(200).collect()).collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-/// The most of a console log a report reads: its start, where the first
-/// kernel report is.
-pub const CONSOLE_READ_MAX: u64 = 16 << 20;
-
-/// The first [`CONSOLE_READ_MAX`] bytes of a stored console log: a regular
-/// file, not a symbolic link (a stored run may come from another machine:
-/// a link to /dev/zero or to a secret must not end up in a report).
-fn read_console(path: &Path) -> std::io::Result<Vec<u8>> {
-    use std::io::Read;
-    use std::os::unix::fs::OpenOptionsExt;
-    // O_NONBLOCK: opening a FIFO does not wait for a writer.
-    let f = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path)?;
-    if !f.metadata()?.is_file() {
-        return Err(std::io::Error::other("not a regular file"));
-    }
-    let mut bytes = Vec::new();
-    f.take(CONSOLE_READ_MAX).read_to_end(&mut bytes)?;
-    Ok(bytes)
-}
-
-/// `path` relative to the directory `from` (both made absolute), so links
-/// keep working when the results folder is uploaded as an artifact.
-pub fn relative(path: &Path, from: &Path) -> PathBuf {
-    let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
-    let (p, f) = (abs(path.parent().unwrap_or(path)).join(path.file_name().unwrap_or_default()), abs(from));
-    let pc: Vec<_> = p.components().collect();
-    let fc: Vec<_> = f.components().collect();
-    let common = pc.iter().zip(&fc).take_while(|(a, b)| a == b).count();
-    let mut out = PathBuf::new();
-    for _ in common..fc.len() {
-        out.push("..");
-    }
-    for c in &pc[common..] {
-        out.push(c);
-    }
-    out
 }
 
 /// A table cell: one line, no '|', at most 160 characters (harness
@@ -302,7 +182,7 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
                 md_cell(&v.note)
             );
         }
-        let failing: Vec<&CellResult> = r.rec.cells.iter().filter(|c| failed(c)).collect();
+        let failing: Vec<&CellResult> = r.rec.cells.iter().filter(|c| c.outcome.is_failure()).collect();
         if !failing.is_empty() {
             out += "\n### Failures\n\n";
         }
@@ -316,7 +196,7 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
                 name(c.outcome),
                 c.kind.map(|k| format!(" {}", name(k))).unwrap_or_default(),
                 c.title.as_deref().unwrap_or("no title"),
-                console_excerpt(&r.cell_dir(c).join("console.log"), 12),
+                r.excerpt(c, 12),
                 repro_command(&r.rec, c)
             );
         }
@@ -325,48 +205,11 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
     visible(&out).into_owned()
 }
 
-/// Writes summary.md, report.html, junit.xml and kcidb.json into `out`.
-pub fn write_all(reports: &[RunReport], out: &Path) -> Result<()> {
-    std::fs::create_dir_all(out).context(|| format!("creating {}", out.display()))?;
-    let w = |name: &str, bytes: &[u8]| crate::cache::write_atomic(&out.join(name), bytes);
-    w("summary.md", nightly_summary_md(reports).as_bytes())?;
-    w("report.html", html::render(reports, out).as_bytes())?;
-    w("junit.xml", junit::render(reports)?.as_bytes())?;
-    w("kcidb.json", &serde_json::to_vec_pretty(&kcidb::render(reports)).unwrap())?;
+/// nightly.json: the verdicts of each run as data.
+pub fn nightly_json(reports: &[RunReport]) -> String {
     let verdicts: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| serde_json::json!({"run_id": r.rec.run_id, "scenario": r.rec.scenario, "baseline": r.baseline.as_ref().map(|b| &b.run_id), "verdicts": r.verdicts}))
         .collect();
-    w("nightly.json", &serde_json::to_vec_pretty(&verdicts).unwrap())
-}
-
-/// `kregress report`: judges each stored run against its baseline, writes
-/// repro.sh into its failing cells and the report into RUN_DIR/report (or
-/// one combined report into `out`); prints the headline. Exit 1 on a
-/// regression, as `nightly` does.
-pub fn report_cmd(runs: &[PathBuf], which: &Baseline, history: usize, out: Option<&Path>) -> Result<i32> {
-    let reports: Vec<RunReport> = runs.iter().map(|d| RunReport::load(d, which, history)).collect::<Result<_>>()?;
-    publish(&reports, out)?;
-    Ok(if regressed(&reports) { 1 } else { 0 })
-}
-
-/// Writes every output of `reports` and prints where they went.
-pub fn publish(reports: &[RunReport], out: Option<&Path>) -> Result<()> {
-    for r in reports {
-        write_repro(r)?;
-    }
-    match out {
-        Some(out) => write_all(reports, out)?,
-        None => {
-            for r in reports {
-                write_all(std::slice::from_ref(r), &crate::results::create_dir_inside(&r.dir, Path::new("report"))?)?;
-            }
-        }
-    }
-    println!("{}", headline(reports));
-    for r in reports {
-        let dir = out.map(Path::to_path_buf).unwrap_or_else(|| r.dir.join("report"));
-        println!("  {} ({}): {}", r.rec.scenario, r.rec.run_id, dir.join("report.html").display());
-    }
-    Ok(())
+    serde_json::to_string_pretty(&verdicts).unwrap()
 }
