@@ -1,7 +1,7 @@
 //! The command line: each subcommand parses its arguments, calls the modules
 //! that do the work and prints their plain results (text or --json).
 
-use crate::error::{Class, Error, Result};
+use crate::error::{Class, Findings, Result};
 use crate::kernel::{self, KernelSpec};
 use crate::nightly::{Baseline, RunReport};
 use crate::outcome::Outcome;
@@ -159,7 +159,9 @@ impl From<AccelArg> for crate::vm::Accel {
     }
 }
 
-pub fn main(cli: Cli) -> Result<i32> {
+/// Runs the command `cli` names; what it found decides the exit code
+/// ([`crate::error::exit_code`], called by main for every command).
+pub fn run(cli: Cli) -> Result<Findings> {
     match cli.cmd {
         Cmd::Validate { scenario } => {
             let s = scenario::load(&scenario)?;
@@ -170,7 +172,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 s.variants.len(),
                 s.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
             );
-            Ok(0)
+            Ok(Findings::default())
         }
         Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), json),
         Cmd::Run { scenario, only, runs, resume, accel, results, jobs, json } => {
@@ -201,9 +203,10 @@ pub fn main(cli: Cli) -> Result<i32> {
             } else {
                 println!("{summary}");
             }
-            let n_unexpected = rec.cells.iter().filter(|c| unexpected(c)).count();
-            let missed = rec.cells.iter().any(|c| c.outcome == crate::outcome::Outcome::Miss);
-            Ok(if missed { 3 } else if n_unexpected > 0 { 1 } else { 0 })
+            Ok(Findings {
+                kernel_failed: rec.cells.iter().any(|c| c.outcome != Outcome::Miss && unexpected(c)),
+                harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss),
+            })
         }
         Cmd::Compare { runs, results } => {
             let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(&results, r)).collect::<Result<_>>()?;
@@ -226,7 +229,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 _ => return Err(crate::error::bad_input("compare: give one run (variants within it) or two (old, new)")),
             };
             println!("noise floor: {}\n\n{}", floors.note(), crate::compare::render_table(&verdicts));
-            Ok(0)
+            Ok(Findings::default())
         }
         Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {
             let opts = NightlyOpts { results, baseline: Baseline::parse(&baseline), history, out, accel: accel.into(), jobs: jobs.unwrap_or_else(crate::run::default_vms) };
@@ -265,7 +268,7 @@ pub fn main(cli: Cli) -> Result<i32> {
                 println!("{}", crate::bisect::markdown(&r));
                 println!("results: {}", r.results_dir.display());
             }
-            Ok(0)
+            Ok(Findings::default())
         }
         Cmd::Triage { console, json } => {
             let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display()));
@@ -290,15 +293,17 @@ pub fn main(cli: Cli) -> Result<i32> {
                     println!("{}: {} more reports with other titles not listed", console.display(), found.others);
                 }
             }
-            Ok(0)
+            Ok(Findings::default())
         }
     }
 }
 
-fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32> {
+/// `kregress build`: a kernel that does not build is a kernel failure; the
+/// other variants still build.
+fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<Findings> {
     let s = scenario::load(file)?;
     let mut rows = Vec::new();
-    let mut first_err: Option<Error> = None;
+    let mut failed = false;
     for v in s.select(only)? {
         match kernel::build(&KernelSpec::new(v), jobs) {
             Ok(a) => {
@@ -323,7 +328,7 @@ fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32
             Err(e) if e.class == Class::Kernel => {
                 eprintln!("{}: ERROR: {}", v.name, e);
                 rows.push(serde_json::json!({"variant": v.name, "error": e.msg}));
-                first_err.get_or_insert(e);
+                failed = true;
             }
             Err(e) => return Err(e),
         }
@@ -331,7 +336,7 @@ fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<i32
     if json {
         println!("{}", serde_json::to_string_pretty(&rows).unwrap());
     }
-    Ok(first_err.map(|e| e.exit_code()).unwrap_or(0))
+    Ok(Findings { kernel_failed: failed, harness_failed: false })
 }
 
 struct NightlyOpts {
@@ -357,9 +362,9 @@ fn default_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
 }
 
 /// `kregress nightly`: runs each scenario (the run loop of `kregress run`),
-/// marks the run as a nightly, judges it against its baseline and writes
-/// the reports. Exit 1 on a regression, else 3 when a cell MISSed, else 0.
-fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<i32> {
+/// marks the run as a nightly, judges it against its baseline and writes the reports. A
+/// regression is a kernel failure, a MISS the harness's.
+fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
     let files = if scenarios.is_empty() { default_scenarios(std::path::Path::new("scenarios"))? } else { scenarios.to_vec() };
     // Validate every file before the first (long) run.
     let loaded: Vec<scenario::Scenario> = files.iter().map(|f| scenario::load(f)).collect::<Result<_>>()?;
@@ -381,16 +386,18 @@ fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<i32> {
     if let Some(out) = &opts.out {
         post::write_all(&reports, out)?;
     }
-    let missed = reports.iter().flat_map(|r| &r.rec.cells).any(|c| c.outcome == Outcome::Miss);
-    Ok(if crate::nightly::regressed(&reports) { 1 } else if missed { 3 } else { 0 })
+    Ok(Findings {
+        kernel_failed: crate::nightly::regressed(&reports),
+        harness_failed: reports.iter().flat_map(|r| &r.rec.cells).any(|c| c.outcome == Outcome::Miss),
+    })
 }
 
 /// `kregress report`: judges each stored run against its baseline, writes
 /// repro.sh into its failing cells and the report into RUN_DIR/report (or
-/// one combined report into `out`); prints the headline. Exit 1 on a
-/// regression, as `nightly` does.
-fn report(runs: &[PathBuf], which: &Baseline, history: usize, out: Option<&std::path::Path>) -> Result<i32> {
+/// one combined report into `out`); prints the headline. A regression is a
+/// kernel failure, as in `nightly`.
+fn report(runs: &[PathBuf], which: &Baseline, history: usize, out: Option<&std::path::Path>) -> Result<Findings> {
     let reports: Vec<RunReport> = runs.iter().map(|d| RunReport::load(d, which, history)).collect::<Result<_>>()?;
     post::publish(&reports, out)?;
-    Ok(if crate::nightly::regressed(&reports) { 1 } else { 0 })
+    Ok(Findings { kernel_failed: crate::nightly::regressed(&reports), harness_failed: false })
 }
