@@ -637,8 +637,8 @@ pub fn commits_between(repo: &dyn Repo, o: &BisectOpts, good: &str, bad: &str) -
 
 /// Runs a whole bisection: resolves the cell and the commits, builds the
 /// real dependencies (kregress's clone of the repository, the initramfs, a
-/// [`KernelTester`]), runs [`run_impl`] and writes bisect.log, bisect.json
-/// and bisect.md.
+/// [`KernelTester`]) and runs [`run_impl`]. The post-run path
+/// ([`crate::post::finish`]) writes bisect.log, bisect.json and bisect.md.
 pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     let s = scenario::load(&o.scenario)?;
     let variant = match &o.variant {
@@ -693,12 +693,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
         n: 0,
     };
     let target = Target { scenario: s.name.clone(), variant: variant.name, cell: cell.axes(), timing: cell.timing, good, bad, between, run_dir };
-    let report = run_impl(o, &target, &clone, &mut tester)?;
-    let run_dir = &target.run_dir;
-    crate::cache::write_atomic(&run_dir.join("bisect.log"), report.log.as_bytes())?;
-    crate::cache::write_atomic(&run_dir.join("bisect.json"), &serde_json::to_vec_pretty(&report).unwrap())?;
-    crate::cache::write_atomic(&run_dir.join("bisect.md"), markdown(&report).as_bytes())?;
-    Ok(report)
+    run_impl(o, &target, &clone, &mut tester)
 }
 
 /// A bisection on any history and any tester (syzkaller's runImpl): checks
@@ -967,7 +962,7 @@ pub fn markdown(r: &BisectReport) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::vm::Accel;
     use std::collections::{BTreeMap, BTreeSet};
@@ -1531,7 +1526,7 @@ mod tests {
     }
 
     /// A report with every field set, as one bisection could give.
-    fn sample_report() -> BisectReport {
+    pub(crate) fn sample_report() -> BisectReport {
         let c = |h: &str, s: &str| CommitInfo { commit: h.repeat(40), subject: s.into(), author: "A U Thor <a@example.org>".into() };
         let step = |h: &str, subject: &str, verdict, titles: Vec<&str>, build_seconds, reason: &str, metric| BisectStep {
             build_seconds,

@@ -5,7 +5,7 @@ use crate::error::{Class, Findings, Result};
 use crate::kernel::{self, KernelSpec};
 use crate::nightly::{Baseline, RunReport};
 use crate::outcome::Outcome;
-use crate::post;
+use crate::post::{self, Show};
 use crate::scenario;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -162,6 +162,7 @@ impl From<AccelArg> for crate::vm::Accel {
 /// Runs the command `cli` names; what it found decides the exit code
 /// ([`crate::error::exit_code`], called by main for every command).
 pub fn run(cli: Cli) -> Result<Findings> {
+    let show = |json: bool| if json { Show::Json } else { Show::Text };
     match cli.cmd {
         Cmd::Validate { scenario } => {
             let s = scenario::load(&scenario)?;
@@ -189,24 +190,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
                 jobs: jobs.unwrap_or_else(crate::run::default_vms),
             };
             let rec = crate::run::run(&s, &opts)?;
-            let unexpected = |c: &crate::results::CellResult| !crate::run::as_expected(&s, c);
-            let floors = crate::rules::NoiseFloors::of(&rec);
-            let verdicts = crate::compare::compare_variants(&rec, &floors)?;
-            let summary = crate::report::summary_md(&rec, &verdicts, &floors.note(), unexpected);
-            crate::cache::write_atomic(&rec.results_dir.join("summary.md"), summary.as_bytes())?;
-            crate::cache::write_atomic(&rec.results_dir.join("verdicts.json"), &serde_json::to_vec_pretty(&verdicts).unwrap())?;
-            if json {
-                let mut v = serde_json::to_value(&rec).unwrap();
-                v["verdicts"] = serde_json::to_value(&verdicts).unwrap();
-                v["noise_floors"] = serde_json::to_value(&floors).unwrap();
-                println!("{}", serde_json::to_string_pretty(&v).unwrap());
-            } else {
-                println!("{summary}");
-            }
-            Ok(Findings {
-                kernel_failed: rec.cells.iter().any(|c| c.outcome != Outcome::Miss && unexpected(c)),
-                harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss),
-            })
+            post::finish(&post::RunDone::judge(&s, &rec)?, show(json))
         }
         Cmd::Compare { runs, results } => {
             let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(&results, r)).collect::<Result<_>>()?;
@@ -256,19 +240,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
                 results_root: results,
                 jobs: jobs.unwrap_or_else(kernel::default_jobs),
             };
-            let r = crate::bisect::run(&opts)?;
-            if json {
-                let mut v = serde_json::to_value(&r).unwrap();
-                v["culprit"] = match &r.culprit {
-                    Some(c) => serde_json::json!({"commit": c.commit, "subject": c.subject, "author": c.author}),
-                    None => serde_json::Value::Null,
-                };
-                println!("{}", serde_json::to_string_pretty(&v).unwrap());
-            } else {
-                println!("{}", crate::bisect::markdown(&r));
-                println!("results: {}", r.results_dir.display());
-            }
-            Ok(Findings::default())
+            post::finish(&crate::bisect::run(&opts)?, show(json))
         }
         Cmd::Triage { console, json } => {
             let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display()));
@@ -300,7 +272,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
 
 /// `kregress build`: a kernel that does not build is a kernel failure; the
 /// other variants still build.
-fn build(file: &PathBuf, only: &[String], jobs: usize, json: bool) -> Result<Findings> {
+fn build(file: &std::path::Path, only: &[String], jobs: usize, json: bool) -> Result<Findings> {
     let s = scenario::load(file)?;
     let mut rows = Vec::new();
     let mut failed = false;
@@ -361,8 +333,9 @@ fn default_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     Ok(v)
 }
 
-/// `kregress nightly`: runs each scenario (the run loop of `kregress run`),
-/// marks the run as a nightly, judges it against its baseline and writes the reports. A
+/// `kregress nightly`: runs each scenario (the run loop of `kregress run`,
+/// then its post-run path: summary.md, verdicts.json), marks the run as a
+/// nightly, judges it against its baseline and writes the reports. A
 /// regression is a kernel failure, a MISS the harness's.
 fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
     let files = if scenarios.is_empty() { default_scenarios(std::path::Path::new("scenarios"))? } else { scenarios.to_vec() };
@@ -380,6 +353,7 @@ fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
         };
         let rec = crate::run::run(s, &run_opts)?;
         crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
+        post::finish(&post::RunDone::judge(s, &rec)?, Show::Nothing)?;
         reports.push(RunReport::load(&rec.results_dir, &opts.baseline, opts.history)?);
     }
     post::publish(&reports, None)?;

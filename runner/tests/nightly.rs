@@ -36,6 +36,11 @@ fn night(results: &Path, scenario: &Path) -> (i32, Value) {
     let mut runs: Vec<PathBuf> = std::fs::read_dir(results).unwrap().flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect();
     runs.sort();
     let last = runs.last().unwrap_or_else(|| panic!("no run stored; stderr:\n{stderr}"));
+    // A nightly's run leaves what every run leaves: summary.md and verdicts.json.
+    let md = std::fs::read_to_string(last.join("summary.md")).unwrap_or_else(|e| panic!("{}/summary.md: {e}", last.display()));
+    assert!(md.starts_with("# flip — run ") && md.contains("| k/memmap-ext4-pte-truncate-during-dio/run1 |"), "{md}");
+    let verdicts: Value = serde_json::from_slice(&std::fs::read(last.join("verdicts.json")).unwrap()).unwrap();
+    assert_eq!(verdicts, serde_json::json!([]), "one variant: no variant to compare with");
     let n: Value = serde_json::from_slice(&std::fs::read(last.join("report/nightly.json")).unwrap()).unwrap();
     let v = n[0]["verdicts"][0].clone();
     assert_eq!(v["cell"], "k/memmap-ext4-pte-truncate-during-dio", "{n:#}\n{stderr}");
