@@ -13,6 +13,7 @@ pub mod image;
 pub mod nightly;
 pub mod kernel;
 pub mod proc;
+pub mod replay;
 pub mod report;
 pub mod results;
 pub mod rules;

@@ -204,7 +204,6 @@ pub struct RunRecord {
     pub cells: Vec<CellResult>,
 }
 
-/// Creates `root/<timestamp>-<scenario>` (unique).
 /// A run id as [`new_run_dir`] makes it: `YYYYMMDD-HHMMSS-<scenario>`, and
 /// `.N` after it when that second already had a run; the scenario part
 /// follows [`crate::scenario::check_name`].
@@ -222,23 +221,33 @@ pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
     crate::scenario::check_name("the run id's scenario", name)
 }
 
+/// Creates `root/<timestamp>-<scenario>` (unique).
 pub fn new_run_dir(root: &Path, scenario: &str) -> Result<(String, PathBuf)> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    std::fs::create_dir_all(root).context(|| format!("creating {}", root.display()))?;
+    new_dir(root, &format!("{}-{scenario}", stamp()))
+}
+
+/// Now as `YYYYMMDD-HHMMSS` (UTC).
+pub fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
         .trim_end_matches('Z')
-        .replace('T', "-");
-    for n in 0.. {
-        let id = if n == 0 { format!("{stamp}-{scenario}") } else { format!("{stamp}-{scenario}.{n}") };
-        let dir = root.join(&id);
-        if std::fs::create_dir_all(root).is_ok() && std::fs::create_dir(&dir).is_ok() {
-            return Ok((id, dir));
-        }
-        if n > 100 {
-            break;
+        .replace('T', "-")
+}
+
+/// A new directory `parent/name`, or `name.N` when that exists: (its name, its path).
+pub fn new_dir(parent: &Path, name: &str) -> Result<(String, PathBuf)> {
+    for n in 0..=100 {
+        let id = if n == 0 { name.to_string() } else { format!("{name}.{n}") };
+        let dir = parent.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(crate::error::infra(format!("creating {}: {e}", dir.display()))),
         }
     }
-    Err(crate::error::infra(format!("cannot create a run directory under {}", root.display())))
+    Err(crate::error::infra(format!("cannot create a new directory {name} under {}", parent.display())))
 }
 
 pub fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
