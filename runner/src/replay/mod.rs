@@ -69,6 +69,19 @@ impl Source {
         verify(&self.bzimage, &self.boot.bzimage, cap("bzImage"), &self.boot_json())?;
         verify(&self.initramfs, &self.boot.initramfs, cap("initramfs.cpio.gz"), &self.boot_json())
     }
+
+    /// Everything a replay checks before it boots: the files against their
+    /// hashes, the cell's workload among the boot's (its index), and QEMU's
+    /// arguments (rebased into `pmem` with `nonce`).
+    pub fn check(&self, pmem: &Path, nonce: &str) -> Result<(usize, crate::vm::Rebased)> {
+        self.verify_booted()?;
+        let index = self.boot.workloads.iter().position(|w| *w == self.cell.workload).ok_or_else(|| {
+            bad_input(format!("{}: workload {} is not one of the boot's ({})", self.dir.join("result.json").display(), self.cell.workload, self.boot_json().display()))
+        })?;
+        let rebased = crate::vm::rebase_args(&self.boot.qemu_args, &self.bzimage, &self.initramfs, pmem, Some(nonce))
+            .map_err(|e| bad_input(format!("{}: {e}", self.boot_json().display())))?;
+        Ok((index, rebased))
+    }
 }
 
 /// Checks that `path` holds what `rec` records; a file that is missing, is
@@ -117,26 +130,37 @@ fn verdict(c: &CellResult) -> String {
 /// 1 when the kernel did something else, 3 when the replay is a MISS.
 pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<i32> {
     let meta = std::fs::metadata(target).map_err(|e| bad_input(format!("{}: {e}", target.display())))?;
+    // A results cell is checked before anything is written beside it.
+    let cell = match meta.is_dir() {
+        true => {
+            let src = Source::cell(target)?;
+            // A dry run: the replay rebases again, into its own directory.
+            src.check(Path::new("pmem"), "0123456789abcdef")?;
+            Some(src)
+        }
+        false => None,
+    };
     let out = match out {
         Some(o) => {
             std::fs::create_dir(o).map_err(|e| bad_input(format!("{}: {e}: replay writes into a new directory", o.display())))?;
             o.to_path_buf()
         }
-        None if meta.is_dir() => results::new_dir(target, &format!("replay-{}", results::stamp()))?.1,
+        None if cell.is_some() => results::new_dir(target, &format!("replay-{}", results::stamp()))?.1,
         None => {
             let name = target.file_name().map(|n| n.to_string_lossy().trim_end_matches(".tar.gz").to_string()).unwrap_or_default();
             results::new_dir(Path::new("."), &format!("{name}-replay-{}", results::stamp()))?.1
         }
     };
     let run = || -> Result<_> {
-        let src = if meta.is_dir() {
-            Source::cell(target)?
-        } else {
-            // Unpacked into the replay's directory: its boot.json keeps pointing at them.
-            let dir = out.join("bundle");
-            std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?;
-            bundle::unpack(target, &dir)?;
-            Source::unpacked(&dir)?
+        let src = match cell {
+            Some(src) => src,
+            None => {
+                // Unpacked into the replay's directory: its boot.json keeps pointing at them.
+                let dir = out.join("bundle");
+                std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?;
+                bundle::unpack(target, &dir)?;
+                Source::unpacked(&dir)?
+            }
         };
         let (original, replayed) = replay(&src, &out)?;
         Ok((src, original, replayed))
@@ -144,7 +168,7 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<i32> {
     let (src, original, replayed) = match run() {
         Ok(r) => r,
         Err(e) => {
-            // Refused before anything booted: the new directory holds nothing of value.
+            // A bundle refused before anything booted: the new directory holds nothing of value.
             if e.class == crate::error::Class::BadInput {
                 let _ = std::fs::remove_dir_all(&out);
             }
@@ -177,15 +201,9 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<i32> {
 /// the boot failed and stopped it before the cell's. The boot gets a fresh
 /// nonce, of the same length (see `vm::rebase_args`).
 pub fn replay(src: &Source, out: &Path) -> Result<(CellResult, std::result::Result<CellResult, CellResult>)> {
-    let boot_json = src.boot_json();
-    src.verify_booted()?;
-    let index = src.boot.workloads.iter().position(|w| *w == src.cell.workload).ok_or_else(|| {
-        bad_input(format!("{}: workload {} is not one of the boot's ({})", src.dir.join("result.json").display(), src.cell.workload, boot_json.display()))
-    })?;
     let nonce = crate::run::boot_nonce()?;
     let pmem = out.join("pmem");
-    let rebased = crate::vm::rebase_args(&src.boot.qemu_args, &src.bzimage, &src.initramfs, &pmem, Some(&nonce))
-        .map_err(|e| bad_input(format!("{}: {e}", boot_json.display())))?;
+    let (index, rebased) = src.check(&pmem, &nonce)?;
     let mut args = rebased.args;
     args.extend(crate::vm::sandbox_args().iter().cloned());
     // The replay's own record: a replay directory replays too.
@@ -311,6 +329,10 @@ mod tests {
         assert_eq!(e.exit_code(), 2);
         assert!(e.msg.contains("boot.json: qemu_args[") && e.msg.contains("`-serial tcp::4444,server` is not an argument kregress gives QEMU"), "{}", e.msg);
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing booted, nothing written");
+        // Nor beside the cell.
+        let before = std::fs::read_dir(&cell).unwrap().count();
+        assert_eq!(replay_cmd(&cell, None).unwrap_err().exit_code(), 2);
+        assert_eq!(std::fs::read_dir(&cell).unwrap().count(), before);
         // A cell of a kernel that did not build has no boot.json.
         std::fs::remove_file(&boot_json).unwrap();
         let e = Source::cell(&cell).err().unwrap();
