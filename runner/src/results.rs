@@ -602,6 +602,12 @@ mod tests {
         std::fs::File::create(&p).unwrap().set_len(RUN_JSON_MAX + 1).unwrap();
         let e = load(d.path()).unwrap_err();
         assert!(e.exit_code() == 2 && e.to_string().contains("larger than 64 MiB"), "{e}");
+        // A symbolic link (to a stored run here): not followed.
+        std::fs::remove_file(&p).unwrap();
+        let stored = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup/run.json");
+        std::os::unix::fs::symlink(stored, &p).unwrap();
+        let e = load(d.path()).unwrap_err();
+        assert!(e.exit_code() == 2 && e.to_string().ends_with("run.json: a symbolic link: kregress reads only the run's own files"), "{e}");
     }
 
     #[test]

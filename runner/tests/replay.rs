@@ -82,6 +82,11 @@ fn a_failing_cell_replays_from_its_results_and_from_its_bundle_alike() {
     assert_eq!(json(&out.join("result.json"))["title"], cell["title"]);
     let readme = std::fs::read_to_string(out.join("bundle/README")).unwrap();
     assert!(readme.contains(" -kernel bzImage -initrd initramfs.cpio.gz -append "), "{readme}");
+    // The README's one line boots it by hand (a deadline in case the guest hangs).
+    let line = readme.lines().find(|l| l.contains("qemu-system-x86_64")).unwrap().trim();
+    let o = Command::new("timeout").args(["600", "sh", "-c", line]).current_dir(out.join("bundle")).output().unwrap();
+    let console = String::from_utf8_lossy(&o.stdout);
+    assert!(console.contains("WARNING: CPU:") && console.contains("free_zone_device_page"), "{}", text(&o));
     // The bundle's kernel is what the cell booted, byte for byte.
     assert_eq!(std::fs::read(out.join("bundle/bzImage")).unwrap(), std::fs::read(boot["bzimage"]["path"].as_str().unwrap()).unwrap());
     // A replay never writes over a directory that exists.
