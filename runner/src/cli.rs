@@ -134,6 +134,22 @@ pub enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Boot again exactly what a cell booted (bzImage, initramfs and QEMU's arguments, checked by hash) and judge it.
+    Replay {
+        /// A cell's directory (results/RUN/VARIANT/AXES/runN) or a bundle (.tar.gz).
+        target: PathBuf,
+        /// A new directory for the replay (default: replay-TIME in the cell's directory, or BUNDLE-replay-TIME here).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Pack a cell (kernel, .config, initramfs, QEMU's command, console, result, README) into one tar.gz.
+    Bundle {
+        /// A cell's directory (results/RUN/VARIANT/AXES/runN).
+        cell: PathBuf,
+        /// The bundle (default: kregress-RUN-CELL.tar.gz here).
+        #[arg(short, long)]
+        output: Option<PathBuf>,
+    },
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
         console: PathBuf,
@@ -241,6 +257,12 @@ pub fn run(cli: Cli) -> Result<Findings> {
                 jobs: jobs.unwrap_or_else(kernel::default_jobs),
             };
             post::finish(&crate::bisect::run(&opts)?, show(json))
+        }
+        Cmd::Replay { target, out } => crate::replay::replay_cmd(&target, out.as_deref()),
+        Cmd::Bundle { cell, output } => {
+            let out = crate::replay::bundle::pack(&cell, output.as_deref())?;
+            println!("{}", out.display());
+            Ok(Findings::default())
         }
         Cmd::Triage { console, json } => {
             let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display()));

@@ -15,6 +15,7 @@ pub mod post;
 pub mod outcome;
 pub mod kernel;
 pub mod proc;
+pub mod replay;
 pub mod report;
 pub mod results;
 pub mod rules;

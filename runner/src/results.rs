@@ -1,5 +1,5 @@
 //! The results store: `results/<run-id>/` with run.json, one directory per
-//! cell (console.log, result.json, qemu.cmdline, agent.jsonl) and summary.md.
+//! cell (console.log, result.json, qemu.cmdline, agent.jsonl, boot.json) and summary.md.
 //! Every file is written atomically, and run.json is rewritten after each
 //! cell, so an interrupted run loses no finished cell and can be resumed.
 
@@ -186,7 +186,6 @@ pub struct RunRecord {
     pub cells: Vec<CellResult>,
 }
 
-/// Creates `root/<timestamp>-<scenario>` (unique).
 /// A run id as [`new_run_dir`] makes it: `YYYYMMDD-HHMMSS-<scenario>`, and
 /// `.N` after it when that second already had a run; the scenario part
 /// follows [`crate::scenario::check_name`].
@@ -204,23 +203,33 @@ pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
     crate::scenario::check_name("the run id's scenario", name)
 }
 
+/// Creates `root/<timestamp>-<scenario>` (unique).
 pub fn new_run_dir(root: &Path, scenario: &str) -> Result<(String, PathBuf)> {
-    let stamp = humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    std::fs::create_dir_all(root).context(|| format!("creating {}", root.display()))?;
+    new_dir(root, &format!("{}-{scenario}", stamp()))
+}
+
+/// Now as `YYYYMMDD-HHMMSS` (UTC).
+pub fn stamp() -> String {
+    humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
         .trim_end_matches('Z')
-        .replace('T', "-");
-    for n in 0.. {
-        let id = if n == 0 { format!("{stamp}-{scenario}") } else { format!("{stamp}-{scenario}.{n}") };
-        let dir = root.join(&id);
-        if std::fs::create_dir_all(root).is_ok() && std::fs::create_dir(&dir).is_ok() {
-            return Ok((id, dir));
-        }
-        if n > 100 {
-            break;
+        .replace('T', "-")
+}
+
+/// A new directory `parent/name`, or `name.N` when that exists: (its name, its path).
+pub fn new_dir(parent: &Path, name: &str) -> Result<(String, PathBuf)> {
+    for n in 0..=100 {
+        let id = if n == 0 { name.to_string() } else { format!("{name}.{n}") };
+        let dir = parent.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((id, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(crate::error::infra(format!("creating {}: {e}", dir.display()))),
         }
     }
-    Err(crate::error::infra(format!("cannot create a run directory under {}", root.display())))
+    Err(crate::error::infra(format!("cannot create a new directory {name} under {}", parent.display())))
 }
 
 pub fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
@@ -245,18 +254,63 @@ pub const RUN_JSON_MAX: u64 = 64 << 20;
 /// [`crate::scenario::check_name`] refuses or a duration that is not a
 /// number of seconds is bad input naming the file, line, column and field.
 pub fn load(dir: &Path) -> Result<RunRecord> {
-    let path = dir.join("run.json");
+    read_json(&dir.join("run.json"), RUN_JSON_MAX, "a run record")
+}
+
+/// The largest result.json or boot.json [`load_cell`] and [`load_boot`] read.
+pub const CELL_JSON_MAX: u64 = 16 << 20;
+
+/// Reads a cell's `dir/result.json`, checked as [`load`] checks run.json.
+pub fn load_cell(dir: &Path) -> Result<CellResult> {
+    read_json(&dir.join("result.json"), CELL_JSON_MAX, "a cell's result")
+}
+
+/// Reads a cell's `dir/boot.json` (see [`BootRecord`]), checked as [`load`] checks run.json.
+pub fn load_boot(dir: &Path) -> Result<BootRecord> {
+    let path = dir.join("boot.json");
+    if std::fs::symlink_metadata(&path).is_err() && dir.join("result.json").is_file() {
+        return Err(bad_input(format!(
+            "{}: missing: the cell did not boot (its kernel did not build) or was run by a kregress that kept no boot.json; repro.sh re-runs its scenario",
+            path.display()
+        )));
+    }
+    read_json(&path, CELL_JSON_MAX, "a boot record")
+}
+
+/// Opens a stored file (a run may come from another machine) for reading:
+/// a regular file, neither a symbolic link (a link to a secret must not end
+/// up in a bundle or a report) nor a FIFO (opening it would wait for a
+/// writer), of at most `max` bytes. Anything else is bad input naming it.
+pub fn open_stored(path: &Path, max: u64) -> Result<(std::fs::File, u64)> {
+    use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
-    // Checked before opening: opening a FIFO would wait for a writer.
-    let meta = std::fs::metadata(&path).map_err(|e| bad_input(format!("{shown}: {e}")))?;
+    let f = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => bad_input(format!("{shown}: a symbolic link: kregress reads only the run's own files")),
+            _ => bad_input(format!("{shown}: {e}")),
+        })?;
+    let meta = f.metadata().context(|| format!("reading {shown}"))?;
     if !meta.is_file() {
         return Err(bad_input(format!("{shown}: not a regular file")));
     }
+    if meta.len() > max {
+        return Err(bad_input(format!("{shown}: larger than {} MiB", max >> 20)));
+    }
+    Ok((f, meta.len()))
+}
+
+/// Reads and checks a stored JSON file of at most `max` bytes holding `what`
+/// (see [`open_stored`]); a parse error is bad input with its line and column.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path, max: u64, what: &str) -> Result<T> {
+    let shown = path.display();
+    let (f, _) = open_stored(path, max)?;
     let mut bytes = Vec::new();
-    let f = std::fs::File::open(&path).map_err(|e| bad_input(format!("{shown}: {e}")))?;
-    std::io::Read::read_to_end(&mut std::io::Read::take(f, RUN_JSON_MAX + 1), &mut bytes).context(|| format!("reading {shown}"))?;
-    if bytes.len() as u64 > RUN_JSON_MAX {
-        return Err(bad_input(format!("{shown}: larger than {} MiB: not a run record", RUN_JSON_MAX >> 20)));
+    std::io::Read::read_to_end(&mut std::io::Read::take(f, max + 1), &mut bytes).context(|| format!("reading {shown}"))?;
+    if bytes.len() as u64 > max {
+        return Err(bad_input(format!("{shown}: larger than {} MiB: not {what}", max >> 20)));
     }
     serde_json::from_slice(&bytes).map_err(|e| {
         // serde_json appends " at line L column C"; the prefix says it.
@@ -264,6 +318,48 @@ pub fn load(dir: &Path) -> Result<RunRecord> {
         let msg = msg.rsplit_once(" at line ").map_or(msg.as_str(), |(m, _)| m);
         bad_input(format!("{shown}:{}:{}: {msg}", e.line(), e.column()))
     })
+}
+
+/// What a boot booted, recorded at run time as `boot.json` in the directory
+/// of each of its cells (qemu.cmdline shows the same command to people, but
+/// quoted for reading, not for reuse): `kregress replay` boots it again,
+/// checked by hash, whatever the scenario or the cache hold by then, and
+/// `kregress bundle` packs it (see [`crate::replay`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootRecord {
+    /// QEMU's arguments as given (the program is qemu-system-x86_64):
+    /// `-kernel` is `bzimage`'s path, `-initrd` `initramfs`'s.
+    pub qemu_args: Vec<String>,
+    pub bzimage: FileRecord,
+    pub initramfs: FileRecord,
+    /// The kernel's final .config (not booted: bundled, for the developer).
+    pub config: FileRecord,
+    /// The host's deadlines for the boot (see [`crate::vm::Deadlines`]).
+    #[serde(deserialize_with = "checked::boot_deadline_s")]
+    pub boot_deadline_s: u64,
+    #[serde(deserialize_with = "checked::run_deadline_s")]
+    pub run_deadline_s: u64,
+    /// The workloads the boot ran, in order: one per cell that shares it.
+    #[serde(deserialize_with = "checked::workloads")]
+    pub workloads: Vec<String>,
+}
+
+/// A file a boot used, where it was and its sha256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileRecord {
+    pub path: PathBuf,
+    #[serde(deserialize_with = "checked::sha256")]
+    pub sha256: String,
+}
+
+impl FileRecord {
+    pub fn of(path: &Path) -> Result<FileRecord> {
+        Ok(FileRecord { path: path.to_path_buf(), sha256: crate::cache::sha256_file(path)? })
+    }
+}
+
+pub fn save_boot(dir: &Path, b: &BootRecord) -> Result<()> {
+    write_atomic(&dir.join("boot.json"), &serde_json::to_vec_pretty(b).unwrap())
 }
 
 /// Deserializers that check what they read (see [`load`]); their errors
@@ -311,6 +407,45 @@ mod checked {
 
     pub fn boot_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         Option::<f64>::deserialize(d)?.map(|x| check_seconds("boot_seconds", x)).transpose()
+    }
+
+    /// The longest deadlines a boot.json may give a replay: an hour to boot,
+    /// two days to run (a run's are minutes).
+    fn deadline<'de, D: Deserializer<'de>>(d: D, field: &str, max: u64) -> Result<u64, D::Error> {
+        let x = u64::deserialize(d)?;
+        if (1..=max).contains(&x) {
+            Ok(x)
+        } else {
+            Err(D::Error::custom(format!("{field}: {x} is not from 1 to {max} seconds")))
+        }
+    }
+
+    pub fn boot_deadline_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        deadline(d, "boot_deadline_s", 3600)
+    }
+
+    pub fn run_deadline_s<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        deadline(d, "run_deadline_s", 2 * 86400)
+    }
+
+    /// A boot's workloads: 1 to 64 names.
+    pub fn workloads<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        let names = Vec::<String>::deserialize(d)?;
+        if names.is_empty() || names.len() > 64 {
+            return Err(D::Error::custom(format!("workloads: {} of them, not 1 to 64", names.len())));
+        }
+        for n in &names {
+            crate::scenario::check_name("workload", n).map_err(|why| D::Error::custom(format!("workloads: {why}")))?;
+        }
+        Ok(names)
+    }
+
+    pub fn sha256<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return Err(D::Error::custom(format!("sha256: {:?} is not 64 lowercase hex digits", s.chars().take(80).collect::<String>())));
+        }
+        Ok(s)
     }
 }
 
@@ -449,6 +584,12 @@ mod tests {
         std::fs::File::create(&p).unwrap().set_len(RUN_JSON_MAX + 1).unwrap();
         let e = load(d.path()).unwrap_err();
         assert!(e.exit_code() == 2 && e.to_string().contains("larger than 64 MiB"), "{e}");
+        // A symbolic link (to a stored run here): not followed.
+        std::fs::remove_file(&p).unwrap();
+        let stored = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup/run.json");
+        std::os::unix::fs::symlink(stored, &p).unwrap();
+        let e = load(d.path()).unwrap_err();
+        assert!(e.exit_code() == 2 && e.to_string().ends_with("run.json: a symbolic link: kregress reads only the run's own files"), "{e}");
     }
 
     #[test]

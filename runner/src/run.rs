@@ -285,23 +285,75 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         icount,
         append: cfg.to_cmdline(),
         panic_on_warn,
-        boot_deadline: Duration::from_secs(60 * scale),
-        run_deadline: Duration::from_secs(work + 60 * scale),
         workdir: dir.join("pmem"),
     };
+    // What this boot boots, for `kregress replay` (hashed before QEMU starts).
+    let boot = results::BootRecord {
+        qemu_args: vm::args(&spec, accel),
+        bzimage: results::FileRecord::of(&k.bzimage)?,
+        initramfs: results::FileRecord::of(initrd)?,
+        config: results::FileRecord::of(&k.config)?,
+        boot_deadline_s: 60 * scale,
+        run_deadline_s: work + 60 * scale,
+        workloads: cells.iter().map(|c| c.workload.name.as_str().to_string()).collect(),
+    };
+    let nvdimm = (spec.backend == vm::Backend::Nvdimm).then_some(spec.workdir.as_path());
+    let mut seen = observe(&boot, &boot.qemu_args, nvdimm, &cfg.nonce, &dir)?;
+
+    let mut out = Vec::new();
+    for (i, c) in cells.iter().enumerate().take(seen.last + 1) {
+        let cdir = results::cell_dir(run_dir, c);
+        std::fs::create_dir_all(&cdir).context(|| format!("creating {}", cdir.display()))?;
+        if cdir != dir {
+            for f in BOOT_FILES {
+                let _ = std::fs::remove_file(cdir.join(f));
+                std::fs::hard_link(dir.join(f), cdir.join(f)).context(|| format!("linking {f} into {}", cdir.display()))?;
+            }
+        }
+        let res = seen.judged(i, CellResult::new(c, Outcome::Pass, cdir.join("console.log")));
+        results::save_cell(&cdir, &res)?;
+        out.push(res);
+    }
+    Ok((out, cells[seen.last + 1..].to_vec()))
+}
+
+/// The files [`observe`] leaves in a boot's directory, shared (hard-linked)
+/// by every cell the boot ran.
+pub const BOOT_FILES: [&str; 4] = ["console.log", "agent.jsonl", "qemu.cmdline", "boot.json"];
+
+/// What one boot showed, per workload, ready to be judged.
+pub struct Observed {
+    split: Split,
+    vm: vm::VmRun,
+    boot_deadline_s: u64,
+    started: Instant,
+    /// The last workload judged: the one whose failure stopped the guest, the
+    /// one running when it died, or the last. Those after it did not run.
+    pub last: usize,
+}
+
+/// Boots QEMU with `args` (a run's, or a replay's: `boot`'s made to boot
+/// here), keeping `boot` (as boot.json), console.log, agent.jsonl and
+/// qemu.cmdline in `dir`, and reads the console: the agent's lines carrying
+/// `nonce` and the kernel's reports, split per workload of `boot`. With
+/// `nvdimm`, the NVDIMM backing files are made there and removed after.
+pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path>, nonce: &str, dir: &Path) -> Result<Observed> {
+    results::save_boot(dir, boot)?;
+    let n = boot.workloads.len();
     let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
-    let mut parser = LineParser::new(&cfg.nonce);
+    let mut parser = LineParser::new(nonce);
     let mut scanner = triage::Scanner::new();
     let mut split = Split {
-        per: cells.iter().map(|_| Seen::default()).collect(),
-        began: vec![None; cells.len()],
-        ended: vec![None; cells.len()],
+        per: (0..n).map(|_| Seen::default()).collect(),
+        began: vec![None; n],
+        ended: vec![None; n],
         ..Split::default()
     };
     let started = Instant::now();
     let mut agent_err: Option<std::io::Error> = None;
     let console = dir.join("console.log");
-    let r = vm::run(&spec, accel, &console, |line| {
+    let deadlines = vm::Deadlines { boot: Duration::from_secs(boot.boot_deadline_s), run: Duration::from_secs(boot.run_deadline_s) };
+    let r = vm::boot(args, nvdimm, deadlines, &console, |line| {
         for rep in scanner.push_line(line) {
             let i = split.cell();
             split.per[i].reports.push(rep);
@@ -332,7 +384,7 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         match &m {
             Message::Hello { .. } => ctl = Control::Booted,
             Message::WorkloadStart { .. } => {
-                let i = split.current.map_or(0, |i| (i + 1).min(cells.len() - 1));
+                let i = split.current.map_or(0, |i| (i + 1).min(n - 1));
                 split.current = Some(i);
                 split.began[i] = Some(Instant::now());
             }
@@ -347,7 +399,7 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
                 let failed = !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass | kregress_agent::Outcome::Skip, .. })
                     || !split.per[i].reports.is_empty();
                 split.per[i].messages.push(m);
-                if failed && i + 1 < cells.len() {
+                if failed && i + 1 < n {
                     split.stop_after = Some(i);
                     ctl = Control::Stop;
                 }
@@ -366,7 +418,9 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
         let i = split.cell();
         split.per[i].reports.push(rep);
     }
-    let _ = std::fs::remove_dir_all(dir.join("pmem"));
+    if let Some(d) = nvdimm {
+        let _ = std::fs::remove_dir_all(d);
+    }
     crate::cache::write_atomic(&dir.join("qemu.cmdline"), format!("{}\n", r.cmdline).as_bytes())?;
 
     // Cells that got a result (or the one that was running) are judged; the rest go back.
@@ -374,52 +428,47 @@ pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel,
     let last = match split.stop_after {
         Some(i) => i,
         // A guest that never booted fails every cell alike.
-        None if done || r.hello_seconds.is_none() => cells.len() - 1,
+        None if done || r.hello_seconds.is_none() => n - 1,
         // Died or timed out: the running workload is judged, the rest rerun.
         None => split.cell(),
     };
-    let mut out = Vec::new();
-    for (i, c) in cells.iter().enumerate().take(last + 1) {
-        let mut seen = std::mem::take(&mut split.per[i]);
-        let mut msgs = split.common.clone();
+    Ok(Observed { split, vm: r, boot_deadline_s: boot.boot_deadline_s, started, last })
+}
+
+impl Observed {
+    /// `base` (the cell of workload `i`, `i <= last`) judged from what the
+    /// boot showed for it (see [`judge`]).
+    pub fn judged(&mut self, i: usize, base: CellResult) -> CellResult {
+        let mut seen = std::mem::take(&mut self.split.per[i]);
+        let mut msgs = self.split.common.clone();
         msgs.append(&mut seen.messages);
         seen.messages = msgs;
-        seen.booted = r.hello_seconds.is_some();
-        seen.exit = Some(r.exit);
-        seen.boot_deadline_s = spec.boot_deadline.as_secs();
-        let cdir = results::cell_dir(run_dir, c);
-        std::fs::create_dir_all(&cdir).context(|| format!("creating {}", cdir.display()))?;
-        if cdir != dir {
-            for f in ["console.log", "agent.jsonl", "qemu.cmdline"] {
-                let _ = std::fs::remove_file(cdir.join(f));
-                std::fs::hard_link(dir.join(f), cdir.join(f)).context(|| format!("linking {f} into {}", cdir.display()))?;
-            }
-        }
+        seen.booted = self.vm.hello_seconds.is_some();
+        seen.exit = Some(self.vm.exit);
+        seen.boot_deadline_s = self.boot_deadline_s;
         let (outcome, kind, title, problems) = judge(&seen);
-        let (samples, metrics) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen, c.timing) } else { Default::default() };
-        let res = CellResult {
+        let (samples, metrics) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen, base.timing) } else { Default::default() };
+        CellResult {
+            outcome,
             kind,
             title,
             samples,
             metrics,
             problems,
-            seconds: started.elapsed().as_secs_f64() / (last + 1) as f64,
-            workload_seconds: match (split.began[i], split.ended[i]) {
+            seconds: self.started.elapsed().as_secs_f64() / (self.last + 1) as f64,
+            workload_seconds: match (self.split.began[i], self.split.ended[i]) {
                 (Some(b), Some(e)) => Some(((e - b).as_secs_f64() * 100.0).round() / 100.0),
                 _ => None,
             },
-            boot_seconds: r.hello_seconds,
+            boot_seconds: self.vm.hello_seconds,
             foreign_lines: seen.foreign_lines,
-            ..CellResult::new(c, outcome, cdir.join("console.log"))
-        };
-        results::save_cell(&cdir, &res)?;
-        out.push(res);
+            ..base
+        }
     }
-    Ok((out, cells[last + 1..].to_vec()))
 }
 
 /// A fresh nonce for one boot: 64 bits from getrandom(2), in hex.
-fn boot_nonce() -> Result<String> {
+pub fn boot_nonce() -> Result<String> {
     let mut b = [0u8; 8];
     // SAFETY: getrandom writes at most b.len() bytes into b.
     let n = unsafe { libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };

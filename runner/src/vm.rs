@@ -37,12 +37,17 @@ pub struct VmSpec {
     /// Extra kernel command line (the agent's configuration).
     pub append: String,
     pub panic_on_warn: bool,
-    /// No `Control::Booted` within this → the kernel did not boot.
-    pub boot_deadline: Duration,
-    /// From `Booted` to `Finished` (QEMU then gets a short grace to power off).
-    pub run_deadline: Duration,
     /// Where NVDIMM backing files live for this guest.
     pub workdir: PathBuf,
+}
+
+/// How long the host waits for a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deadlines {
+    /// No `Control::Booted` within this → the kernel did not boot.
+    pub boot: Duration,
+    /// From `Booted` to `Finished` (QEMU then gets a short grace to power off).
+    pub run: Duration,
 }
 
 /// How the guest ended.
@@ -62,7 +67,6 @@ pub enum Exit {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct VmRun {
     pub exit: Exit,
-    pub accel: Accel,
     pub seconds: f64,
     /// Seconds from QEMU start to the hello line.
     pub hello_seconds: Option<f64>,
@@ -83,6 +87,20 @@ pub enum Control {
 }
 
 pub const NVDIMM_SIZE: &str = "1G";
+/// The NVDIMMs a guest gets on the nvdimm backend.
+const NVDIMMS: usize = 2;
+
+/// The backing file of NVDIMM `i` in `workdir`.
+fn nvdimm_file(workdir: &Path, i: usize) -> PathBuf {
+    workdir.join(format!("nvdimm{i}.img"))
+}
+
+/// `-object` of NVDIMM `i` backed by a file in `workdir` (a comma in the
+/// path is written `,,`, as QEMU's option syntax wants).
+fn nvdimm_object(workdir: &Path, i: usize) -> String {
+    let path = nvdimm_file(workdir, i).display().to_string().replace(',', ",,");
+    format!("memory-backend-file,id=mem{i},share=on,mem-path={path},size={NVDIMM_SIZE}")
+}
 
 /// The kernel command line (without the agent's part).
 pub fn kernel_cmdline(spec: &VmSpec) -> String {
@@ -126,12 +144,9 @@ pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
             push("pc,nvdimm=on");
             push("-m");
             push("1G,slots=2,maxmem=4G");
-            for i in 0..2 {
+            for i in 0..NVDIMMS {
                 push("-object");
-                push(&format!(
-                    "memory-backend-file,id=mem{i},share=on,mem-path={},size={NVDIMM_SIZE}",
-                    spec.workdir.join(format!("nvdimm{i}.img")).display()
-                ));
+                push(&nvdimm_object(&spec.workdir, i));
                 push("-device");
                 push(&format!("nvdimm,id=nv{i},memdev=mem{i}"));
             }
@@ -277,12 +292,23 @@ fn spawn(mut cmd: Command) -> Result<(crate::proc::Guard, console::Reader<std::i
     Ok((g, console::Reader::new(r)))
 }
 
-/// Boots `spec`, streaming every console line to `console` and to `on_line`.
-pub fn run(spec: &VmSpec, accel: Accel, console: &Path, on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
-    if spec.backend == Backend::Nvdimm {
-        std::fs::create_dir_all(&spec.workdir).context(|| format!("creating {}", spec.workdir.display()))?;
-        for i in 0..2 {
-            let p = spec.workdir.join(format!("nvdimm{i}.img"));
+/// QEMU's whole argument list for `spec` under `accel`: [`qemu_args`] and
+/// this host's [`sandbox_args`].
+pub fn args(spec: &VmSpec, accel: Accel) -> Vec<String> {
+    let mut a = qemu_args(spec, accel);
+    a.extend(sandbox_args().iter().cloned());
+    a
+}
+
+/// Boots QEMU with exactly `args` ([`args`] of a spec, or a recorded boot's
+/// made to boot here, [`rebase_args`]), streaming every console line to
+/// `console` and to `on_line`. With `nvdimm_dir`, the NVDIMM backing files
+/// the arguments name there are made first.
+pub fn boot(args: &[String], nvdimm_dir: Option<&Path>, deadlines: Deadlines, console: &Path, on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
+    if let Some(dir) = nvdimm_dir {
+        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+        for i in 0..NVDIMMS {
+            let p = nvdimm_file(dir, i);
             let f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
             // Reserved, not sparse: QEMU maps the file as guest memory, and a
             // page it cannot allocate on a full disk is a SIGBUS that would
@@ -298,12 +324,123 @@ pub fn run(spec: &VmSpec, accel: Accel, console: &Path, on_line: impl FnMut(&str
         }
     }
     let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(qemu_args(spec, accel)).args(sandbox_args());
-    watch(cmd, spec, accel, console, on_line)
+    cmd.args(args);
+    watch(cmd, deadlines, console, on_line)
 }
 
-/// Runs `cmd` (QEMU for `spec`) with its output as the console, under `spec`'s deadlines.
-fn watch(cmd: Command, spec: &VmSpec, accel: Accel, console: &Path, mut on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
+/// The options kregress gives QEMU ([`qemu_args`], [`sandbox_args`]) and
+/// the values it gives them. A recorded boot may come from another machine
+/// (a bundle): QEMU replays it with these options only, so that a boot.json
+/// cannot make it open a host file, a socket or a monitor. The unit tests
+/// check that every list [`qemu_args`] makes passes.
+static OPTIONS: std::sync::LazyLock<Vec<(&str, regex::Regex)>> = std::sync::LazyLock::new(|| {
+    [
+        ("-machine", r"pc|pc,nvdimm=on"),
+        ("-m", r"[0-9]{1,4}[MG](,slots=[0-9],maxmem=[0-9]{1,4}[MG])?"),
+        ("-object", r"memory-backend-file,id=mem([0-9]),share=on,mem-path=.*/nvdimm([0-9])\.img,size=1G"),
+        ("-device", r"nvdimm,id=nv([0-9]),memdev=mem([0-9])"),
+        ("-accel", r"kvm|tcg"),
+        ("-cpu", r"(host|max)(,[-+][a-z0-9_]+)*"),
+        ("-rtc", r"base=[0-9T:-]+,clock=vm"),
+        ("-icount", r"shift=[0-9]{1,2},sleep=(on|off)"),
+        ("-smp", r"[1-9][0-9]?"),
+        ("-display", "none"),
+        ("-serial", "stdio"),
+        ("-monitor", "none"),
+        ("-kernel", ".*"),
+        ("-initrd", ".*"),
+        ("-append", "(?s).*"),
+        ("-sandbox", ".*"),
+    ]
+    .into_iter()
+    .map(|(o, v)| (o, regex::Regex::new(&format!("^(?:{v})$")).expect("a valid pattern")))
+    .collect()
+});
+
+/// The options kregress gives QEMU that take no value.
+const FLAGS: &[&str] = &["-nodefaults", "-no-reboot"];
+
+/// A recorded QEMU argument list, checked and made to boot here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rebased {
+    pub args: Vec<String>,
+    /// The guest has NVDIMMs: their backing files go in the new workdir.
+    pub nvdimm: bool,
+}
+
+/// `recorded` (a boot's QEMU arguments, see [`args`]) with `-kernel` and
+/// `-initrd` at `bzimage` and `initrd`, the NVDIMM backing files in
+/// `workdir`, the boot's nonce (`kregress.nonce=` on `-append`) replaced
+/// by `nonce` when one is given, and without the recorded `-sandbox`
+/// (a property of the host that recorded it: [`boot`]'s caller adds this
+/// host's). Everything else stays as recorded. An option or a value
+/// kregress does not give QEMU (see [`OPTIONS`]), or a list without one
+/// `-kernel`, `-initrd` and `-append`, is refused with its index.
+pub fn rebase_args(recorded: &[String], bzimage: &Path, initrd: &Path, workdir: &Path, nonce: Option<&str>) -> std::result::Result<Rebased, String> {
+    let shown = |s: &str| s.chars().take(80).collect::<String>();
+    let (mut args, mut nvdimm, mut seen) = (Vec::new(), false, std::collections::BTreeMap::<&str, u32>::new());
+    let mut i = 0;
+    while i < recorded.len() {
+        let opt = recorded[i].as_str();
+        if FLAGS.contains(&opt) {
+            args.push(opt.to_string());
+            i += 1;
+            continue;
+        }
+        let Some((_, pattern)) = OPTIONS.iter().find(|(o, _)| *o == opt) else {
+            return Err(format!("qemu_args[{i}]: `{}` is not an option kregress gives QEMU", shown(opt)));
+        };
+        let Some(value) = recorded.get(i + 1) else {
+            return Err(format!("qemu_args[{i}]: `{opt}` has no value"));
+        };
+        let bad = || format!("qemu_args[{}]: `{opt} {}` is not an argument kregress gives QEMU", i + 1, shown(value));
+        let Some(caps) = pattern.captures(value) else { return Err(bad()) };
+        let index = |n: usize| caps.get(n).and_then(|m| m.as_str().parse::<usize>().ok()).unwrap_or(usize::MAX);
+        *seen.entry(opt).or_default() += 1;
+        let value = match opt {
+            // This host's sandbox is added by the caller.
+            "-sandbox" => {
+                i += 2;
+                continue;
+            }
+            "-kernel" => bzimage.display().to_string(),
+            "-initrd" => initrd.display().to_string(),
+            "-append" => match nonce {
+                Some(n) => with_nonce(value, n).ok_or_else(|| format!("qemu_args[{}]: -append has no kregress.nonce=", i + 1))?,
+                None => value.clone(),
+            },
+            "-object" | "-device" if index(1) != index(2) || index(1) >= NVDIMMS => return Err(bad()),
+            "-object" => {
+                nvdimm = true;
+                nvdimm_object(workdir, index(1))
+            }
+            _ => value.clone(),
+        };
+        args.push(opt.to_string());
+        args.push(value);
+        i += 2;
+    }
+    for opt in ["-kernel", "-initrd", "-append"] {
+        let n = seen.get(opt).copied().unwrap_or(0);
+        if n != 1 {
+            return Err(format!("qemu_args: {opt} {n} times, not once"));
+        }
+    }
+    Ok(Rebased { args, nvdimm })
+}
+
+/// A kernel command line with the value of every `kregress.nonce=` word
+/// replaced by `nonce` (the agent reads the last, see
+/// `kregress_agent::config::nonce_of`); None when it has none.
+fn with_nonce(cmdline: &str, nonce: &str) -> Option<String> {
+    kregress_agent::config::nonce_of(cmdline)?;
+    let words: Vec<String> =
+        cmdline.split(' ').map(|w| if w.starts_with("kregress.nonce=") { format!("kregress.nonce={nonce}") } else { w.to_string() }).collect();
+    Some(words.join(" "))
+}
+
+/// Runs `cmd` (QEMU) with its output as the console, under `deadlines`.
+fn watch(cmd: Command, deadlines: Deadlines, console: &Path, mut on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
     let cmdline = crate::proc::show(&cmd);
     let mut log = console::Log::create(console).context(|| format!("creating {}", console.display()))?;
     let (mut qemu, mut out) = spawn(cmd)?;
@@ -351,8 +488,8 @@ fn watch(cmd: Command, spec: &VmSpec, accel: Accel, console: &Path, mut on_line:
             }
         }
         match (hello_at.get(), done_at.get()) {
-            (None, _) if start.elapsed() > spec.boot_deadline => break Exit::BootTimeout,
-            (Some(h), None) if h.elapsed() > spec.run_deadline => break Exit::RunTimeout,
+            (None, _) if start.elapsed() > deadlines.boot => break Exit::BootTimeout,
+            (Some(h), None) if h.elapsed() > deadlines.run => break Exit::RunTimeout,
             // Done: a guest stuck in D state may never power off.
             (_, Some(d)) if d.elapsed() > Duration::from_secs(15) => break Exit::Exited,
             _ => {}
@@ -362,7 +499,6 @@ fn watch(cmd: Command, spec: &VmSpec, accel: Accel, console: &Path, mut on_line:
     log.finish().context(|| format!("writing {}", console.display()))?;
     Ok(VmRun {
         exit,
-        accel,
         seconds: start.elapsed().as_secs_f64(),
         hello_seconds: hello_at.get().map(|h| (h - start).as_secs_f64()),
         console: console.to_path_buf(),
@@ -383,10 +519,12 @@ mod tests {
             icount: false,
             append: "kregress.fs=ext4".into(),
             panic_on_warn: false,
-            boot_deadline: Duration::from_secs(60),
-            run_deadline: Duration::from_secs(60),
             workdir: "/w".into(),
         }
+    }
+
+    fn deadlines(secs: u64) -> Deadlines {
+        Deadlines { boot: Duration::from_secs(secs), run: Duration::from_secs(secs) }
     }
 
     #[test]
@@ -408,6 +546,72 @@ mod tests {
         assert!(a.contains("-device nvdimm,id=nv0,memdev=mem0"), "{a}");
         assert!(!a.contains("memmap="), "{a}");
         assert!(a.contains("-accel kvm -cpu host"), "{a}");
+    }
+
+    /// Every list [`qemu_args`] makes, with a sandbox and a nonce as a run has.
+    fn every_recorded_list() -> Vec<Vec<String>> {
+        let mut all = Vec::new();
+        for backend in [Backend::Memmap, Backend::Nvdimm] {
+            for (icount, accel) in [(false, Accel::Kvm), (false, Accel::Tcg), (true, Accel::Tcg)] {
+                for panic_on_warn in [false, true] {
+                    let mut s = spec(backend);
+                    (s.icount, s.panic_on_warn, s.smp) = (icount, panic_on_warn, if icount { 1 } else { 2 });
+                    s.append += " kregress.nonce=5f0c8a2e9b1d7c43";
+                    let mut a = qemu_args(&s, accel);
+                    a.extend(["-sandbox".to_string(), SANDBOX.to_string()]);
+                    all.push(a);
+                }
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn a_recorded_boot_is_rebased_onto_new_files_and_nothing_else_changes() {
+        let new = |a: &[String]| rebase_args(a, Path::new("/b/bzImage"), Path::new("/b/initrd"), Path::new("/new,dir"), Some("0123456789abcdef"));
+        for recorded in every_recorded_list() {
+            let r = new(&recorded).unwrap_or_else(|e| panic!("{e}: {recorded:?}"));
+            let nvdimm = recorded.iter().any(|a| a.contains("nvdimm=on"));
+            assert_eq!(r.nvdimm, nvdimm);
+            // What the same spec gives with the new paths, less the sandbox.
+            let mut s = spec(if nvdimm { Backend::Nvdimm } else { Backend::Memmap });
+            s.bzimage = "/b/bzImage".into();
+            s.initrd = "/b/initrd".into();
+            s.workdir = "/new,dir".into();
+            let expected: Vec<String> = recorded[..recorded.len() - 2]
+                .iter()
+                .map(|a| a.replace("/k/bzImage", "/b/bzImage").replace("/k/initrd", "/b/initrd").replace("mem-path=/w/", "mem-path=/new,,dir/").replace("5f0c8a2e9b1d7c43", "0123456789abcdef"))
+                .collect();
+            assert_eq!(r.args, expected);
+            // Without a nonce (the command a bundle's README gives), the recorded one stays.
+            let kept = rebase_args(&recorded, Path::new("bzImage"), Path::new("initrd"), Path::new("."), None).unwrap();
+            assert!(kept.args.last().unwrap().ends_with("kregress.nonce=5f0c8a2e9b1d7c43"));
+        }
+    }
+
+    #[test]
+    fn a_recorded_boot_with_an_argument_kregress_does_not_give_is_refused() {
+        let recorded = every_recorded_list().pop().unwrap();
+        let at = |i: usize, v: &str| {
+            let mut a = recorded.clone();
+            a[i] = v.to_string();
+            a
+        };
+        let serial = recorded.iter().position(|a| a == "-serial").unwrap();
+        let object = recorded.iter().position(|a| a.starts_with("memory-backend-file")).unwrap();
+        let append = recorded.iter().position(|a| a == "-append").unwrap();
+        let cases: Vec<(Vec<String>, String)> = vec![
+            (at(serial + 1, "tcp::4444,server"), format!("qemu_args[{}]: `-serial tcp::4444,server` is not an argument kregress gives QEMU", serial + 1)),
+            (at(serial, "-chardev"), format!("qemu_args[{serial}]: `-chardev` is not an option kregress gives QEMU")),
+            (at(object, "memory-backend-file,id=mem0,share=on,mem-path=/etc/shadow,size=1G"), format!("qemu_args[{object}]: `-object memory-backend-file,id=mem0,share=on,mem-path=/etc/shadow,size=1G` is not an argument kregress gives QEMU")),
+            (at(object, &recorded[object].replace("id=mem0", "id=mem1")), format!("qemu_args[{object}]: `-object {}` is not an argument kregress gives QEMU", recorded[object].replace("id=mem0", "id=mem1"))),
+            (at(append + 1, "console=ttyS0"), format!("qemu_args[{}]: -append has no kregress.nonce=", append + 1)),
+            (recorded[..recorded.len() - 1].to_vec(), format!("qemu_args[{}]: `-sandbox` has no value", recorded.len() - 2)),
+            ([recorded.clone(), vec!["-kernel".into(), "/x".into()]].concat(), "qemu_args: -kernel 2 times, not once".into()),
+        ];
+        for (args, why) in cases {
+            assert_eq!(rebase_args(&args, Path::new("/b"), Path::new("/i"), Path::new("/w"), Some("0123456789abcdef")), Err(why));
+        }
     }
 
     #[test]
@@ -442,12 +646,9 @@ mod tests {
         std::fs::write(&input, &text).unwrap();
         let mut cat = Command::new("cat");
         cat.arg(&input);
-        let mut s = spec(Backend::Memmap);
-        s.boot_deadline = Duration::from_secs(20);
-        s.run_deadline = Duration::from_secs(20);
         let (mut parser, mut warnings, mut messages) = (LineParser::new(nonce), 0, Vec::new());
         let log = dir.path().join("console.log");
-        let r = watch(cat, &s, Accel::Tcg, &log, |line| {
+        let r = watch(cat, deadlines(20), &log, |line| {
             warnings += line.contains("WARNING: CPU") as usize;
             match parser.push(line) {
                 Parsed::Message(m @ Message::Hello { .. }) => {
@@ -478,10 +679,8 @@ mod tests {
         // A guest that prints 1 MB and then runs on; console.log is /dev/full.
         let mut guest = Command::new("sh");
         guest.args(["-c", "yes 'a console line' | head -c 1000000; exec sleep 60"]);
-        let mut s = spec(Backend::Memmap);
-        s.boot_deadline = Duration::from_secs(30);
         let t = Instant::now();
-        let e = watch(guest, &s, Accel::Tcg, Path::new("/dev/full"), |_| Control::Continue).unwrap_err();
+        let e = watch(guest, deadlines(30), Path::new("/dev/full"), |_| Control::Continue).unwrap_err();
         assert_eq!(e.class, crate::error::Class::Infra);
         assert!(e.msg.starts_with("writing /dev/full: No space left on device"), "{}", e.msg);
         // Not at the boot deadline, nor when the guest ends: at the first write that failed.

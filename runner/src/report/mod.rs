@@ -107,7 +107,7 @@ pub fn repro_command(rec: &RunRecord, c: &CellResult) -> String {
 
 /// `s` as one shell word: as is when it holds only characters no shell
 /// treats specially, else in single quotes.
-fn shell_quote(s: &str) -> String {
+pub fn shell_quote(s: &str) -> String {
     if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=,:".contains(c)) {
         s.to_string()
     } else {
