@@ -180,18 +180,23 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
     println!("replay of {} in {}", src.cell.id(), out.display());
     println!("  bzImage sha256 {} and initramfs sha256 {}: as boot.json records", src.boot.bzimage.sha256, src.boot.initramfs.sha256);
     println!("  original: {}", verdict(&original));
-    let same = match &replayed {
-        Ok(r) => {
-            println!("  replay:   {}", verdict(r));
-            (r.outcome, r.kind, &r.title) == (original.outcome, original.kind, &original.title)
-        }
-        Err(stop) => {
-            println!("  replay:   not reached: the boot stopped after {}: {}", stop.workload, verdict(stop));
-            false
-        }
+    match &replayed {
+        Ok(r) => println!("  replay:   {}", verdict(r)),
+        Err(stop) => println!("  replay:   not reached: the boot stopped after {}: {}", stop.workload, verdict(stop)),
+    }
+    Ok(findings(&original, &replayed))
+}
+
+/// What a replay found, for [`crate::error::exit_code`]: nothing when it
+/// agrees with the original (outcome, kind, title), a MISS the harness's
+/// failure (3), anything else, a boot stopped before the cell included,
+/// the kernel's (1).
+fn findings(original: &CellResult, replayed: &std::result::Result<CellResult, CellResult>) -> Findings {
+    let (same, miss) = match replayed {
+        Ok(r) => ((r.outcome, r.kind, &r.title) == (original.outcome, original.kind, &original.title), r.outcome == Outcome::Miss),
+        Err(_) => (false, false),
     };
-    let miss = matches!(&replayed, Ok(r) if r.outcome == Outcome::Miss);
-    Ok(Findings { kernel_failed: !same && !miss, harness_failed: !same && miss })
+    Findings { kernel_failed: !same && !miss, harness_failed: !same && miss }
 }
 
 /// Boots `src`'s recorded boot again in `out` (which must be new) and
@@ -301,6 +306,23 @@ mod tests {
         std::os::unix::fs::symlink("/etc/passwd", &src.initramfs).unwrap();
         let e = src.verify_booted().unwrap_err();
         assert!(e.exit_code() == 2 && e.msg.contains("a symbolic link"), "{}", e.msg);
+    }
+
+    #[test]
+    fn a_replay_that_agrees_exits_0_another_failure_1_a_miss_3() {
+        use crate::error::exit_code;
+        let top = tempfile::tempdir().unwrap();
+        let original = Source::cell(&fake_cell(top.path())).unwrap().cell;
+        let code = |r: &std::result::Result<CellResult, CellResult>| exit_code(&Ok(findings(&original, r)));
+        assert_eq!(code(&Ok(original.clone())), 0);
+        let other = CellResult { title: Some("BUG: unable to handle page fault".into()), ..original.clone() };
+        assert_eq!(code(&Ok(other)), 1);
+        let passed = CellResult { outcome: Outcome::Pass, kind: None, title: None, ..original.clone() };
+        assert_eq!(code(&Ok(passed)), 1);
+        let miss = CellResult { outcome: Outcome::Miss, kind: None, title: None, ..original.clone() };
+        assert_eq!(code(&Ok(miss)), 3);
+        // The boot stopped at an earlier workload: the kernel did something else.
+        assert_eq!(code(&Err(original.clone())), 1);
     }
 
     #[test]
