@@ -180,10 +180,50 @@ pub struct RunRecord {
     pub scenario_file: PathBuf,
     pub results_dir: PathBuf,
     pub started: String,
-    pub host: serde_json::Value,
-    /// Variant → kernel key, config sha256, bzImage.
-    pub kernels: serde_json::Value,
+    /// The host the run ran on (null in no run kregress stored, but read as
+    /// unknown if it is).
+    #[serde(default, deserialize_with = "checked::or_default")]
+    pub host: HostInfo,
+    /// Variant → the kernel it booted (variants that did not build have none).
+    #[serde(default, deserialize_with = "checked::or_default")]
+    pub kernels: BTreeMap<String, KernelRecord>,
     pub cells: Vec<CellResult>,
+}
+
+/// The host a run ran on, as run.json records it. A field a kregress of
+/// its time did not record reads as empty. The fields are in alphabetical
+/// order, the order run.json has always had them in.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct HostInfo {
+    /// How the guests ran (never `auto`: resolved before the first boot).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub accel: Option<crate::vm::Accel>,
+    pub cpus: usize,
+    /// The first line of `gcc --version`.
+    pub gcc: String,
+    /// The host kernel's release.
+    pub kernel: String,
+    /// kregress's version.
+    pub kregress: String,
+    /// The first line of `qemu-system-x86_64 --version`.
+    pub qemu: String,
+}
+
+/// The kernel a variant booted in a run (see [`crate::kernel::KernelArtifact`]);
+/// fields in run.json's (alphabetical) order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct KernelRecord {
+    pub bzimage: PathBuf,
+    /// The git commit the kernel was built from (empty for a Debian source package or a tree).
+    pub commit: String,
+    /// The sha256 of its final .config.
+    pub config_sha256: String,
+    /// Its key in the kernel cache.
+    pub key: String,
+    /// Where its source came from, e.g. `debian:linux-source-6.1:<sha256>`.
+    pub source: String,
 }
 
 /// A run id as [`new_run_dir`] makes it: `YYYYMMDD-HHMMSS-<scenario>`, and
@@ -367,6 +407,11 @@ pub fn save_boot(dir: &Path, b: &BootRecord) -> Result<()> {
 mod checked {
     use serde::de::{Deserialize, Deserializer, Error};
 
+    /// `null` read as the default.
+    pub fn or_default<'de, D: Deserializer<'de>, T: Deserialize<'de> + Default>(d: D) -> Result<T, D::Error> {
+        Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+    }
+
     fn name<'de, D: Deserializer<'de>>(d: D, field: &str) -> Result<String, D::Error> {
         let s = String::deserialize(d)?;
         let checked = match field {
@@ -511,7 +556,24 @@ mod tests {
     #[test]
     fn stored_runs_load() {
         let d = crafted(|_| {});
-        assert_eq!(load(d.path()).unwrap().cells.len(), 18);
+        let rec = load(d.path()).unwrap();
+        assert_eq!(rec.cells.len(), 18);
+        assert_eq!((rec.host.accel, rec.host.cpus), (Some(crate::vm::Accel::Tcg), 2));
+        assert_eq!(rec.kernels["fixed"].commit, "2ecf5c3f0f6f3d51e77adb8c8ee9b9eb67f52646");
+        // Written back, the host and the kernels are as they were read.
+        let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("run.json")).unwrap()).unwrap();
+        let back = serde_json::to_value(&rec).unwrap();
+        assert_eq!((&back["host"], &back["kernels"]), (&v["host"], &v["kernels"]));
+        // A host or kernels a kregress of its time did not record: unknown, not refused.
+        for edit in [
+            |v: &mut serde_json::Value| v["host"] = serde_json::Value::Null,
+            |v: &mut serde_json::Value| v["kernels"] = serde_json::Value::Null,
+            |v: &mut serde_json::Value| _ = v.as_object_mut().unwrap().remove("host"),
+            |v: &mut serde_json::Value| _ = v["host"].as_object_mut().unwrap().remove("accel"),
+            |v: &mut serde_json::Value| _ = v["kernels"]["fixed"].as_object_mut().unwrap().remove("commit"),
+        ] {
+            assert_eq!(load(crafted(edit).path()).unwrap().cells.len(), 18);
+        }
     }
 
     #[test]

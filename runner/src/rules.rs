@@ -503,8 +503,8 @@ mod tests {
             scenario_file: PathBuf::new(),
             results_dir: PathBuf::new(),
             started: String::new(),
-            host: serde_json::Value::Null,
-            kernels: serde_json::Value::Null,
+            host: Default::default(),
+            kernels: Default::default(),
             cells: vec![
                 boot(1, Timing::Icount, 874.0),
                 boot(2, Timing::Icount, 880.0),

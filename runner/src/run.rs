@@ -478,20 +478,20 @@ pub fn boot_nonce() -> Result<String> {
     Ok(hex::encode(b))
 }
 
-fn host_info(accel: Accel) -> serde_json::Value {
+fn host_info(accel: Accel) -> results::HostInfo {
     let cmd = |p: &str, a: &str| {
         let mut c = std::process::Command::new(p);
         c.arg(a);
         crate::proc::output(c, crate::proc::deadline::QUICK).ok().and_then(|o| o.lines().next().map(str::to_string)).unwrap_or_default()
     };
-    serde_json::json!({
-        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
-        "cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "qemu": cmd("qemu-system-x86_64", "--version"),
-        "gcc": cmd("gcc", "--version"),
-        "accel": accel,
-        "kregress": env!("CARGO_PKG_VERSION"),
-    })
+    results::HostInfo {
+        accel: Some(accel),
+        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        gcc: cmd("gcc", "--version"),
+        kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
+        kregress: env!("CARGO_PKG_VERSION").to_string(),
+        qemu: cmd("qemu-system-x86_64", "--version"),
+    }
 }
 
 /// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
@@ -515,8 +515,8 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
                 scenario_file: s.file.clone(),
                 results_dir: dir,
                 started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                host: serde_json::Value::Null,
-                kernels: serde_json::json!({}),
+                host: results::HostInfo::default(),
+                kernels: BTreeMap::new(),
                 cells: vec![],
             }
         }
@@ -537,7 +537,8 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         };
         if let Ok(k) = &k {
             let cfg_sha = crate::cache::sha256_file(&k.config).unwrap_or_default();
-            rec.kernels[&c.variant] = serde_json::json!({"key": k.key, "bzimage": k.bzimage, "config_sha256": cfg_sha, "commit": k.commit, "source": k.source});
+            let rk = results::KernelRecord { bzimage: k.bzimage.clone(), commit: k.commit.clone(), config_sha256: cfg_sha, key: k.key.clone(), source: k.source.clone() };
+            rec.kernels.insert(c.variant.clone(), rk);
         }
         kernels.insert(c.variant.clone(), k);
     }

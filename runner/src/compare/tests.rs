@@ -55,8 +55,8 @@ fn record(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
         scenario_file: PathBuf::new(),
         results_dir: PathBuf::new(),
         started: String::new(),
-        host: serde_json::Value::Null,
-        kernels: serde_json::Value::Null,
+        host: Default::default(),
+        kernels: Default::default(),
         cells,
     }
 }

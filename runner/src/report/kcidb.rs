@@ -37,7 +37,7 @@ pub fn render(reports: &[RunReport]) -> Value {
             "misc": {"scenario_file": r.rec.scenario_file, "baseline": r.baseline.as_ref().map(|b| &b.run_id)},
         });
         // One checkout per run; a single commit is named when every variant has the same.
-        let commits: Vec<&str> = r.rec.kernels.as_object().into_iter().flatten().filter_map(|(_, k)| k["commit"].as_str()).collect();
+        let commits: Vec<&str> = r.rec.kernels.values().map(|k| k.commit.as_str()).collect();
         if let Some(c) = commits.first().filter(|c| commits.iter().all(|x| x == *c) && c.len() == 40) {
             checkout["git_commit_hash"] = json!(c);
         }
@@ -49,19 +49,17 @@ pub fn render(reports: &[RunReport]) -> Value {
             }
         }
         for v in &variants {
-            let k = &r.rec.kernels[*v];
+            let k = r.rec.kernels.get(*v);
             // A variant whose cells are all ERROR "kernel build failed" did not build.
-            let built = !k.is_null() || r.rec.cells.iter().any(|c| c.variant == *v && c.title.as_deref() != Some("kernel build failed"));
+            let built = k.is_some() || r.rec.cells.iter().any(|c| c.variant == *v && c.title.as_deref() != Some("kernel build failed"));
             let mut b = json!({
                 "id": format!("{checkout_id}:{v}"), "origin": ORIGIN, "checkout_id": checkout_id,
                 "architecture": "x86_64", "config_name": v, "status": if built { "PASS" } else { "FAIL" },
                 "misc": {"variant": v},
             });
-            if let Some(sha) = k["config_sha256"].as_str() {
-                b["misc"]["config_sha256"] = json!(sha);
-            }
-            if let Some(key) = k["key"].as_str() {
-                b["misc"]["kernel_key"] = json!(key);
+            if let Some(k) = k {
+                b["misc"]["config_sha256"] = json!(k.config_sha256);
+                b["misc"]["kernel_key"] = json!(k.key);
             }
             builds.push(b);
         }
