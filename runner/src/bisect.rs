@@ -649,7 +649,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     filter.variant = Some(variant.name.clone());
     let cells = s.cells(&filter, Some(1));
     if cells.len() != 1 {
-        let ids: Vec<String> = cells.iter().map(|c| c.axes()).collect();
+        let ids: Vec<String> = cells.iter().map(|c| c.key().axes()).collect();
         return Err(bad_input(format!(
             "--only {}: bisect needs exactly one cell of variant {}, this selects {}: {}",
             o.only,
@@ -676,7 +676,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     let between = commits_between(&clone, o, &good, &bad)?;
     let (_, run_dir) = results::new_run_dir(&o.results_root, &format!("bisect-{}", s.name))?;
     let _ = std::fs::copy(&log, run_dir.join("git.log"));
-    eprintln!("bisect: {} commit(s) from {} to {}, cell {}", between.len() + 1, short(&good), short(&bad), cell.axes());
+    eprintln!("bisect: {} commit(s) from {} to {}, cell {}", between.len() + 1, short(&good), short(&bad), cell.key().axes());
 
     let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
     let mut tester = KernelTester {
@@ -692,7 +692,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
         metric: if metric.is_empty() { "fast_mb_per_s".into() } else { metric },
         n: 0,
     };
-    let target = Target { scenario: s.name.clone(), variant: variant.name, cell: cell.axes(), timing: cell.timing, good, bad, between, run_dir };
+    let target = Target { scenario: s.name.clone(), variant: variant.name, cell: cell.key().axes(), timing: cell.timing, good, bad, between, run_dir };
     run_impl(o, &target, &clone, &mut tester)
 }
 

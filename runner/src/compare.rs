@@ -13,7 +13,7 @@
 
 use crate::error::Result;
 use crate::outcome::{FailKind, Outcome};
-use crate::results::{self, CellResult, RunRecord};
+use crate::results::{CellResult, RunRecord};
 use crate::rules::{self, NoiseFloors, Stats, Status};
 use crate::scenario::Timing;
 use serde::Serialize;
@@ -69,7 +69,7 @@ fn variants(rec: &RunRecord) -> Vec<&str> {
 fn cells(rec: &RunRecord) -> Vec<String> {
     let mut v: Vec<String> = Vec::new();
     for c in &rec.cells {
-        let k = results::cell_key(c);
+        let k = c.key().axes();
         if !v.contains(&k) {
             v.push(k);
         }
@@ -78,7 +78,7 @@ fn cells(rec: &RunRecord) -> Vec<String> {
 }
 
 fn runs<'a>(rec: &'a RunRecord, variant: &str, cell: &str) -> Vec<&'a CellResult> {
-    rec.cells.iter().filter(|c| c.variant == variant && results::cell_key(c) == cell).collect()
+    rec.cells.iter().filter(|c| c.variant == variant && c.key().axes() == cell).collect()
 }
 
 /// Every non-baseline variant against the first variant, cell by cell.
@@ -102,7 +102,7 @@ pub fn compare_runs(old: &RunRecord, new: &RunRecord, floors: &NoiseFloors) -> R
     let mut pairs: Vec<(String, String)> = Vec::new();
     for rec in [old, new] {
         for c in &rec.cells {
-            let p = (c.variant.clone(), results::cell_key(c));
+            let p = (c.variant.clone(), c.key().axes());
             if !pairs.contains(&p) {
                 pairs.push(p);
             }

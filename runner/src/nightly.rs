@@ -52,18 +52,13 @@ pub struct CellVerdict {
     pub note: String,
 }
 
-/// `variant/backend-fs-mapping-workload`: the cell across runs and nights.
-pub fn cell_name(r: &CellResult) -> String {
-    format!("{}/{}", r.variant, results::cell_key(r))
-}
-
 /// One cell: `old` the baseline's runs, `new` tonight's, `earlier` the runs
 /// of older nightlies in the history window (pooled into the throughput
 /// reference only). An error when tonight and the reference were measured
 /// in different timing modes.
 pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let first = new.first().or(old.first()).expect("classify: no runs on either side");
-    let name = cell_name(first);
+    let name = first.key().name();
     let pooled: Vec<&CellResult> = old.iter().chain(earlier).copied().collect();
     let timing = rules::same_timing(&format!("nightly: cell {name}"), &[("reference", &pooled), ("tonight", new)])?;
     let (o, n) = (rules::state(old), rules::state(new));
@@ -110,12 +105,12 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
 pub fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let mut names: Vec<String> = Vec::new();
     for c in new.cells.iter().chain(baseline.iter().flat_map(|b| &b.cells)) {
-        let n = cell_name(c);
+        let n = c.key().name();
         if !names.contains(&n) {
             names.push(n);
         }
     }
-    let of = |rec: &RunRecord, name: &str| -> Vec<CellResult> { rec.cells.iter().filter(|c| cell_name(c) == name).cloned().collect() };
+    let of = |rec: &RunRecord, name: &str| -> Vec<CellResult> { rec.cells.iter().filter(|c| c.key().name() == name).cloned().collect() };
     let mut out = Vec::new();
     for name in &names {
         let old = baseline.map(|b| of(b, name)).unwrap_or_default();
@@ -219,7 +214,7 @@ impl RunReport {
             history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
         let verdicts = classify_runs(baseline.as_ref(), &rec, &earlier, &floors)?;
         let excerpts =
-            rec.cells.iter().filter(|c| c.outcome.is_failure()).map(|c| (c.id(), Excerpt::read(&dir.join(c.id()).join("console.log")))).collect();
+            rec.cells.iter().filter(|c| c.outcome.is_failure()).map(|c| (c.key().id(), Excerpt::read(&dir.join(c.key().id()).join("console.log")))).collect();
         Ok(RunReport { dir, rec, baseline, history, verdicts, floors, excerpts })
     }
 
@@ -235,17 +230,17 @@ impl RunReport {
 
     /// Tonight's runs of the cell named `name` (`variant/backend-fs-mapping-workload`).
     pub fn runs(&self, name: &str) -> Vec<&CellResult> {
-        self.rec.cells.iter().filter(|c| cell_name(c) == name).collect()
+        self.rec.cells.iter().filter(|c| c.key().name() == name).collect()
     }
 
     /// The directory of one run of a cell, where the run is stored now.
     pub fn cell_dir(&self, c: &CellResult) -> PathBuf {
-        self.dir.join(c.id())
+        self.dir.join(c.key().id())
     }
 
     /// `n` lines (at most [`EXCERPT_LINES`]) of the console log of a failing run `c`.
     pub fn excerpt(&self, c: &CellResult, n: usize) -> String {
-        self.excerpts.get(&c.id()).map_or_else(|| "(not a failing run: no excerpt)".to_string(), |e| e.lines(n))
+        self.excerpts.get(&c.key().id()).map_or_else(|| "(not a failing run: no excerpt)".to_string(), |e| e.lines(n))
     }
 }
 

@@ -133,7 +133,7 @@ impl Done for BisectReport {
 pub fn write_repro(r: &RunReport) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
     for c in r.rec.cells.iter().filter(|c| c.outcome.is_failure()) {
-        let dir = crate::results::create_dir_inside(&r.dir, Path::new(&c.id()))?;
+        let dir = crate::results::create_dir_inside(&r.dir, Path::new(&c.key().id()))?;
         let path = dir.join("repro.sh");
         write_atomic(&path, report::repro_sh(&r.rec, c).as_bytes())?;
         use std::os::unix::fs::PermissionsExt;

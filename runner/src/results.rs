@@ -6,7 +6,7 @@
 use crate::cache::write_atomic;
 use crate::error::{bad_input, Context, Result};
 use crate::outcome::{FailKind, Outcome};
-use crate::scenario::{Cell, Timing};
+use crate::scenario::{Cell, CellKey, Timing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -95,14 +95,9 @@ impl CellResult {
         }
     }
 
-    pub fn id(&self) -> String {
-        format!("{}/{}-{}-{}-{}/run{}", self.variant, self.backend, self.fs, self.mapping, self.workload, self.run)
+    pub fn key(&self) -> CellKey<'_> {
+        CellKey { variant: &self.variant, backend: &self.backend, fs: &self.fs, mapping: &self.mapping, workload: &self.workload, run: self.run }
     }
-}
-
-/// The comparison key of a result: variant and run left out.
-pub fn cell_key(r: &CellResult) -> String {
-    format!("{}-{}-{}-{}", r.backend, r.fs, r.mapping, r.workload)
 }
 
 fn fsdax() -> String {
@@ -273,7 +268,7 @@ pub fn new_dir(parent: &Path, name: &str) -> Result<(String, PathBuf)> {
 }
 
 pub fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
-    run_dir.join(c.id())
+    run_dir.join(c.key().id())
 }
 
 pub fn save(rec: &RunRecord) -> Result<()> {

@@ -54,7 +54,7 @@
 use crate::stats::{self, median};
 use crate::error::{bad_input, Result};
 use crate::outcome::Outcome;
-use crate::results::{self, CellResult, RunRecord};
+use crate::results::{CellResult, RunRecord};
 use crate::scenario::Timing;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -341,12 +341,12 @@ impl NoiseFloors {
 /// boots of each cell whose boots all passed; `None` when no cell has both
 /// halves. The maximum (not a mean): the floor must cover the noisiest cell.
 pub fn aa_spread(cells: &[&CellResult], metric: &str) -> Option<f64> {
-    let mut keys: Vec<String> = cells.iter().map(|c| results::cell_key(c)).collect();
+    let mut keys: Vec<String> = cells.iter().map(|c| c.key().axes()).collect();
     keys.sort();
     keys.dedup();
     let mut floor: Option<f64> = None;
     for k in keys {
-        let rs: Vec<&CellResult> = cells.iter().copied().filter(|c| results::cell_key(c) == k).collect();
+        let rs: Vec<&CellResult> = cells.iter().copied().filter(|c| c.key().axes() == k).collect();
         if rs.iter().any(|r| r.outcome != Outcome::Pass) {
             continue;
         }

@@ -521,7 +521,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
             }
         }
     };
-    let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.id() == c.id())).collect();
+    let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.key() == c.key())).collect();
 
     // Kernels: a variant that does not build makes its cells ERROR.
     let mut kernels: BTreeMap<String, std::result::Result<KernelArtifact, String>> = BTreeMap::new();
@@ -562,7 +562,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         |group| match &kernels[&group[0].variant] {
             Ok(k) => {
                 let names: Vec<&str> = group.iter().map(|c| c.workload.name.as_str()).collect();
-                bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].axes(), names.join(", ")));
+                bar.note(&format!("booting {} ({}) for {}", group[0].variant, group[0].key().axes(), names.join(", ")));
                 let (res, rest) = run_boot(&group, k, &image.path, accel, &results_dir, s.run.panic_on_warn)?;
                 Ok((res, Some(rest).filter(|r| !r.is_empty())))
             }
@@ -572,7 +572,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
             let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             bar.done(&format!(
                 "[{n}/{total}] {}: {:?}{}{}",
-                res.id(),
+                res.key().id(),
                 res.outcome,
                 res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
                 res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
@@ -585,7 +585,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     bar.finish();
     let mut rec = rec.into_inner().unwrap();
     // Stable order (workers finish out of order): as the matrix lists them.
-    rec.cells.sort_by_key(|c| cells.iter().position(|x| x.id() == c.id()).unwrap_or(usize::MAX));
+    rec.cells.sort_by_key(|c| cells.iter().position(|x| x.key() == c.key()).unwrap_or(usize::MAX));
     results::save(&rec)?;
     Ok(rec)
 }

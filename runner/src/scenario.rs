@@ -653,14 +653,51 @@ pub struct Cell {
     pub timing: Timing,
 }
 
-impl Cell {
-    /// Path-safe id, e.g. `fixed/memmap-ext4-pte-dio-read/run1`.
+/// Which cell: the one type every name of a cell is spelled from, for a
+/// [`Cell`] of the matrix ([`Cell::key`]) and a stored result
+/// ([`crate::results::CellResult::key`]) alike. Keys are equal when they
+/// name the same cell of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CellKey<'a> {
+    pub variant: &'a str,
+    pub backend: &'a str,
+    /// The filesystem, or `devdax` for a devdax cell (see [`Cell::fs_axis`]).
+    pub fs: &'a str,
+    pub mapping: &'a str,
+    pub workload: &'a str,
+    pub run: u32,
+}
+
+impl CellKey<'_> {
+    /// `fixed/memmap-ext4-pte-dio-read/run1`: unique in a run, and the
+    /// cell's directory in it (path-safe: every part is a checked name).
     pub fn id(&self) -> String {
         format!("{}/{}/run{}", self.variant, self.axes(), self.run)
     }
-    /// The axes without the variant and run: what variants are compared on.
+    /// `memmap-ext4-pte-dio-read`: what variants are compared on (variant and run left out).
     pub fn axes(&self) -> String {
-        format!("{}-{}-{}-{}", self.backend, self.fs_axis(), self.mapping, self.workload.name)
+        format!("{}-{}-{}-{}", self.backend, self.fs, self.mapping, self.workload)
+    }
+    /// `fixed/memmap-ext4-pte-dio-read`: the cell across runs and nights (run left out).
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.variant, self.axes())
+    }
+    /// `fixed/memmap-ext4-pte`: a row of report.html's matrix (workload and run left out).
+    pub fn row(&self) -> String {
+        format!("{}/{}-{}-{}", self.variant, self.backend, self.fs, self.mapping)
+    }
+}
+
+impl Cell {
+    pub fn key(&self) -> CellKey<'_> {
+        CellKey {
+            variant: &self.variant,
+            backend: self.backend.as_str(),
+            fs: self.fs_axis(),
+            mapping: self.mapping.as_str(),
+            workload: self.workload.name.as_str(),
+            run: self.run,
+        }
     }
     /// The filesystem for fsdax cells, `devdax` for devdax cells (which have none).
     pub fn fs_axis(&self) -> &'static str {
@@ -907,8 +944,16 @@ variants:
         let f = d.path().join("scenarios/t.yaml");
         let text = format!("{GOOD}run:\n  modes: [fsdax, devdax]\n  filesystems: [ext4, xfs]\n  workloads: [{{ name: dio-read }}]\n");
         let s = parse(&f, &text).unwrap();
-        let ids: Vec<String> = s.cells(&Filter::parse("variant=stock").unwrap(), None).iter().map(|c| c.id()).collect();
+        let ids: Vec<String> = s.cells(&Filter::parse("variant=stock").unwrap(), None).iter().map(|c| c.key().id()).collect();
         assert_eq!(ids, ["stock/memmap-ext4-pte-dio-read/run1", "stock/memmap-xfs-pte-dio-read/run1", "stock/memmap-devdax-pte-dio-read/run1"]);
+        // A cell's result has the cell's key (`run --resume` finds done cells by it), and each spelling.
+        for c in s.cells(&Filter::parse("variant=stock").unwrap(), None) {
+            let r = crate::results::CellResult::new(&c, crate::outcome::Outcome::Pass, PathBuf::new());
+            assert_eq!(r.key(), c.key());
+        }
+        let devdax = &s.cells(&Filter::parse("variant=stock,mode=devdax").unwrap(), None)[0];
+        let k = devdax.key();
+        assert_eq!([k.axes(), k.name(), k.row()], ["memmap-devdax-pte-dio-read", "stock/memmap-devdax-pte-dio-read", "stock/memmap-devdax-pte"]);
         // fs= selects fsdax cells only; mode= selects the mode.
         let n = |f: &str| s.cells(&Filter::parse(f).unwrap(), None).len();
         assert_eq!(n("variant=stock,fs=ext4"), 1);

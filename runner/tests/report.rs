@@ -32,7 +32,7 @@ fn regressed_report(root: &Path) -> RunReport {
     (c.outcome, c.kind, c.title) = (Outcome::Fail, Some(FailKind::Warn), Some("WARNING in free_zone_device_page".into()));
     c.metrics.clear();
     // Its console: the stock hang's, so the excerpt has a kernel log to show.
-    let cdir = dir.join(c.id());
+    let cdir = dir.join(c.key().id());
     std::fs::create_dir_all(&cdir).unwrap();
     std::fs::copy(dir.join("stock/memmap-ext4-pte-truncate-during-dio/run1/console.log"), cdir.join("console.log")).unwrap();
     RunReport::new(dir, rec, Some(base), vec![]).unwrap()

@@ -57,7 +57,7 @@ fn readme(src: &Source, file_name: &str) -> Result<String> {
          console.log        the serial console of the run\n\
          agent.jsonl        the agent's messages\n\
          result.json        the run's verdict\n",
-        src.cell.id(),
+        src.cell.key().id(),
         super::verdict(&src.cell),
         shell_quote(file_name),
         src.boot.bzimage.sha256,

@@ -177,7 +177,7 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
             return Err(e);
         }
     };
-    println!("replay of {} in {}", src.cell.id(), out.display());
+    println!("replay of {} in {}", src.cell.key().id(), out.display());
     println!("  bzImage sha256 {} and initramfs sha256 {}: as boot.json records", src.boot.bzimage.sha256, src.boot.initramfs.sha256);
     println!("  original: {}", verdict(&original));
     match &replayed {
@@ -288,7 +288,7 @@ mod tests {
         let cell = fake_cell(top.path());
         let src = Source::cell(&cell).unwrap();
         src.verify_booted().unwrap();
-        assert_eq!(src.cell.id(), "stock/memmap-ext4-pte-dio-read/run1");
+        assert_eq!(src.cell.key().id(), "stock/memmap-ext4-pte-dio-read/run1");
         // The kernel in the cache changed: exit 2 naming the file and both hashes.
         std::fs::write(&src.bzimage, "another kernel").unwrap();
         let e = src.verify_booted().unwrap_err();

@@ -4,7 +4,7 @@
 //! console logs — and per cell a throughput chart over the history window:
 //! the median of each night with its 95 % bootstrap band.
 
-use crate::nightly::{self, CellVerdict, RunReport, Status};
+use crate::nightly::{CellVerdict, RunReport, Status};
 use crate::outcome::Outcome;
 use crate::results::{CellResult, RunRecord};
 use crate::text::visible;
@@ -33,11 +33,6 @@ const CSS: &str = "body{font:14px/1.4 sans-serif;margin:1.5em;color:#222}h1{font
 table.matrix{border-collapse:collapse}table.matrix th,table.matrix td{border:1px solid #999;padding:4px 6px;vertical-align:top;text-align:left}\
 td .st{font-weight:bold;font-size:.85em}td .t{font-size:.8em;max-width:22em}.legend span{display:inline-block;padding:2px 6px;margin:2px;border:1px solid #999;font-size:.8em}\
 .charts{display:flex;flex-wrap:wrap;gap:8px}.chart{border:1px solid #ccc;padding:4px}.chart h4{margin:0;font-size:.8em;font-weight:normal}";
-
-/// The matrix's row of a cell: everything but the workload.
-fn row_key(c: &CellResult) -> String {
-    format!("{}/{}-{}-{}", c.variant, c.backend, c.fs, c.mapping)
-}
 
 /// report.html of `reports`; `run_dirs[i]` is where `reports[i]`'s run is
 /// stored, relative to report.html's folder (its console links).
@@ -69,8 +64,8 @@ fn section(h: &mut String, r: &RunReport, dir: &Path) {
     let (mut rows, mut cols): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     let all: Vec<&CellResult> = r.rec.cells.iter().chain(r.baseline.iter().flat_map(|b| &b.cells)).collect();
     for c in &all {
-        if !rows.contains(&row_key(c)) {
-            rows.push(row_key(c));
+        if !rows.contains(&c.key().row()) {
+            rows.push(c.key().row());
         }
         if !cols.contains(&c.workload) {
             cols.push(c.workload.clone());
@@ -101,7 +96,7 @@ fn section(h: &mut String, r: &RunReport, dir: &Path) {
     let mut series: Vec<Series> = Vec::new();
     for c in &r.rec.cells {
         for m in c.metrics.keys() {
-            let name = nightly::cell_name(c);
+            let name = c.key().name();
             if !series.iter().any(|s| s.cell == name && s.metric == *m) {
                 let regressed = r.verdicts.iter().any(|v| v.cell == name && v.metric == *m && v.status == Status::ThroughputRegression);
                 series.push(Series { cell: name, metric: m.clone(), timing: c.timing, regressed });
@@ -152,7 +147,7 @@ fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], dir: &Path) {
         .runs(&worst.cell)
         .iter()
         .map(|c| {
-            let href = dir.join(c.id()).join("console.log");
+            let href = dir.join(c.key().id()).join("console.log");
             format!("<a href=\"{}\">console run{}</a>", esc(&href.display().to_string()), c.run)
         })
         .collect();
@@ -185,7 +180,7 @@ fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
         let xs: Vec<f64> = n
             .cells
             .iter()
-            .filter(|c| nightly::cell_name(c) == v.cell && c.outcome == Outcome::Pass)
+            .filter(|c| c.key().name() == v.cell && c.outcome == Outcome::Pass)
             .filter(|c| c.timing == v.timing)
             .filter_map(|c| c.metrics.get(&v.metric).copied())
             .collect();

@@ -66,7 +66,7 @@ pub fn render(reports: &[RunReport]) -> Value {
         for c in &r.rec.cells {
             let path = ["kregress", r.rec.scenario.as_str(), &c.backend, &c.fs, &c.mapping, &c.workload].map(part).join(".");
             let mut t = json!({
-                "id": format!("{checkout_id}:{}", c.id()), "origin": ORIGIN,
+                "id": format!("{checkout_id}:{}", c.key().id()), "origin": ORIGIN,
                 "build_id": format!("{checkout_id}:{}", c.variant),
                 "path": path,
                 "status": status(c.outcome), "duration": c.seconds,

@@ -12,7 +12,7 @@ pub mod junit;
 pub mod kcidb;
 
 use crate::compare::{self, Verdict};
-use crate::nightly::{self, CellVerdict, RunReport, Status};
+use crate::nightly::{CellVerdict, RunReport, Status};
 use crate::results::{CellResult, RunRecord};
 use crate::text::visible;
 
@@ -25,7 +25,7 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
         let outcome = serde_json::to_value(c.outcome).unwrap().as_str().unwrap_or("").to_string();
         out += &format!(
             "| {} | {} | {}{} | {} | {} | {} |\n",
-            c.id(),
+            c.key().id(),
             c.timing,
             outcome,
             if unexpected(c) { " (unexpected)" } else { "" },
@@ -120,7 +120,7 @@ pub fn shell_quote(s: &str) -> String {
 pub fn repro_sh(rec: &RunRecord, c: &CellResult) -> String {
     format!(
         "#!/bin/sh\n# Re-runs cell {} of run {} ({}: {}).\n# Run it from the root of the kregress checkout.\nset -e\nif command -v kregress >/dev/null 2>&1; then\n  exec {}\nfi\nexec cargo run --release -- {}\n",
-        c.id(),
+        c.key().id(),
         rec.run_id,
         name(c.outcome),
         visible(c.title.as_deref().unwrap_or("no title")).replace('\n', " "),
@@ -187,10 +187,10 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
             out += "\n### Failures\n\n";
         }
         for c in failing {
-            let status = r.verdicts.iter().find(|v| v.cell == nightly::cell_name(c)).map_or("", |v| v.status.as_str());
+            let status = r.verdicts.iter().find(|v| v.cell == c.key().name()).map_or("", |v| v.status.as_str());
             out += &format!(
                 "#### {} — {} ({})\n\n{}{}: **{}**\n\n```\n{}\n```\n\nReproduce (from the repository root): `{}`\n\n",
-                c.id(),
+                c.key().id(),
                 status,
                 r.rec.run_id,
                 name(c.outcome),
