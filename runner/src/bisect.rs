@@ -61,23 +61,14 @@ pub const WILSON_Z: f64 = 1.6449;
 
 /// What one tested commit is to the search (not [`crate::compare::Verdict`],
 /// which compares two sets of runs).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepVerdict {
     Good,
     Bad,
     Skip,
 }
 
-impl StepVerdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StepVerdict::Good => "good",
-            StepVerdict::Bad => "bad",
-            StepVerdict::Skip => "skip",
-        }
-    }
-}
+crate::text::named!(StepVerdict { Good => "good", Bad => "bad", Skip => "skip" });
 
 /// What testing one commit gave.
 #[derive(Debug, Clone)]

@@ -221,18 +221,29 @@ struct Group<'a> {
     titles: Vec<(&'a str, usize)>,
 }
 
+/// A run's label (its kind for a FAIL with one, else its outcome) and its order.
 fn label(r: &CellResult) -> (&'static str, usize) {
     match (r.outcome, r.kind) {
-        (Outcome::Pass, _) => ("PASS", 0),
-        (Outcome::Fail, Some(FailKind::Crash)) => ("CRASH", 1),
-        (Outcome::Fail, Some(FailKind::Hang)) => ("HANG", 2),
-        (Outcome::Fail, Some(FailKind::DataCorruption)) => ("DATA_CORRUPTION", 3),
-        (Outcome::Fail, Some(FailKind::IoError)) => ("IO_ERROR", 4),
-        (Outcome::Fail, Some(FailKind::Warn)) => ("WARN", 5),
-        (Outcome::Fail, None) => ("FAIL", 6),
-        (Outcome::Error, _) => ("ERROR", 7),
-        (Outcome::Miss, _) => ("MISS", 8),
-        (Outcome::Skip, _) => ("SKIP", 9),
+        (Outcome::Fail, Some(k)) => {
+            let order = match k {
+                FailKind::Crash => 1,
+                FailKind::Hang => 2,
+                FailKind::DataCorruption => 3,
+                FailKind::IoError => 4,
+                FailKind::Warn => 5,
+            };
+            (k.as_str(), order)
+        }
+        (o, _) => {
+            let order = match o {
+                Outcome::Pass => 0,
+                Outcome::Fail => 6,
+                Outcome::Error => 7,
+                Outcome::Miss => 8,
+                Outcome::Skip => 9,
+            };
+            (o.as_str(), order)
+        }
     }
 }
 

@@ -85,8 +85,7 @@ pub fn min_floor(t: Timing, _metric: &str) -> f64 {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     NewFailure,
     Fixed,
@@ -99,21 +98,19 @@ pub enum Status {
     Inconclusive,
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::NewFailure => "NEW_FAILURE",
-            Status::Fixed => "FIXED",
-            Status::StillFailing => "STILL_FAILING",
-            Status::ChangedFailure => "CHANGED_FAILURE",
-            Status::ThroughputRegression => "THROUGHPUT_REGRESSION",
-            Status::ThroughputImprovement => "THROUGHPUT_IMPROVEMENT",
-            Status::NoChange => "NO_CHANGE",
-            Status::NewCell => "NEW_CELL",
-            Status::Inconclusive => "INCONCLUSIVE",
-        }
-    }
+crate::text::named!(Status {
+    NewFailure => "NEW_FAILURE",
+    Fixed => "FIXED",
+    StillFailing => "STILL_FAILING",
+    ChangedFailure => "CHANGED_FAILURE",
+    ThroughputRegression => "THROUGHPUT_REGRESSION",
+    ThroughputImprovement => "THROUGHPUT_IMPROVEMENT",
+    NoChange => "NO_CHANGE",
+    NewCell => "NEW_CELL",
+    Inconclusive => "INCONCLUSIVE",
+});
 
+impl Status {
     /// A change for the worse: what makes `run`, `nightly` and `report` exit 1.
     pub fn regressed(self) -> bool {
         matches!(self, Status::NewFailure | Status::ChangedFailure | Status::ThroughputRegression)

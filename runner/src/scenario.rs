@@ -103,8 +103,7 @@ pub struct RunSection {
 }
 
 /// How guest time runs in a boot, and so what a throughput figure means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timing {
     /// One vCPU under `-icount shift=0,sleep=off`: guest time counts
     /// instructions (1 ns each), so MB/s is MB per *virtual* second, a
@@ -114,14 +113,9 @@ pub enum Timing {
     Wall,
 }
 
-impl Timing {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Timing::Icount => "icount",
-            Timing::Wall => "wall",
-        }
-    }
+crate::text::named!(Timing { Icount => "icount", Wall => "wall" });
 
+impl Timing {
     /// The throughput workloads measure in icount; races, pins across
     /// processes and everything else run on two vCPUs (wall).
     pub fn default_for(w: WorkloadName) -> Timing {
@@ -137,12 +131,6 @@ impl Timing {
             Timing::Icount => format!("{unit} (virtual time)"),
             Timing::Wall => unit.to_string(),
         }
-    }
-}
-
-impl std::fmt::Display for Timing {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -715,17 +703,14 @@ impl Filter {
         for part in s.split(',').filter(|p| !p.trim().is_empty()) {
             let (k, v) = part.split_once('=').ok_or_else(|| bad_input(format!("--only {s}: `{part}` is not key=value")))?;
             let (k, v) = (k.trim(), v.trim());
-            let val = |what: &str| -> Result<serde_yaml::Value> {
-                serde_yaml::from_str(v).map_err(|e| bad_input(format!("--only {s}: {what}: {e}")))
-            };
-            let bad = |e: serde_yaml::Error| bad_input(format!("--only {s}: {k}={v}: {e}"));
+            let bad = |e: kregress_agent::config::ConfigError| bad_input(format!("--only {s}: {k}={v}: {e}"));
             match k {
                 "variant" => f.variant = Some(v.to_string()),
-                "backend" => f.backend = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
-                "fs" => f.fs = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
-                "mode" => f.mode = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
-                "mapping" => f.mapping = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
-                "workload" => f.workload = Some(serde_yaml::from_value(val(k)?).map_err(bad)?),
+                "backend" => f.backend = Some(v.parse().map_err(bad)?),
+                "fs" => f.fs = Some(v.parse().map_err(bad)?),
+                "mode" => f.mode = Some(v.parse().map_err(bad)?),
+                "mapping" => f.mapping = Some(v.parse().map_err(bad)?),
+                "workload" => f.workload = Some(v.parse().map_err(bad)?),
                 _ => return Err(bad_input(format!("--only {s}: unknown key `{k}` (variant, backend, mode, fs, mapping, workload)"))),
             }
         }
@@ -959,7 +944,8 @@ variants:
         assert_eq!(n("variant=stock,fs=ext4"), 1);
         assert_eq!(n("variant=stock,mode=devdax"), 1);
         assert_eq!(n("variant=stock,mode=fsdax"), 2);
-        assert!(Filter::parse("mode=hugetlb").is_err());
+        let e = Filter::parse("variant=stock, mode=hugetlb").unwrap_err();
+        assert_eq!(e.to_string(), "--only variant=stock, mode=hugetlb: mode=hugetlb: unknown Mode \"hugetlb\" (expected one of: fsdax, devdax)");
         // A devdax cell boots alone: the mode is part of the boot.
         let cells = s.cells(&Filter::parse("variant=stock").unwrap(), None);
         let refs: Vec<&Cell> = cells.iter().collect();

@@ -17,3 +17,51 @@ pub fn visible(s: &str) -> Cow<'_, str> {
     }
     Cow::Owned(s.chars().map(|c| if hidden(c) { c.escape_default().to_string() } else { c.to_string() }).collect())
 }
+
+/// An enum of names, each spelled once: `as_str` is the name people read
+/// (`Display`) and files hold (`Serialize`, `Deserialize`; an unknown name
+/// is serde's "unknown variant `X`, expected one of ..." error). `ALL`
+/// lists the values in order.
+macro_rules! named {
+    ($t:ident { $($v:ident => $s:literal),+ $(,)? }) => {
+        impl $t {
+            pub const ALL: &'static [$t] = &[$($t::$v),+];
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($t::$v => $s),+
+                }
+            }
+        }
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                // A visitor: its error is raised inside the deserializer,
+                // which then names the field and its line.
+                struct Name;
+                impl serde::de::Visitor<'_> for Name {
+                    type Value = $t;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str(concat!("one of", $(" `", $s, "`"),+))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$t, E> {
+                        match s {
+                            $($s => Ok($t::$v),)+
+                            _ => Err(E::unknown_variant(s, &[$($s),+])),
+                        }
+                    }
+                }
+                d.deserialize_str(Name)
+            }
+        }
+    };
+}
+pub(crate) use named;

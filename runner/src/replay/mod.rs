@@ -109,9 +109,9 @@ fn sha256(mut r: impl std::io::Read) -> std::io::Result<String> {
 
 /// `OUTCOME KIND: title` of a cell, as the run printed it.
 fn verdict(c: &CellResult) -> String {
-    let mut s = crate::report::name(c.outcome);
+    let mut s = c.outcome.to_string();
     if let Some(k) = c.kind {
-        s += &format!(" {}", crate::report::name(k));
+        s += &format!(" {k}");
     }
     if let Some(t) = &c.title {
         s += &format!(": {t}");

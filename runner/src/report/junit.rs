@@ -28,7 +28,7 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
                 // quick-junit drops C0 controls; visible() also spells out
                 // what it keeps but XML forbids (U+FFFE), the same as summary.md.
                 s.set_message(visible(&format!("{}: {}", v.status.as_str(), c.title.as_deref().unwrap_or("no title"))));
-                s.set_type(c.kind.map(super::name).unwrap_or_else(|| super::name(c.outcome)));
+                s.set_type(c.kind.map_or(c.outcome.as_str(), |k| k.as_str()));
                 s.set_description(visible(&format!(
                     "{}\n\nconsole ({}):\n{}\n\nreproduce: {}",
                     v.new,

@@ -6,21 +6,10 @@
 //! each origin to prefix its own.
 
 use crate::nightly::RunReport;
-use crate::outcome::Outcome;
 use serde_json::{json, Value};
 
 pub const ORIGIN: &str = "kregress";
 pub const VERSION: (u64, u64) = (5, 3);
-
-fn status(o: Outcome) -> &'static str {
-    match o {
-        Outcome::Pass => "PASS",
-        Outcome::Fail => "FAIL",
-        Outcome::Error => "ERROR",
-        Outcome::Miss => "MISS",
-        Outcome::Skip => "SKIP",
-    }
-}
 
 /// KCIDB path components are dot-separated: keep dots out of the parts.
 fn part(s: &str) -> String {
@@ -69,7 +58,7 @@ pub fn render(reports: &[RunReport]) -> Value {
                 "id": format!("{checkout_id}:{}", c.key().id()), "origin": ORIGIN,
                 "build_id": format!("{checkout_id}:{}", c.variant),
                 "path": path,
-                "status": status(c.outcome), "duration": c.seconds,
+                "status": c.outcome.as_str(), "duration": c.seconds,
                 "environment": {"comment": format!("QEMU, pmem backend {}, run {}", c.backend, c.run)},
                 "misc": {"run": c.run, "kind": c.kind, "problems": c.problems, "timing": c.timing, "metrics": c.metrics,
                          "time_base": if c.timing == crate::scenario::Timing::Icount { "virtual (icount: guest time = instructions executed)" } else { "host wall clock" }},

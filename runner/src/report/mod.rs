@@ -21,13 +21,12 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
     let mut out = String::from("| cell | timing | outcome | kind | throughput | title |\n|---|---|---|---|---|---|\n");
     for c in &rec.cells {
         let perf = metrics_text(c);
-        let kind = c.kind.map(|k| serde_json::to_value(k).unwrap().as_str().unwrap_or("").to_string()).unwrap_or_default();
-        let outcome = serde_json::to_value(c.outcome).unwrap().as_str().unwrap_or("").to_string();
+        let kind = c.kind.map_or("", |k| k.as_str());
         out += &format!(
             "| {} | {} | {}{} | {} | {} | {} |\n",
             c.key().id(),
             c.timing,
-            outcome,
+            c.outcome,
             if unexpected(c) { " (unexpected)" } else { "" },
             kind,
             perf,
@@ -122,16 +121,11 @@ pub fn repro_sh(rec: &RunRecord, c: &CellResult) -> String {
         "#!/bin/sh\n# Re-runs cell {} of run {} ({}: {}).\n# Run it from the root of the kregress checkout.\nset -e\nif command -v kregress >/dev/null 2>&1; then\n  exec {}\nfi\nexec cargo run --release -- {}\n",
         c.key().id(),
         rec.run_id,
-        name(c.outcome),
+        c.outcome,
         visible(c.title.as_deref().unwrap_or("no title")).replace('\n', " "),
         repro_command(rec, c),
         repro_command(rec, c).trim_start_matches("kregress "),
     )
-}
-
-/// The serialized (KCIDB-style) name of an outcome or kind: `FAIL`, `DATA_CORRUPTION`.
-pub fn name(x: impl serde::Serialize) -> String {
-    serde_json::to_value(x).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 /// A table cell: one line, no '|', at most 160 characters (harness
@@ -193,8 +187,8 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
                 c.key().id(),
                 status,
                 r.rec.run_id,
-                name(c.outcome),
-                c.kind.map(|k| format!(" {}", name(k))).unwrap_or_default(),
+                c.outcome,
+                c.kind.map(|k| format!(" {k}")).unwrap_or_default(),
                 c.title.as_deref().unwrap_or("no title"),
                 r.excerpt(c, 12),
                 repro_command(&r.rec, c)

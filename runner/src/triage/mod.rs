@@ -33,14 +33,13 @@ pub mod scanner;
 pub mod stack;
 pub mod title;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use std::collections::HashMap;
 
 pub use scanner::Scanner;
 
 /// What kind of failure a report is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     /// Oops, BUG, kernel BUG at, general protection fault, panic.
     Crash,
@@ -66,29 +65,19 @@ pub enum Kind {
     Other,
 }
 
-impl Kind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Crash => "CRASH",
-            Kind::Warn => "WARN",
-            Kind::Hang => "HANG",
-            Kind::Lockdep => "LOCKDEP",
-            Kind::AtomicSleep => "ATOMIC_SLEEP",
-            Kind::MemorySafety => "MEMORY_SAFETY",
-            Kind::DataRace => "DATA_RACE",
-            Kind::Ubsan => "UBSAN",
-            Kind::Leak => "LEAK",
-            Kind::Reboot => "REBOOT",
-            Kind::Other => "OTHER",
-        }
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+crate::text::named!(Kind {
+    Crash => "CRASH",
+    Warn => "WARN",
+    Hang => "HANG",
+    Lockdep => "LOCKDEP",
+    AtomicSleep => "ATOMIC_SLEEP",
+    MemorySafety => "MEMORY_SAFETY",
+    DataRace => "DATA_RACE",
+    Ubsan => "UBSAN",
+    Leak => "LEAK",
+    Reboot => "REBOOT",
+    Other => "OTHER",
+});
 
 /// One kernel report found in a console log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
