@@ -96,7 +96,7 @@ impl CellResult {
     }
 
     pub fn key(&self) -> CellKey<'_> {
-        CellKey { variant: &self.variant, backend: &self.backend, fs: &self.fs, mapping: &self.mapping, workload: &self.workload, run: self.run }
+        CellKey { variant: &self.variant, backend: &self.backend, mode: &self.mode, fs: &self.fs, mapping: &self.mapping, workload: &self.workload, run: self.run }
     }
 }
 

@@ -651,15 +651,7 @@ fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
 
 /// Whether a cell came out as the scenario expects (PASS unless an `expect` says otherwise).
 pub fn as_expected(s: &Scenario, r: &CellResult) -> bool {
-    let cell_matches = |e: &crate::scenario::Expect| {
-        e.variant.as_ref().is_none_or(|v| *v == r.variant)
-            && e.backend.is_none_or(|b| b.as_str() == r.backend)
-            && e.mode.is_none_or(|m| m.as_str() == r.mode)
-            && e.fs.is_none_or(|f| f.as_str() == r.fs)
-            && e.mapping.is_none_or(|m| m.as_str() == r.mapping)
-            && e.workload.is_none_or(|w| w.as_str() == r.workload)
-    };
-    let Some(e) = s.expect.iter().rev().find(|e| cell_matches(e)) else {
+    let Some(e) = s.expect.iter().rev().find(|e| e.filter().matches(&r.key())) else {
         // No expectation: PASS, or SKIP (the kernel or mode lacks the feature, said with its reason).
         return matches!(r.outcome, Outcome::Pass | Outcome::Skip);
     };

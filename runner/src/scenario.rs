@@ -641,14 +641,17 @@ pub struct Cell {
     pub timing: Timing,
 }
 
-/// Which cell: the one type every name of a cell is spelled from, for a
-/// [`Cell`] of the matrix ([`Cell::key`]) and a stored result
+/// Which cell: the one type every name of a cell is spelled from, and
+/// that filters select ([`Filter::matches`]), for a [`Cell`] of the
+/// matrix ([`Cell::key`]) and a stored result
 /// ([`crate::results::CellResult::key`]) alike. Keys are equal when they
 /// name the same cell of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CellKey<'a> {
     pub variant: &'a str,
     pub backend: &'a str,
+    /// Not in the names: a devdax cell's `fs` says it.
+    pub mode: &'a str,
     /// The filesystem, or `devdax` for a devdax cell (see [`Cell::fs_axis`]).
     pub fs: &'a str,
     pub mapping: &'a str,
@@ -681,6 +684,7 @@ impl Cell {
         CellKey {
             variant: &self.variant,
             backend: self.backend.as_str(),
+            mode: self.mode.as_str(),
             fs: self.fs_axis(),
             mapping: self.mapping.as_str(),
             workload: self.workload.name.as_str(),
@@ -717,13 +721,15 @@ impl Filter {
         Ok(f)
     }
 
-    pub fn matches(&self, c: &Cell) -> bool {
-        self.variant.as_ref().is_none_or(|v| *v == c.variant)
-            && self.backend.is_none_or(|b| b == c.backend)
-            && self.mode.is_none_or(|m| m == c.mode)
-            && self.fs.is_none_or(|f| c.mode == Mode::Fsdax && f == c.fs)
-            && self.mapping.is_none_or(|m| m == c.mapping)
-            && self.workload.is_none_or(|w| w == c.workload.name)
+    /// Whether the cell `k` names is selected: a filesystem selects fsdax
+    /// cells only (a devdax key's `fs` is `devdax`, no filesystem's name).
+    pub fn matches(&self, k: &CellKey) -> bool {
+        self.variant.as_ref().is_none_or(|v| v == k.variant)
+            && self.backend.is_none_or(|b| b.as_str() == k.backend)
+            && self.mode.is_none_or(|m| m.as_str() == k.mode)
+            && self.fs.is_none_or(|f| f.as_str() == k.fs)
+            && self.mapping.is_none_or(|m| m.as_str() == k.mapping)
+            && self.workload.is_none_or(|w| w.as_str() == k.workload)
     }
 }
 
@@ -759,7 +765,7 @@ impl Scenario {
                                 for run in 1..=runs.unwrap_or(self.run.runs) {
                                     let timing = w.timing.or(self.run.timing).unwrap_or(Timing::default_for(w.name));
                                     let c = Cell { variant: v.name.clone(), backend, mode, fs, mapping, workload: w.clone(), run, timing };
-                                    if only.matches(&c) && !self.run.exclude.iter().any(|x| x.matches(&c)) {
+                                    if only.matches(&c.key()) && !self.run.exclude.iter().any(|x| x.matches(&c.key())) {
                                         out.push(c);
                                     }
                                 }
@@ -950,6 +956,37 @@ variants:
         let cells = s.cells(&Filter::parse("variant=stock").unwrap(), None);
         let refs: Vec<&Cell> = cells.iter().collect();
         assert_eq!(crate::run::boot_groups(&refs).len(), 3);
+    }
+
+    #[test]
+    fn an_expectation_selects_results_as_a_filter_selects_cells() {
+        use crate::outcome::FailKind;
+        use crate::results::CellResult;
+        let d = project();
+        let text = format!(
+            "{GOOD}run:\n  modes: [fsdax, devdax]\n  filesystems: [ext4, xfs]\nexpect:\n  - {{ variant: stock, fs: xfs, outcome: FAIL, kind: WARN }}\n  - {{ variant: fixed, mode: devdax, outcome: SKIP }}\n"
+        );
+        let s = parse(&d.path().join("scenarios/t.yaml"), &text).unwrap();
+        let warned = |c: &Cell| CellResult { kind: Some(FailKind::Warn), ..CellResult::new(c, Outcome::Fail, PathBuf::new()) };
+        let passed = |c: &Cell| CellResult::new(c, Outcome::Pass, PathBuf::new());
+        let mut seen = Vec::new();
+        for c in s.cells(&Filter::default(), None) {
+            let (fail_ok, pass_ok) = (crate::run::as_expected(&s, &warned(&c)), crate::run::as_expected(&s, &passed(&c)));
+            seen.push(format!("{} {fail_ok} {pass_ok}", c.key().id()));
+        }
+        assert_eq!(
+            seen,
+            [
+                "stock/memmap-ext4-pte-dio-read/run1 false true",
+                "stock/memmap-xfs-pte-dio-read/run1 true false",
+                // fs: xfs selects no devdax cell.
+                "stock/memmap-devdax-pte-dio-read/run1 false true",
+                "fixed/memmap-ext4-pte-dio-read/run1 false true",
+                "fixed/memmap-xfs-pte-dio-read/run1 false true",
+                // SKIP expected: a PASS is not.
+                "fixed/memmap-devdax-pte-dio-read/run1 false false",
+            ]
+        );
     }
 
     #[test]
