@@ -8,7 +8,7 @@
 //! under its cap, are taken, and they are written by name, never by the path
 //! the archive gives.
 
-use super::{cap, Source, FILES};
+use super::{cap, Recorded, FILES};
 use crate::error::{bad_input, infra, Context, Result};
 use crate::report::shell_quote;
 use std::io::{Read, Write};
@@ -17,7 +17,7 @@ use std::path::{Component, Path, PathBuf};
 /// The name of a cell's bundle (and of the directory in it):
 /// `kregress-<run id>-<variant>-<backend>-<fs>-<mapping>-<workload>-run<N>`,
 /// without the run id when the cell is not in a run's directory.
-fn name(src: &Source) -> String {
+fn name(src: &Recorded) -> String {
     let c = &src.cell;
     let cell = format!("{}-{}-{}-{}-{}-run{}", c.variant, c.backend, c.fs, c.mapping, c.workload, c.run);
     // results/<run id>/<variant>/<axes>/run<N>
@@ -30,7 +30,7 @@ fn name(src: &Source) -> String {
 
 /// The README of a bundle: what the cell showed, the one-line QEMU command
 /// that boots it from the unpacked directory, and the replay command.
-fn readme(src: &Source, file_name: &str) -> Result<String> {
+fn readme(src: &Recorded, file_name: &str) -> Result<String> {
     let hand = crate::vm::rebase_args(&src.boot.qemu_args, Path::new("bzImage"), Path::new("initramfs.cpio.gz"), Path::new("."), None)
         .map_err(|e| bad_input(format!("{}: {e}", src.dir.join("boot.json").display())))?;
     let mut line = String::new();
@@ -90,7 +90,7 @@ pub fn pack(cell_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     if !cell_dir.is_dir() {
         return Err(bad_input(format!("{}: not a cell's directory (results/<run>/<variant>/<axes>/run<N>)", cell_dir.display())));
     }
-    let src = Source::cell(cell_dir)?;
+    let src = Recorded::cell(cell_dir)?;
     let name = name(&src);
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("{name}.tar.gz")));
     let file_name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
@@ -233,7 +233,7 @@ mod tests {
         let into = top.path().join("unpacked");
         std::fs::create_dir(&into).unwrap();
         unpack(&out, &into).unwrap();
-        let src = Source::unpacked(&into).unwrap();
+        let src = Recorded::unpacked(&into).unwrap();
         src.verify_booted().unwrap();
         assert_eq!(std::fs::read(&src.config).unwrap(), b"CONFIG_FS_DAX=y\n");
         for f in ["console.log", "agent.jsonl", "qemu.cmdline", "result.json", "boot.json"] {

@@ -34,9 +34,10 @@ pub fn cap(name: &str) -> u64 {
     FILES.iter().find(|(n, _)| *n == name).map_or(0, |(_, c)| *c)
 }
 
-/// A cell to replay or bundle: its directory, its records and where the
-/// files its boot used are.
-pub struct Source {
+/// A cell as recorded, to replay or bundle: its directory, its records and
+/// where the files its boot used are. (Not [`crate::scenario::Source`],
+/// where a kernel's source comes from.)
+pub struct Recorded {
     /// The cell's directory (a results cell, or an unpacked bundle).
     pub dir: PathBuf,
     pub boot: BootRecord,
@@ -46,17 +47,17 @@ pub struct Source {
     pub config: PathBuf,
 }
 
-impl Source {
+impl Recorded {
     /// A results cell directory: the files are where boot.json says.
-    pub fn cell(dir: &Path) -> Result<Source> {
+    pub fn cell(dir: &Path) -> Result<Recorded> {
         let boot = results::load_boot(dir)?;
         let cell = results::load_cell(dir)?;
-        Ok(Source { dir: dir.to_path_buf(), bzimage: boot.bzimage.path.clone(), initramfs: boot.initramfs.path.clone(), config: boot.config.path.clone(), boot, cell })
+        Ok(Recorded { dir: dir.to_path_buf(), bzimage: boot.bzimage.path.clone(), initramfs: boot.initramfs.path.clone(), config: boot.config.path.clone(), boot, cell })
     }
 
     /// An unpacked bundle (see [`bundle::unpack`]): the files are beside boot.json.
-    pub fn unpacked(dir: &Path) -> Result<Source> {
-        let mut s = Source::cell(dir)?;
+    pub fn unpacked(dir: &Path) -> Result<Recorded> {
+        let mut s = Recorded::cell(dir)?;
         (s.bzimage, s.initramfs, s.config) = (dir.join("bzImage"), dir.join("initramfs.cpio.gz"), dir.join("config"));
         Ok(s)
     }
@@ -135,7 +136,7 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
     // A results cell is checked before anything is written beside it.
     let cell = match meta.is_dir() {
         true => {
-            let src = Source::cell(target)?;
+            let src = Recorded::cell(target)?;
             // A dry run: the replay rebases again, into its own directory.
             src.check(Path::new("pmem"), "0123456789abcdef")?;
             Some(src)
@@ -161,7 +162,7 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
                 let dir = out.join("bundle");
                 std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?;
                 bundle::unpack(target, &dir)?;
-                Source::unpacked(&dir)?
+                Recorded::unpacked(&dir)?
             }
         };
         let (original, replayed) = replay(&src, &out)?;
@@ -204,7 +205,7 @@ fn findings(original: &CellResult, replayed: &std::result::Result<CellResult, Ce
 /// result is Err(the cell the boot stopped at) when an earlier workload of
 /// the boot failed and stopped it before the cell's. The boot gets a fresh
 /// nonce, of the same length (see `vm::rebase_args`).
-pub fn replay(src: &Source, out: &Path) -> Result<(CellResult, std::result::Result<CellResult, CellResult>)> {
+pub fn replay(src: &Recorded, out: &Path) -> Result<(CellResult, std::result::Result<CellResult, CellResult>)> {
     let nonce = crate::run::boot_nonce()?;
     let pmem = out.join("pmem");
     let (index, rebased) = src.check(&pmem, &nonce)?;
@@ -286,7 +287,7 @@ mod tests {
     fn the_recorded_files_are_checked_by_hash() {
         let top = tempfile::tempdir().unwrap();
         let cell = fake_cell(top.path());
-        let src = Source::cell(&cell).unwrap();
+        let src = Recorded::cell(&cell).unwrap();
         src.verify_booted().unwrap();
         assert_eq!(src.cell.key().id(), "stock/memmap-ext4-pte-dio-read/run1");
         // The kernel in the cache changed: exit 2 naming the file and both hashes.
@@ -312,7 +313,7 @@ mod tests {
     fn a_replay_that_agrees_exits_0_another_failure_1_a_miss_3() {
         use crate::error::exit_code;
         let top = tempfile::tempdir().unwrap();
-        let original = Source::cell(&fake_cell(top.path())).unwrap().cell;
+        let original = Recorded::cell(&fake_cell(top.path())).unwrap().cell;
         let code = |r: &std::result::Result<CellResult, CellResult>| exit_code(&Ok(findings(&original, r)));
         assert_eq!(code(&Ok(original.clone())), 0);
         let other = CellResult { title: Some("BUG: unable to handle page fault".into()), ..original.clone() };
@@ -337,13 +338,13 @@ mod tests {
             ("\"sha256\": \"", "\"sha256\": \"zz", "sha256: \"zz"),
         ] {
             std::fs::write(&boot_json, text.replacen(from, to, 1)).unwrap();
-            let e = Source::cell(&cell).err().unwrap();
+            let e = Recorded::cell(&cell).err().unwrap();
             assert_eq!(e.exit_code(), 2);
             assert!(e.msg.starts_with(&format!("{}:", boot_json.display())) && e.msg.contains(why), "{}", e.msg);
         }
         // An argument kregress does not give QEMU is refused before anything boots.
         std::fs::write(&boot_json, text.replacen("\"stdio\"", "\"tcp::4444,server\"", 1)).unwrap();
-        let src = Source::cell(&cell).unwrap();
+        let src = Recorded::cell(&cell).unwrap();
         let out = top.path().join("out");
         std::fs::create_dir(&out).unwrap();
         let e = replay(&src, &out).err().unwrap();
@@ -356,7 +357,7 @@ mod tests {
         assert_eq!(std::fs::read_dir(&cell).unwrap().count(), before);
         // A cell of a kernel that did not build has no boot.json.
         std::fs::remove_file(&boot_json).unwrap();
-        let e = Source::cell(&cell).err().unwrap();
+        let e = Recorded::cell(&cell).err().unwrap();
         assert!(e.exit_code() == 2 && e.msg.contains("boot.json: missing: the cell did not boot"), "{}", e.msg);
     }
 }
