@@ -656,7 +656,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     }
 
     // kregress's clone of the repository (the user's checkout is never touched).
-    let scratch = tempfile::tempdir().map_err(|e| infra(format!("temp dir: {e}")))?;
+    let scratch = tempfile::tempdir().map_err(|e| infra(format!("temp dir: {e}")).because(e))?;
     let log = scratch.path().join("git.log");
     let clone = source::prepare(&Source::Git { repo: o.repo.clone(), rev: o.bad.clone() }, None, &log)?;
     // prepare resolved BAD.

@@ -265,7 +265,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
             Ok(Findings::default())
         }
         Cmd::Triage { console, json } => {
-            let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display()));
+            let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display())).because(e);
             let found = crate::triage::scan(std::fs::File::open(&console).map_err(bad)?).map_err(bad)?;
             let mut reports = found.kept.iter().collect::<Vec<_>>();
             reports.sort_by_key(|r| r.start_line);
@@ -346,7 +346,7 @@ struct NightlyOpts {
 /// subfolder, so it is left out), sorted.
 fn default_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| crate::error::bad_input(format!("{}: {e}", dir.display())))?
+        .map_err(|e| crate::error::bad_input(format!("{}: {e}", dir.display())).because(e))?
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))

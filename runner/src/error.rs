@@ -18,22 +18,33 @@ pub enum Class {
     Interrupted,
 }
 
+/// Why a command stopped: its [`Class`] (the exit code) and one line for
+/// the user. An error made from another (an I/O error, a failed command's)
+/// keeps it as its [`std::error::Error::source`], for code that asks what
+/// it was (`downcast_ref::<std::io::Error>()`); the message already quotes
+/// it, as kregress prints one line, never a chain.
 #[derive(Debug)]
 pub struct Error {
     pub class: Class,
+    /// The whole message, the source's text included.
     pub msg: String,
     /// A kernel build that failed to compile: the first line of make's
     /// output that says `error:` (the compiler's, the assembler's or the
     /// linker's), as [`crate::kernel::build`] saw it go by. `None` for every
     /// other failure, and for a build that failed without such a line.
     pub compiler_error: Option<String>,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
     pub fn new(class: Class, msg: impl Into<String>) -> Self {
-        Error { class, msg: msg.into(), compiler_error: None }
+        Error { class, msg: msg.into(), compiler_error: None, source: None }
+    }
+    /// The same error, made from `source` (whose text the message quotes).
+    pub fn because(self, source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+        Error { source: Some(source.into()), ..self }
     }
     /// The same error, carrying `line` as its [`Error::compiler_error`].
     pub fn with_compiler_error(self, line: Option<String>) -> Self {
@@ -110,22 +121,28 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
 
-/// Adds what was being done to a low-level error; I/O failures are the host's (Infra).
+/// Adds what was being done to a low-level error, kept as the source:
+/// `what: the error`. A failure of the host's I/O is the host's (Infra).
 pub trait Context<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
-impl<T> Context<T> for std::io::Result<T> {
-    fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| infra(format!("{}: {e}", what())))
-    }
-}
+/// The errors [`Context`] wraps: the host's and its libraries' (never a
+/// kregress [`Error`], whose class it would overwrite).
+pub trait Foreign: std::error::Error + Send + Sync + 'static {}
+impl Foreign for std::io::Error {}
+impl Foreign for serde_json::Error {}
+impl Foreign for tempfile::PersistError {}
 
-impl<T> Context<T> for serde_json::Result<T> {
+impl<T, E: Foreign> Context<T> for std::result::Result<T, E> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| infra(format!("{}: {e}", what())))
+        self.map_err(|e| infra(format!("{}: {e}", what())).because(e))
     }
 }
 
@@ -138,6 +155,17 @@ mod tests {
         let e = bad_input("t.yaml:7: unknown field `x\ny\r\u{1b}[31m`, expected one of `name`");
         assert_eq!(e.msg, "t.yaml:7: unknown field `x\\ny\\r\\u{1b}[31m`, expected one of `name`");
         assert_eq!(e.exit_code(), 2);
+    }
+
+    #[test]
+    fn an_error_made_from_another_keeps_it_as_its_source() {
+        use std::error::Error as _;
+        let e = std::fs::read("/nonexistent/kregress").context(|| "reading /nonexistent/kregress".into()).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert_eq!(e.msg, "reading /nonexistent/kregress: No such file or directory (os error 2)");
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>()).expect("the io::Error");
+        assert_eq!(io.kind(), std::io::ErrorKind::NotFound);
+        assert!(bad_input("x").source().is_none());
     }
 
     #[test]

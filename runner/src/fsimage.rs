@@ -27,7 +27,7 @@ pub fn make(fs: Fs, pmd: bool) -> Result<Vec<Chunk>> {
     c.arg("-V");
     let version = crate::proc::capture(c, crate::proc::deadline::QUICK)
         .map(|o| format!("{}{}", o.stdout, o.stderr))
-        .map_err(|e| crate::error::infra(format!("{} (install e2fsprogs/xfsprogs)", e.msg)))?;
+        .map_err(|e| crate::error::infra(format!("{} (install e2fsprogs/xfsprogs)", e.msg)).because(e))?;
     let key = cache::Key::new("fs-image-v2")
         .part("tool", tool.as_bytes())
         .part("args", args.join(" ").as_bytes())
@@ -65,7 +65,7 @@ pub fn make(fs: Fs, pmd: bool) -> Result<Vec<Chunk>> {
         let p = e.context(|| format!("reading {}", dir.display()))?.path();
         let name = p.file_name().unwrap_or_default().to_string_lossy().into_owned();
         if let Some(hex) = name.strip_suffix(".bin") {
-            let off = u64::from_str_radix(hex, 16).map_err(|e| crate::error::infra(format!("{}: {e}", p.display())))?;
+            let off = u64::from_str_radix(hex, 16).map_err(|e| crate::error::infra(format!("{}: {e}", p.display())).because(e))?;
             chunks.push((off, p));
         }
     }

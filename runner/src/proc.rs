@@ -259,7 +259,7 @@ impl Guard {
     pub fn spawn(cmd: &mut Command, deadline: Option<Duration>) -> Result<Guard> {
         let line = show(cmd);
         bind(cmd);
-        let child = cmd.spawn().map_err(|e| infra(format!("cannot start `{line}`: {e}")))?;
+        let child = cmd.spawn().map_err(|e| infra(format!("cannot start `{line}`: {e}")).because(e))?;
         let pgid = child.id() as i32;
         track(pgid);
         let deadline = deadline.map(|d| (d, Watchdog::start(pgid, d)));

@@ -353,7 +353,7 @@ pub fn load(file: &Path) -> Result<Scenario> {
     use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let shown = file.display();
-    let cannot = |e: std::io::Error| bad_input(format!("{shown}: cannot read scenario: {e}"));
+    let cannot = |e: std::io::Error| bad_input(format!("{shown}: cannot read scenario: {e}")).because(e);
     // Non-blocking: opening a FIFO must not wait for a writer (it is refused below).
     let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(file).map_err(cannot)?;
     let t = f.metadata().map_err(cannot)?.file_type();

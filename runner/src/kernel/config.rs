@@ -36,7 +36,7 @@ fn parse_line(l: &str) -> Option<(String, String)> {
 
 pub fn wanted(fragment: &Path) -> Result<Vec<Wanted>> {
     let text = std::fs::read_to_string(fragment)
-        .map_err(|e| bad_input(format!("{}: cannot read fragment: {e}", fragment.display())))?;
+        .map_err(|e| bad_input(format!("{}: cannot read fragment: {e}", fragment.display())).because(e))?;
     Ok(text
         .lines()
         .enumerate()

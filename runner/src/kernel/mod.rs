@@ -261,12 +261,9 @@ pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
         let keep = kernels.join(format!("failed-{key}"));
         let _ = std::fs::remove_dir_all(&keep);
         let _ = std::fs::rename(scratch.path(), &keep);
-        Err(kernel(format!(
-            "kernel build failed for variant {}: {}",
-            spec.variant,
-            e.msg.replace(&log.display().to_string(), &keep.join("build.log").display().to_string())
-        ))
-        .with_compiler_error(e.compiler_error))
+        let msg = format!("kernel build failed for variant {}: {}", spec.variant, e.msg.replace(&log.display().to_string(), &keep.join("build.log").display().to_string()));
+        let line = e.compiler_error.clone();
+        Err(kernel(msg).with_compiler_error(line).because(e))
     };
     let boot = build_dir.join("arch/x86/boot");
     let mut objects = 0usize;

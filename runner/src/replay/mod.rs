@@ -132,7 +132,7 @@ fn verdict(c: &CellResult) -> String {
 /// 1 when the kernel did something else (a kernel failure), 3 when the
 /// replay is a MISS (the harness's), through [`crate::error::exit_code`].
 pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
-    let meta = std::fs::metadata(target).map_err(|e| bad_input(format!("{}: {e}", target.display())))?;
+    let meta = std::fs::metadata(target).map_err(|e| bad_input(format!("{}: {e}", target.display())).because(e))?;
     // A results cell is checked before anything is written beside it.
     let cell = match meta.is_dir() {
         true => {
@@ -145,7 +145,7 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
     };
     let out = match out {
         Some(o) => {
-            std::fs::create_dir(o).map_err(|e| bad_input(format!("{}: {e}: replay writes into a new directory", o.display())))?;
+            std::fs::create_dir(o).map_err(|e| bad_input(format!("{}: {e}: replay writes into a new directory", o.display())).because(e))?;
             o.to_path_buf()
         }
         None if cell.is_some() => results::new_dir(target, &format!("replay-{}", results::stamp()))?.1,

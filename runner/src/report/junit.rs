@@ -75,5 +75,5 @@ pub fn render(reports: &[RunReport]) -> Result<String> {
         }
         report.add_test_suite(suite);
     }
-    report.to_string().map_err(|e| infra(format!("junit.xml: {e}")))
+    report.to_string().map_err(|e| infra(format!("junit.xml: {e}")).because(e))
 }
