@@ -669,7 +669,7 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
     let _ = std::fs::copy(&log, run_dir.join("git.log"));
     eprintln!("bisect: {} commit(s) from {} to {}, cell {}", between.len() + 1, short(&good), short(&bad), cell.key().axes());
 
-    let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
+    let image = crate::image::build(&crate::image::ImageOptions::default())?;
     let mut tester = KernelTester {
         scenario: &s,
         variant: variant.clone(),

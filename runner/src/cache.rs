@@ -107,13 +107,25 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Writes `bytes` to `path` atomically (temp file in the same dir + rename).
+/// A new file in `dir` to publish with a rename (`persist`): readable by
+/// all, as a file `>` makes (0644 under the usual umask; tempfile's own
+/// default, 0600, kept cache entries and results from other users and from
+/// a web server serving them).
+pub fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    use std::os::unix::fs::PermissionsExt;
+    tempfile::Builder::new()
+        .permissions(std::fs::Permissions::from_mode(0o644))
+        .tempfile_in(dir)
+        .context(|| format!("temp file in {}", dir.display()))
+}
+
+/// Writes `bytes` to `path` atomically (a [`temp_file`] in the same dir + rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).context(|| format!("temp file in {}", dir.display()))?;
+    let mut tmp = temp_file(dir)?;
     std::io::Write::write_all(&mut tmp, bytes).context(|| format!("writing {}", path.display()))?;
-    tmp.persist(path).map_err(|e| crate::error::infra(format!("renaming into {}: {e}", path.display())))?;
+    tmp.persist(path).context(|| format!("renaming into {}", path.display()))?;
     Ok(())
 }
 
@@ -132,6 +144,19 @@ pub fn lock(path: &Path) -> Result<File> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_file_written_atomically_is_readable_by_all() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("run.json");
+        super::write_atomic(&p, b"{}").unwrap();
+        // The umask, read without changing it (tests run in parallel).
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let umask = status.lines().find_map(|l| l.strip_prefix("Umask:")).map(|m| u32::from_str_radix(m.trim(), 8).unwrap()).unwrap();
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644 & !umask);
+        assert_eq!(std::fs::read(&p).unwrap(), b"{}");
+    }
+
     #[test]
     fn scratch_of_a_dead_run_is_removed_once_stale() {
         let top = tempfile::tempdir().unwrap();

@@ -8,11 +8,11 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::error::{bad_input, infra, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -21,52 +21,6 @@ const FORMAT: &str = "kregress-initramfs-v1";
 /// Target the agent is built for (the host's default; crt-static works with glibc's libc.a).
 pub const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
 pub const AGENT_RUSTFLAGS: &str = "-C target-feature=+crt-static";
-
-/// An error with the context it happened in (path, command, ...).
-#[derive(Debug)]
-pub struct ImageError {
-    pub context: String,
-    pub source: Option<Box<dyn std::error::Error + Send + Sync>>,
-}
-
-impl fmt::Display for ImageError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.source {
-            Some(s) => write!(f, "{}: {s}", self.context),
-            None => f.write_str(&self.context),
-        }
-    }
-}
-
-impl std::error::Error for ImageError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source
-            .as_deref()
-            .map(|e| e as &(dyn std::error::Error + 'static))
-    }
-}
-
-pub type Result<T, E = ImageError> = std::result::Result<T, E>;
-
-fn err(context: impl Into<String>) -> ImageError {
-    ImageError {
-        context: context.into(),
-        source: None,
-    }
-}
-
-trait Context<T> {
-    fn context(self, c: impl FnOnce() -> String) -> Result<T>;
-}
-
-impl<T, E: std::error::Error + Send + Sync + 'static> Context<T> for std::result::Result<T, E> {
-    fn context(self, c: impl FnOnce() -> String) -> Result<T> {
-        self.map_err(|e| ImageError {
-            context: c(),
-            source: Some(Box::new(e)),
-        })
-    }
-}
 
 /// `images/initramfs.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,24 +33,42 @@ pub struct Recipe {
     pub files: Vec<String>,
 }
 
+/// The largest recipe [`Recipe::load`] reads (the repository's is under 1 KiB).
+pub const RECIPE_MAX: u64 = 64 << 10;
+
 impl Recipe {
-    pub fn load(path: &Path) -> Result<Recipe> {
-        let text =
-            std::fs::read_to_string(path).context(|| format!("reading {}", path.display()))?;
-        Recipe::parse(&text).map_err(|e| ImageError {
-            context: format!("{}: {}", path.display(), e.context),
-            source: e.source,
-        })
+    /// Reads the recipe at `path`: the recipe and its text (part of the
+    /// image's key). A recipe that cannot be read or parsed is bad input,
+    /// one line naming the file, the line and the field.
+    pub fn load(path: &Path) -> Result<(Recipe, String)> {
+        use std::io::Read;
+        let shown = path.display();
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| f.take(RECIPE_MAX + 1).read_to_end(&mut bytes))
+            .map_err(|e| bad_input(format!("{shown}: cannot read the initramfs recipe: {e}")).because(e))?;
+        if bytes.len() as u64 > RECIPE_MAX {
+            return Err(bad_input(format!("{shown}: an initramfs recipe holds at most {RECIPE_MAX} bytes")));
+        }
+        let text = String::from_utf8(bytes).map_err(|e| bad_input(format!("{shown}: not UTF-8 text: {e}")).because(e))?;
+        Ok((Recipe::parse(path, &text)?, text))
     }
 
-    pub fn parse(text: &str) -> Result<Recipe> {
-        let r: Recipe =
-            serde_yaml::from_str(text).context(|| "bad initramfs recipe".to_string())?;
-        for p in r.tools.iter().chain(&r.files) {
+    /// Parses recipe text; `path` names it in errors.
+    pub fn parse(path: &Path, text: &str) -> Result<Recipe> {
+        let shown = path.display();
+        let r: Recipe = serde_yaml::from_str(text).map_err(|e| {
+            // serde_yaml appends " at line L column C"; the prefix says the line.
+            let msg = e.to_string();
+            let msg = msg.split(" at line ").next().unwrap_or(&msg).to_string();
+            let at = e.location().map_or(String::new(), |l| format!(":{}", l.line()));
+            bad_input(format!("{shown}{at}: {msg}")).because(e)
+        })?;
+        let fields = r.tools.iter().enumerate().map(|(i, p)| (format!("tools[{i}]"), p));
+        for (field, p) in fields.chain(r.files.iter().enumerate().map(|(i, p)| (format!("files[{i}]"), p))) {
             if !p.starts_with('/') || p.split('/').any(|c| c == "..") {
-                return Err(err(format!(
-                    "bad initramfs recipe: {p:?} must be an absolute path without '..'"
-                )));
+                let line = crate::yaml::line_of(text, &field).unwrap_or(1);
+                return Err(bad_input(format!("{shown}:{line}: {field}: {p:?} is not an absolute path without `..`")));
             }
         }
         Ok(r)
@@ -163,9 +135,7 @@ pub fn cache_root() -> PathBuf {
 /// Build the image (or find it in the cache).
 pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let mut commands = Vec::new();
-    let recipe_text = std::fs::read_to_string(&opts.recipe)
-        .context(|| format!("reading {}", opts.recipe.display()))?;
-    let recipe = Recipe::load(&opts.recipe)?;
+    let (recipe, recipe_text) = Recipe::load(&opts.recipe)?;
     let agent = match &opts.agent {
         Some(a) => a.clone(),
         None => build_agent(&opts.workspace, &agent_target(opts), &mut commands)?,
@@ -173,9 +143,9 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let agent_bytes =
         std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
     if let Some(interp) =
-        elf_interpreter(&agent_bytes).map_err(|e| err(format!("{}: {e}", agent.display())))?
+        elf_interpreter(&agent_bytes).map_err(|e| infra(format!("{}: {e}", agent.display())))?
     {
-        return Err(err(format!("the agent {} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'", agent.display())));
+        return Err(infra(format!("the agent {} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'", agent.display())));
     }
 
     let mut tree = Tree::default();
@@ -231,7 +201,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     for fs in [kregress_agent::Fs::Ext4, kregress_agent::Fs::Xfs] {
         for pmd in [false, true] {
             let dir = kregress_agent::config::premade_dir(fs, pmd);
-            for (off, file) in crate::fsimage::make(fs, pmd).map_err(|e| err(e.msg))? {
+            for (off, file) in crate::fsimage::make(fs, pmd)? {
                 let data = std::fs::read(&file).context(|| format!("reading {}", file.display()))?;
                 tree.file(&format!("{dir}/{off:08x}.bin"), 0o644, data, &file.display().to_string());
             }
@@ -254,8 +224,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         });
     }
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(&dir)
-        .context(|| format!("temporary file in {}", dir.display()))?;
+    let mut tmp = crate::cache::temp_file(&dir)?;
     {
         let gz = flate2::write::GzEncoder::new(
             std::io::BufWriter::new(tmp.as_file_mut()),
@@ -272,7 +241,6 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     tmp.as_file()
         .sync_all()
         .context(|| format!("fsync in {}", dir.display()))?;
-    set_readable(tmp.as_file());
     let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
     let artifact = ImageArtifact {
         path: path.clone(),
@@ -283,31 +251,13 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         cached: false,
         commands,
     };
-    write_atomic(
+    crate::cache::write_atomic(
         &dir.join("manifest.json"),
         &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"),
     )?;
     tmp.persist(&path)
         .context(|| format!("renaming into {}", path.display()))?;
     Ok(artifact)
-}
-
-fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .context(|| format!("temporary file in {}", dir.display()))?;
-    tmp.write_all(data)
-        .context(|| format!("writing {}", path.display()))?;
-    set_readable(tmp.as_file());
-    tmp.persist(path)
-        .context(|| format!("renaming into {}", path.display()))?;
-    Ok(())
-}
-
-/// tempfile creates files 0600; cache entries are plain 0644 files.
-fn set_readable(f: &std::fs::File) {
-    use std::os::unix::fs::PermissionsExt;
-    let _ = f.set_permissions(std::fs::Permissions::from_mode(0o644));
 }
 
 /// The agent's cargo target dir: one per checkout of kregress, so that two
@@ -375,10 +325,10 @@ pub fn build_agent(
     std::fs::create_dir_all(target_dir).context(|| format!("creating {}", target_dir.display()))?;
     let log = target_dir.join("kregress-cargo.log");
     let _ = std::fs::remove_file(&log);
-    crate::proc::run_logged(cmd, &log, Some(crate::proc::deadline::CARGO), |_| {}).map_err(|e| err(e.msg))?;
+    crate::proc::run_logged(cmd, &log, Some(crate::proc::deadline::CARGO), |_| {})?;
     let bin = target_dir.join(AGENT_TARGET).join("release/kregress-agent");
     if !bin.is_file() {
-        return Err(err(format!(
+        return Err(infra(format!(
             "{line} succeeded but {} is missing",
             bin.display()
         )));
@@ -393,19 +343,19 @@ pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<Pa
     commands.push(line.clone());
     let mut c = Command::new("ldd");
     c.arg(tool).env("LC_ALL", "C");
-    let out = crate::proc::capture(c, crate::proc::deadline::QUICK).map_err(|e| err(e.msg))?;
+    let out = crate::proc::capture(c, crate::proc::deadline::QUICK)?;
     let (stdout, stderr) = (&out.stdout, &out.stderr);
     if stdout.contains("not a dynamic executable") || stderr.contains("not a dynamic executable") {
         return Ok(vec![]);
     }
     if !out.status.success() {
-        return Err(err(format!("{line}: {}: {}", out.status, stderr.trim())));
+        return Err(infra(format!("{line}: {}: {}", out.status, stderr.trim())));
     }
-    let mut libs = parse_ldd(stdout).map_err(|e| err(format!("{line}: {e}")))?;
+    let mut libs = parse_ldd(stdout).map_err(|e| infra(format!("{line}: {e}")))?;
     // The loader named in PT_INTERP, even if ldd printed it under another name.
     let bytes = std::fs::read(tool).context(|| format!("reading {}", tool.display()))?;
     if let Some(interp) =
-        elf_interpreter(&bytes).map_err(|e| err(format!("{}: {e}", tool.display())))?
+        elf_interpreter(&bytes).map_err(|e| infra(format!("{}: {e}", tool.display())))?
     {
         let p = PathBuf::from(interp);
         if !libs.contains(&p) {
@@ -663,12 +613,27 @@ mod tests {
     }
 
     #[test]
-    fn recipe_validation() {
-        let r = Recipe::parse("tools: [/sbin/mkfs.ext4]\nfiles: [/etc/mke2fs.conf]\n").unwrap();
+    fn a_bad_recipe_is_bad_input_naming_its_line_and_field() {
+        let f = Path::new("images/initramfs.yaml");
+        let r = Recipe::parse(f, "tools: [/sbin/mkfs.ext4]\nfiles: [/etc/mke2fs.conf]\n").unwrap();
         assert_eq!(r.tools, vec!["/sbin/mkfs.ext4"]);
-        assert!(Recipe::parse("tools: [mkfs.ext4]\n").is_err());
-        assert!(Recipe::parse("tools: [/a/../b]\n").is_err());
-        assert!(Recipe::parse("tools: []\nextra: 1\n").is_err());
+        for (text, want) in [
+            ("tools:\n  - /sbin/mkfs.ext4\n  - mkfs.xfs\n", "images/initramfs.yaml:3: tools[1]: \"mkfs.xfs\" is not an absolute path without `..`"),
+            ("tools: []\nfiles: [/a/../b]\n", "images/initramfs.yaml:2: files[0]: \"/a/../b\" is not an absolute path without `..`"),
+            ("tools: []\nextra: 1\n", "images/initramfs.yaml:2: unknown field `extra`, expected `tools` or `files`"),
+            ("files: []\n", "images/initramfs.yaml:1: missing field `tools`"),
+        ] {
+            let e = Recipe::parse(f, text).unwrap_err();
+            assert_eq!((e.exit_code(), e.msg.as_str()), (2, want));
+        }
+        // Too large, or not there at all: bad input too, naming the file.
+        let d = tempfile::tempdir().unwrap();
+        let big = d.path().join("initramfs.yaml");
+        std::fs::write(&big, format!("tools: []\n#{}\n", "x".repeat(RECIPE_MAX as usize))).unwrap();
+        let e = Recipe::load(&big).unwrap_err();
+        assert_eq!((e.exit_code(), e.msg), (2, format!("{}: an initramfs recipe holds at most {RECIPE_MAX} bytes", big.display())));
+        let e = Recipe::load(&d.path().join("none.yaml")).unwrap_err();
+        assert!(e.exit_code() == 2 && e.msg.ends_with("none.yaml: cannot read the initramfs recipe: No such file or directory (os error 2)"), "{}", e.msg);
     }
 
     fn sample_tree() -> Tree {
@@ -791,10 +756,15 @@ mod tests {
         // Another recipe → another key.
         std::fs::write(&recipe, "tools: [/bin/true]\nfiles: [/etc/hostname]\n").unwrap();
         assert_ne!(build(&opts).unwrap().key, a.key);
-        // A dynamic "agent" is refused.
+        // A bad recipe is bad input (exit 2), not a host failure.
+        std::fs::write(&recipe, "tools: [true]\n").unwrap();
+        let e = build(&opts).unwrap_err();
+        assert_eq!((e.exit_code(), e.msg), (2, format!("{}:1: tools[0]: \"true\" is not an absolute path without `..`", recipe.display())));
+        // A dynamic "agent" is refused: the harness's failure (exit 3).
+        std::fs::write(&recipe, "tools: [/bin/true]\n").unwrap();
         std::fs::copy("/bin/true", &agent).unwrap();
-        let e = build(&opts).unwrap_err().to_string();
-        assert!(e.contains("dynamically linked"), "{e}");
+        let e = build(&opts).unwrap_err();
+        assert!(e.exit_code() == 3 && e.msg.contains("dynamically linked"), "{}", e.msg);
     }
 
     /// Minimal 64-bit ELF header with no program headers.

@@ -542,7 +542,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         }
         kernels.insert(c.variant.clone(), k);
     }
-    let image = crate::image::build(&crate::image::ImageOptions::default()).map_err(|e| infra(format!("initramfs: {e}")))?;
+    let image = crate::image::build(&crate::image::ImageOptions::default())?;
     let any_kernel = kernels.values().find_map(|k| k.as_ref().ok());
     let accel = match any_kernel {
         Some(k) => vm::resolve_accel(opts.accel, &k.bzimage)?,

@@ -96,7 +96,7 @@ pub fn pack(cell_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let file_name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let readme = readme(&src, &file_name)?;
-    let mut tmp = tempfile::NamedTempFile::new_in(parent).context(|| format!("temp file in {}", parent.display()))?;
+    let mut tmp = crate::cache::temp_file(parent)?;
     let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
     let mut tar = tar::Builder::new(gz);
     let header = |size: u64| {
@@ -132,9 +132,7 @@ pub fn pack(cell_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     }
     let gz = tar.into_inner().context(|| format!("writing {}", out.display()))?;
     gz.finish().and_then(|mut w| w.flush()).context(|| format!("writing {}", out.display()))?;
-    use std::os::unix::fs::PermissionsExt;
-    tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).context(|| format!("chmod {}", out.display()))?;
-    tmp.persist(&out).map_err(|e| infra(format!("renaming into {}: {e}", out.display())))?;
+    tmp.persist(&out).context(|| format!("renaming into {}", out.display()))?;
     Ok(out)
 }
 
