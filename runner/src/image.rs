@@ -148,7 +148,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         return Err(infra(format!("the agent {} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'", agent.display())));
     }
 
-    let mut tree = Tree::default();
+    let mut tree = Archive::default();
     for d in [
         "dev", "proc", "sys", "tmp", "mnt", "mnt/pmem", "root", "etc",
     ] {
@@ -429,12 +429,12 @@ enum Node {
 
 /// The archive's contents, keyed by path without the leading '/'.
 #[derive(Debug, Default)]
-struct Tree {
+struct Archive {
     nodes: BTreeMap<String, Node>,
     sources: BTreeMap<String, String>,
 }
 
-impl Tree {
+impl Archive {
     fn dir(&mut self, path: &str) {
         let path = path.trim_matches('/');
         let mut acc = String::new();
@@ -636,8 +636,8 @@ mod tests {
         assert!(e.exit_code() == 2 && e.msg.ends_with("none.yaml: cannot read the initramfs recipe: No such file or directory (os error 2)"), "{}", e.msg);
     }
 
-    fn sample_tree() -> Tree {
-        let mut t = Tree::default();
+    fn sample_tree() -> Archive {
+        let mut t = Archive::default();
         t.dir("dev");
         t.insert(
             "dev/console",
