@@ -6,11 +6,32 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering:
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use kregress_agent::{FailKind, WorkloadSpec};
+use kregress_agent::{FailKind, Mapping, WorkloadSpec};
 
 use super::{round2, Failure, Finished, Target};
 use crate::hang;
 use crate::sys::{self, Fd, Map, MIB};
+
+/// O_DIRECT reads from the raw device into the file's mapping on `threads` threads,
+/// while one thread loops ftruncate(0) / ftruncate(size) and punches holes. A call that
+/// does not return within `hang` seconds is a HANG.
+pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
+    let size = spec.size;
+    let file = Arc::new(Fd::open(&t.file, libc::O_RDWR)?);
+    let dev = Arc::new(Fd::open(&t.raw_dev, libc::O_RDWR | libc::O_DIRECT)?);
+    let nthreads = spec.threads as usize;
+    let race = Arc::new(Race::new(nthreads));
+    for i in 0..nthreads {
+        let (file, dev, mapping) = (file.clone(), dev.clone(), t.mapping);
+        spawn(&race, format!("dio-{i}"), move |r| read_loop(r, &file, &dev, i, size, mapping))?;
+    }
+    {
+        let file = file.clone();
+        spawn(&race, "truncate".into(), move |r| truncate_loop(r, &file, size))?;
+    }
+    let elapsed = watch(spec, t, &race)?;
+    result(t, &race, elapsed)
+}
 
 /// Shared state of the truncate race.
 struct Race {
@@ -33,6 +54,25 @@ struct Race {
 }
 
 impl Race {
+    /// The race of `nthreads` I/O threads and the truncating thread, starting now.
+    fn new(nthreads: usize) -> Race {
+        Race {
+            start: Instant::now(),
+            stop: AtomicBool::new(false),
+            trunc_since: AtomicU64::new(0),
+            trunc_op: Mutex::new(""),
+            io_since: (0..nthreads).map(|_| AtomicU64::new(0)).collect(),
+            running: AtomicUsize::new(0),
+            truncates: AtomicU64::new(0),
+            punches: AtomicU64::new(0),
+            ios: AtomicU64::new(0),
+            partial: AtomicU64::new(0),
+            efault: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            first_errno: AtomicI32::new(0),
+            first_error: Mutex::new(None),
+        }
+    }
     fn now(&self) -> u64 {
         self.start.elapsed().as_millis() as u64 + 1
     }
@@ -41,6 +81,25 @@ impl Race {
             self.first_errno.store(errno, SeqCst);
             *self.first_error.lock().unwrap() = Some(what);
         }
+    }
+    /// One call of the truncating thread, `name` to the watchdog while it lasts.
+    fn trunc_call(&self, name: &'static str, f: impl FnOnce() -> sys::SysResult<()>) -> sys::SysResult<()> {
+        *self.trunc_op.lock().unwrap() = name;
+        self.trunc_since.store(self.now(), SeqCst);
+        let r = f();
+        self.trunc_since.store(0, SeqCst);
+        r
+    }
+    /// The call blocked over `hang_ms` at `now`, and for how many ms: the
+    /// truncating thread's first, then the I/O threads' in their order.
+    fn stuck(&self, now: u64, hang_ms: u64) -> Option<(String, u64)> {
+        let since = self.trunc_since.load(SeqCst);
+        if since != 0 && now.saturating_sub(since) > hang_ms {
+            return Some((self.trunc_op.lock().unwrap().to_string(), now - since));
+        }
+        self.io_since.iter().map(|s| s.load(SeqCst)).find_map(|since| {
+            (since != 0 && now.saturating_sub(since) > hang_ms).then(|| ("pread".to_string(), now - since))
+        })
     }
     fn counters(&self) -> BTreeMap<String, u64> {
         let mut c = BTreeMap::new();
@@ -58,175 +117,113 @@ impl Race {
     }
 }
 
-/// O_DIRECT reads from the raw device into the file's mapping on `threads` threads,
-/// while one thread loops ftruncate(0) / ftruncate(size) and punches holes. A call that
-/// does not return within `hang` seconds is a HANG.
-pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
-    let size = spec.size;
-    let file = Arc::new(Fd::open(&t.file, libc::O_RDWR)?);
-    let dev = Arc::new(Fd::open(&t.raw_dev, libc::O_RDWR | libc::O_DIRECT)?);
-    let nthreads = spec.threads as usize;
-    let race = Arc::new(Race {
-        start: Instant::now(),
-        stop: AtomicBool::new(false),
-        trunc_since: AtomicU64::new(0),
-        trunc_op: Mutex::new(""),
-        io_since: (0..nthreads).map(|_| AtomicU64::new(0)).collect(),
-        running: AtomicUsize::new(0),
-        truncates: AtomicU64::new(0),
-        punches: AtomicU64::new(0),
-        ios: AtomicU64::new(0),
-        partial: AtomicU64::new(0),
-        efault: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        first_errno: AtomicI32::new(0),
-        first_error: Mutex::new(None),
-    });
+/// Starts a thread of the race, counted in `running` until it ends.
+fn spawn(race: &Arc<Race>, name: String, f: impl FnOnce(&Race) + Send + 'static) -> Result<(), Failure> {
+    let r = race.clone();
+    race.running.fetch_add(1, SeqCst);
+    std::thread::Builder::new()
+        .name(name)
+        .spawn(move || {
+            f(&r);
+            r.running.fetch_sub(1, SeqCst);
+        })
+        .map(|_| ())
+        .map_err(|e| Failure {
+            kind: FailKind::IoError,
+            errno: e.raw_os_error(),
+            detail: format!("spawn: {e}"),
+            wedged: false,
+        })
+}
 
-    for i in 0..nthreads {
-        let (race, file, dev, mapping) = (race.clone(), file.clone(), dev.clone(), t.mapping);
-        race.running.fetch_add(1, SeqCst);
-        std::thread::Builder::new()
-            .name(format!("dio-{i}"))
-            .spawn(move || {
-                // The I/O thread never touches the mapping itself: after a truncate, GUP on
-                // the range beyond EOF fails and pread returns EFAULT (counted), no SIGBUS.
-                match Map::shared(&file, size as usize, mapping) {
-                    Err(e) => race.error(e.to_string(), e.errno),
-                    Ok(map) => {
-                        let chunks = size as usize / MIB;
-                        let mut c = i % chunks;
-                        while !race.stop.load(SeqCst) {
-                            let off = c * MIB;
-                            race.io_since[i].store(race.now(), SeqCst);
-                            let n = unsafe {
-                                libc::pread(
-                                    dev.0,
-                                    map.ptr.add(off) as *mut libc::c_void,
-                                    MIB,
-                                    off as libc::off_t,
-                                )
-                            };
-                            let errno = sys::errno();
-                            race.io_since[i].store(0, SeqCst);
-                            if n == MIB as isize {
-                                race.ios.fetch_add(1, SeqCst);
-                            } else if n >= 0 {
-                                race.partial.fetch_add(1, SeqCst);
-                            } else if errno == libc::EFAULT {
-                                race.efault.fetch_add(1, SeqCst);
-                            } else {
-                                race.error(
-                                    format!(
-                                        "pread({MIB} bytes at {off}) into the DAX mapping: {}",
-                                        sys::errno_name(errno)
-                                    ),
-                                    errno,
-                                );
-                            }
-                            c = (c + 1) % chunks;
-                        }
-                    }
-                }
-                race.running.fetch_sub(1, SeqCst);
-            })
-            .map_err(|e| Failure {
-                kind: FailKind::IoError,
-                errno: e.raw_os_error(),
-                detail: format!("spawn: {e}"),
-                wedged: false,
-            })?;
+/// I/O thread `i`: O_DIRECT reads from the device into its own mapping of the
+/// file, 1 MiB at a time from chunk `i` on, round and round until the race stops.
+fn read_loop(race: &Race, file: &Fd, dev: &Fd, i: usize, size: u64, mapping: Mapping) {
+    // The I/O thread never touches the mapping itself: after a truncate, GUP on
+    // the range beyond EOF fails and pread returns EFAULT (counted), no SIGBUS.
+    let map = match Map::shared(file, size as usize, mapping) {
+        Ok(map) => map,
+        Err(e) => {
+            race.error(e.to_string(), e.errno);
+            return;
+        }
+    };
+    let chunks = size as usize / MIB;
+    let mut c = i % chunks;
+    while !race.stop.load(SeqCst) {
+        read_chunk(race, dev, &map, i, c * MIB);
+        c = (c + 1) % chunks;
     }
-    {
-        let (race, file) = (race.clone(), file.clone());
-        race.running.fetch_add(1, SeqCst);
-        std::thread::Builder::new()
-            .name("truncate".into())
-            .spawn(move || {
-                let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
-                let mut i = 0u64;
-                let op = |name: &'static str, f: &dyn Fn() -> sys::SysResult<()>| {
-                    *race.trunc_op.lock().unwrap() = name;
-                    race.trunc_since.store(race.now(), SeqCst);
-                    let r = f();
-                    race.trunc_since.store(0, SeqCst);
-                    r
-                };
-                while !race.stop.load(SeqCst) {
-                    let r = op("ftruncate(0)", &|| sys::ftruncate(&file, 0))
-                        .and_then(|_| op("ftruncate(size)", &|| sys::ftruncate(&file, size)));
-                    match r {
-                        Ok(()) => {
-                            race.truncates.fetch_add(1, SeqCst);
-                        }
-                        Err(e) => {
-                            race.error(e.to_string(), e.errno);
-                            std::thread::sleep(Duration::from_millis(10));
-                        }
-                    }
-                    i += 1;
-                    if i.is_multiple_of(4) {
-                        rng ^= rng << 13;
-                        rng ^= rng >> 7;
-                        rng ^= rng << 17;
-                        let off = (rng % (size / MIB as u64)) * MIB as u64;
-                        match op("fallocate(PUNCH_HOLE)", &|| {
-                            sys::punch_hole(&file, off, MIB as u64)
-                        }) {
-                            Ok(()) => {
-                                race.punches.fetch_add(1, SeqCst);
-                            }
-                            Err(e) => race.error(e.to_string(), e.errno),
-                        }
-                    }
-                }
-                race.running.fetch_sub(1, SeqCst);
-            })
-            .map_err(|e| Failure {
-                kind: FailKind::IoError,
-                errno: e.raw_os_error(),
-                detail: format!("spawn: {e}"),
-                wedged: false,
-            })?;
-    }
+}
 
+/// One pread of 1 MiB at `off`, watched and counted: full, partial, EFAULT
+/// (beyond EOF), or an error.
+fn read_chunk(race: &Race, dev: &Fd, map: &Map, i: usize, off: usize) {
+    race.io_since[i].store(race.now(), SeqCst);
+    let n = unsafe { libc::pread(dev.0, map.ptr.add(off) as *mut libc::c_void, MIB, off as libc::off_t) };
+    let errno = sys::errno();
+    race.io_since[i].store(0, SeqCst);
+    if n == MIB as isize {
+        race.ios.fetch_add(1, SeqCst);
+    } else if n >= 0 {
+        race.partial.fetch_add(1, SeqCst);
+    } else if errno == libc::EFAULT {
+        race.efault.fetch_add(1, SeqCst);
+    } else {
+        race.error(
+            format!("pread({MIB} bytes at {off}) into the DAX mapping: {}", sys::errno_name(errno)),
+            errno,
+        );
+    }
+}
+
+/// The truncating thread: ftruncate(0) then ftruncate(size), and every fourth
+/// round a 1 MiB hole punched at a random offset, until the race stops. A failed
+/// call is recorded; after a failed truncate the thread waits 10 ms.
+fn truncate_loop(race: &Race, file: &Fd, size: u64) {
+    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut i = 0u64;
+    while !race.stop.load(SeqCst) {
+        let r = race
+            .trunc_call("ftruncate(0)", || sys::ftruncate(file, 0))
+            .and_then(|_| race.trunc_call("ftruncate(size)", || sys::ftruncate(file, size)));
+        match r {
+            Ok(()) => {
+                race.truncates.fetch_add(1, SeqCst);
+            }
+            Err(e) => {
+                race.error(e.to_string(), e.errno);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        i += 1;
+        if i.is_multiple_of(4) {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let off = (rng % (size / MIB as u64)) * MIB as u64;
+            match race.trunc_call("fallocate(PUNCH_HOLE)", || sys::punch_hole(file, off, MIB as u64)) {
+                Ok(()) => {
+                    race.punches.fetch_add(1, SeqCst);
+                }
+                Err(e) => race.error(e.to_string(), e.errno),
+            }
+        }
+    }
+}
+
+/// Lets the race run for `seconds`, checking every 50 ms that no call is blocked
+/// over `hang` seconds, then stops it and waits for its threads. Returns the
+/// seconds it ran; a blocked call is a HANG.
+fn watch(spec: &WorkloadSpec, t: &Target, race: &Race) -> Result<f64, Failure> {
     let hang_ms = t.hang as u64 * 1000;
     let run_for = Duration::from_secs(spec.seconds as u64);
     let mut stopped_at: Option<Instant> = None;
     loop {
         std::thread::sleep(Duration::from_millis(50));
         let now = race.now();
-        let mut stuck: Option<(String, u64)> = None;
-        let since = race.trunc_since.load(SeqCst);
-        if since != 0 && now.saturating_sub(since) > hang_ms {
-            stuck = Some((race.trunc_op.lock().unwrap().to_string(), now - since));
-        }
-        for s in &race.io_since {
-            let since = s.load(SeqCst);
-            if stuck.is_none() && since != 0 && now.saturating_sub(since) > hang_ms {
-                stuck = Some(("pread".to_string(), now - since));
-            }
-        }
-        if let Some((op, waited_ms)) = stuck {
-            // Stacks first, while the other threads are still where the hang left them.
-            let waited = Duration::from_millis(waited_ms);
-            hang::report_hang("workload", spec.name(), &op, waited);
-            race.stop.store(true, SeqCst);
-            let c = race.counters();
-            return Err(Failure {
-                kind: FailKind::Hang,
-                errno: None,
-                detail: format!(
-                    "{op} did not return within {} s ({:.1} s into the run; {} truncates, {} punches, {} I/Os, {} EFAULT before it)",
-                    t.hang,
-                    (now - waited_ms) as f64 / 1000.0,
-                    c["truncates"],
-                    c["punches"],
-                    c["ios"],
-                    c["efault"]
-                ),
-                wedged: true,
-            });
+        if let Some((op, waited_ms)) = race.stuck(now, hang_ms) {
+            return Err(blocked(spec, t, race, &op, now, waited_ms));
         }
         if stopped_at.is_none() && race.start.elapsed() >= run_for {
             race.stop.store(true, SeqCst);
@@ -236,10 +233,37 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
             break;
         }
     }
-    let elapsed = stopped_at
+    Ok(stopped_at
         .map(|s| s - race.start)
         .unwrap_or_else(|| race.start.elapsed())
-        .as_secs_f64();
+        .as_secs_f64())
+}
+
+/// `op` blocked for `waited_ms` at `now`: its stacks reported, the race stopped, a HANG.
+fn blocked(spec: &WorkloadSpec, t: &Target, race: &Race, op: &str, now: u64, waited_ms: u64) -> Failure {
+    // Stacks first, while the other threads are still where the hang left them.
+    let waited = Duration::from_millis(waited_ms);
+    hang::report_hang("workload", spec.name(), op, waited);
+    race.stop.store(true, SeqCst);
+    let c = race.counters();
+    Failure {
+        kind: FailKind::Hang,
+        errno: None,
+        detail: format!(
+            "{op} did not return within {} s ({:.1} s into the run; {} truncates, {} punches, {} I/Os, {} EFAULT before it)",
+            t.hang,
+            (now - waited_ms) as f64 / 1000.0,
+            c["truncates"],
+            c["punches"],
+            c["ios"],
+            c["efault"]
+        ),
+        wedged: true,
+    }
+}
+
+/// PASS with the rate of calls that did work, or IO_ERROR with the first failed call.
+fn result(t: &Target, race: &Race, elapsed: f64) -> Result<Finished, Failure> {
     let c = race.counters();
     // Calls that did work; the fast EFAULT failures while the file is short do not count.
     let ops = c["truncates"] + c["punches"] + c["ios"] + c["partial"];
