@@ -410,6 +410,40 @@ impl LineParser {
     }
 }
 
+/// The symbolic name of an errno value (`EOPNOTSUPP`), as titles and details print it;
+/// `errno N` for one not in the table.
+pub fn errno_name(e: i32) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTTY => "ENOTTY",
+        libc::ESRCH => "ESRCH",
+        libc::ECHILD => "ECHILD",
+        libc::E2BIG => "E2BIG",
+        libc::EHWPOISON => "EHWPOISON",
+        libc::ENODATA => "ENODATA",
+        _ => return std::borrow::Cow::Owned(format!("errno {e}")),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -636,38 +670,3 @@ mod tests {
         assert_eq!(parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"nonsense\"}}"), NONCE), None);
     }
 }
-
-/// The symbolic name of an errno value (`EOPNOTSUPP`), as titles and details print it;
-/// `errno N` for one not in the table.
-pub fn errno_name(e: i32) -> std::borrow::Cow<'static, str> {
-    std::borrow::Cow::Borrowed(match e {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ENOSYS => "ENOSYS",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EXDEV => "EXDEV",
-        libc::ENOTTY => "ENOTTY",
-        libc::ESRCH => "ESRCH",
-        libc::ECHILD => "ECHILD",
-        libc::E2BIG => "E2BIG",
-        libc::EHWPOISON => "EHWPOISON",
-        libc::ENODATA => "ENODATA",
-        _ => return std::borrow::Cow::Owned(format!("errno {e}")),
-    })
-}
-
