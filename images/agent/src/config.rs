@@ -29,22 +29,31 @@ use std::str::FromStr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Where the guest's pmem comes from.
 pub enum Backend {
+    /// Legacy `memmap=N!S` pmem: /dev/pmem0 (DAX side) and /dev/pmem1 (raw).
     Memmap,
+    /// QEMU NVDIMMs: namespace0.0 is the DAX side, namespace1.0 stays raw.
     Nvdimm,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// The filesystem made on the DAX side (fsdax) and mounted `-o dax`.
 pub enum Fs {
+    /// ext4.
     Ext4,
+    /// XFS, with reflink (see [`mkfs_args`]).
     Xfs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// The page size the workloads ask for when they map the DAX side.
 pub enum Mapping {
+    /// 4 KiB pages (MADV_NOHUGEPAGE).
     Pte,
+    /// 2 MiB pages where the kernel can (a 2 MiB-aligned address and MADV_HUGEPAGE).
     Pmd,
 }
 
@@ -53,13 +62,16 @@ pub enum Mapping {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
+    /// A DAX filesystem on /dev/pmemN: the workloads map a file on it.
     #[default]
     Fsdax,
+    /// The character device /dev/daxX.Y: the workloads map the device.
     Devdax,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
+/// The workload families, by the names `kregress.workloads=` and scenarios use.
 pub enum WorkloadKind {
     /// O_DIRECT read from /dev/pmem1 into the DAX mapping (GUP for write).
     DioRead,
@@ -92,7 +104,9 @@ pub enum WorkloadKind {
 macro_rules! str_enum {
     ($t:ty { $($v:ident => $s:literal),* $(,)? }) => {
         impl $t {
+            /// The name on the kernel command line and in scenarios.
             pub fn as_str(&self) -> &'static str { match self { $(Self::$v => $s),* } }
+            /// Every value, in declaration order.
             pub const ALL: &'static [$t] = &[$(Self::$v),*];
         }
         impl fmt::Display for $t {
@@ -133,8 +147,9 @@ impl WorkloadKind {
     }
 }
 
+/// A bad `kregress.*` parameter or workload: what is wrong, in one line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError(pub String);
+pub struct ConfigError(String);
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -158,6 +173,7 @@ pub const MAX_THREADS: u32 = 16;
 /// One workload with every parameter resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkloadSpec {
+    /// The workload family.
     pub kind: WorkloadKind,
     /// Bytes of the test file / transfer (multiple of 2 MiB for pmd, of 1 MiB otherwise).
     pub size: u64,
@@ -229,6 +245,7 @@ impl WorkloadSpec {
         }
     }
 
+    /// The workload's name: its family's.
     pub fn name(&self) -> &'static str {
         self.kind.as_str()
     }
@@ -307,10 +324,13 @@ impl fmt::Display for WorkloadSpec {
 /// Everything the agent needs to know, from the kernel command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuestConfig {
+    /// Where the pmem comes from.
     pub backend: Backend,
     /// fsdax: `fs` on /dev/pmemN; devdax: /dev/daxX.Y, no filesystem.
     pub mode: Mode,
+    /// The filesystem (fsdax).
     pub fs: Fs,
+    /// The mapping of every workload that does not name its own.
     pub mapping: Mapping,
     /// Seconds a single blocking operation may take before it is reported as a HANG.
     pub hang: u32,
@@ -329,6 +349,7 @@ pub struct GuestConfig {
     /// timing differs between kernel builds); a wait lets it pass, and costs
     /// little host time because an idle icount guest skips ahead (sleep=off).
     pub settle_ms: u32,
+    /// The workloads, in the order they run.
     pub workloads: Vec<WorkloadSpec>,
     /// The boot's nonce (empty: none), see [`crate::protocol`].
     pub nonce: String,
@@ -494,7 +515,7 @@ pub fn parse_size(s: &str) -> Result<u64, ConfigError> {
 }
 
 /// Largest exact suffix: 67108864 → "64M".
-pub fn format_size(n: u64) -> String {
+fn format_size(n: u64) -> String {
     for (shift, suf) in [(30, "G"), (20, "M"), (10, "K")] {
         if n != 0 && n.is_multiple_of(1u64 << shift) {
             return format!("{}{suf}", n >> shift);

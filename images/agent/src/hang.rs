@@ -50,7 +50,7 @@ impl Drop for OpGuard {
 }
 
 /// The call that has been running longest, and for how long.
-pub fn oldest_op() -> Option<(&'static str, Duration)> {
+fn oldest_op() -> Option<(&'static str, Duration)> {
     let ops = OPS.lock().unwrap_or_else(|e| e.into_inner());
     ops.iter()
         .map(|(_, n, t)| (*n, t.elapsed()))
@@ -122,7 +122,7 @@ fn parse_stat(stat: &str) -> Option<(String, String, i32)> {
 }
 
 /// Kernel stack lines without the "[<0>] " prefix.
-pub fn parse_stack(s: &str) -> Vec<String> {
+fn parse_stack(s: &str) -> Vec<String> {
     s.lines()
         .map(|l| match l.find("] ") {
             Some(i) if l.starts_with("[<") => l[i + 2..].trim().to_string(),
@@ -134,7 +134,7 @@ pub fn parse_stack(s: &str) -> Vec<String> {
 
 /// Every thread of the agent and of its children, plus every other task in D state
 /// (kernel threads included), with their kernel stacks.
-pub fn collect_stacks() -> Vec<ThreadStack> {
+fn collect_stacks() -> Vec<ThreadStack> {
     let me = std::process::id() as i32;
     let mut out = Vec::new();
     let Ok(procs) = std::fs::read_dir("/proc") else {

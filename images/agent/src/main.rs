@@ -14,8 +14,10 @@ mod workloads;
 
 use std::time::{Duration, Instant};
 
-use kregress_agent::{FailKind, GuestConfig, Message, Mode, Outcome, PROTOCOL_VERSION, VERSION};
+use kregress_agent::config::premade_dir;
+use kregress_agent::{FailKind, GuestConfig, Mapping, Message, Mode, Outcome, WorkloadSpec, PROTOCOL_VERSION, VERSION};
 
+/// A workload's result without figures or counters.
 fn result(
     name: &str,
     outcome: Outcome,
@@ -83,41 +85,51 @@ fn main() {
 /// Everything between hello and done. Returns false when the harness itself failed
 /// (bad configuration, setup error, teardown problem); workload failures are results, not errors.
 fn run(cmdline: &str, t0: Instant) -> bool {
-    let cfg = match GuestConfig::from_cmdline(cmdline) {
-        Ok(c) => c,
+    let Some(cfg) = read_config(cmdline) else {
+        return false;
+    };
+    setup::step("config", true, cfg.to_cmdline(), t0);
+    let Some(devs) = prepare_storage(&cfg) else {
+        return false;
+    };
+    let devdax = cfg.mode == Mode::Devdax;
+    let mut ok = true;
+    if cfg.workloads.is_empty() && !devdax {
+        ok = probe_dax();
+    }
+    settle(&cfg);
+    let wedged = run_workloads(&cfg, &devs);
+    ok &= setup::teardown(&cfg, Some(&devs), !devdax, wedged);
+    ok
+}
+
+/// The configuration on the kernel command line; a bad one is reported (phase `config`).
+fn read_config(cmdline: &str) -> Option<GuestConfig> {
+    match GuestConfig::from_cmdline(cmdline) {
+        Ok(c) => Some(c),
         Err(e) => {
             Message::Error {
                 phase: "config".into(),
                 detail: format!("{e} (in /proc/cmdline: {})", cmdline.trim()),
             }
             .emit();
-            return false;
+            None
         }
-    };
-    setup::step("config", true, cfg.to_cmdline(), t0);
+    }
+}
 
-    let miss_all = |why: &str| {
-        for w in &cfg.workloads {
-            result(w.name(), Outcome::Miss, None, None, why.to_string()).emit();
-        }
-    };
-
-    // pmem, mkfs, mount
+/// The pmem devices and, for fsdax, the filesystem on the DAX side, mounted `-o dax`.
+/// On failure: the error, every workload MISS, what was set up torn down, and None.
+fn prepare_storage(cfg: &GuestConfig) -> Option<setup::Devices> {
     let t = Instant::now();
-    let devs = match setup::prepare_pmem(&cfg) {
+    let devs = match setup::prepare_pmem(cfg) {
         Ok(d) => d,
         Err(e) => {
             setup::step("pmem", false, e.clone(), t);
-            Message::Error {
-                phase: "pmem".into(),
-                detail: e.clone(),
-            }
-            .emit();
-            miss_all(&format!("setup failed: {e}"));
-            return false;
+            setup_failed(cfg, "pmem", e);
+            return None;
         }
     };
-    let devdax = cfg.mode == Mode::Devdax;
     setup::step(
         "pmem",
         true,
@@ -127,159 +139,191 @@ fn run(cmdline: &str, t0: Instant) -> bool {
         ),
         t,
     );
-    if !devdax {
-        let t = Instant::now();
-        let made = if cfg.premade {
-            setup::write_premade(&kregress_agent::config::premade_dir(cfg.fs, cfg.wants_pmd()), &devs.fs_dev)
-        } else {
-            setup::mkfs(cfg.fs, &devs.fs_dev, cfg.wants_pmd())
-        };
-        let mounted = made.and_then(|m| {
-            setup::step("mkfs", true, m, t);
-            let t = Instant::now();
-            let r = setup::mount_dax(cfg.fs, &devs.fs_dev);
-            if let Ok(m) = &r {
-                setup::step("mount", true, m.clone(), t);
-            }
-            r
-        });
-        if let Err(e) = mounted {
-            setup::step("mkfs+mount", false, e.clone(), t);
-            Message::Error {
-                phase: "mkfs".into(),
-                detail: e.clone(),
-            }
-            .emit();
-            miss_all(&format!("setup failed: {e}"));
-            setup::teardown(&cfg, Some(&devs), false, false);
-            return false;
+    if cfg.mode != Mode::Devdax {
+        if let Err(e) = make_filesystem(cfg, &devs) {
+            setup_failed(cfg, "mkfs", e);
+            setup::teardown(cfg, Some(&devs), false, false);
+            return None;
         }
     }
+    Some(devs)
+}
 
-    // workloads
-    let mut ok = true;
-    let mut wedged = false;
-    if cfg.workloads.is_empty() && !devdax {
-        // Still report whether DAX is on.
-        if let Err(e) =
-            setup::create_test_file(&format!("{}/probe.dat", setup::MNT), 2 << 20, false)
-        {
+/// fsdax: the filesystem made on the DAX side (or the host-made one written
+/// there), then mounted `-o dax`; a step for each, or one failed step.
+fn make_filesystem(cfg: &GuestConfig, devs: &setup::Devices) -> Result<(), String> {
+    let t = Instant::now();
+    let made = if cfg.premade {
+        setup::write_premade(&premade_dir(cfg.fs, cfg.wants_pmd()), &devs.fs_dev)
+    } else {
+        setup::mkfs(cfg.fs, &devs.fs_dev, cfg.wants_pmd())
+    };
+    let mounted = made.and_then(|m| {
+        setup::step("mkfs", true, m, t);
+        let t = Instant::now();
+        setup::mount_dax(cfg.fs, &devs.fs_dev).map(|m| setup::step("mount", true, m, t))
+    });
+    mounted.inspect_err(|e| setup::step("mkfs+mount", false, e.clone(), t))
+}
+
+/// Setup failed in `phase`: the error, and every workload MISS.
+fn setup_failed(cfg: &GuestConfig, phase: &str, e: String) {
+    let why = format!("setup failed: {e}");
+    Message::Error {
+        phase: phase.into(),
+        detail: e,
+    }
+    .emit();
+    for w in &cfg.workloads {
+        result(w.name(), Outcome::Miss, None, None, why.clone()).emit();
+    }
+}
+
+/// No workloads: a test file still shows whether DAX is on (its `dax_check`).
+/// False when it cannot be made.
+fn probe_dax() -> bool {
+    match setup::create_test_file(&format!("{}/probe.dat", setup::MNT), 2 << 20, false) {
+        Ok(_) => true,
+        Err(e) => {
             Message::Error {
                 phase: "dax-check".into(),
                 detail: e.to_string(),
             }
             .emit();
-            ok = false;
+            false
         }
     }
+}
+
+/// The wait before the first workload ([`GuestConfig::settle_ms`]).
+fn settle(cfg: &GuestConfig) {
     if cfg.settle_ms > 0 && !cfg.workloads.is_empty() {
-        std::thread::sleep(std::time::Duration::from_millis(cfg.settle_ms.into()));
+        std::thread::sleep(Duration::from_millis(cfg.settle_ms.into()));
     }
-    for spec in cfg.workloads.clone() {
-        let name = spec.name();
+}
+
+/// The workloads in order; once one has wedged the filesystem, the rest are SKIP.
+/// Returns whether the filesystem is wedged.
+fn run_workloads(cfg: &GuestConfig, devs: &setup::Devices) -> bool {
+    let mut wedged = false;
+    for spec in &cfg.workloads {
         if wedged {
             result(
-                name,
+                spec.name(),
                 Outcome::Skip,
                 None,
                 None,
                 "skipped: an earlier hang left threads stuck on the filesystem".into(),
             )
             .emit();
-            continue;
-        }
-        Message::WorkloadStart {
-            name: name.into(),
-            spec: spec.to_string(),
-        }
-        .emit();
-        let file = if devdax {
-            devs.fs_dev.clone()
         } else {
-            format!("{}/{name}.dat", setup::MNT)
-        };
-        let created = if devdax {
-            setup::check_dax_size(&devs.fs_dev, spec.size).map(|()| true)
-        } else {
-            setup::create_test_file(
-            &file,
-            spec.size,
-            cfg.mapping_for(&spec) == kregress_agent::Mapping::Pmd,
-            )
-        };
-        match created {
-            Ok(true) => {}
-            Ok(false) => {
-                result(
-                    name,
-                    Outcome::Miss,
-                    None,
-                    None,
-                    format!("DAX not active on {file} (STATX_ATTR_DAX unset)"),
-                )
-                .emit();
-                continue;
-            }
-            Err(e) => {
-                result(
-                    name,
-                    Outcome::Miss,
-                    None,
-                    Some(e.errno),
-                    format!("creating the test file: {e}"),
-                )
-                .emit();
-                continue;
-            }
+            wedged = run_workload(cfg, devs, spec);
         }
-        let target = workloads::Target {
-            file,
-            mode: cfg.mode,
-            raw_dev: devs.raw_dev.clone(),
-            mapping: cfg.mapping_for(&spec),
-            hang: cfg.hang,
-            virtual_time: cfg.virtual_time,
-        };
-        let t = Instant::now();
-        let deadline = Duration::from_secs(spec.deadline as u64);
-        let spec2 = spec.clone();
-        let hang_limit = Duration::from_secs(cfg.hang as u64);
-        let r = hang::run_watched(name, deadline, hang_limit, move || {
-            workloads::run(&spec2, &target)
-        });
-        let msg = match r {
-            hang::Watched::OpHang { op, waited } => {
-                wedged = true;
-                result(
-                    name,
-                    Outcome::Fail,
-                    Some(FailKind::Hang),
-                    None,
-                    format!(
-                        "{op} did not return within {} s (waited {:.1} s)",
-                        cfg.hang,
-                        waited.as_secs_f64()
-                    ),
-                )
-            }
-            hang::Watched::Deadline => {
-                wedged = true;
-                result(
-                    name,
-                    Outcome::Fail,
-                    Some(FailKind::Hang),
-                    None,
-                    format!(
-                        "did not finish within its deadline of {} s ({:.1} s)",
-                        spec.deadline,
-                        t.elapsed().as_secs_f64()
-                    ),
-                )
-            }
-            hang::Watched::Done(Ok(f)) if f.skipped.is_some() => {
-                result(name, Outcome::Skip, None, None, f.skipped.unwrap_or_default())
-            }
-            hang::Watched::Done(Ok(f)) => Message::WorkloadResult {
+    }
+    wedged
+}
+
+/// One workload: its start, its test file, its run under the watchdog, its
+/// result. Returns whether it wedged the filesystem.
+fn run_workload(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -> bool {
+    Message::WorkloadStart {
+        name: spec.name().into(),
+        spec: spec.to_string(),
+    }
+    .emit();
+    let file = match test_file(cfg, devs, spec) {
+        Ok(f) => f,
+        Err(miss) => {
+            miss.emit();
+            return false;
+        }
+    };
+    let target = workloads::Target {
+        file,
+        mode: cfg.mode,
+        raw_dev: devs.raw_dev.clone(),
+        mapping: cfg.mapping_for(spec),
+        hang: cfg.hang,
+        virtual_time: cfg.virtual_time,
+    };
+    let t = Instant::now();
+    let deadline = Duration::from_secs(spec.deadline as u64);
+    let hang_limit = Duration::from_secs(cfg.hang as u64);
+    let spec2 = spec.clone();
+    let watched = hang::run_watched(spec.name(), deadline, hang_limit, move || {
+        workloads::run(&spec2, &target)
+    });
+    let (msg, wedged) = workload_result(cfg, spec, watched, t);
+    msg.emit();
+    wedged
+}
+
+/// What the workload runs on. devdax: the device, checked to be large enough;
+/// fsdax: a new file of the workload's size under the mount, with DAX on.
+/// Otherwise the workload's MISS.
+fn test_file(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -> Result<String, Message> {
+    let name = spec.name();
+    let devdax = cfg.mode == Mode::Devdax;
+    let file = if devdax {
+        devs.fs_dev.clone()
+    } else {
+        format!("{}/{name}.dat", setup::MNT)
+    };
+    let created = if devdax {
+        setup::check_dax_size(&devs.fs_dev, spec.size).map(|()| true)
+    } else {
+        setup::create_test_file(&file, spec.size, cfg.mapping_for(spec) == Mapping::Pmd)
+    };
+    match created {
+        Ok(true) => Ok(file),
+        Ok(false) => Err(result(name, Outcome::Miss, None, None, format!("DAX not active on {file} (STATX_ATTR_DAX unset)"))),
+        Err(e) => Err(result(name, Outcome::Miss, None, Some(e.errno), format!("creating the test file: {e}"))),
+    }
+}
+
+/// The result of a watched workload started at `t`, and whether it left the
+/// filesystem wedged (a hang always does; a failure when it says so).
+fn workload_result(
+    cfg: &GuestConfig,
+    spec: &WorkloadSpec,
+    watched: hang::Watched<Result<workloads::Finished, workloads::Failure>>,
+    t: Instant,
+) -> (Message, bool) {
+    let name = spec.name();
+    match watched {
+        hang::Watched::OpHang { op, waited } => (
+            result(
+                name,
+                Outcome::Fail,
+                Some(FailKind::Hang),
+                None,
+                format!(
+                    "{op} did not return within {} s (waited {:.1} s)",
+                    cfg.hang,
+                    waited.as_secs_f64()
+                ),
+            ),
+            true,
+        ),
+        hang::Watched::Deadline => (
+            result(
+                name,
+                Outcome::Fail,
+                Some(FailKind::Hang),
+                None,
+                format!(
+                    "did not finish within its deadline of {} s ({:.1} s)",
+                    spec.deadline,
+                    t.elapsed().as_secs_f64()
+                ),
+            ),
+            true,
+        ),
+        hang::Watched::Done(Ok(f)) if f.skipped.is_some() => {
+            (result(name, Outcome::Skip, None, None, f.skipped.unwrap_or_default()), false)
+        }
+        hang::Watched::Done(Ok(f)) => (
+            Message::WorkloadResult {
                 name: name.into(),
                 outcome: Outcome::Pass,
                 kind: None,
@@ -289,14 +333,11 @@ fn run(cmdline: &str, t0: Instant) -> bool {
                 ops_per_s: f.ops_per_s,
                 counters: f.counters,
             },
-            hang::Watched::Done(Err(f)) => {
-                wedged |= f.wedged;
-                result(name, Outcome::Fail, Some(f.kind), f.errno, f.detail)
-            }
-        };
-        msg.emit();
+            false,
+        ),
+        hang::Watched::Done(Err(f)) => {
+            let wedged = f.wedged;
+            (result(name, Outcome::Fail, Some(f.kind), f.errno, f.detail), wedged)
+        }
     }
-
-    ok &= setup::teardown(&cfg, Some(&devs), !devdax, wedged);
-    ok
 }

@@ -27,16 +27,16 @@ pub const MARKER: &str = "KREGRESS> ";
 const MARKER_WORD: &str = "KREGRESS>";
 
 /// The longest nonce accepted.
-pub const MAX_NONCE: usize = 64;
+pub(crate) const MAX_NONCE: usize = 64;
 
 /// Whether `s` can be a boot's nonce: 1 to [`MAX_NONCE`] ASCII letters and digits.
-pub fn is_nonce(s: &str) -> bool {
+pub(crate) fn is_nonce(s: &str) -> bool {
     !s.is_empty() && s.len() <= MAX_NONCE && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// What the agent prints in place of a nonce when it has none (the runner
 /// ignores such lines): not a valid nonce, so never taken for one.
-pub const NO_NONCE: &str = "-";
+const NO_NONCE: &str = "-";
 
 static NONCE: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
@@ -61,8 +61,11 @@ pub enum Gup {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
+/// How a workload (or the teardown) ended.
 pub enum Outcome {
+    /// It ran and its checks held.
     Pass,
+    /// It ran and failed: see the [`FailKind`].
     Fail,
     /// The harness could not run the test (e.g. DAX not active, setup failed).
     Miss,
@@ -72,22 +75,30 @@ pub enum Outcome {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+/// Why a workload (or the teardown) failed.
 pub enum FailKind {
+    /// A call, or the whole workload, did not return within its limit.
     Hang,
+    /// Data read back differs from what was written.
     DataCorruption,
+    /// A call failed with an errno the workload does not expect.
     IoError,
 }
 
-/// One thread (task) and its kernel stack, from /proc/<pid>/task/<tid>/.
+/// One thread (task) and its kernel stack, from `/proc/<pid>/task/<tid>/`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ThreadStack {
+    /// Process (thread group) id.
     pub pid: i32,
+    /// Thread id.
     pub tid: i32,
+    /// Thread name.
     pub comm: String,
     /// State letter from /proc/.../stat (R, S, D, ...).
     pub state: String,
+    /// Where the thread sleeps, from /proc/.../wchan.
     pub wchan: String,
-    /// Frames without the "[<0>] " prefix, innermost first, e.g. "ext4_break_layouts+0x1a9/0x2c0".
+    /// Frames without the `"[<0>] "` prefix, innermost first, e.g. "ext4_break_layouts+0x1a9/0x2c0".
     pub stack: Vec<String>,
 }
 
@@ -97,7 +108,9 @@ pub struct ThreadStack {
 pub enum Message {
     /// First line after the agent started.
     Hello {
+        /// The agent's version.
         version: String,
+        /// [`PROTOCOL_VERSION`] of the agent.
         protocol: u32,
         /// `uname -r`.
         kernel: String,
@@ -106,38 +119,60 @@ pub enum Message {
     },
     /// Progress: a setup/teardown step finished (or failed: `ok` false).
     Step {
+        /// The step: "config", "pmem", "mkfs", "mount", ...
         name: String,
+        /// Whether it succeeded.
         ok: bool,
+        /// What it did (the command, the devices), or why it failed.
         detail: String,
+        /// How long it took.
         elapsed_ms: u64,
     },
     /// STATX_ATTR_DAX of the test file.
     DaxCheck {
+        /// The test file.
         path: String,
+        /// Whether STATX_ATTR_DAX is set.
         dax: bool,
     },
+    /// A workload begins.
     WorkloadStart {
+        /// The workload's name (`dio-read`, ...).
         name: String,
+        /// Its every parameter, as the kernel command line spells it.
         spec: String,
     },
     /// One measured pass of a throughput workload.
     Sample {
+        /// The workload's name.
         workload: String,
+        /// The pass, from 0 (a warm-up).
         pass: u32,
+        /// The GUP path of this run of the pass.
         gup: Gup,
+        /// Throughput in MB/s (per virtual second under icount).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mb_per_s: Option<f64>,
+        /// Operations per second, for workloads that count operations.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ops_per_s: Option<f64>,
     },
+    /// How a workload ended.
     WorkloadResult {
+        /// The workload's name.
         name: String,
+        /// PASS, FAIL, MISS or SKIP.
         outcome: Outcome,
+        /// Why it failed (FAIL only).
         kind: Option<FailKind>,
+        /// The errno of the failed call, when a call failed.
         errno: Option<i32>,
+        /// What was done and seen, or what went wrong, in one line.
         detail: String,
+        /// Mean throughput over all passes (throughput workloads).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         mb_per_s: Option<f64>,
+        /// Operations per second (race workloads, and some throughput ones).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         ops_per_s: Option<f64>,
         /// Free-form counters (ios, truncates, efault, ...).
@@ -152,23 +187,35 @@ pub enum Message {
         what: String,
         /// The operation that is stuck, e.g. "ftruncate" or "umount".
         op: String,
+        /// How long it had been waiting.
         waited_s: f64,
+        /// The agent's threads and its children's, and every other task in D state, with their kernel stacks.
         threads: Vec<ThreadStack>,
     },
+    /// How the teardown (umount, unbinding the pmem devices) ended.
     Teardown {
+        /// PASS, FAIL, or SKIP (an earlier hang left the filesystem wedged).
         outcome: Outcome,
+        /// Why it failed (FAIL only).
         kind: Option<FailKind>,
+        /// What each step did and how long it took, or what went wrong.
         detail: String,
+        /// How long the teardown took.
         elapsed_ms: u64,
     },
     /// Fatal agent-side error (bad configuration, setup failed); the run is MISS.
     Error {
+        /// Where: "mount" (the early mounts), "config", "pmem", "mkfs", "dax-check", or "panic".
         phase: String,
+        /// What went wrong.
         detail: String,
     },
     /// Last line before power-off.
     Done {
+        /// False when the harness itself failed (configuration, setup, teardown);
+        /// workload failures are results, not a failed harness.
         ok: bool,
+        /// Time from the agent's start to this line.
         elapsed_ms: u64,
     },
 }
@@ -184,7 +231,7 @@ impl Message {
     }
 
     /// Print the message on stdout (the console in the guest), with the nonce
-    /// given to [`set_nonce`] ([`NO_NONCE`] before). The whole line goes out
+    /// given to [`set_nonce`] (`-`, never a nonce, before). The whole line goes out
     /// in one write(2), bypassing std's buffer, and lines from several threads never mix.
     pub fn emit(&self) {
         use std::io::Write;
@@ -298,7 +345,8 @@ pub struct LineParser {
 impl LineParser {
     const MAX_LINES: u32 = 16;
 
-    /// A parser for the boot whose nonce is `nonce` (see [`is_nonce`]).
+    /// A parser for the boot whose nonce is `nonce`: 1 to 64 ASCII letters and
+    /// digits (given anything else, it accepts no line).
     pub fn new(nonce: &str) -> Self {
         LineParser { nonce: nonce.to_string(), ..Self::default() }
     }
@@ -360,6 +408,40 @@ impl LineParser {
         }
         self.pending = Some(json);
     }
+}
+
+/// The symbolic name of an errno value (`EOPNOTSUPP`), as titles and details print it;
+/// `errno N` for one not in the table.
+pub fn errno_name(e: i32) -> std::borrow::Cow<'static, str> {
+    std::borrow::Cow::Borrowed(match e {
+        libc::EPERM => "EPERM",
+        libc::ENOENT => "ENOENT",
+        libc::EINTR => "EINTR",
+        libc::EIO => "EIO",
+        libc::ENXIO => "ENXIO",
+        libc::EBADF => "EBADF",
+        libc::EAGAIN => "EAGAIN",
+        libc::ENOMEM => "ENOMEM",
+        libc::EACCES => "EACCES",
+        libc::EFAULT => "EFAULT",
+        libc::EBUSY => "EBUSY",
+        libc::EEXIST => "EEXIST",
+        libc::ENODEV => "ENODEV",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::EROFS => "EROFS",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::ETIMEDOUT => "ETIMEDOUT",
+        libc::EXDEV => "EXDEV",
+        libc::ENOTTY => "ENOTTY",
+        libc::ESRCH => "ESRCH",
+        libc::ECHILD => "ECHILD",
+        libc::E2BIG => "E2BIG",
+        libc::EHWPOISON => "EHWPOISON",
+        libc::ENODATA => "ENODATA",
+        _ => return std::borrow::Cow::Owned(format!("errno {e}")),
+    })
 }
 
 #[cfg(test)]
@@ -588,38 +670,3 @@ mod tests {
         assert_eq!(parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"nonsense\"}}"), NONCE), None);
     }
 }
-
-/// The symbolic name of an errno value (`EOPNOTSUPP`), as titles and details print it;
-/// `errno N` for one not in the table.
-pub fn errno_name(e: i32) -> std::borrow::Cow<'static, str> {
-    std::borrow::Cow::Borrowed(match e {
-        libc::EPERM => "EPERM",
-        libc::ENOENT => "ENOENT",
-        libc::EINTR => "EINTR",
-        libc::EIO => "EIO",
-        libc::ENXIO => "ENXIO",
-        libc::EBADF => "EBADF",
-        libc::EAGAIN => "EAGAIN",
-        libc::ENOMEM => "ENOMEM",
-        libc::EACCES => "EACCES",
-        libc::EFAULT => "EFAULT",
-        libc::EBUSY => "EBUSY",
-        libc::EEXIST => "EEXIST",
-        libc::ENODEV => "ENODEV",
-        libc::EINVAL => "EINVAL",
-        libc::ENOSPC => "ENOSPC",
-        libc::EROFS => "EROFS",
-        libc::ENOSYS => "ENOSYS",
-        libc::EOPNOTSUPP => "EOPNOTSUPP",
-        libc::ETIMEDOUT => "ETIMEDOUT",
-        libc::EXDEV => "EXDEV",
-        libc::ENOTTY => "ENOTTY",
-        libc::ESRCH => "ESRCH",
-        libc::ECHILD => "ECHILD",
-        libc::E2BIG => "E2BIG",
-        libc::EHWPOISON => "EHWPOISON",
-        libc::ENODATA => "ENODATA",
-        _ => return std::borrow::Cow::Owned(format!("errno {e}")),
-    })
-}
-

@@ -65,7 +65,8 @@ pub fn ensure_console() {
     }
 }
 
-pub fn find_tool(name: &str) -> Option<String> {
+/// The path of a host tool copied into the initramfs, if it is there.
+fn find_tool(name: &str) -> Option<String> {
     TOOL_DIRS
         .iter()
         .map(|d| format!("{d}/{name}"))
@@ -73,13 +74,13 @@ pub fn find_tool(name: &str) -> Option<String> {
 }
 
 /// Why a tool run failed (command, exit status, last lines of its output).
-pub struct ToolError {
-    pub detail: String,
+struct ToolError {
+    detail: String,
 }
 
 /// Run a host tool copied into the initramfs, with a deadline. Returns its stdout.
 /// On timeout the child is left running (it is likely in D state) and a hang report is emitted.
-pub fn run_tool(
+fn run_tool(
     phase: &str,
     name: &str,
     args: &[&str],
