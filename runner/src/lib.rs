@@ -1,6 +1,16 @@
 //! kregress: builds Linux kernels with and without a fix, boots each in QEMU
 //! with emulated persistent memory, runs DAX + O_DIRECT workloads that pin
 //! ZONE_DEVICE pages through GUP, and compares what happened.
+//!
+//! The pipeline, one stage per module (docs/ARCHITECTURE.md has the map):
+//!
+//! ```text
+//! scenario → kernel → image → vm → run → triage → results → compare/rules → post
+//!   → report (pure renderers) / nightly / bisect / replay
+//! ```
+//!
+//! Below them, with no import of anything above: `outcome`, `stats`, `text`,
+//! `error` (one error type, one exit-code table), `cache`, `proc`, `ui`, `yaml`.
 
 pub mod bisect;
 pub mod cache;
