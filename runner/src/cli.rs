@@ -79,6 +79,10 @@ pub enum Cmd {
         /// Also write one combined report of all scenarios here.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Select cells as `run --only` does, in every scenario (a scenario
+        /// with no selected cell is left out; none at all is an error).
+        #[arg(long, default_value = "")]
+        only: String,
         #[arg(long, value_enum, default_value = "auto")]
         accel: AccelArg,
         #[arg(short, long)]
@@ -231,8 +235,8 @@ pub fn run(cli: Cli) -> Result<Findings> {
             println!("noise floor: {}\n\n{}", floors.note(), crate::compare::render_table(&verdicts));
             Ok(Findings::default())
         }
-        Cmd::Nightly { scenarios, results, baseline, history, out, accel, jobs } => {
-            let opts = NightlyOpts { results, baseline: Baseline::parse(&baseline), history, out, accel: accel.into(), jobs: jobs.unwrap_or_else(crate::run::default_vms) };
+        Cmd::Nightly { scenarios, results, baseline, history, out, only, accel, jobs } => {
+            let opts = NightlyOpts { results, baseline: Baseline::parse(&baseline), history, out, only: scenario::Filter::parse(&only)?, accel: accel.into(), jobs: jobs.unwrap_or_else(crate::run::default_vms) };
             nightly(&scenarios, &opts)
         }
         Cmd::Report { runs, baseline, history, out } => report(&runs, &Baseline::parse(&baseline), history, out.as_deref()),
@@ -338,6 +342,7 @@ struct NightlyOpts {
     baseline: Baseline,
     history: usize,
     out: Option<PathBuf>,
+    only: scenario::Filter,
     accel: crate::vm::Accel,
     jobs: usize,
 }
@@ -363,10 +368,14 @@ fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
     let files = if scenarios.is_empty() { default_scenarios(std::path::Path::new("scenarios"))? } else { scenarios.to_vec() };
     // Validate every file before the first (long) run.
     let loaded: Vec<scenario::Scenario> = files.iter().map(|f| scenario::load(f)).collect::<Result<_>>()?;
+    let selected: Vec<&scenario::Scenario> = loaded.iter().filter(|s| !s.cells(&opts.only, None).is_empty()).collect();
+    if selected.is_empty() {
+        return Err(crate::error::bad_input("nightly --only: the filter selects no cell in any scenario"));
+    }
     let mut reports = Vec::new();
-    for s in &loaded {
+    for s in selected {
         let run_opts = crate::run::RunOpts {
-            only: scenario::Filter::default(),
+            only: opts.only.clone(),
             runs: None,
             resume: None,
             accel: opts.accel,

@@ -100,11 +100,13 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
         .collect())
 }
 
-/// Every cell of `new` (and every cell only the baseline had) against
-/// `baseline`; `earlier` are older nightlies, pooled for throughput.
+/// Every cell of `new` (and every cell only the baseline had that `new`'s
+/// `--only` selects) against `baseline`; `earlier` are older nightlies,
+/// pooled for throughput.
 pub fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let mut names: Vec<String> = Vec::new();
-    for c in new.cells.iter().chain(baseline.iter().flat_map(|b| &b.cells)) {
+    let selected = baseline.iter().flat_map(|b| &b.cells).filter(|c| new.only.matches(&c.key()));
+    for c in new.cells.iter().chain(selected) {
         let n = c.key().name();
         if !names.contains(&n) {
             names.push(n);
@@ -414,6 +416,27 @@ mod tests {
         let e = classify(&refs(&[wall]), &refs(&[pass(874.0)]), &[], &floors()).unwrap_err();
         assert_eq!(e.exit_code(), 2);
         assert!(e.to_string().contains("wall") && e.to_string().contains("icount"), "{e}");
+    }
+
+    /// `nightly --only`: a cell the night did not select is not judged (it
+    /// was not run, which says nothing about it); one it selected and did
+    /// not get is.
+    #[test]
+    fn cells_left_out_by_only_are_not_judged() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs");
+        let base = results::load(&root.join("20261126-162904-bio-release-devmap-wakeup")).unwrap();
+        let mut night = base.clone();
+        night.only = crate::scenario::Filter::parse("workload=truncate-during-dio").unwrap();
+        night.cells.retain(|c| c.workload == "truncate-during-dio" && c.variant == "stock");
+        let v = classify_runs(Some(&base), &night, &[], &floors()).unwrap();
+        let cells: Vec<&str> = v.iter().map(|r| r.cell.as_str()).collect();
+        assert!(!cells.is_empty() && cells.iter().all(|c| c.ends_with("truncate-during-dio")), "{cells:?}");
+        // fixed's truncate-during-dio was selected and is missing: said so.
+        let fixed = v.iter().find(|r| r.cell.starts_with("fixed/")).expect("the selected, missing cell is judged");
+        assert_eq!((fixed.status, fixed.note.as_str()), (Status::Inconclusive, "not run tonight"));
+        // Without a selection every baseline cell counts.
+        night.only = Default::default();
+        assert!(classify_runs(Some(&base), &night, &[], &floors()).unwrap().iter().any(|r| r.cell.ends_with("dio-read")));
     }
 
     #[test]

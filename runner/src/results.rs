@@ -6,7 +6,7 @@
 use crate::cache::write_atomic;
 use crate::error::{bad_input, Context, Result};
 use crate::outcome::{FailKind, Outcome};
-use crate::scenario::{Cell, CellKey, Timing};
+use crate::scenario::{Cell, CellKey, Filter, Timing};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -182,6 +182,10 @@ pub struct RunRecord {
     /// Variant → the kernel it booted (variants that did not build have none).
     #[serde(default, deserialize_with = "checked::or_default")]
     pub kernels: BTreeMap<String, KernelRecord>,
+    /// The `--only` selection the run was made with (empty: the whole
+    /// matrix): a cell it leaves out was not run, which is no change.
+    #[serde(default, skip_serializing_if = "Filter::is_empty")]
+    pub only: Filter,
     pub cells: Vec<CellResult>,
 }
 

@@ -495,6 +495,7 @@ mod tests {
             c
         };
         let rec = RunRecord {
+            only: Default::default(),
             run_id: "r".into(),
             scenario: "s".into(),
             scenario_file: PathBuf::new(),

@@ -494,6 +494,18 @@ fn host_info(accel: Accel) -> results::HostInfo {
     }
 }
 
+/// The progress line of a finished cell: `[3/8] fixed/memmap-ext4-pte-dio-read/run1: FAIL HANG (title)`,
+/// outcomes spelled as everywhere else.
+fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
+    format!(
+        "[{n}/{total}] {}: {}{}{}",
+        res.key().id(),
+        res.outcome,
+        res.kind.map(|k| format!(" {k}")).unwrap_or_default(),
+        res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
+    )
+}
+
 /// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
 pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     let cells = s.cells(&opts.only, opts.runs);
@@ -517,10 +529,13 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
                 started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
                 host: results::HostInfo::default(),
                 kernels: BTreeMap::new(),
+                only: Default::default(),
                 cells: vec![],
             }
         }
     };
+    // The latest selection defines the run (a resume may widen it).
+    rec.only = opts.only.clone();
     let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.key() == c.key())).collect();
 
     // Kernels: a variant that does not build makes its cells ERROR.
@@ -570,13 +585,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         },
         |res: CellResult| {
             let n = done.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
-            bar.done(&format!(
-                "[{n}/{total}] {}: {:?}{}{}",
-                res.key().id(),
-                res.outcome,
-                res.kind.map(|k| format!(" {k:?}")).unwrap_or_default(),
-                res.title.as_deref().map(|t| format!(" ({t})")).unwrap_or_default()
-            ), res.outcome != Outcome::Pass);
+            bar.done(&progress_line(n, total, &res), res.outcome != Outcome::Pass);
             let mut r = rec.lock().unwrap();
             r.cells.push(res);
             results::save(&r)
@@ -683,6 +692,17 @@ mod tests {
             ops_per_s: None,
             counters: Default::default(),
         }
+    }
+
+    /// Outcomes in progress lines as everywhere else (not their Debug form, "Fail Hang").
+    #[test]
+    fn progress_lines_spell_outcomes_as_the_reports_do() {
+        let stored = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup");
+        let rec = results::load(&stored).unwrap();
+        let hang = rec.cells.iter().find(|c| c.outcome == Outcome::Fail).unwrap();
+        assert_eq!(progress_line(2, 6, hang), "[2/6] stock/memmap-ext4-pte-truncate-during-dio/run1: FAIL HANG (INFO: task hung in ext4_break_layouts)");
+        let pass = rec.cells.iter().find(|c| c.outcome == Outcome::Pass).unwrap();
+        assert!(progress_line(1, 6, pass).ends_with(": PASS"), "{}", progress_line(1, 6, pass));
     }
 
     #[test]

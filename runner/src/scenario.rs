@@ -721,6 +721,11 @@ impl Filter {
         Ok(f)
     }
 
+    /// Whether it selects every cell.
+    pub fn is_empty(&self) -> bool {
+        *self == Filter::default()
+    }
+
     /// Whether the cell `k` names is selected: a filesystem selects fsdax
     /// cells only (a devdax key's `fs` is `devdax`, no filesystem's name).
     pub fn matches(&self, k: &CellKey) -> bool {

@@ -85,3 +85,22 @@ fn fix_gained_is_fixed_unchanged_is_not_judged_fix_lost_is_new_failure_and_repro
     assert_eq!(out.status.code(), Some(1), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains("INFO: task hung in ext4_break_layouts"), "{text}");
 }
+
+/// `nightly --only` that selects no cell in any scenario is bad input,
+/// refused before anything is built or booted.
+#[test]
+fn nightly_only_selecting_nothing_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .current_dir(root())
+        .args(["nightly", "--only", "variant=nosuch", "--results"])
+        .arg(d.path().join("results"))
+        .arg("scenarios/bio-release-devmap-wakeup.yaml")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("nightly --only: the filter selects no cell in any scenario"), "{stderr}");
+    assert!(!d.path().join("results").exists(), "nothing written");
+}

@@ -50,6 +50,7 @@ fn passes(variant: &str, workload: &str, mbs: &[f64]) -> Vec<CellResult> {
 
 fn record(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
     RunRecord {
+        only: Default::default(),
         run_id: run_id.into(),
         scenario: "test".into(),
         scenario_file: PathBuf::new(),
