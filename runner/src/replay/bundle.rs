@@ -95,6 +95,9 @@ pub fn pack(cell_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     let out = out.map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from(format!("{name}.tar.gz")));
     let file_name = out.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if out.symlink_metadata().is_ok() {
+        return Err(bad_input(format!("{}: exists; a bundle never replaces a file (remove it or give another -o)", out.display())));
+    }
     let readme = readme(&src, &file_name)?;
     let mut tmp = crate::cache::temp_file(parent)?;
     let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
@@ -132,7 +135,11 @@ pub fn pack(cell_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     }
     let gz = tar.into_inner().context(|| format!("writing {}", out.display()))?;
     gz.finish().and_then(|mut w| w.flush()).context(|| format!("writing {}", out.display()))?;
-    tmp.persist(&out).context(|| format!("renaming into {}", out.display()))?;
+    // No clobbering at the last step either: a file made meanwhile stays.
+    tmp.persist_noclobber(&out).map_err(|e| {
+        let class = if e.error.kind() == std::io::ErrorKind::AlreadyExists { bad_input } else { infra };
+        class(format!("{}: cannot publish the bundle: {}", out.display(), e.error)).because(e.error)
+    })?;
     Ok(out)
 }
 
@@ -250,6 +257,15 @@ mod tests {
         let names: Vec<String> = ar.entries().unwrap().map(|e| e.unwrap().path().unwrap().display().to_string()).collect();
         assert_eq!(names[0], "kregress-20261127-061749-t-stock-memmap-ext4-pte-dio-read-run1/README");
         assert_eq!(names.len(), FILES.len());
+        // A second pack to the same place (or onto any existing file) is refused, the file untouched.
+        let before = std::fs::read(&out).unwrap();
+        let e = pack(&cell, Some(&out)).unwrap_err();
+        assert_eq!((e.exit_code(), e.msg.clone()), (2, format!("{}: exists; a bundle never replaces a file (remove it or give another -o)", out.display())));
+        assert_eq!(std::fs::read(&out).unwrap(), before);
+        let precious = cell.join("result.json");
+        let e = pack(&cell, Some(&precious)).unwrap_err();
+        assert!(e.exit_code() == 2 && e.msg.contains("exists"), "{}", e.msg);
+        assert!(serde_json::from_slice::<serde_json::Value>(&std::fs::read(&precious).unwrap()).is_ok(), "result.json untouched");
     }
 
     #[test]
