@@ -315,7 +315,7 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
         out += &format!("\nnoise floor: {}\n", floors.join(", "));
     }
     if verdicts.iter().any(|v| v.timing == Some(Timing::Icount) && !v.metric.is_empty()) {
-        out += "icount figures are MB per virtual second (guest time = instructions executed, 1 ns each): a CPU-cost measure, not host throughput.\n";
+        out += "icount figures are per virtual second (guest time = instructions executed, 1 ns each): a CPU-cost measure, not host throughput.\n";
     }
     out
 }

@@ -105,7 +105,7 @@ fn section(h: &mut String, r: &RunReport, dir: &Path) {
     }
     for sr in &series {
         if let Some(svg) = chart(sr, &nights) {
-            let unit = sr.timing.unit(crate::results::metric_unit(&sr.metric));
+            let unit = crate::results::row_unit(Some(sr.timing), &sr.metric);
             let _ = writeln!(h, "<div class=\"chart\"><h4>{} {} ({})</h4>{svg}</div>", esc(&sr.cell), esc(&sr.metric), esc(&unit));
         }
     }
@@ -174,7 +174,7 @@ struct Series {
 /// An SVG line chart of one metric of the cell per night (nights measured
 /// in the same timing mode only) with its band; `None` when no night measured it.
 fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
-    let unit_mb = crate::results::metric_unit(&v.metric) == "MB/s";
+    let unit = crate::results::row_unit(Some(v.timing), &v.metric);
     let mut pts: Vec<(usize, Point)> = Vec::new();
     for (i, n) in nights.iter().enumerate() {
         let xs: Vec<f64> = n
@@ -200,10 +200,20 @@ fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
     let n = nights.len().max(2) as f64;
     let x = |i: usize| left + (w - left - right) * i as f64 / (n - 1.0);
     let y = |val: f64| top + (ht - top - bottom) * (1.0 - (val - ymin) / (ymax - ymin).max(1e-9));
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} {} ({})</title>", esc(&v.cell), esc(&v.metric), esc(&v.timing.unit(crate::results::metric_unit(&v.metric))));
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{ht}\" viewBox=\"0 0 {w} {ht}\" role=\"img\"><title>{} {} ({})</title>", esc(&v.cell), esc(&v.metric), esc(&unit));
     // Axes with the top value and the unit.
     let _ = write!(s, "<line x1=\"{left}\" y1=\"{top}\" x2=\"{left}\" y2=\"{}\" stroke=\"#888\"/><line x1=\"{left}\" y1=\"{0}\" x2=\"{1}\" y2=\"{0}\" stroke=\"#888\"/>", ht - bottom, w - right);
-    let _ = write!(s, "<text x=\"2\" y=\"{}\" font-size=\"9\">{:.0}</text><text x=\"2\" y=\"{}\" font-size=\"9\">0</text><text x=\"2\" y=\"{}\" font-size=\"9\">{}</text>", top + 8.0, ymax, ht - bottom, ht / 2.0, if unit_mb { "MB/s" } else { "ops/s" });
+    // The values right-aligned on the axis, the unit along it.
+    let _ = write!(
+        s,
+        "<text x=\"{0}\" y=\"{1}\" font-size=\"9\" text-anchor=\"end\">{2:.0}</text><text x=\"{0}\" y=\"{3}\" font-size=\"9\" text-anchor=\"end\">0</text><text class=\"unit\" transform=\"translate(9 {4}) rotate(-90)\" font-size=\"8\" text-anchor=\"middle\">{5}</text>",
+        left - 3.0,
+        top + 8.0,
+        ymax,
+        ht - bottom,
+        (top + ht - bottom) / 2.0,
+        esc(&unit)
+    );
     // The band: upper edge left to right, lower edge back.
     if pts.len() > 1 {
         let mut poly: Vec<String> = pts.iter().map(|(i, p)| format!("{:.1},{:.1}", x(*i), y(p.hi))).collect();
@@ -230,4 +240,38 @@ fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
     }
     s.push_str("</svg>");
     Some(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Timing;
+
+    /// The race's chart: its axis says ops/s in the words every other
+    /// report gives the metric ([`crate::results::row_unit`]), timing mode included.
+    #[test]
+    fn a_chart_is_labelled_in_its_metric_s_unit() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup");
+        let mut rec = crate::results::load(&dir).unwrap();
+        for (timing, unit) in [(Timing::Wall, "ops/s"), (Timing::Icount, "ops/s (virtual time)")] {
+            rec.cells.iter_mut().for_each(|c| c.timing = timing);
+            let race = rec.cells.iter().find(|c| c.metrics.contains_key("ops_per_s")).unwrap();
+            assert_eq!(race.workload, "truncate-during-dio");
+            let svg = chart(&Series { cell: race.key().name(), metric: "ops_per_s".into(), timing, regressed: false }, &[&rec]).unwrap();
+            // The words of the chart, read back with an XML reader.
+            let (mut texts, mut rd, mut inside) = (Vec::new(), quick_xml::Reader::from_str(&svg), false);
+            loop {
+                match rd.read_event().unwrap() {
+                    quick_xml::events::Event::Start(e) => inside = e.name().as_ref() == b"text",
+                    quick_xml::events::Event::Text(t) if inside => texts.push(t.decode().unwrap().into_owned()),
+                    quick_xml::events::Event::End(_) => inside = false,
+                    quick_xml::events::Event::Eof => break,
+                    _ => {}
+                }
+            }
+            assert!(texts.iter().any(|t| t == unit) && !texts.iter().any(|t| t.contains("MB/s")), "{texts:?}");
+            assert!(svg.contains(&format!(" ops_per_s ({unit})</title>")), "{svg}");
+            assert_eq!(crate::results::row_unit(Some(timing), "ops_per_s"), unit);
+        }
+    }
 }
