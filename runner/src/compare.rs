@@ -54,6 +54,31 @@ impl fmt::Display for Verdict {
     }
 }
 
+/// One side of a [`Verdict`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The baseline (the first variant, or the older run).
+    From,
+    /// The side compared with it.
+    To,
+}
+
+impl Verdict {
+    /// One side's median with its interval and unit, as every report
+    /// prints it: `874 [870, 880] MB/s (virtual time)`, `-` when not measured.
+    pub fn median_text(&self, side: Side) -> String {
+        let (m, ci) = match side {
+            Side::From => (self.stats.from_median, self.stats.from_median_ci),
+            Side::To => (self.stats.to_median, self.stats.to_median_ci),
+        };
+        match (m, ci) {
+            (Some(m), Some([lo, hi])) => format!("{} [{}, {}] {}", num(m), num(lo), num(hi), self.unit),
+            (Some(m), None) => format!("{} {}", num(m), self.unit),
+            _ => "-".into(),
+        }
+    }
+}
+
 /// Variants in order of first appearance.
 fn variants(rec: &RunRecord) -> Vec<&str> {
     let mut v: Vec<&str> = Vec::new();
@@ -264,24 +289,14 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     .map(String::from)];
     for v in verdicts {
         let st = &v.stats;
-        let med = |m: Option<f64>, ci: Option<[f64; 2]>| match (m, ci) {
-            (Some(m), Some([lo, hi])) => format!("{} [{}, {}] {}", num(m), num(lo), num(hi), v.unit),
-            (Some(m), None) => format!("{} {}", num(m), v.unit),
-            _ => "-".into(),
-        };
-        let delta = match (st.delta_pct, st.ci_low, st.ci_high) {
-            (Some(d), Some(lo), Some(hi)) => format!("{d:+.1}% [{lo:+.1}, {hi:+.1}]"),
-            (Some(d), _, _) => format!("{d:+.1}%"),
-            _ => "-".into(),
-        };
         rows.push([
             v.cell.clone(),
             if v.metric.is_empty() { "-".into() } else { v.metric.clone() },
             format!("{} → {}", v.from_variant, v.to_variant),
             format!("{} → {}", v.from, v.to),
-            med(st.from_median, st.from_median_ci),
-            med(st.to_median, st.to_median_ci),
-            delta,
+            v.median_text(Side::From),
+            v.median_text(Side::To),
+            st.delta_text(),
             st.p_value.map_or("-".into(), |p| format!("{p:.3}")),
             v.to_string(),
         ]);
@@ -315,7 +330,7 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
         out += &format!("\nnoise floor: {}\n", floors.join(", "));
     }
     if verdicts.iter().any(|v| v.timing == Some(Timing::Icount) && !v.metric.is_empty()) {
-        out += "icount figures are MB per virtual second (guest time = instructions executed, 1 ns each): a CPU-cost measure, not host throughput.\n";
+        out += "icount figures are per virtual second (guest time = instructions executed, 1 ns each): a CPU-cost measure, not host throughput.\n";
     }
     out
 }

@@ -200,6 +200,9 @@ pub struct RunReport {
     /// Earlier runs of the scenario in the history window, oldest first.
     pub history: Vec<RunRecord>,
     pub verdicts: Vec<CellVerdict>,
+    /// Within the run: each variant against the first, cell by cell
+    /// ([`compare::compare_variants`], what the run's summary.md tables).
+    pub ab: Vec<compare::Verdict>,
     pub floors: NoiseFloors,
     /// What the reports quote of each failing run's console log, by the run's [`CellResult::id`].
     pub excerpts: BTreeMap<String, Excerpt>,
@@ -215,9 +218,10 @@ impl RunReport {
         let earlier: Vec<RunRecord> =
             history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
         let verdicts = classify_runs(baseline.as_ref(), &rec, &earlier, &floors)?;
+        let ab = compare::compare_variants(&rec, &floors)?;
         let excerpts =
             rec.cells.iter().filter(|c| c.outcome.is_failure()).map(|c| (c.key().id(), Excerpt::read(&dir.join(c.key().id()).join("console.log")))).collect();
-        Ok(RunReport { dir, rec, baseline, history, verdicts, floors, excerpts })
+        Ok(RunReport { dir, rec, baseline, history, verdicts, ab, floors, excerpts })
     }
 
     /// Loads the run in `dir` and finds its baseline and history among the

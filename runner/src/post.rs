@@ -1,6 +1,7 @@
 //! After the work: the one path a command takes when its runs are done
-//! ([`finish`]: `run` and `nightly` for each run of a scenario, `bisect`
-//! for its bisection), and the writing of the nightly report ([`publish`]).
+//! ([`finish`]: `run` and `nightly` for each run of a scenario — its
+//! summary.md, report.html and verdicts.json — `bisect` for its
+//! bisection), and the writing of the nightly report ([`publish`]).
 //! The renderers of [`crate::report`] make the text; this module decides
 //! where it goes.
 
@@ -57,9 +58,10 @@ pub fn finish(done: &impl Done, show: Show) -> Result<Findings> {
 }
 
 /// A finished run of a scenario, judged: each variant against the first,
-/// cell by cell (verdicts.json), and each cell against the scenario's
-/// expectations (summary.md's "(unexpected)", the findings). `--json`
-/// prints the run record with the verdicts and noise floors beside it.
+/// cell by cell (verdicts.json, drawn in report.html), and each cell
+/// against the scenario's expectations (summary.md's "(unexpected)", the
+/// findings). `--json` prints the run record with the verdicts and noise
+/// floors beside it.
 #[derive(Serialize)]
 pub struct RunDone<'a> {
     #[serde(flatten)]
@@ -69,6 +71,9 @@ pub struct RunDone<'a> {
     /// summary.md, which the terminal shows too.
     #[serde(skip)]
     pub summary: String,
+    /// report.html: the same verdicts and cells, drawn.
+    #[serde(skip)]
+    pub html: String,
     /// A cell not as expected (but MISS) is a kernel failure, a MISS the
     /// harness's.
     #[serde(skip)]
@@ -82,11 +87,12 @@ impl<'a> RunDone<'a> {
         let noise_floors = NoiseFloors::of(rec);
         let verdicts = compare::compare_variants(rec, &noise_floors)?;
         let summary = report::summary_md(rec, &verdicts, &noise_floors.note(), unexpected);
+        let html = html::run_page(rec, &verdicts, &noise_floors.note(), unexpected);
         let findings = Findings {
             kernel_failed: rec.cells.iter().any(|c| c.outcome != Outcome::Miss && unexpected(c)),
             harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss),
         };
-        Ok(RunDone { rec, verdicts, noise_floors, summary, findings })
+        Ok(RunDone { rec, verdicts, noise_floors, summary, html, findings })
     }
 }
 
@@ -95,7 +101,11 @@ impl Done for RunDone<'_> {
         &self.rec.results_dir
     }
     fn files(&self) -> Vec<(&'static str, Vec<u8>)> {
-        vec![("summary.md", self.summary.clone().into_bytes()), ("verdicts.json", serde_json::to_vec_pretty(&self.verdicts).unwrap())]
+        vec![
+            ("summary.md", self.summary.clone().into_bytes()),
+            ("report.html", self.html.clone().into_bytes()),
+            ("verdicts.json", serde_json::to_vec_pretty(&self.verdicts).unwrap()),
+        ]
     }
     fn text(&self) -> String {
         self.summary.clone()
@@ -231,6 +241,9 @@ mod tests {
         let fixed = v.as_array().unwrap().iter().find(|v| v["cell"] == "memmap-ext4-pte-truncate-during-dio").unwrap();
         assert_eq!((fixed["from_variant"].as_str(), fixed["to_variant"].as_str(), fixed["verdict"].as_str()), (Some("stock"), Some("fixed"), Some("FIXED")));
         assert_eq!(v, serde_json::to_value(&done.verdicts).unwrap());
+        // report.html: the same verdicts drawn (tests/report.rs reads it back).
+        let html = std::fs::read_to_string(d.path().join("report.html")).unwrap();
+        assert!(html.contains("<h2>A/B: each variant against stock</h2>") && html.contains("<td class=\"v\" style=\"background:#b7e4c7\">FIXED</td>"), "{html}");
         // --json: the run record with the verdicts and noise floors beside it.
         let json = serde_json::to_value(&done).unwrap();
         assert_eq!(json["run_id"], "20261126-162904-bio-release-devmap-wakeup");

@@ -198,6 +198,18 @@ pub struct Stats {
     pub p_value: Option<f64>,
 }
 
+impl Stats {
+    /// The change with its interval as every report prints it:
+    /// `-12.3% [-15.0, -9.8]`, `-12.3%` without an interval, `-` without a change.
+    pub fn delta_text(&self) -> String {
+        match (self.delta_pct, self.ci_low, self.ci_high) {
+            (Some(d), Some(lo), Some(hi)) => format!("{d:+.1}% [{lo:+.1}, {hi:+.1}]"),
+            (Some(d), _, _) => format!("{d:+.1}%"),
+            _ => "-".into(),
+        }
+    }
+}
+
 /// The throughput part of the rule book: `a` the baseline's boots, `b` the
 /// other side's, one value per boot.
 pub fn throughput_rule(a: &[f64], b: &[f64], floor_pct: f64) -> (Status, String, Stats) {

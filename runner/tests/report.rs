@@ -128,7 +128,13 @@ fn summary_junit_kcidb_of_a_regressed_night() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
     assert_eq!(html.matches("<table class=\"matrix\"").count(), 1);
-    assert_eq!(html.matches("<svg").count(), 5, "every cell but stock's hang has throughput");
+    assert_eq!(html.matches("<div class=\"chart\">").count(), 5, "every cell but stock's hang has throughput");
+    // The A/B table within the run: fixed's WARN against stock's hang.
+    let ab = ab_rows(&html, 1);
+    let race = ab.iter().find(|r| r.tds[0] == "memmap-ext4-pte-truncate-during-dio").unwrap();
+    assert_eq!(race.tds[4], "CHANGED_FAILURE", "{race:?}");
+    assert_eq!(ab.len(), 3, "{ab:?}");
+    svgs_are_well_formed(&html);
     assert!(html.contains("href=\"../results/20261126-161042-bio-release-devmap-wakeup/fixed/memmap-ext4-pte-truncate-during-dio/run2/console.log\""));
 }
 
@@ -547,4 +553,214 @@ fn report_history_1_keeps_the_baseline() {
     let md = std::fs::read_to_string(root.join("20261126-162904-bio-release-devmap-wakeup/report/summary.md")).unwrap();
     assert!(md.contains("Baseline: run 20261126-162808-bio-release-devmap-wakeup") && md.contains("the baseline and 0 earlier night(s)"), "{md}");
     assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | - | wall | STILL_FAILING |"), "{md}");
+}
+
+// ---- A/B verdicts in report.html (issue 13, point 9) -----------------------
+// summary.md tables each variant against the first; report.html draws the
+// same verdicts (compare::Verdict, one source). Both pages are read back:
+// summary.md as a Markdown table, the HTML's A/B table and every SVG with
+// quick-xml (the page itself is HTML, not XML; those parts are XML).
+
+/// One row of report.html's A/B table: the text of its cells and the
+/// classed shapes of its chart with their attributes.
+#[derive(Debug, Default, PartialEq)]
+struct AbRow {
+    tds: Vec<String>,
+    shapes: Vec<(String, std::collections::BTreeMap<String, String>)>,
+}
+
+impl AbRow {
+    fn shape(&self, class: &str) -> Option<&std::collections::BTreeMap<String, String>> {
+        self.shapes.iter().find(|(c, _)| c == class).map(|(_, a)| a)
+    }
+    fn num(&self, class: &str, attr: &str) -> f64 {
+        self.shape(class).unwrap_or_else(|| panic!("no {class} in {self:?}"))[attr].parse().unwrap()
+    }
+}
+
+/// The `<table class="ab">` of `html` (there must be exactly `n`), parsed
+/// as XML: a well-formedness error fails the test.
+fn ab_rows(html: &str, n: usize) -> Vec<AbRow> {
+    use quick_xml::events::Event;
+    let tables: Vec<&str> = html.split("<table class=\"ab\">").skip(1).map(|t| &t[..t.find("</table>").unwrap()]).collect();
+    assert_eq!(tables.len(), n, "A/B tables");
+    let mut rows: Vec<AbRow> = Vec::new();
+    for t in tables {
+        let xml = format!("<table class=\"ab\">{t}</table>");
+        let mut rd = quick_xml::Reader::from_str(&xml);
+        let (mut in_td, mut in_svg) = (false, 0);
+        loop {
+            let ev = rd.read_event().unwrap_or_else(|e| panic!("A/B table is not well-formed: {e}\n{xml}"));
+            let attrs = |e: &quick_xml::events::BytesStart| -> std::collections::BTreeMap<String, String> {
+                e.attributes().map(|a| a.unwrap()).map(|a| (String::from_utf8(a.key.as_ref().to_vec()).unwrap(), a.unescape_value().unwrap().into_owned())).collect()
+            };
+            match ev {
+                Event::Start(ref e) | Event::Empty(ref e) => {
+                    let a = attrs(e);
+                    match e.name().as_ref() {
+                        b"tr" if a.get("class").is_some_and(|c| c == "ab-row") => rows.push(AbRow::default()),
+                        b"td" if !rows.is_empty() => {
+                            in_td = true;
+                            rows.last_mut().unwrap().tds.push(String::new());
+                        }
+                        b"svg" => in_svg += 1,
+                        _ if in_svg > 0 && in_td => {
+                            if let Some(c) = a.get("class") {
+                                rows.last_mut().unwrap().shapes.push((c.clone(), a.clone()));
+                            }
+                        }
+                        _ => {}
+                    }
+                    if matches!(ev, Event::Empty(_)) && e.name().as_ref() == b"svg" {
+                        in_svg -= 1;
+                    }
+                }
+                Event::End(e) => match e.name().as_ref() {
+                    b"td" => in_td = false,
+                    b"svg" => in_svg -= 1,
+                    _ => {}
+                },
+                Event::Text(x) if in_td && in_svg == 0 => rows.last_mut().unwrap().tds.last_mut().unwrap().push_str(&x.decode().unwrap()),
+                Event::GeneralRef(r) if in_td && in_svg == 0 => {
+                    let name = r.decode().unwrap().into_owned();
+                    let c = r.resolve_char_ref().unwrap().map(String::from).or_else(|| quick_xml::escape::resolve_predefined_entity(&name).map(String::from));
+                    rows.last_mut().unwrap().tds.last_mut().unwrap().push_str(&c.unwrap_or_else(|| panic!("unknown entity &{name};")));
+                }
+                Event::Eof => break,
+                _ => {}
+            }
+        }
+    }
+    rows
+}
+
+/// Every `<svg>...</svg>` of `html` parses as XML; how many there are.
+fn svgs_are_well_formed(html: &str) -> usize {
+    let mut n = 0;
+    for part in html.split("<svg").skip(1) {
+        let svg = format!("<svg{}</svg>", &part[..part.find("</svg>").unwrap()]);
+        let mut rd = quick_xml::Reader::from_str(&svg);
+        while !matches!(rd.read_event().unwrap_or_else(|e| panic!("SVG not well-formed: {e}\n{svg}")), quick_xml::events::Event::Eof) {}
+        n += 1;
+    }
+    n
+}
+
+/// The rows of summary.md's "## Verdicts" table, each cell trimmed.
+fn md_verdicts(md: &str) -> Vec<Vec<String>> {
+    let table = md.split("\n## Verdicts\n\n").nth(1).unwrap_or_else(|| panic!("no verdicts table: {md}"));
+    table.lines().take_while(|l| l.starts_with('|')).skip(2).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect()
+}
+
+/// The default scenario's stored run (stock hangs 3/3, fixed passes), as
+/// `kregress run` leaves it, in a temp dir (run.json after `edit`;
+/// summary.md, report.html and verdicts.json from the one post-run path).
+fn finished_run(edit: impl FnOnce(&mut results::RunRecord)) -> (tempfile::TempDir, post::RunDone<'static>) {
+    let t = copy_runs();
+    let dir = t.path().join("results/20261126-162904-bio-release-devmap-wakeup");
+    let s = kregress::scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/bio-release-devmap-wakeup.yaml")).unwrap();
+    let mut rec = results::load(&dir).unwrap();
+    rec.results_dir = dir;
+    edit(&mut rec);
+    results::save(&rec).unwrap();
+    let rec: &'static results::RunRecord = Box::leak(Box::new(rec));
+    let done = post::RunDone::judge(&s, rec).unwrap();
+    post::finish(&done, post::Show::Nothing).unwrap();
+    (t, done)
+}
+
+/// A run's report.html shows its A/B verdicts — every row summary.md
+/// tables, with the same verdict, change, interval and medians — and draws
+/// each interval around zero on one scale with the noise floor shaded.
+#[test]
+fn a_run_draws_the_ab_verdicts_summary_md_tables() {
+    let (_t, done) = finished_run(|_| {});
+    let dir = &done.rec.results_dir;
+    let md = std::fs::read_to_string(dir.join("summary.md")).unwrap();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(!html.contains("<script") && !html.contains("src=\"http") && !html.contains("href=\"http"));
+    assert!(html.contains("<h2>A/B: each variant against stock</h2>"), "{html}");
+    let md_rows = md_verdicts(&md);
+    let rows = ab_rows(&html, 1);
+    assert_eq!(rows.len(), md_rows.len(), "{md}");
+    assert_eq!(rows.len(), done.verdicts.len());
+    // summary.md's verdicts here: one of each of three kinds.
+    let mut names: Vec<&str> = md_rows.iter().map(|r| r[8].as_str()).collect();
+    names.sort();
+    assert_eq!(names, ["FIXED", "INCONCLUSIVE", "NO_CHANGE"]);
+    let verdicts: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("verdicts.json")).unwrap()).unwrap();
+    for ((row, m), v) in rows.iter().zip(&md_rows).zip(verdicts.as_array().unwrap()) {
+        // cell, metric, variants, outcomes, verdict, change [CI], medians: as summary.md has them.
+        let medians = if m[4] == "-" && m[5] == "-" { "-".to_string() } else { format!("{} → {}", m[4], m[5]) };
+        assert_eq!(row.tds[..7], [&m[0], &m[1], &m[2], &m[3], &m[8], &m[6], &medians].map(|s| s.to_string()), "{row:?} vs {m:?}");
+        match (v["ci_low"].as_f64(), v["ci_high"].as_f64(), v["delta_pct"].as_f64()) {
+            (Some(lo), Some(hi), Some(d)) => {
+                // The floor's shade is centred on zero; its half-width is the scale.
+                let (zero, floor) = (row.num("zero", "x1"), v["noise_floor_pct"].as_f64().unwrap());
+                let (fx, fw) = (row.num("floor", "x"), row.num("floor", "width"));
+                assert!((fx + fw / 2.0 - zero).abs() < 0.15, "{row:?}");
+                let px_per_pct = fw / 2.0 / floor;
+                let at = |pct: f64| zero + pct * px_per_pct;
+                assert!((row.num("ci", "x1") - at(lo)).abs() < 0.3, "low end {lo}: {row:?}");
+                assert!((row.num("ci", "x2") - at(hi)).abs() < 0.3, "high end {hi}: {row:?}");
+                assert!((row.num("delta", "cx") - at(d)).abs() < 0.3, "change {d}: {row:?}");
+                assert!(lo < 0.0 && hi > 0.0, "both stored throughput rows straddle zero: {v}");
+            }
+            _ => {
+                assert_eq!(v["metric"], "", "only outcome rows have no interval: {v}");
+                assert!(row.shapes.is_empty(), "{row:?}");
+            }
+        }
+    }
+    assert!(svgs_are_well_formed(&html) >= 4, "the axis and a chart per row");
+    // Its cells, each linking its console log relative to the page.
+    let link = "<a href=\"stock/memmap-ext4-pte-truncate-during-dio/run1/console.log\">";
+    assert!(html.contains(link) && dir.join("stock/memmap-ext4-pte-truncate-during-dio/run1/console.log").is_file());
+    assert_eq!(html.matches("<a href=").count(), 18);
+}
+
+/// `nightly` and `report` draw the same A/B rows in report/report.html,
+/// from the same verdicts (compare::compare_variants).
+#[test]
+fn the_nightly_report_draws_the_same_ab_verdicts() {
+    let (t, done) = finished_run(|_| {});
+    let run_page = std::fs::read_to_string(done.rec.results_dir.join("report.html")).unwrap();
+    let r = RunReport::load(&done.rec.results_dir, &Baseline::Last, 14).unwrap();
+    assert_eq!(r.ab, done.verdicts);
+    let out = t.path().join("report");
+    post::write_all(&[r], &out).unwrap();
+    let nightly_page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(nightly_page.contains("<h3>A/B within the run: each variant against stock</h3>"));
+    assert_eq!(ab_rows(&nightly_page, 1), ab_rows(&run_page, 1));
+    svgs_are_well_formed(&nightly_page);
+    // A run of one variant has nothing to compare within it: no A/B table.
+    let one = RunReport::load(&t.path().join("results/20261126-161418-fixed-matrix"), &Baseline::Last, 14).unwrap();
+    assert!(one.ab.is_empty());
+    post::write_all(&[one], &out).unwrap();
+    assert_eq!(ab_rows(&std::fs::read_to_string(out.join("report.html")).unwrap(), 0), []);
+}
+
+/// Titles come from the guest: markup in one is text in both pages' A/B
+/// tables and cell tables, which stay well-formed.
+#[test]
+fn markup_in_a_title_is_text_in_the_ab_tables() {
+    let title = "<img src=x onerror=alert(1)> & \"q\" 'a' </td></table>";
+    let (t, done) = finished_run(|rec| {
+        for c in rec.cells.iter_mut().filter(|c| c.outcome.is_failure()) {
+            c.title = Some(title.into());
+        }
+    });
+    let run_page = std::fs::read_to_string(done.rec.results_dir.join("report.html")).unwrap();
+    let out = t.path().join("report");
+    post::write_all(&[RunReport::load(&done.rec.results_dir, &Baseline::Last, 14).unwrap()], &out).unwrap();
+    let nightly_page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for page in [&run_page, &nightly_page] {
+        assert!(!page.contains("<img") && !page.contains("</td></table>"), "{page}");
+        assert!(page.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;q&quot; &#39;a&#39; &lt;/td&gt;&lt;/table&gt;"), "{}", page.split("onerror").nth(1).unwrap_or(page).get(..300).unwrap_or(""));
+        let rows = ab_rows(page, 1);
+        let race = rows.iter().find(|r| r.tds[0] == "memmap-ext4-pte-truncate-during-dio").unwrap();
+        assert_eq!(race.tds[3], format!("HANG 3/3 ({title}) → PASS 3/3"));
+        assert_eq!(race.tds[4], "FIXED");
+        svgs_are_well_formed(page);
+    }
 }

@@ -294,6 +294,26 @@ fn ops_per_s_when_no_mb_per_s() {
     assert_eq!(v.to_string(), "THROUGHPUT_REGRESSION(-30.0%)");
 }
 
+/// The race measured in icount timing: its figures are ops per virtual
+/// second, and the table's note on icount does not call them MB.
+#[test]
+fn icount_ops_per_s_are_not_called_mb() {
+    let mut cells = Vec::new();
+    for (variant, ops) in [("stock", [1000.0, 1010.0, 990.0]), ("new", [700.0, 707.0, 693.0])] {
+        for (i, o) in ops.iter().enumerate() {
+            let mut r = run(variant, "trunc", i as u32 + 1, Outcome::Pass, None, None, None);
+            r.timing = Timing::Icount;
+            r.metrics.insert("ops_per_s".into(), *o);
+            cells.push(r);
+        }
+    }
+    let vs = cv(&record("r", cells), 5.0);
+    assert_eq!(vs[0].unit, "ops/s (virtual time)");
+    let t = render_table(&vs);
+    assert!(t.contains("1000 [990, 1010] ops/s (virtual time)") && t.contains("icount figures are per virtual second"), "{t}");
+    assert!(!t.contains("MB"), "{t}");
+}
+
 #[test]
 fn baseline_is_first_variant_in_order_of_appearance() {
     let mut cells = passes("zeta", "dio", &[100.0, 100.0, 100.0]);

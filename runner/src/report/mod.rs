@@ -36,18 +36,27 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
     out
 }
 
-/// `fast 874.2 / slow 432.4 MB/s (virtual time)`: a cell's metrics in its timing mode.
+/// `fast 874.2 / slow 432.4 MB/s (virtual time)`: a cell's metrics in its
+/// timing mode, each under its own unit ([`crate::results::metric_unit`]):
+/// `fast 12.0 / slow 11.8 MB/s, ops 3.1 ops/s (virtual time)`.
 pub fn metrics_text(c: &CellResult) -> String {
-    let parts: Vec<String> = c
-        .metrics
-        .iter()
-        .map(|(k, v)| format!("{} {v:.1}", k.trim_end_matches("_mb_per_s").trim_end_matches("_per_s").trim_end_matches("mb")))
-        .collect();
-    if parts.is_empty() {
-        return String::new();
+    let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+    for (k, v) in &c.metrics {
+        let unit = crate::results::metric_unit(k);
+        let figure = format!("{} {v:.1}", k.trim_end_matches("_mb_per_s").trim_end_matches("_per_s").trim_end_matches("mb"));
+        match groups.iter_mut().find(|(u, _)| *u == unit) {
+            Some((_, figures)) => figures.push(figure),
+            None => groups.push((unit, vec![figure])),
+        }
     }
-    let unit = c.metrics.keys().next().map(|k| crate::results::metric_unit(k)).unwrap_or("");
-    format!("{} {}", parts.join(" / "), c.timing.unit(unit))
+    // The timing mode is said once, after the last unit.
+    let n = groups.len();
+    let parts: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(i, (unit, figures))| format!("{} {}", figures.join(" / "), if i + 1 == n { c.timing.unit(unit) } else { unit.to_string() }))
+        .collect();
+    parts.join(", ")
 }
 
 pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
@@ -206,4 +215,33 @@ pub fn nightly_json(reports: &[RunReport]) -> String {
         .map(|r| serde_json::json!({"run_id": r.rec.run_id, "scenario": r.rec.scenario, "baseline": r.baseline.as_ref().map(|b| &b.run_id), "verdicts": r.verdicts}))
         .collect();
     serde_json::to_string_pretty(&verdicts).unwrap()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::Timing;
+
+    /// A passing cell of the stored default-scenario run.
+    pub(crate) fn stored_cell() -> CellResult {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup");
+        crate::results::load(&dir).unwrap().cells.into_iter().find(|c| c.outcome == crate::outcome::Outcome::Pass).unwrap()
+    }
+
+    /// Each figure of a cell carries its own metric's unit: fork-cow-dio
+    /// and reflink-dio report MB/s per GUP path and ops/s in one cell.
+    #[test]
+    fn metrics_text_gives_each_metric_its_unit() {
+        let mut c = stored_cell();
+        c.timing = Timing::Icount;
+        c.metrics = [("fast_mb_per_s", 874.25), ("slow_mb_per_s", 432.4)].map(|(k, v)| (k.to_string(), v)).into_iter().collect();
+        assert_eq!(metrics_text(&c), "fast 874.2 / slow 432.4 MB/s (virtual time)");
+        c.metrics.insert("ops_per_s".into(), 3.1);
+        assert_eq!(metrics_text(&c), "fast 874.2 / slow 432.4 MB/s, ops 3.1 ops/s (virtual time)");
+        c.timing = Timing::Wall;
+        c.metrics = [("ops_per_s".to_string(), 379.93)].into_iter().collect();
+        assert_eq!(metrics_text(&c), "ops 379.9 ops/s");
+        c.metrics.clear();
+        assert_eq!(metrics_text(&c), "");
+    }
 }
