@@ -13,8 +13,9 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Keep in step with `image::AGENT_TARGET` and `image::AGENT_RUSTFLAGS`
-/// (src/image.rs), which say how the embedded agent was built.
+/// How the agent is built: the target (the host's default; crt-static works
+/// with glibc's libc.a) and the flags that make it static. Passed on to the
+/// crate as `image::AGENT_TARGET` and `image::AGENT_RUSTFLAGS`.
 const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
 const AGENT_RUSTFLAGS: &str = "-C target-feature=+crt-static";
 
@@ -34,6 +35,8 @@ fn main() {
 
     let bin = build_agent(&workspace, &out.join("agent-target"));
     println!("cargo:rustc-env=KREGRESS_AGENT_BIN={}", bin.display());
+    println!("cargo:rustc-env=KREGRESS_AGENT_TARGET={AGENT_TARGET}");
+    println!("cargo:rustc-env=KREGRESS_AGENT_RUSTFLAGS={AGENT_RUSTFLAGS}");
 }
 
 /// `cargo build --release -p kregress-agent` for [`AGENT_TARGET`], static;

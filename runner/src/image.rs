@@ -22,11 +22,10 @@ use sha2::{Digest, Sha256};
 
 /// Bump when the archive layout changes, so old cache entries are not reused.
 const FORMAT: &str = "kregress-initramfs-v1";
-/// Target the agent is built for (the host's default; crt-static works with
-/// glibc's libc.a). runner/build.rs builds [`AGENT`] with these two.
-pub const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
-/// The flags that make the agent a static executable.
-pub const AGENT_RUSTFLAGS: &str = "-C target-feature=+crt-static";
+/// The target [`AGENT`] was built for (set in runner/build.rs).
+pub const AGENT_TARGET: &str = env!("KREGRESS_AGENT_TARGET");
+/// The flags that made [`AGENT`] a static executable (set in runner/build.rs).
+pub const AGENT_RUSTFLAGS: &str = env!("KREGRESS_AGENT_RUSTFLAGS");
 
 /// The guest agent (crate `images/agent`) as a static executable, built for
 /// [`AGENT_TARGET`] with [`AGENT_RUSTFLAGS`] when kregress was built
