@@ -2,6 +2,10 @@
 //! closure, a few device nodes, written as a gzip'd cpio newc archive and cached
 //! content-addressed under `<cache>/images/<sha256>/initramfs.cpio.gz`.
 //!
+//! The agent and the default recipe are built into the kregress binary
+//! ([`AGENT`], built by runner/build.rs; [`RECIPE`]): an installed kregress
+//! needs no checkout of its sources.
+//!
 //! ```no_run
 //! let img = kregress::image::build(&kregress::image::ImageOptions::default()).unwrap();
 //! println!("{} ({} bytes, cached: {})", img.path.display(), img.size, img.cached);
@@ -18,11 +22,24 @@ use sha2::{Digest, Sha256};
 
 /// Bump when the archive layout changes, so old cache entries are not reused.
 const FORMAT: &str = "kregress-initramfs-v1";
-/// Target the agent is built for (the host's default; crt-static works with glibc's libc.a).
-pub const AGENT_TARGET: &str = "x86_64-unknown-linux-gnu";
-pub const AGENT_RUSTFLAGS: &str = "-C target-feature=+crt-static";
+/// The target [`AGENT`] was built for (set in runner/build.rs).
+pub const AGENT_TARGET: &str = env!("KREGRESS_AGENT_TARGET");
+/// The flags that made [`AGENT`] a static executable (set in runner/build.rs).
+pub const AGENT_RUSTFLAGS: &str = env!("KREGRESS_AGENT_RUSTFLAGS");
 
-/// `images/initramfs.yaml`.
+/// The guest agent (crate `images/agent`) as a static executable, built for
+/// [`AGENT_TARGET`] with [`AGENT_RUSTFLAGS`] when kregress was built
+/// (runner/build.rs): what becomes /init.
+pub static AGENT: &[u8] = include_bytes!(env!("KREGRESS_AGENT_BIN"));
+/// What the archive's manifest names as the source of the built-in agent.
+const AGENT_BUILT_IN: &str = "kregress-agent (built into kregress)";
+
+/// The default recipe, `images/initramfs.yaml` as it was when kregress was built.
+pub const RECIPE: &str = include_str!("../../images/initramfs.yaml");
+/// How errors name the built-in recipe.
+const RECIPE_BUILT_IN: &str = "images/initramfs.yaml (built into kregress)";
+
+/// A recipe of the initramfs: `images/initramfs.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Recipe {
@@ -78,25 +95,17 @@ impl Recipe {
 /// Where and how to build the image.
 #[derive(Debug, Clone)]
 pub struct ImageOptions {
-    /// Cargo workspace root (holds images/agent).
-    pub workspace: PathBuf,
-    /// The recipe, normally `<workspace>/images/initramfs.yaml`.
-    pub recipe: PathBuf,
+    /// A recipe file instead of the built-in [`RECIPE`].
+    pub recipe: Option<PathBuf>,
     /// Cache root (see [`cache_root`]); images go to `<cache_root>/images/<key>/`.
     pub cache_root: PathBuf,
-    /// Use this static agent binary instead of building one with cargo.
+    /// A static agent binary instead of the built-in [`AGENT`].
     pub agent: Option<PathBuf>,
 }
 
 impl Default for ImageOptions {
     fn default() -> Self {
-        let workspace = workspace_root();
-        ImageOptions {
-            recipe: workspace.join("images/initramfs.yaml"),
-            workspace,
-            cache_root: cache_root(),
-            agent: None,
-        }
+        ImageOptions { recipe: None, cache_root: cache_root(), agent: None }
     }
 }
 
@@ -107,9 +116,8 @@ pub struct ImageArtifact {
     pub path: PathBuf,
     /// sha256 of everything in the archive (agent, tools, libraries, files, layout) and the recipe.
     pub key: String,
-    /// The static agent that became /init.
-    pub agent: PathBuf,
-    /// Archive path → host source, for every regular file in the archive.
+    /// Archive path → host source, for every regular file in the archive
+    /// (`/init`: the agent's).
     pub files: BTreeMap<String, String>,
     /// Size of the compressed archive in bytes.
     pub size: u64,
@@ -117,14 +125,6 @@ pub struct ImageArtifact {
     pub cached: bool,
     /// External commands run, in order (full command lines).
     pub commands: Vec<String>,
-}
-
-/// Workspace root this crate was built from.
-pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."))
 }
 
 /// The kregress cache root (see [`crate::cache::root`]).
@@ -135,17 +135,19 @@ pub fn cache_root() -> PathBuf {
 /// Build the image (or find it in the cache).
 pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let mut commands = Vec::new();
-    let (recipe, recipe_text) = Recipe::load(&opts.recipe)?;
-    let agent = match &opts.agent {
-        Some(a) => a.clone(),
-        None => build_agent(&opts.workspace, &agent_target(opts), &mut commands)?,
+    let (recipe, recipe_text, recipe_name) = match &opts.recipe {
+        Some(p) => {
+            let (r, text) = Recipe::load(p)?;
+            (r, text, p.display().to_string())
+        }
+        None => (Recipe::parse(Path::new(RECIPE_BUILT_IN), RECIPE)?, RECIPE.to_string(), RECIPE_BUILT_IN.to_string()),
     };
-    let agent_bytes =
-        std::fs::read(&agent).context(|| format!("reading the agent {}", agent.display()))?;
-    if let Some(interp) =
-        elf_interpreter(&agent_bytes).map_err(|e| infra(format!("{}: {e}", agent.display())))?
-    {
-        return Err(infra(format!("the agent {} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'", agent.display())));
+    let (agent_bytes, agent) = match &opts.agent {
+        Some(a) => (std::fs::read(a).context(|| format!("reading the agent {}", a.display()))?, a.display().to_string()),
+        None => (AGENT.to_vec(), AGENT_BUILT_IN.to_string()),
+    };
+    if let Some(interp) = elf_interpreter(&agent_bytes).map_err(|e| infra(format!("{agent}: {e}")))? {
+        return Err(infra(format!("the agent {agent} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'")));
     }
 
     let mut tree = Archive::default();
@@ -170,12 +172,12 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
             minor: 3,
         },
     );
-    tree.file("init", 0o755, agent_bytes, &agent.display().to_string());
+    tree.file("init", 0o755, agent_bytes, &agent);
 
     for tool in &recipe.tools {
         let path = Path::new(tool);
         let data = std::fs::read(path)
-            .context(|| format!("initramfs tool {tool} (from {})", opts.recipe.display()))?;
+            .context(|| format!("initramfs tool {tool} (from {recipe_name})"))?;
         tree.file(tool, 0o755, data, tool);
         for lib in library_closure(path, &mut commands)? {
             let s = lib.display().to_string();
@@ -188,7 +190,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     }
     for f in &recipe.files {
         let data = std::fs::read(f)
-            .context(|| format!("initramfs file {f} (from {})", opts.recipe.display()))?;
+            .context(|| format!("initramfs file {f} (from {recipe_name})"))?;
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(f)
             .map(|m| m.permissions().mode() & 0o7777)
@@ -216,7 +218,6 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         return Ok(ImageArtifact {
             path,
             key,
-            agent,
             files,
             size: m.len(),
             cached: true,
@@ -245,7 +246,6 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let artifact = ImageArtifact {
         path: path.clone(),
         key,
-        agent,
         files,
         size,
         cached: false,
@@ -258,82 +258,6 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     tmp.persist(&path)
         .context(|| format!("renaming into {}", path.display()))?;
     Ok(artifact)
-}
-
-/// The agent's cargo target dir: one per checkout of kregress, so that two
-/// checkouts on one machine (worktrees, a CI clone beside a working copy)
-/// never boot each other's agent.
-pub fn agent_target_dir(cache_root: &Path, workspace: &Path) -> PathBuf {
-    let ws = std::fs::canonicalize(workspace).unwrap_or_else(|_| workspace.to_path_buf());
-    let mut k = crate::cache::Key::new("agent-target-v1");
-    k.part("workspace", ws.as_os_str().as_encoded_bytes());
-    cache_root.join("agent-target").join(&k.hex()[..16])
-}
-
-/// Where [`build`] has cargo build the agent: `$KREGRESS_AGENT_TARGET_DIR`
-/// when set (an empty directory forces a cold agent build: tests/kill.rs
-/// kills kregress during one), else [`agent_target_dir`].
-fn agent_target(opts: &ImageOptions) -> PathBuf {
-    match std::env::var_os("KREGRESS_AGENT_TARGET_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => agent_target_dir(&opts.cache_root, &opts.workspace),
-    }
-}
-
-/// `cargo build -p kregress-agent --release --target x86_64-unknown-linux-gnu` with
-/// `RUSTFLAGS=-C target-feature=+crt-static` and its own target dir, so the runner's
-/// build is neither invalidated nor affected. Returns the binary's path.
-pub fn build_agent(
-    workspace: &Path,
-    target_dir: &Path,
-    commands: &mut Vec<String>,
-) -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let manifest = workspace.join("Cargo.toml");
-    let mut cmd = Command::new(&cargo);
-    cmd.args([
-        "build",
-        "--release",
-        "-p",
-        "kregress-agent",
-        "--target",
-        AGENT_TARGET,
-        "--manifest-path",
-    ])
-    .arg(&manifest)
-    .env("CARGO_TARGET_DIR", target_dir)
-    // With an explicit --target, RUSTFLAGS reaches only target code: proc macros
-    // (serde_derive) stay dynamic, as they must.
-    .env("RUSTFLAGS", AGENT_RUSTFLAGS)
-    .env_remove("CARGO_ENCODED_RUSTFLAGS")
-    .env_remove("CARGO_BUILD_RUSTFLAGS")
-    .env_remove(format!(
-        "CARGO_TARGET_{}_RUSTFLAGS",
-        AGENT_TARGET.to_uppercase().replace('-', "_")
-    ));
-    if let Ok(j) = std::env::var("KREGRESS_BUILD_JOBS") {
-        cmd.args(["-j", &j]);
-    }
-    let line = format!(
-        "CARGO_TARGET_DIR={} RUSTFLAGS='{AGENT_RUSTFLAGS}' {} build --release -p kregress-agent --target {AGENT_TARGET} --manifest-path {}",
-        target_dir.display(),
-        Path::new(&cargo).display(),
-        manifest.display()
-    );
-    commands.push(line.clone());
-    // cargo's output, kept for a failure (which shows its last lines).
-    std::fs::create_dir_all(target_dir).context(|| format!("creating {}", target_dir.display()))?;
-    let log = target_dir.join("kregress-cargo.log");
-    let _ = std::fs::remove_file(&log);
-    crate::proc::run_logged(cmd, &log, Some(crate::proc::deadline::CARGO), |_| {})?;
-    let bin = target_dir.join(AGENT_TARGET).join("release/kregress-agent");
-    if !bin.is_file() {
-        return Err(infra(format!(
-            "{line} succeeded but {} is missing",
-            bin.display()
-        )));
-    }
-    Ok(bin)
 }
 
 /// The shared libraries `tool` needs, dynamic loader included, as the paths the
@@ -531,16 +455,6 @@ impl Archive {
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn each_checkout_builds_its_own_agent() {
-        let c = Path::new("/cache");
-        let a = agent_target_dir(c, Path::new("/work/main"));
-        let b = agent_target_dir(c, Path::new("/work/wt/remote"));
-        assert_ne!(a, b);
-        assert!(a.starts_with("/cache/agent-target"), "{}", a.display());
-        assert_eq!(a, agent_target_dir(c, Path::new("/work/main")));
-    }
-
     use super::*;
     use std::io::Read;
 
@@ -610,6 +524,15 @@ mod tests {
             crate::cache::root_from(env(&[("HOME", "/h")])),
             PathBuf::from("/h/.cache/kregress")
         );
+    }
+
+    #[test]
+    fn the_built_in_agent_is_static_and_the_built_in_recipe_parses() {
+        assert_eq!(elf_interpreter(AGENT), Ok(None));
+        // It is the agent: it writes the protocol's marker.
+        assert!(memchr::memmem::find(AGENT, kregress_agent::MARKER.as_bytes()).is_some());
+        let r = Recipe::parse(Path::new(RECIPE_BUILT_IN), RECIPE).unwrap();
+        assert!(r.tools.iter().any(|t| t == "/usr/bin/ndctl"), "{r:?}");
     }
 
     #[test]
@@ -723,8 +646,7 @@ mod tests {
         let recipe = dir.path().join("initramfs.yaml");
         std::fs::write(&recipe, "tools: [/bin/true]\n").unwrap();
         let opts = ImageOptions {
-            workspace: workspace_root(),
-            recipe: recipe.clone(),
+            recipe: Some(recipe.clone()),
             cache_root: dir.path().join("cache"),
             agent: Some(agent.clone()),
         };

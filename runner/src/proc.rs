@@ -1,9 +1,9 @@
-//! Running external programs (make, git, tar, cargo, ldd, mkfs, qemu): the
+//! Running external programs (make, git, tar, ldd, mkfs, qemu): the
 //! one way kregress starts a process, so that nothing it starts outlives it
 //! and nothing runs unbounded.
 //!
 //! Lifetime. Each child leads its own process group, and everything it starts
-//! (make's cc1, cargo's rustc) stays in that group. The group is killed when
+//! (make's cc1 and ld) stays in that group. The group is killed when
 //! the child is reaped, on Ctrl-C/SIGTERM ([`kill_all`]), and when kregress
 //! dies in any way, `kill -9` included: [`start_reaper`] forks, first thing in
 //! `main`, a reaper that holds one end of a socket. Every child announces its
@@ -12,7 +12,7 @@
 //! When kregress dies, the socket reads EOF and the reaper SIGKILLs every
 //! group still announced, then exits. PR_SET_PDEATHSIG on the direct child
 //! alone (the earlier answer) left the grandchildren running: an orphaned
-//! rustc or cc1 keeps its group. A child subreaper does not help either: it
+//! cc1 or ld keeps its group. A child subreaper does not help either: it
 //! adopts orphans only while it is alive, and `kill -9` is what it would not
 //! survive. The reaper is one sleeping process, in its own process group (a
 //! signal to kregress's group leaves it to clean up), with no file open but
@@ -38,7 +38,7 @@ use std::sync::{mpsc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// How long each kind of command may run. Generous: a deadline is for a
-/// command that hangs (a git waiting on a lock, a cargo on the network),
+/// command that hangs (a git waiting on a lock),
 /// never for a slow machine; each is ten times or more what it takes on the
 /// 2-core machine of docs/PERFORMANCE.md.
 pub mod deadline {
@@ -51,8 +51,6 @@ pub mod deadline {
     /// (~30 s), `git add -A`/`commit`/`reset --hard`/`clone`/`fetch` of it,
     /// the config makes (~8 s).
     pub const TREE: Duration = Duration::from_secs(30 * 60);
-    /// Building the guest agent with cargo (a cold build ~1–2 min).
-    pub const CARGO: Duration = Duration::from_secs(30 * 60);
     // `make bzImage` has none: it takes what the scenario's configuration
     // asks (7 min cold for tinyconfig here, hours for a distribution
     // config). QEMU has the scenario's boot and run deadlines (crate::vm).
