@@ -187,6 +187,13 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         Some(vm::Exit::RunTimeout) => {
             (Outcome::Fail, Some(FailKind::Hang), Some("HANG: the guest stopped answering".into()), listed)
         }
+        // Not a hang: the agent, which judges hangs in guest time, still spoke.
+        Some(vm::Exit::Overtime) => (
+            Outcome::Miss,
+            None,
+            Some("the guest still ran at twice the host's deadline: too slow a host for this workload's deadline".into()),
+            listed,
+        ),
         _ if !finished => (Outcome::Miss, None, Some("the agent gave no result for the workload (protocol broken?)".into()), listed),
         _ if skipped.is_some() => (Outcome::Skip, None, skipped, listed),
         _ => (Outcome::Pass, None, None, listed),
@@ -352,7 +359,7 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
     let started = Instant::now();
     let mut agent_err: Option<std::io::Error> = None;
     let console = dir.join("console.log");
-    let deadlines = vm::Deadlines { boot: Duration::from_secs(boot.boot_deadline_s), run: Duration::from_secs(boot.run_deadline_s) };
+    let deadlines = vm::Deadlines::new(Duration::from_secs(boot.boot_deadline_s), Duration::from_secs(boot.run_deadline_s));
     let r = vm::boot(args, nvdimm, deadlines, &console, |line| {
         for rep in scanner.push_line(line) {
             let i = split.cell();
@@ -380,7 +387,7 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
             agent_err.get_or_insert(e);
             return Control::Stop;
         }
-        let mut ctl = Control::Continue;
+        let mut ctl = Control::Alive;
         match &m {
             Message::Hello { .. } => ctl = Control::Booted,
             Message::WorkloadStart { .. } => {
@@ -870,6 +877,21 @@ mod tests {
         let (o, k, t, _) = judge(&s);
         assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Hang)));
         assert_eq!(t.unwrap(), "INFO: task hung in ext4_break_layouts");
+    }
+
+    /// A guest whose agent still spoke at twice the host's deadline is too
+    /// slow, not hung: MISS. One that stopped answering is a HANG; one that
+    /// reported its own hang keeps that hang's title either way.
+    #[test]
+    fn overtime_is_a_miss_and_silence_a_hang() {
+        let start = Message::WorkloadStart { name: "dio-read".into(), spec: String::new() };
+        let alive = Message::Alive { workload: "dio-read".into(), elapsed_ms: 2000 };
+        let s = Seen { messages: vec![start.clone(), alive.clone()], booted: true, exit: Some(vm::Exit::Overtime), ..Seen::default() };
+        let (o, k, t, _) = judge(&s);
+        assert_eq!((o, k), (Outcome::Miss, None));
+        assert!(t.unwrap().starts_with("the guest still ran at twice the host's deadline"));
+        let s = Seen { messages: vec![start, alive], booted: true, exit: Some(vm::Exit::RunTimeout), ..Seen::default() };
+        assert_eq!(judge(&s).2.as_deref(), Some("HANG: the guest stopped answering"));
     }
 
     #[test]

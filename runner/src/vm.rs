@@ -47,7 +47,22 @@ pub struct Deadlines {
     /// No `Control::Booted` within this → the kernel did not boot.
     pub boot: Duration,
     /// From `Booted` to `Finished` (QEMU then gets a short grace to power off).
+    /// Past it, a guest whose agent spoke within `quiet` still runs (a slow
+    /// guest is no hang), up to twice `run`: the agent judges hangs in guest
+    /// time, this deadline only catches a guest that stopped answering.
     pub run: Duration,
+    /// How long the agent may be silent past `run` before the guest counts as stopped.
+    pub quiet: Duration,
+}
+
+impl Deadlines {
+    /// `boot` and `run` as given; the agent's silence may last as long as a
+    /// boot may (both are "how slow this host is": the agent says
+    /// `alive` every 2 guest seconds, which a busy icount guest stretches to
+    /// ~50 host seconds).
+    pub fn new(boot: Duration, run: Duration) -> Deadlines {
+        Deadlines { boot, run, quiet: boot }
+    }
 }
 
 /// How the guest ended.
@@ -58,8 +73,12 @@ pub enum Exit {
     Exited,
     /// No hello before the boot deadline.
     BootTimeout,
-    /// Hello, but no done before the run deadline.
+    /// Hello, but no done before the run deadline, and the agent silent for
+    /// the quiet limit: the guest stopped answering.
     RunTimeout,
+    /// No done at twice the run deadline although the agent still spoke:
+    /// the guest runs too slowly for its deadlines on this host.
+    Overtime,
     /// The caller asked to stop (e.g. triage saw a fatal report).
     Stopped,
 }
@@ -78,6 +97,8 @@ pub struct VmRun {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
     Continue,
+    /// An agent line: the guest still answers (see [`Deadlines::quiet`]).
+    Alive,
     /// The guest's userspace is up: the boot deadline is met.
     Booted,
     /// The guest finished its work: it gets a short grace to power off.
@@ -448,11 +469,16 @@ fn watch(cmd: Command, deadlines: Deadlines, console: &Path, mut on_line: impl F
     let mut lines = Lines::default();
     let hello_at: Cell<Option<Instant>> = Cell::new(None);
     let done_at: Cell<Option<Instant>> = Cell::new(None);
+    let alive_at: Cell<Instant> = Cell::new(start);
     // What the caller made of a line; false stops the guest.
     let mut each = |line: &str| {
         let first = |at: &Cell<Option<Instant>>| at.set(at.get().or(Some(Instant::now())));
-        match on_line(line) {
-            Control::Continue => {}
+        let ctl = on_line(line);
+        if ctl != Control::Continue {
+            alive_at.set(Instant::now());
+        }
+        match ctl {
+            Control::Continue | Control::Alive => {}
             Control::Booted => first(&hello_at),
             Control::Finished => first(&done_at),
             Control::Stop => return false,
@@ -489,7 +515,9 @@ fn watch(cmd: Command, deadlines: Deadlines, console: &Path, mut on_line: impl F
         }
         match (hello_at.get(), done_at.get()) {
             (None, _) if start.elapsed() > deadlines.boot => break Exit::BootTimeout,
-            (Some(h), None) if h.elapsed() > deadlines.run => break Exit::RunTimeout,
+            // Silence decides first: Overtime only for an agent that spoke within `quiet`.
+            (Some(h), None) if h.elapsed() > deadlines.run && alive_at.get().elapsed() > deadlines.quiet => break Exit::RunTimeout,
+            (Some(h), None) if h.elapsed() > deadlines.run * 2 => break Exit::Overtime,
             // Done: a guest stuck in D state may never power off.
             (_, Some(d)) if d.elapsed() > Duration::from_secs(15) => break Exit::Exited,
             _ => {}
@@ -524,7 +552,7 @@ mod tests {
     }
 
     fn deadlines(secs: u64) -> Deadlines {
-        Deadlines { boot: Duration::from_secs(secs), run: Duration::from_secs(secs) }
+        Deadlines::new(Duration::from_secs(secs), Duration::from_secs(secs))
     }
 
     #[test]
@@ -672,6 +700,43 @@ mod tests {
         let text = String::from_utf8_lossy(&kept);
         assert!(text.starts_with("KREGRESS> ") && text.ends_with("\"elapsed_ms\":1}\r\n"));
         assert!(text.contains(" of console dropped here: console.log keeps the first 8388608 and the last 8388608 bytes]\n"));
+    }
+
+    /// A guest past its run deadline: one whose agent still speaks runs on
+    /// (to twice the deadline: Overtime, which is no hang); one whose agent
+    /// went silent is stopped once the quiet limit passes (RunTimeout).
+    #[test]
+    fn past_the_run_deadline_a_speaking_agent_is_slow_and_a_silent_one_stopped() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = Deadlines { boot: Duration::from_secs(10), run: Duration::from_secs(2), quiet: Duration::from_millis(1500) };
+        let guest = |script: &str| {
+            let mut c = Command::new("sh");
+            c.args(["-c", script]);
+            c
+        };
+        let on_line = |line: &str| match line.trim_end() {
+            "hello" => Control::Booted,
+            "alive" => Control::Alive,
+            _ => Control::Continue,
+        };
+        // Speaking every 0.5 s for 10 s (kernel lines between count for nothing).
+        let t = Instant::now();
+        let r = watch(guest("echo hello; for i in $(seq 20); do echo alive; echo '[ 1.0] kernel'; sleep 0.5; done"), d, &dir.path().join("a"), on_line).unwrap();
+        assert_eq!(r.exit, Exit::Overtime, "{r:?}");
+        assert!((3.8..8.0).contains(&t.elapsed().as_secs_f64()), "at twice the run deadline, not before: {:?}", t.elapsed());
+        // Silent after hello but for kernel lines: stopped at run + what is left of quiet.
+        let t = Instant::now();
+        let r = watch(guest("echo hello; for i in $(seq 20); do echo '[ 1.0] kernel'; sleep 0.5; done"), d, &dir.path().join("b"), on_line).unwrap();
+        assert_eq!(r.exit, Exit::RunTimeout, "{r:?}");
+        assert!((1.9..3.8).contains(&t.elapsed().as_secs_f64()), "{:?}", t.elapsed());
+        // Spoke until 1 s, then silent: stopped once silent for the quiet limit past the deadline.
+        let r = watch(guest("echo hello; echo alive; sleep 1; echo alive; sleep 30"), d, &dir.path().join("c"), on_line).unwrap();
+        assert_eq!(r.exit, Exit::RunTimeout, "{r:?}");
+        // Spoke until 3.5 s, then silent: at twice the deadline (4 s) it has
+        // been silent less than the quiet limit, so slow and stopped cannot be
+        // told apart: Overtime (a MISS), never a HANG.
+        let r = watch(guest("echo hello; for i in $(seq 8); do echo alive; sleep 0.5; done; sleep 30"), d, &dir.path().join("d"), on_line).unwrap();
+        assert_eq!(r.exit, Exit::Overtime, "{r:?}");
     }
 
     #[test]

@@ -87,6 +87,7 @@ pub fn run_watched<T: Send + 'static>(
     if spawned.is_err() {
         return Watched::Deadline;
     }
+    let mut alive = 1;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(v) => return Watched::Done(v),
@@ -102,6 +103,11 @@ pub fn run_watched<T: Send + 'static>(
         if start.elapsed() > deadline {
             report_hang("workload", name, "workload", start.elapsed());
             return Watched::Deadline;
+        }
+        // Still running: say so (see Message::Alive).
+        if start.elapsed() >= Duration::from_millis(alive * kregress_agent::protocol::ALIVE_EVERY_MS) {
+            Message::Alive { workload: name.to_string(), elapsed_ms: start.elapsed().as_millis() as u64 }.emit();
+            alive += 1;
         }
     }
 }

@@ -46,6 +46,8 @@ pub fn set_nonce(nonce: &str) -> bool {
     NONCE.set(nonce.to_string()).is_ok()
 }
 
+/// Guest milliseconds between two [`Message::Alive`] lines of a running workload.
+pub const ALIVE_EVERY_MS: u64 = 2000;
 /// Version of the message set; bumped on incompatible changes.
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -209,6 +211,15 @@ pub enum Message {
         phase: String,
         /// What went wrong.
         detail: String,
+    },
+    /// A workload still runs: printed every [`ALIVE_EVERY_MS`] of guest time
+    /// while one does, so the runner can tell a slow guest (under icount a
+    /// busy guest second takes 13-25 host seconds) from one that stopped.
+    Alive {
+        /// The running workload's name.
+        workload: String,
+        /// Guest time since the workload began.
+        elapsed_ms: u64,
     },
     /// Last line before power-off.
     Done {
@@ -516,6 +527,10 @@ mod tests {
                 phase: "config".into(),
                 detail: "unknown workload".into(),
             },
+            Message::Alive {
+                workload: "truncate-during-dio".into(),
+                elapsed_ms: 4000,
+            },
             Message::Done {
                 ok: true,
                 elapsed_ms: 5300,
@@ -582,6 +597,10 @@ mod tests {
                 ..
             }
         ));
+        assert_eq!(
+            Message::Alive { workload: "storm".into(), elapsed_ms: 2000 }.to_line(NONCE),
+            r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"alive","workload":"storm","elapsed_ms":2000}"#
+        );
         // Before set_nonce, the agent prints NO_NONCE, which is never a nonce.
         assert_eq!(Message::Done { ok: true, elapsed_ms: 1 }.to_line(NO_NONCE), r#"KREGRESS> - {"type":"done","ok":true,"elapsed_ms":1}"#);
         assert!(!is_nonce(NO_NONCE) && !is_nonce("") && !is_nonce("a b") && !is_nonce(&"a".repeat(65)));
