@@ -327,7 +327,7 @@ mod tests {
 
         let good = d.path().join("good.patch");
         std::fs::write(&good, "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -2,3 +2,3 @@\n line 2\n-line 3\n+line three\n line 4\n").unwrap();
-        checkout(&tree, &[good.clone()], &log).unwrap();
+        checkout(&tree, std::slice::from_ref(&good), &log).unwrap();
         assert!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap().contains("line three"));
         checkout(&tree, &[], &log).unwrap();
         assert_eq!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap(), body);
