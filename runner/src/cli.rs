@@ -10,15 +10,16 @@ use crate::scenario;
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
+/// The command line: `kregress <command> ...`; `main` parses it and hands it to [`run`].
 #[derive(Parser)]
 #[command(name = "kregress", version, about = "QEMU-driven kernel regression suite for pmem/DAX and GUP bugs")]
 pub struct Cli {
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub(crate) cmd: Cmd,
 }
 
 #[derive(Subcommand)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Check a scenario file without building anything.
     Validate { scenario: PathBuf },
     /// Build the kernels of a scenario's variants (cached).
@@ -163,7 +164,7 @@ pub enum Cmd {
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum AccelArg {
+pub(crate) enum AccelArg {
     Auto,
     Kvm,
     Tcg,
