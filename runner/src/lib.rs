@@ -12,7 +12,7 @@
 //! Below them, with no import of anything above: `outcome`, `stats`, `text`,
 //! `error` (one error type, one exit-code table), `cache`, `proc`, `ui`, `yaml`.
 
-#![warn(missing_docs)]
+#![deny(missing_docs)]
 
 mod bisect;
 pub mod cache;
