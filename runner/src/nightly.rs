@@ -210,8 +210,8 @@ pub struct RunReport {
     /// Every cell's verdict and every metric's, in cell order.
     pub verdicts: Vec<CellVerdict>,
     /// Within the run: each variant against the first, cell by cell
-    /// ([`compare::compare_variants`], what the run's summary.md tables).
-    pub(crate) ab: Vec<compare::Verdict>,
+    /// (`compare::compare_variants`, what the run's summary.md tables).
+    pub ab: Vec<compare::Verdict>,
     pub(crate) floors: NoiseFloors,
     /// What the reports quote of each failing run's console log, by the run's [`CellResult::id`].
     pub(crate) excerpts: BTreeMap<String, Excerpt>,

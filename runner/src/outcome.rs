@@ -38,7 +38,7 @@ crate::text::named!(FailKind { Crash => "CRASH", Warn => "WARN", Hang => "HANG",
 
 impl Outcome {
     /// The kernel's fault: FAIL, or ERROR (it did not build or boot).
-    pub(crate) fn is_failure(self) -> bool {
+    pub fn is_failure(self) -> bool {
         matches!(self, Outcome::Fail | Outcome::Error)
     }
 }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 /// What [`finish`] prints on stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Show {
+pub enum Show {
     /// The summary, for people.
     Text,
     /// The work itself, serialized (`--json`).
@@ -30,8 +30,8 @@ pub(crate) enum Show {
 }
 
 /// A piece of work done and stored in its results directory: a run of a
-/// scenario ([`RunDone`]) or a bisection ([`BisectReport`]).
-pub(crate) trait Done: Serialize {
+/// scenario ([`RunDone`]) or a bisection (`bisect::BisectReport`).
+pub trait Done: Serialize {
     /// `results/<id>/`.
     fn dir(&self) -> &Path;
     /// The files [`finish`] writes into [`Done::dir`], by name: the summary
@@ -45,7 +45,7 @@ pub(crate) trait Done: Serialize {
 
 /// The post-run path: writes `done`'s files into its directory, shows it
 /// and says what it found.
-pub(crate) fn finish(done: &impl Done, show: Show) -> Result<Findings> {
+pub fn finish(done: &impl Done, show: Show) -> Result<Findings> {
     for (name, bytes) in done.files() {
         write_atomic(&done.dir().join(name), &bytes)?;
     }
@@ -63,10 +63,12 @@ pub(crate) fn finish(done: &impl Done, show: Show) -> Result<Findings> {
 /// findings). `--json` prints the run record with the verdicts and noise
 /// floors beside it.
 #[derive(Serialize)]
-pub(crate) struct RunDone<'a> {
+pub struct RunDone<'a> {
+    /// The run, as run.json holds it.
     #[serde(flatten)]
-    pub(crate) rec: &'a RunRecord,
-    pub(crate) verdicts: Vec<Verdict>,
+    pub rec: &'a RunRecord,
+    /// Each variant against the first, cell by cell and metric by metric: verdicts.json's rows.
+    pub verdicts: Vec<Verdict>,
     pub(crate) noise_floors: NoiseFloors,
     /// summary.md, which the terminal shows too.
     #[serde(skip)]
@@ -82,7 +84,7 @@ pub(crate) struct RunDone<'a> {
 
 impl<'a> RunDone<'a> {
     /// Judges `rec`, a run of `s`.
-    pub(crate) fn judge(s: &Scenario, rec: &'a RunRecord) -> Result<RunDone<'a>> {
+    pub fn judge(s: &Scenario, rec: &'a RunRecord) -> Result<RunDone<'a>> {
         let unexpected = |c: &CellResult| !crate::run::as_expected(s, c);
         let noise_floors = NoiseFloors::of(rec);
         let verdicts = compare::compare_variants(rec, &noise_floors)?;

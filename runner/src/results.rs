@@ -298,7 +298,8 @@ pub(crate) fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
     run_dir.join(c.key().id())
 }
 
-pub(crate) fn save(rec: &RunRecord) -> Result<()> {
+/// Writes `rec` to `<results_dir>/run.json`, atomically (a crash leaves the old file or the new).
+pub fn save(rec: &RunRecord) -> Result<()> {
     let path = rec.results_dir.join("run.json");
     write_atomic(&path, &serde_json::to_vec_pretty(rec).unwrap())
 }

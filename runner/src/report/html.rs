@@ -4,7 +4,7 @@
 //! columns workloads, each cell linking its console logs — the run's A/B
 //! verdicts ([`ab_section`]) and per cell a throughput chart over the
 //! history window: the median of each night with its 95 % bootstrap band.
-//! Every run's own page ([`run_page`], results/<run-id>/report.html) has
+//! Every run's own page ([`run_page`], `results/<run-id>/report.html`) has
 //! its A/B verdicts and its cells. The A/B verdicts are the ones summary.md
 //! tables ([`crate::compare::render_table`]): one source, two renderers.
 
