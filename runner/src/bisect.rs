@@ -41,7 +41,7 @@
 
 use crate::error::{bad_input, infra, kernel as kernel_err, Class, Error, Result};
 use crate::kernel::{self, source, KernelSpec};
-pub use crate::kernel::source::CommitInfo;
+pub(crate) use crate::kernel::source::CommitInfo;
 use crate::outcome::Outcome;
 use crate::results::{self, CellResult};
 use crate::rules::{self, Status};

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-pub fn root() -> PathBuf {
+pub(crate) fn root() -> PathBuf {
     if let Some(p) = TEST_ROOT.with(|r| r.borrow().clone()) {
         return p;
     }
@@ -22,12 +22,12 @@ thread_local! {
 }
 
 #[cfg(test)]
-pub fn set_test_root(p: &Path) {
+pub(crate) fn set_test_root(p: &Path) {
     TEST_ROOT.with(|r| *r.borrow_mut() = Some(p.to_path_buf()));
 }
 
 /// [`root`] with the environment passed in (for tests).
-pub fn root_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
+pub(crate) fn root_from(env: impl Fn(&str) -> Option<std::ffi::OsString>) -> PathBuf {
     if let Some(c) = env("KREGRESS_CACHE") {
         return PathBuf::from(c);
     }
@@ -47,12 +47,12 @@ pub fn dir(sub: &str) -> Result<PathBuf> {
 
 /// How old a scratch directory of a dead kregress must be before another
 /// removes it: far longer than any build (a cold kernel build is ~8 min).
-pub const STALE_SCRATCH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+pub(crate) const STALE_SCRATCH: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// A scratch directory (`.tmpXXXXXX`) in `parent`, removed when dropped.
 /// A kregress that was SIGKILLed never drops its own: those older than
 /// [`STALE_SCRATCH`] are removed first, so they do not pile up in the cache.
-pub fn scratch_dir(parent: &Path) -> Result<tempfile::TempDir> {
+pub(crate) fn scratch_dir(parent: &Path) -> Result<tempfile::TempDir> {
     remove_stale_scratch(parent, STALE_SCRATCH);
     tempfile::tempdir_in(parent).context(|| format!("temp dir in {}", parent.display()))
 }
@@ -79,11 +79,13 @@ fn remove_stale_scratch(parent: &Path, age: std::time::Duration) {
 pub struct Key(Sha256);
 
 impl Key {
+    /// A key for entries of `kind` (e.g. `bisect-fixture-v1`): bump the kind to orphan old entries.
     pub fn new(kind: &str) -> Key {
         let mut k = Key(Sha256::new());
         k.part("kind", kind.as_bytes());
         k
     }
+    /// Adds `bytes` under `label`; the order of parts counts.
     pub fn part(&mut self, label: &str, bytes: &[u8]) -> &mut Self {
         self.0.update((label.len() as u64).to_le_bytes());
         self.0.update(label.as_bytes());
@@ -91,16 +93,18 @@ impl Key {
         self.0.update(bytes);
         self
     }
+    /// Adds the contents of the file at `path` under `label`.
     pub fn file(&mut self, label: &str, path: &Path) -> Result<&mut Self> {
         let b = std::fs::read(path).context(|| format!("reading {}", path.display()))?;
         Ok(self.part(label, &b))
     }
+    /// The key so far as 64 hex digits: the entry's directory name.
     pub fn hex(&self) -> String {
         hex::encode(self.0.clone().finalize())
     }
 }
 
-pub fn sha256_file(path: &Path) -> Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let mut f = File::open(path).context(|| format!("opening {}", path.display()))?;
     let mut h = Sha256::new();
     std::io::copy(&mut f, &mut h).context(|| format!("reading {}", path.display()))?;
@@ -111,7 +115,7 @@ pub fn sha256_file(path: &Path) -> Result<String> {
 /// all, as a file `>` makes (0644 under the usual umask; tempfile's own
 /// default, 0600, kept cache entries and results from other users and from
 /// a web server serving them).
-pub fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
+pub(crate) fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
     use std::os::unix::fs::PermissionsExt;
     tempfile::Builder::new()
         .permissions(std::fs::Permissions::from_mode(0o644))
@@ -120,7 +124,7 @@ pub fn temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
 }
 
 /// Writes `bytes` to `path` atomically (a [`temp_file`] in the same dir + rename).
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
     let mut tmp = temp_file(dir)?;

@@ -8,17 +8,18 @@ use crate::outcome::Outcome;
 use crate::post::{self, Show};
 use crate::scenario;
 use clap::{Parser, Subcommand};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+/// The command line: `kregress <command> ...`; `main` parses it and hands it to [`run`].
 #[derive(Parser)]
 #[command(name = "kregress", version, about = "QEMU-driven kernel regression suite for pmem/DAX and GUP bugs")]
 pub struct Cli {
     #[command(subcommand)]
-    pub cmd: Cmd,
+    pub(crate) cmd: Cmd,
 }
 
 #[derive(Subcommand)]
-pub enum Cmd {
+pub(crate) enum Cmd {
     /// Check a scenario file without building anything.
     Validate { scenario: PathBuf },
     /// Build the kernels of a scenario's variants (cached).
@@ -34,29 +35,7 @@ pub enum Cmd {
         json: bool,
     },
     /// Boot the scenario's cells and judge them against its expectations.
-    Run {
-        scenario: PathBuf,
-        /// Select cells, e.g. variant=fixed,backend=nvdimm,fs=xfs,mapping=pte,workload=dio-read
-        #[arg(long, default_value = "")]
-        only: String,
-        /// Runs per cell (default: the scenario's `run.runs`).
-        #[arg(long)]
-        runs: Option<u32>,
-        /// Continue a run: only the cells missing from results/RUN_ID run.
-        #[arg(long)]
-        resume: Option<String>,
-        /// auto probes KVM once per host and falls back to TCG.
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelArg,
-        /// Where runs are stored.
-        #[arg(long, default_value = "results")]
-        results: PathBuf,
-        /// Guests at once (default: one per two cores and 4 GiB of memory).
-        #[arg(short, long)]
-        jobs: Option<usize>,
-        #[arg(long)]
-        json: bool,
-    },
+    Run(RunArgs),
     /// Compare the variants inside one run, or the same cells across two runs (old, new).
     Compare {
         #[arg(required = true, num_args = 1..=2)]
@@ -65,29 +44,7 @@ pub enum Cmd {
         results: PathBuf,
     },
     /// Run scenarios and compare every cell with the previous nightly; exit 1 on a regression.
-    Nightly {
-        /// Scenario files (default: every scenarios/*.yaml, historical/ excluded).
-        scenarios: Vec<PathBuf>,
-        #[arg(long, default_value = "results")]
-        results: PathBuf,
-        /// `last` (the previous nightly of each scenario), `none`, or a run id.
-        #[arg(long, default_value = "last")]
-        baseline: String,
-        /// Nights in the throughput charts and reference.
-        #[arg(long, default_value_t = 14)]
-        history: usize,
-        /// Also write one combined report of all scenarios here.
-        #[arg(long)]
-        out: Option<PathBuf>,
-        /// Select cells as `run --only` does, in every scenario (a scenario
-        /// with no selected cell is left out; none at all is an error).
-        #[arg(long, default_value = "")]
-        only: String,
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelArg,
-        #[arg(short, long)]
-        jobs: Option<usize>,
-    },
+    Nightly(NightlyArgs),
     /// Render the nightly report (summary.md, report.html, junit.xml, kcidb.json) of stored runs.
     Report {
         #[arg(required = true)]
@@ -101,43 +58,7 @@ pub enum Cmd {
         out: Option<PathBuf>,
     },
     /// Find the commit that broke one cell: git bisect driven by kernel builds and VM runs.
-    Bisect {
-        scenario: PathBuf,
-        /// The git repository to bisect (kregress clones it; your checkout is never touched).
-        #[arg(long)]
-        repo: PathBuf,
-        #[arg(long)]
-        good: String,
-        #[arg(long)]
-        bad: String,
-        /// The one cell, e.g. backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio
-        #[arg(long)]
-        only: String,
-        /// Whose patches go on top of every commit (default: the first variant).
-        #[arg(long)]
-        variant: Option<String>,
-        /// Failure title that makes a run bad (default: the one BAD shows).
-        #[arg(long)]
-        signature: Option<String>,
-        /// Most VM runs per step.
-        #[arg(long, default_value_t = 10)]
-        max_runs: u32,
-        /// Throughput bisection on this metric (mb_per_s or ops_per_s).
-        #[arg(long)]
-        metric: Option<String>,
-        /// With --metric: bad below GOOD's median by more than this, e.g. -10%.
-        #[arg(long, default_value = "-10%", allow_hyphen_values = true)]
-        threshold: String,
-        #[arg(long, value_enum, default_value = "auto")]
-        accel: AccelArg,
-        #[arg(long, default_value = "results")]
-        results: PathBuf,
-        /// Parallel make jobs (default: cores + 1).
-        #[arg(short, long)]
-        jobs: Option<usize>,
-        #[arg(long)]
-        json: bool,
-    },
+    Bisect(BisectArgs),
     /// Boot again exactly what a cell booted (bzImage, initramfs and QEMU's arguments, checked by hash) and judge it.
     Replay {
         /// A cell's directory (results/RUN/VARIANT/AXES/runN) or a bundle (.tar.gz).
@@ -162,8 +83,100 @@ pub enum Cmd {
     },
 }
 
+// The options of `run`, `nightly` and `bisect`: a struct each, so that their
+// arms in `run` are one call. (`//`, not `///`: clap would show a doc
+// comment here as the subcommand's help, which the variant's gives.)
+#[derive(clap::Args)]
+pub(crate) struct RunArgs {
+    scenario: PathBuf,
+    /// Select cells, e.g. variant=fixed,backend=nvdimm,fs=xfs,mapping=pte,workload=dio-read
+    #[arg(long, default_value = "")]
+    only: String,
+    /// Runs per cell (default: the scenario's `run.runs`).
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Continue a run: only the cells missing from results/RUN_ID run.
+    #[arg(long)]
+    resume: Option<String>,
+    /// auto probes KVM once per host and falls back to TCG.
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    /// Where runs are stored.
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Guests at once (default: one per two cores and 4 GiB of memory).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct NightlyArgs {
+    /// Scenario files (default: every scenarios/*.yaml, historical/ excluded).
+    scenarios: Vec<PathBuf>,
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// `last` (the previous nightly of each scenario), `none`, or a run id.
+    #[arg(long, default_value = "last")]
+    baseline: String,
+    /// Nights in the throughput charts and reference.
+    #[arg(long, default_value_t = 14)]
+    history: usize,
+    /// Also write one combined report of all scenarios here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Select cells as `run --only` does, in every scenario (a scenario
+    /// with no selected cell is left out; none at all is an error).
+    #[arg(long, default_value = "")]
+    only: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    #[arg(short, long)]
+    jobs: Option<usize>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct BisectArgs {
+    scenario: PathBuf,
+    /// The git repository to bisect (kregress clones it; your checkout is never touched).
+    #[arg(long)]
+    repo: PathBuf,
+    #[arg(long)]
+    good: String,
+    #[arg(long)]
+    bad: String,
+    /// The one cell, e.g. backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio
+    #[arg(long)]
+    only: String,
+    /// Whose patches go on top of every commit (default: the first variant).
+    #[arg(long)]
+    variant: Option<String>,
+    /// Failure title that makes a run bad (default: the one BAD shows).
+    #[arg(long)]
+    signature: Option<String>,
+    /// Most VM runs per step.
+    #[arg(long, default_value_t = 10)]
+    max_runs: u32,
+    /// Throughput bisection on this metric (mb_per_s or ops_per_s).
+    #[arg(long)]
+    metric: Option<String>,
+    /// With --metric: bad below GOOD's median by more than this, e.g. -10%.
+    #[arg(long, default_value = "-10%", allow_hyphen_values = true)]
+    threshold: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    /// Parallel make jobs (default: cores + 1).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
-pub enum AccelArg {
+pub(crate) enum AccelArg {
     Auto,
     Kvm,
     Tcg,
@@ -182,118 +195,145 @@ impl From<AccelArg> for crate::vm::Accel {
 /// Runs the command `cli` names; what it found decides the exit code
 /// ([`crate::error::exit_code`], called by main for every command).
 pub fn run(cli: Cli) -> Result<Findings> {
-    let show = |json: bool| if json { Show::Json } else { Show::Text };
     match cli.cmd {
-        Cmd::Validate { scenario } => {
-            let s = scenario::load(&scenario)?;
-            println!(
-                "{}: ok: scenario {}, {} variant(s): {}",
-                scenario.display(),
-                s.name,
-                s.variants.len(),
-                s.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
-            );
-            Ok(Findings::default())
-        }
+        Cmd::Validate { scenario } => validate(&scenario),
         Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), json),
-        Cmd::Run { scenario, only, runs, resume, accel, results, jobs, json } => {
-            let s = scenario::load(&scenario)?;
-            if let Some(n) = runs {
-                scenario::check_runs(n).map_err(|m| crate::error::bad_input(format!("--runs: {m}")))?;
-            }
-            let opts = crate::run::RunOpts {
-                only: scenario::Filter::parse(&only)?,
-                runs,
-                resume,
-                accel: accel.into(),
-                results_root: results,
-                jobs: jobs.unwrap_or_else(crate::run::default_vms),
-            };
-            let rec = crate::run::run(&s, &opts)?;
-            post::finish(&post::RunDone::judge(&s, &rec)?, show(json))
-        }
-        Cmd::Compare { runs, results } => {
-            let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(&results, r)).collect::<Result<_>>()?;
-            let recs: Vec<crate::results::RunRecord> = dirs.iter().map(|d| crate::results::load(d)).collect::<Result<_>>()?;
-            if let [old, new] = recs.as_slice() {
-                if old.scenario != new.scenario {
-                    return Err(crate::error::bad_input(format!(
-                        "compare: {} is a run of scenario {}, {} of scenario {}: only runs of one scenario are compared",
-                        dirs[0].display(),
-                        old.scenario,
-                        dirs[1].display(),
-                        new.scenario
-                    )));
-                }
-            }
-            let floors = crate::rules::NoiseFloors::of(recs.last().unwrap());
-            let verdicts = match recs.as_slice() {
-                [one] => crate::compare::compare_variants(one, &floors)?,
-                [old, new] => crate::compare::compare_runs(old, new, &floors)?,
-                _ => return Err(crate::error::bad_input("compare: give one run (variants within it) or two (old, new)")),
-            };
-            println!("noise floor: {}\n\n{}", floors.note(), crate::compare::render_table(&verdicts));
-            Ok(Findings::default())
-        }
-        Cmd::Nightly { scenarios, results, baseline, history, out, only, accel, jobs } => {
-            let opts = NightlyOpts { results, baseline: Baseline::parse(&baseline), history, out, only: scenario::Filter::parse(&only)?, accel: accel.into(), jobs: jobs.unwrap_or_else(crate::run::default_vms) };
-            nightly(&scenarios, &opts)
-        }
+        Cmd::Run(args) => run_scenario(args),
+        Cmd::Compare { runs, results } => compare(&runs, &results),
+        Cmd::Nightly(args) => nightly(args),
         Cmd::Report { runs, baseline, history, out } => report(&runs, &Baseline::parse(&baseline), history, out.as_deref()),
-        Cmd::Bisect { scenario, repo, good, bad, only, variant, signature, max_runs, metric, threshold, accel, results, jobs, json } => {
-            let threshold_pct: f64 = threshold
-                .trim_end_matches('%')
-                .parse()
-                .map_err(|_| crate::error::bad_input(format!("--threshold {threshold}: give a percentage such as -10%")))?;
-            let opts = crate::bisect::BisectOpts {
-                scenario,
-                repo,
-                good,
-                bad,
-                only,
-                variant,
-                signature,
-                max_runs,
-                metric,
-                threshold_pct,
-                accel: accel.into(),
-                results_root: results,
-                jobs: jobs.unwrap_or_else(kernel::default_jobs),
-            };
-            post::finish(&crate::bisect::run(&opts)?, show(json))
-        }
+        Cmd::Bisect(args) => bisect(args),
         Cmd::Replay { target, out } => crate::replay::replay_cmd(&target, out.as_deref()),
-        Cmd::Bundle { cell, output } => {
-            let out = crate::replay::bundle::pack(&cell, output.as_deref())?;
-            println!("{}", out.display());
-            Ok(Findings::default())
-        }
-        Cmd::Triage { console, json } => {
-            let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display())).because(e);
-            let found = crate::triage::scan(std::fs::File::open(&console).map_err(bad)?).map_err(bad)?;
-            let mut reports = found.kept.iter().collect::<Vec<_>>();
-            reports.sort_by_key(|r| r.start_line);
-            let omitted = found.omitted();
-            if json {
-                let omitted: Vec<_> = omitted.iter().map(|(t, n)| serde_json::json!({"title": t, "count": n})).collect();
-                let v = serde_json::json!({ "reports": reports, "omitted": omitted, "omitted_other": found.others });
-                println!("{}", serde_json::to_string_pretty(&v).unwrap());
-            } else if reports.is_empty() {
-                println!("{}: no kernel reports", console.display());
-            } else {
-                for r in &reports {
-                    println!("{}:{}: {} [{}]{}", console.display(), r.start_line, r.title, r.kind, if r.corrupted { " (corrupted)" } else { "" });
-                }
-                for (t, n) in &omitted {
-                    println!("{}: {n} more reports titled {t} not listed", console.display());
-                }
-                if found.others > 0 {
-                    println!("{}: {} more reports with other titles not listed", console.display(), found.others);
-                }
-            }
-            Ok(Findings::default())
+        Cmd::Bundle { cell, output } => bundle(&cell, output.as_deref()),
+        Cmd::Triage { console, json } => triage(&console, json),
+    }
+}
+
+/// What a command prints of its results: text, or JSON with `--json`.
+fn show(json: bool) -> Show {
+    if json {
+        Show::Json
+    } else {
+        Show::Text
+    }
+}
+
+/// `kregress validate`: loads the scenario (every check `run` makes first) and says what it holds.
+fn validate(scenario: &Path) -> Result<Findings> {
+    let s = scenario::load(scenario)?;
+    println!(
+        "{}: ok: scenario {}, {} variant(s): {}",
+        scenario.display(),
+        s.name,
+        s.variants.len(),
+        s.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+    );
+    Ok(Findings::default())
+}
+
+/// `kregress run`: boots the selected cells, then the one post-run path
+/// (summary.md, verdicts.json, the expectations).
+fn run_scenario(a: RunArgs) -> Result<Findings> {
+    let s = scenario::load(&a.scenario)?;
+    if let Some(n) = a.runs {
+        scenario::check_runs(n).map_err(|m| crate::error::bad_input(format!("--runs: {m}")))?;
+    }
+    let opts = crate::run::RunOpts {
+        only: scenario::Filter::parse(&a.only)?,
+        runs: a.runs,
+        resume: a.resume,
+        accel: a.accel.into(),
+        results_root: a.results,
+        jobs: a.jobs.unwrap_or_else(crate::run::default_vms),
+    };
+    let rec = crate::run::run(&s, &opts)?;
+    post::finish(&post::RunDone::judge(&s, &rec)?, show(a.json))
+}
+
+/// `kregress compare`: the variants of one run against its first, or two
+/// runs of one scenario cell by cell; prints the verdict table.
+fn compare(runs: &[String], results: &Path) -> Result<Findings> {
+    let dirs: Vec<PathBuf> = runs.iter().map(|r| crate::results::find(results, r)).collect::<Result<_>>()?;
+    let recs: Vec<crate::results::RunRecord> = dirs.iter().map(|d| crate::results::load(d)).collect::<Result<_>>()?;
+    if let [old, new] = recs.as_slice() {
+        if old.scenario != new.scenario {
+            return Err(crate::error::bad_input(format!(
+                "compare: {} is a run of scenario {}, {} of scenario {}: only runs of one scenario are compared",
+                dirs[0].display(),
+                old.scenario,
+                dirs[1].display(),
+                new.scenario
+            )));
         }
     }
+    let floors = crate::rules::NoiseFloors::of(recs.last().unwrap());
+    let verdicts = match recs.as_slice() {
+        [one] => crate::compare::compare_variants(one, &floors)?,
+        [old, new] => crate::compare::compare_runs(old, new, &floors)?,
+        _ => return Err(crate::error::bad_input("compare: give one run (variants within it) or two (old, new)")),
+    };
+    println!("noise floor: {}\n\n{}", floors.note(), crate::compare::render_table(&verdicts));
+    Ok(Findings::default())
+}
+
+/// `kregress bisect`: the options checked, then [`crate::bisect::run`] and
+/// the post-run path of its runs.
+fn bisect(a: BisectArgs) -> Result<Findings> {
+    let threshold_pct: f64 = a
+        .threshold
+        .trim_end_matches('%')
+        .parse()
+        .map_err(|_| crate::error::bad_input(format!("--threshold {}: give a percentage such as -10%", a.threshold)))?;
+    let opts = crate::bisect::BisectOpts {
+        scenario: a.scenario,
+        repo: a.repo,
+        good: a.good,
+        bad: a.bad,
+        only: a.only,
+        variant: a.variant,
+        signature: a.signature,
+        max_runs: a.max_runs,
+        metric: a.metric,
+        threshold_pct,
+        accel: a.accel.into(),
+        results_root: a.results,
+        jobs: a.jobs.unwrap_or_else(kernel::default_jobs),
+    };
+    post::finish(&crate::bisect::run(&opts)?, show(a.json))
+}
+
+/// `kregress bundle`: packs the cell and prints the tarball's path.
+fn bundle(cell: &Path, output: Option<&Path>) -> Result<Findings> {
+    let out = crate::replay::bundle::pack(cell, output)?;
+    println!("{}", out.display());
+    Ok(Findings::default())
+}
+
+/// `kregress triage`: the kernel reports in a saved console log, in log order.
+fn triage(console: &Path, json: bool) -> Result<Findings> {
+    let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display())).because(e);
+    let found = crate::triage::scan(std::fs::File::open(console).map_err(bad)?).map_err(bad)?;
+    let mut reports = found.kept.iter().collect::<Vec<_>>();
+    reports.sort_by_key(|r| r.start_line);
+    let omitted = found.omitted();
+    if json {
+        let omitted: Vec<_> = omitted.iter().map(|(t, n)| serde_json::json!({"title": t, "count": n})).collect();
+        let v = serde_json::json!({ "reports": reports, "omitted": omitted, "omitted_other": found.others });
+        println!("{}", serde_json::to_string_pretty(&v).unwrap());
+    } else if reports.is_empty() {
+        println!("{}: no kernel reports", console.display());
+    } else {
+        for r in &reports {
+            println!("{}:{}: {} [{}]{}", console.display(), r.start_line, r.title, r.kind, if r.corrupted { " (corrupted)" } else { "" });
+        }
+        for (t, n) in &omitted {
+            println!("{}: {n} more reports titled {t} not listed", console.display());
+        }
+        if found.others > 0 {
+            println!("{}: {} more reports with other titles not listed", console.display(), found.others);
+        }
+    }
+    Ok(Findings::default())
 }
 
 /// `kregress build`: a kernel that does not build is a kernel failure; the
@@ -337,16 +377,6 @@ fn build(file: &std::path::Path, only: &[String], jobs: usize, json: bool) -> Re
     Ok(Findings { kernel_failed: failed, harness_failed: false })
 }
 
-struct NightlyOpts {
-    results: PathBuf,
-    baseline: Baseline,
-    history: usize,
-    out: Option<PathBuf>,
-    only: scenario::Filter,
-    accel: crate::vm::Accel,
-    jobs: usize,
-}
-
 /// The default scenario set: every scenarios/*.yaml (historical/ is a
 /// subfolder, so it is left out), sorted.
 fn default_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
@@ -364,31 +394,33 @@ fn default_scenarios(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
 /// then its post-run path: summary.md, verdicts.json), marks the run as a
 /// nightly, judges it against its baseline and writes the reports. A
 /// regression is a kernel failure, a MISS the harness's.
-fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
-    let files = if scenarios.is_empty() { default_scenarios(std::path::Path::new("scenarios"))? } else { scenarios.to_vec() };
+fn nightly(a: NightlyArgs) -> Result<Findings> {
+    let only = scenario::Filter::parse(&a.only)?;
+    let (baseline, accel, jobs) = (Baseline::parse(&a.baseline), a.accel.into(), a.jobs.unwrap_or_else(crate::run::default_vms));
+    let files = if a.scenarios.is_empty() { default_scenarios(Path::new("scenarios"))? } else { a.scenarios };
     // Validate every file before the first (long) run.
     let loaded: Vec<scenario::Scenario> = files.iter().map(|f| scenario::load(f)).collect::<Result<_>>()?;
-    let selected: Vec<&scenario::Scenario> = loaded.iter().filter(|s| !s.cells(&opts.only, None).is_empty()).collect();
+    let selected: Vec<&scenario::Scenario> = loaded.iter().filter(|s| !s.cells(&only, None).is_empty()).collect();
     if selected.is_empty() {
         return Err(crate::error::bad_input("nightly --only: the filter selects no cell in any scenario"));
     }
     let mut reports = Vec::new();
     for s in selected {
         let run_opts = crate::run::RunOpts {
-            only: opts.only.clone(),
+            only: only.clone(),
             runs: None,
             resume: None,
-            accel: opts.accel,
-            results_root: opts.results.clone(),
-            jobs: opts.jobs,
+            accel,
+            results_root: a.results.clone(),
+            jobs,
         };
         let rec = crate::run::run(s, &run_opts)?;
         crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
         post::finish(&post::RunDone::judge(s, &rec)?, Show::Nothing)?;
-        reports.push(RunReport::load(&rec.results_dir, &opts.baseline, opts.history)?);
+        reports.push(RunReport::load(&rec.results_dir, &baseline, a.history)?);
     }
     post::publish(&reports, None)?;
-    if let Some(out) = &opts.out {
+    if let Some(out) = &a.out {
         post::write_all(&reports, out)?;
     }
     Ok(Findings {

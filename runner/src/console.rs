@@ -12,7 +12,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::fd::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Bytes read from the pipe at once.
@@ -27,6 +27,7 @@ pub const LOG_TAIL: usize = 8 << 20;
 
 /// What [`Reader::next`] got.
 pub enum Got<'a> {
+    /// Bytes read, at most [`CHUNK`]; a line may continue in the next chunk.
     Data(&'a [u8]),
     /// Nothing within the wait.
     Quiet,
@@ -41,6 +42,7 @@ pub struct Reader<R> {
 }
 
 impl<R: Read + AsRawFd> Reader<R> {
+    /// Reads the console from `pipe`, the read end of QEMU's serial pipe, [`CHUNK`] bytes at a time.
     pub fn new(pipe: R) -> Self {
         Reader { pipe, buf: vec![0; CHUNK] }
     }
@@ -128,7 +130,6 @@ impl Lines {
 /// first write error, so that a full disk is not a silent gap: the caller
 /// stops the boot (a console with a hole is no evidence).
 pub struct Log {
-    path: PathBuf,
     out: BufWriter<File>,
     head: u64,
     /// The last byte written to the head ended a line.
@@ -144,14 +145,14 @@ pub struct Log {
 }
 
 impl Log {
+    /// Creates console.log at `path` with the standard caps ([`LOG_HEAD`], [`LOG_TAIL`]).
     pub fn create(path: &Path) -> std::io::Result<Log> {
         Self::with_caps(path, LOG_HEAD, LOG_TAIL)
     }
 
     /// A log keeping `head` and `tail` bytes (tests use small ones).
-    pub fn with_caps(path: &Path, head: u64, tail: usize) -> std::io::Result<Log> {
+    pub(crate) fn with_caps(path: &Path, head: u64, tail: usize) -> std::io::Result<Log> {
         Ok(Log {
-            path: path.to_path_buf(),
             out: BufWriter::with_capacity(CHUNK, File::create(path)?),
             head: 0,
             head_at_nl: true,
@@ -164,10 +165,7 @@ impl Log {
         })
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
+    /// Appends console bytes: written through up to the head cap, then only the last [`LOG_TAIL`] bytes are kept.
     pub fn write(&mut self, mut bytes: &[u8]) -> std::io::Result<()> {
         let (head_cap, tail_cap) = self.caps;
         if !self.tail_only {

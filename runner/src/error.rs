@@ -25,29 +25,31 @@ pub enum Class {
 /// it, as kregress prints one line, never a chain.
 #[derive(Debug)]
 pub struct Error {
+    /// What failed, and so the exit code: bad input 2, kernel 1, host 3.
     pub class: Class,
     /// The whole message, the source's text included.
     pub msg: String,
     /// A kernel build that failed to compile: the first line of make's
     /// output that says `error:` (the compiler's, the assembler's or the
-    /// linker's), as [`crate::kernel::build`] saw it go by. `None` for every
+    /// linker's), as `crate::kernel::build` saw it go by. `None` for every
     /// other failure, and for a build that failed without such a line.
     pub compiler_error: Option<String>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
+/// kregress's result: [`Error`] unless said otherwise.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
-    pub fn new(class: Class, msg: impl Into<String>) -> Self {
+    pub(crate) fn new(class: Class, msg: impl Into<String>) -> Self {
         Error { class, msg: msg.into(), compiler_error: None, source: None }
     }
     /// The same error, made from `source` (whose text the message quotes).
-    pub fn because(self, source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
+    pub(crate) fn because(self, source: impl Into<Box<dyn std::error::Error + Send + Sync + 'static>>) -> Self {
         Error { source: Some(source.into()), ..self }
     }
     /// The same error, carrying `line` as its [`Error::compiler_error`].
-    pub fn with_compiler_error(self, line: Option<String>) -> Self {
+    pub(crate) fn with_compiler_error(self, line: Option<String>) -> Self {
         Error { compiler_error: line, ..self }
     }
     /// The exit code of a command that stopped with this error ([`exit_code`]).
@@ -104,14 +106,14 @@ fn code(class: Option<Class>) -> i32 {
 /// key, a name, a path) as it came: a newline in it is written `\n`, and
 /// every other character a terminal would act on as [`crate::text::visible`]
 /// writes it, so that every error about an input is one line, whatever it quotes.
-pub fn bad_input(msg: impl Into<String>) -> Error {
+pub(crate) fn bad_input(msg: impl Into<String>) -> Error {
     let msg: String = msg.into();
     Error::new(Class::BadInput, crate::text::visible(&msg.replace('\n', "\\n")).into_owned())
 }
-pub fn infra(msg: impl Into<String>) -> Error {
+pub(crate) fn infra(msg: impl Into<String>) -> Error {
     Error::new(Class::Infra, msg)
 }
-pub fn kernel(msg: impl Into<String>) -> Error {
+pub(crate) fn kernel(msg: impl Into<String>) -> Error {
     Error::new(Class::Kernel, msg)
 }
 
@@ -129,13 +131,13 @@ impl std::error::Error for Error {
 
 /// Adds what was being done to a low-level error, kept as the source:
 /// `what: the error`. A failure of the host's I/O is the host's (Infra).
-pub trait Context<T> {
+pub(crate) trait Context<T> {
     fn context(self, what: impl FnOnce() -> String) -> Result<T>;
 }
 
 /// The errors [`Context`] wraps: the host's and its libraries' (never a
 /// kregress [`Error`], whose class it would overwrite).
-pub trait Foreign: std::error::Error + Send + Sync + 'static {}
+pub(crate) trait Foreign: std::error::Error + Send + Sync + 'static {}
 impl Foreign for std::io::Error {}
 impl Foreign for serde_json::Error {}
 impl Foreign for tempfile::PersistError {}

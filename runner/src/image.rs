@@ -42,22 +42,22 @@ const RECIPE_BUILT_IN: &str = "images/initramfs.yaml (built into kregress)";
 /// A recipe of the initramfs: `images/initramfs.yaml`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Recipe {
+pub(crate) struct Recipe {
     /// Executables copied to the same path in the guest, with their shared libraries.
-    pub tools: Vec<String>,
+    pub(crate) tools: Vec<String>,
     /// Plain files copied to the same path.
     #[serde(default)]
-    pub files: Vec<String>,
+    pub(crate) files: Vec<String>,
 }
 
 /// The largest recipe [`Recipe::load`] reads (the repository's is under 1 KiB).
-pub const RECIPE_MAX: u64 = 64 << 10;
+pub(crate) const RECIPE_MAX: u64 = 64 << 10;
 
 impl Recipe {
     /// Reads the recipe at `path`: the recipe and its text (part of the
     /// image's key). A recipe that cannot be read or parsed is bad input,
     /// one line naming the file, the line and the field.
-    pub fn load(path: &Path) -> Result<(Recipe, String)> {
+    pub(crate) fn load(path: &Path) -> Result<(Recipe, String)> {
         use std::io::Read;
         let shown = path.display();
         let mut bytes = Vec::new();
@@ -72,7 +72,7 @@ impl Recipe {
     }
 
     /// Parses recipe text; `path` names it in errors.
-    pub fn parse(path: &Path, text: &str) -> Result<Recipe> {
+    pub(crate) fn parse(path: &Path, text: &str) -> Result<Recipe> {
         let shown = path.display();
         let r: Recipe = serde_yaml::from_str(text).map_err(|e| {
             // serde_yaml appends " at line L column C"; the prefix says the line.
@@ -96,11 +96,11 @@ impl Recipe {
 #[derive(Debug, Clone)]
 pub struct ImageOptions {
     /// A recipe file instead of the built-in [`RECIPE`].
-    pub recipe: Option<PathBuf>,
+    pub(crate) recipe: Option<PathBuf>,
     /// Cache root (see [`cache_root`]); images go to `<cache_root>/images/<key>/`.
-    pub cache_root: PathBuf,
+    pub(crate) cache_root: PathBuf,
     /// A static agent binary instead of the built-in [`AGENT`].
-    pub agent: Option<PathBuf>,
+    pub(crate) agent: Option<PathBuf>,
 }
 
 impl Default for ImageOptions {
@@ -128,7 +128,7 @@ pub struct ImageArtifact {
 }
 
 /// The kregress cache root (see [`crate::cache::root`]).
-pub fn cache_root() -> PathBuf {
+pub(crate) fn cache_root() -> PathBuf {
     crate::cache::root()
 }
 
@@ -262,7 +262,7 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
 
 /// The shared libraries `tool` needs, dynamic loader included, as the paths the
 /// loader resolves on this host (from `ldd`). Empty for a static executable.
-pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<PathBuf>> {
+pub(crate) fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<PathBuf>> {
     let line = format!("ldd {}", tool.display());
     commands.push(line.clone());
     let mut c = Command::new("ldd");
@@ -290,7 +290,7 @@ pub fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result<Vec<Pa
 }
 
 /// Paths from `ldd` output. `not found` is an error; the vDSO is skipped.
-pub fn parse_ldd(out: &str) -> std::result::Result<Vec<PathBuf>, String> {
+pub(crate) fn parse_ldd(out: &str) -> std::result::Result<Vec<PathBuf>, String> {
     let mut libs = Vec::new();
     for line in out.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let path = if let Some((name, rest)) = line.split_once(" => ") {

@@ -12,28 +12,30 @@
 //! Below them, with no import of anything above: `outcome`, `stats`, `text`,
 //! `error` (one error type, one exit-code table), `cache`, `proc`, `ui`, `yaml`.
 
-pub mod bisect;
+#![deny(missing_docs)]
+
+mod bisect;
 pub mod cache;
-pub mod compare;
+mod compare;
 pub mod console;
 pub mod cli;
 pub mod error;
-pub mod fsimage;
+mod fsimage;
 pub mod image;
 pub mod nightly;
 pub mod post;
 pub mod outcome;
 pub mod kernel;
 pub mod proc;
-pub mod replay;
+mod replay;
 pub mod report;
 pub mod results;
-pub mod rules;
-pub mod run;
+mod rules;
+mod run;
 pub mod scenario;
-pub mod stats;
-pub mod text;
+mod stats;
+mod text;
 pub mod triage;
-pub mod ui;
+mod ui;
 pub mod vm;
-pub mod yaml;
+mod yaml;

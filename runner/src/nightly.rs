@@ -2,11 +2,11 @@
 //! cell (variant, backend, fs, mapping, workload) of a baseline run of the
 //! same scenario, by default the previous nightly.
 //!
-//! The verdict is the rule book's ([`crate::rules`]): outcomes first, then
+//! The verdict is the rule book's (`crate::rules`): outcomes first, then
 //! throughput per metric. The throughput reference is the baseline's PASS
 //! boots pooled with those of the earlier nightlies in the history window
 //! (one night's runs are few); tonight's side is tonight's boots. Both need
-//! [`rules::MIN_SAMPLES`] boots, so a scenario judged on throughput every
+//! `rules::MIN_SAMPLES` boots, so a scenario judged on throughput every
 //! night runs its cells 3 times (`run.runs: 3`); with fewer, throughput is
 //! INCONCLUSIVE and only outcomes are judged.
 //!
@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 pub use crate::rules::Status;
 
 /// Marker file in a run directory: the run was made by `kregress nightly`.
-pub const MARKER: &str = "nightly.json";
+pub(crate) const MARKER: &str = "nightly.json";
 
 /// The verdict of one cell (an outcome row) or of one metric of it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,12 +34,17 @@ pub struct CellVerdict {
     pub cell: String,
     /// The metric this row judges; empty for an outcome row.
     pub metric: String,
+    /// How guest time ran in the cell's boots (`icount` or `wall`); none when neither side ran it.
     pub timing: Option<Timing>,
+    /// The night-over-night verdict (NEW_FAILURE, FIXED, REGRESSED, ...) from the rules table.
     pub status: Status,
     /// Outcome counts of the baseline's runs (`PASS 1/1`), `None` when absent.
     pub old: Option<String>,
+    /// Outcome counts of tonight's runs, e.g. `FAIL 2/3`.
     pub new: String,
+    /// The baseline's failure title, when the baseline failed.
     pub old_title: Option<String>,
+    /// Tonight's failure title, when tonight failed.
     pub new_title: Option<String>,
     /// "MB/s" or "ops/s" (said to be virtual time in icount); empty when no throughput was compared.
     pub unit: String,
@@ -48,7 +53,9 @@ pub struct CellVerdict {
     /// `from_*` is the reference, `to_*` tonight.
     #[serde(flatten)]
     pub stats: Stats,
+    /// Throughput changes smaller than this (percent of the reference) count as noise; 0 for outcome rows.
     pub noise_floor_pct: f64,
+    /// Why the rule gave this status, in words (e.g. "too few boots to judge (1 vs 1)").
     pub note: String,
 }
 
@@ -56,7 +63,7 @@ pub struct CellVerdict {
 /// of older nightlies in the history window (pooled into the throughput
 /// reference only). An error when tonight and the reference were measured
 /// in different timing modes.
-pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
+pub(crate) fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let first = new.first().or(old.first()).expect("classify: no runs on either side");
     let name = first.key().name();
     let pooled: Vec<&CellResult> = old.iter().chain(earlier).copied().collect();
@@ -103,7 +110,7 @@ pub fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult
 /// Every cell of `new` (and every cell only the baseline had that `new`'s
 /// `--only` selects) against `baseline`; `earlier` are older nightlies,
 /// pooled for throughput.
-pub fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
+pub(crate) fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
     let mut names: Vec<String> = Vec::new();
     let selected = baseline.iter().flat_map(|b| &b.cells).filter(|c| new.only.matches(&c.key()));
     for c in new.cells.iter().chain(selected) {
@@ -128,7 +135,7 @@ fn refs(v: &[CellResult]) -> Vec<&CellResult> {
 }
 
 /// Stored runs of `scenario` under `root`, oldest first, with their directories.
-pub fn runs_of(root: &Path, scenario: &str) -> Vec<(PathBuf, RunRecord)> {
+pub(crate) fn runs_of(root: &Path, scenario: &str) -> Vec<(PathBuf, RunRecord)> {
     let mut out: Vec<(PathBuf, RunRecord)> = std::fs::read_dir(root)
         .into_iter()
         .flatten()
@@ -145,16 +152,17 @@ pub fn runs_of(root: &Path, scenario: &str) -> Vec<(PathBuf, RunRecord)> {
 /// Which run a new one is compared with.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Baseline {
-    /// The latest earlier nightly of the scenario (marked with [`MARKER`]),
+    /// The latest earlier nightly of the scenario (marked with `MARKER`),
     /// else the latest earlier run of it.
     Last,
     /// A run id or directory.
     Run(String),
+    /// No baseline: every cell is judged on tonight's runs alone.
     None,
 }
 
 impl Baseline {
-    pub fn parse(s: &str) -> Baseline {
+    pub(crate) fn parse(s: &str) -> Baseline {
         match s {
             "last" => Baseline::Last,
             "none" => Baseline::None,
@@ -167,7 +175,7 @@ impl Baseline {
 /// its scenario (oldest first, the baseline's night included when it is one).
 /// The window bounds the history only: with `--history 1` the baseline is
 /// still the last earlier run.
-pub fn baseline_and_history(root: &Path, new: &RunRecord, which: &Baseline, history: usize) -> Result<(Option<RunRecord>, Vec<RunRecord>)> {
+pub(crate) fn baseline_and_history(root: &Path, new: &RunRecord, which: &Baseline, history: usize) -> Result<(Option<RunRecord>, Vec<RunRecord>)> {
     let earlier: Vec<(PathBuf, RunRecord)> =
         runs_of(root, &new.scenario).into_iter().filter(|(_, r)| (&r.started, &r.run_id) < (&new.started, &new.run_id)).collect();
     let nightlies: Vec<&(PathBuf, RunRecord)> = earlier.iter().filter(|(p, _)| p.join(MARKER).is_file()).collect();
@@ -194,18 +202,19 @@ pub fn baseline_and_history(root: &Path, new: &RunRecord, which: &Baseline, hist
 /// the console excerpts the reports quote, so that rendering reads no file.
 pub struct RunReport {
     /// Where the run is stored now (run.json, cell directories).
-    pub dir: PathBuf,
-    pub rec: RunRecord,
-    pub baseline: Option<RunRecord>,
+    pub(crate) dir: PathBuf,
+    pub(crate) rec: RunRecord,
+    pub(crate) baseline: Option<RunRecord>,
     /// Earlier runs of the scenario in the history window, oldest first.
-    pub history: Vec<RunRecord>,
+    pub(crate) history: Vec<RunRecord>,
+    /// Every cell's verdict and every metric's, in cell order.
     pub verdicts: Vec<CellVerdict>,
     /// Within the run: each variant against the first, cell by cell
-    /// ([`compare::compare_variants`], what the run's summary.md tables).
+    /// (`compare::compare_variants`, what the run's summary.md tables).
     pub ab: Vec<compare::Verdict>,
-    pub floors: NoiseFloors,
+    pub(crate) floors: NoiseFloors,
     /// What the reports quote of each failing run's console log, by the run's [`CellResult::id`].
-    pub excerpts: BTreeMap<String, Excerpt>,
+    pub(crate) excerpts: BTreeMap<String, Excerpt>,
 }
 
 impl RunReport {
@@ -235,17 +244,17 @@ impl RunReport {
     }
 
     /// Tonight's runs of the cell named `name` (`variant/backend-fs-mapping-workload`).
-    pub fn runs(&self, name: &str) -> Vec<&CellResult> {
+    pub(crate) fn runs(&self, name: &str) -> Vec<&CellResult> {
         self.rec.cells.iter().filter(|c| c.key().name() == name).collect()
     }
 
     /// The directory of one run of a cell, where the run is stored now.
-    pub fn cell_dir(&self, c: &CellResult) -> PathBuf {
+    pub(crate) fn cell_dir(&self, c: &CellResult) -> PathBuf {
         self.dir.join(c.key().id())
     }
 
     /// `n` lines (at most [`EXCERPT_LINES`]) of the console log of a failing run `c`.
-    pub fn excerpt(&self, c: &CellResult, n: usize) -> String {
+    pub(crate) fn excerpt(&self, c: &CellResult, n: usize) -> String {
         self.excerpts.get(&c.key().id()).map_or_else(|| "(not a failing run: no excerpt)".to_string(), |e| e.lines(n))
     }
 }
@@ -257,11 +266,11 @@ pub fn regressed(reports: &[RunReport]) -> bool {
 }
 
 /// The most lines a report quotes of one console log.
-pub const EXCERPT_LINES: usize = 20;
+pub(crate) const EXCERPT_LINES: usize = 20;
 
 /// What a report quotes of a failing run's console log.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Excerpt {
+pub(crate) enum Excerpt {
     /// The first [`EXCERPT_LINES`] lines of the first kernel report triage finds.
     Report(Vec<String>),
     /// No kernel report (e.g. a hang the agent saw): the log's last
@@ -274,7 +283,7 @@ pub enum Excerpt {
 
 impl Excerpt {
     /// Reads the excerpt of the console log at `console`.
-    pub fn read(console: &Path) -> Excerpt {
+    pub(crate) fn read(console: &Path) -> Excerpt {
         let bytes = match read_console(console) {
             Ok(b) => b,
             Err(e) => return Excerpt::Unreadable(format!("(no console log at {}: {e})", console.display())),
@@ -288,7 +297,7 @@ impl Excerpt {
     }
 
     /// `n` lines of it: the first of a report, the last of a tail.
-    pub fn lines(&self, n: usize) -> String {
+    pub(crate) fn lines(&self, n: usize) -> String {
         match self {
             Excerpt::Report(l) => l[..l.len().min(n)].join("\n"),
             Excerpt::Tail(l) => l[l.len().saturating_sub(n)..].join("\n"),
@@ -299,7 +308,7 @@ impl Excerpt {
 
 /// The most of a console log a report reads: its start, where the first
 /// kernel report is.
-pub const CONSOLE_READ_MAX: u64 = 16 << 20;
+pub(crate) const CONSOLE_READ_MAX: u64 = 16 << 20;
 
 /// The first [`CONSOLE_READ_MAX`] bytes of a stored console log: a regular
 /// file, not a symbolic link (a stored run may come from another machine:

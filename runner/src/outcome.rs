@@ -5,12 +5,15 @@
 /// KCIDB-style status of a cell (KCIDB's own names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
+    /// The workload finished and the kernel reported nothing.
     Pass,
+    /// The kernel under test misbehaved: a report, a hang, bad data or an I/O error (see [`FailKind`]).
     Fail,
     /// The kernel under test did not build or boot.
     Error,
     /// The harness failed (QEMU missing, agent protocol broken, DAX not active).
     Miss,
+    /// The agent skipped the workload: the kernel, its config or the mode lacks what it needs.
     Skip,
 }
 
@@ -19,10 +22,15 @@ crate::text::named!(Outcome { Pass => "PASS", Fail => "FAIL", Error => "ERROR", 
 /// What kind of failure a FAIL is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailKind {
+    /// An oops, BUG, panic, memory-safety report (KASAN) or unexpected reboot.
     Crash,
+    /// A WARNING or another non-fatal kernel report (lockdep, KCSAN, UBSAN, a leak).
     Warn,
+    /// The guest stopped answering: a hung task, soft lockup, RCU stall or the run deadline.
     Hang,
+    /// The workload read back other bytes than it wrote.
     DataCorruption,
+    /// A read or write the workload did failed.
     IoError,
 }
 

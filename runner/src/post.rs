@@ -1,7 +1,7 @@
 //! After the work: the one path a command takes when its runs are done
-//! ([`finish`]: `run` and `nightly` for each run of a scenario — its
+//! (`finish`: `run` and `nightly` for each run of a scenario — its
 //! summary.md, report.html and verdicts.json — `bisect` for its
-//! bisection), and the writing of the nightly report ([`publish`]).
+//! bisection), and the writing of the nightly report (`publish`).
 //! The renderers of [`crate::report`] make the text; this module decides
 //! where it goes.
 
@@ -30,7 +30,7 @@ pub enum Show {
 }
 
 /// A piece of work done and stored in its results directory: a run of a
-/// scenario ([`RunDone`]) or a bisection ([`BisectReport`]).
+/// scenario ([`RunDone`]) or a bisection (`bisect::BisectReport`).
 pub trait Done: Serialize {
     /// `results/<id>/`.
     fn dir(&self) -> &Path;
@@ -64,20 +64,22 @@ pub fn finish(done: &impl Done, show: Show) -> Result<Findings> {
 /// floors beside it.
 #[derive(Serialize)]
 pub struct RunDone<'a> {
+    /// The run, as run.json holds it.
     #[serde(flatten)]
     pub rec: &'a RunRecord,
+    /// Each variant against the first, cell by cell and metric by metric: verdicts.json's rows.
     pub verdicts: Vec<Verdict>,
-    pub noise_floors: NoiseFloors,
+    pub(crate) noise_floors: NoiseFloors,
     /// summary.md, which the terminal shows too.
     #[serde(skip)]
-    pub summary: String,
+    pub(crate) summary: String,
     /// report.html: the same verdicts and cells, drawn.
     #[serde(skip)]
-    pub html: String,
+    pub(crate) html: String,
     /// A cell not as expected (but MISS) is a kernel failure, a MISS the
     /// harness's.
     #[serde(skip)]
-    pub findings: Findings,
+    pub(crate) findings: Findings,
 }
 
 impl<'a> RunDone<'a> {
@@ -138,7 +140,7 @@ impl Done for BisectReport {
     }
 }
 
-/// Writes repro.sh ([`report::repro_sh`]) into the directory of every
+/// Writes repro.sh (`report::repro_sh`) into the directory of every
 /// failing run of `r`; the paths written.
 pub fn write_repro(r: &RunReport) -> Result<Vec<PathBuf>> {
     let mut written = Vec::new();
@@ -171,7 +173,7 @@ pub fn write_all(reports: &[RunReport], out: &Path) -> Result<()> {
 /// Writes every output of `reports` (repro.sh in each failing run, the
 /// report into `out`, else into each RUN_DIR/report) and prints the
 /// headline and where the reports went.
-pub fn publish(reports: &[RunReport], out: Option<&Path>) -> Result<()> {
+pub(crate) fn publish(reports: &[RunReport], out: Option<&Path>) -> Result<()> {
     for r in reports {
         write_repro(r)?;
     }
@@ -193,7 +195,7 @@ pub fn publish(reports: &[RunReport], out: Option<&Path>) -> Result<()> {
 
 /// `path` relative to the directory `from` (both made absolute), so links
 /// keep working when the results folder is uploaded as an artifact.
-pub fn relative(path: &Path, from: &Path) -> PathBuf {
+pub(crate) fn relative(path: &Path, from: &Path) -> PathBuf {
     let abs = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| std::env::current_dir().unwrap_or_default().join(p));
     let (p, f) = (abs(path.parent().unwrap_or(path)).join(path.file_name().unwrap_or_default()), abs(from));
     let pc: Vec<_> = p.components().collect();

@@ -4,7 +4,7 @@
 //!
 //! Lifetime. Each child leads its own process group, and everything it starts
 //! (make's cc1 and ld) stays in that group. The group is killed when
-//! the child is reaped, on Ctrl-C/SIGTERM ([`kill_all`]), and when kregress
+//! the child is reaped, on Ctrl-C/SIGTERM (`kill_all`), and when kregress
 //! dies in any way, `kill -9` included: [`start_reaper`] forks, first thing in
 //! `main`, a reaper that holds one end of a socket. Every child announces its
 //! group on that socket from between fork and exec, so before it can start
@@ -19,7 +19,7 @@
 //! its socket and /dev/null; it cannot outlive kregress, whose death is its
 //! only wake-up.
 //!
-//! Deadlines. Each command gets one ([`deadline`]); when it passes, the
+//! Deadlines. Each command gets one (`deadline`); when it passes, the
 //! group is killed and the command fails as Infra (exit 3), named.
 //!
 //! Every command is logged with its full command line, and a failure names
@@ -41,16 +41,16 @@ use std::time::Duration;
 /// command that hangs (a git waiting on a lock),
 /// never for a slow machine; each is ten times or more what it takes on the
 /// 2-core machine of docs/PERFORMANCE.md.
-pub mod deadline {
+pub(crate) mod deadline {
     use std::time::Duration;
 
     /// A question answered at once: `git rev-parse`, `gcc --version`, `ldd`,
     /// mkfs of the 512 MiB filesystem image (0.05 s).
-    pub const QUICK: Duration = Duration::from_secs(120);
+    pub(crate) const QUICK: Duration = Duration::from_secs(120);
     /// Work on a whole kernel tree: `tar -xf` of the 140 MB source tarball
     /// (~30 s), `git add -A`/`commit`/`reset --hard`/`clone`/`fetch` of it,
     /// the config makes (~8 s).
-    pub const TREE: Duration = Duration::from_secs(30 * 60);
+    pub(crate) const TREE: Duration = Duration::from_secs(30 * 60);
     // `make bzImage` has none: it takes what the scenario's configuration
     // asks (7 min cold for tinyconfig here, hours for a distribution
     // config). QEMU has the scenario's boot and run deadlines (crate::vm).
@@ -147,7 +147,7 @@ fn start_time(pid: i32) -> Option<u64> {
 /// it (PR_SET_PDEATHSIG; the reaper gets the rest of its group). For a
 /// child that makes itself a session leader (rexpect's setsid), the group
 /// is already its own.
-pub fn bind(cmd: &mut Command) {
+pub(crate) fn bind(cmd: &mut Command) {
     let parent = std::process::id() as i32;
     let reaper = REAPER.load(Ordering::SeqCst);
     unsafe {
@@ -166,12 +166,12 @@ pub fn bind(cmd: &mut Command) {
 }
 
 /// A bound child's group, for [`kill_all`].
-pub fn track(pgid: i32) {
+pub(crate) fn track(pgid: i32) {
     groups().lock().unwrap().insert(pgid);
 }
 
 /// The group is dead and its leader reaped: forget it, and tell the reaper.
-pub fn untrack(pgid: i32) {
+pub(crate) fn untrack(pgid: i32) {
     groups().lock().unwrap().remove(&pgid);
     let fd = REAPER.load(Ordering::SeqCst);
     if fd >= 0 {
@@ -180,7 +180,7 @@ pub fn untrack(pgid: i32) {
 }
 
 /// Kills every live child process group; called from the signal handler.
-pub fn kill_all() {
+pub(crate) fn kill_all() {
     if let Ok(g) = groups().lock() {
         for pgid in g.iter() {
             unsafe { libc::kill(-pgid, libc::SIGKILL) };
@@ -229,22 +229,13 @@ const EXPIRED: &str = "did not finish within its deadline";
 /// Whether `e` says a command ran past its deadline: an Infra error, even
 /// where a failing command means bad input (a `git rev-parse` that finds no
 /// commit).
-pub fn expired(e: &crate::error::Error) -> bool {
+pub(crate) fn expired(e: &crate::error::Error) -> bool {
     e.class == crate::error::Class::Infra && e.msg.contains(EXPIRED)
 }
 
-/// `e` if it is [`expired`], else the error `other` makes.
-pub fn or_else(e: crate::error::Error, other: impl FnOnce() -> crate::error::Error) -> crate::error::Error {
-    if expired(&e) {
-        e
-    } else {
-        other()
-    }
-}
-
 /// A bound child, tracked until reaped, killed (with its group) on drop.
-pub struct Guard {
-    pub child: Child,
+pub(crate) struct Guard {
+    pub(crate) child: Child,
     pgid: i32,
     line: String,
     deadline: Option<(Duration, Watchdog)>,
@@ -254,7 +245,7 @@ pub struct Guard {
 impl Guard {
     /// Starts `cmd`; with a deadline, its group is killed when it passes and
     /// [`Guard::wait`] says so.
-    pub fn spawn(cmd: &mut Command, deadline: Option<Duration>) -> Result<Guard> {
+    pub(crate) fn spawn(cmd: &mut Command, deadline: Option<Duration>) -> Result<Guard> {
         let line = show(cmd);
         bind(cmd);
         let child = cmd.spawn().map_err(|e| infra(format!("cannot start `{line}`: {e}")).because(e))?;
@@ -265,7 +256,7 @@ impl Guard {
     }
 
     /// Waits for the child to exit, then [`Guard::reap`]s it.
-    pub fn wait(&mut self) -> Result<ExitStatus> {
+    pub(crate) fn wait(&mut self) -> Result<ExitStatus> {
         let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
         // WNOWAIT: exited, not yet reaped, so its pid is still ours.
         while unsafe { libc::waitid(libc::P_PID, self.pgid as libc::id_t, &mut info, libc::WEXITED | libc::WNOWAIT) } != 0 {
@@ -278,7 +269,7 @@ impl Guard {
     }
 
     /// Kills the group and reaps the child.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         let _ = self.reap();
     }
 
@@ -307,7 +298,7 @@ impl Drop for Guard {
 }
 
 /// The command line as a shell would show it.
-pub fn show(cmd: &Command) -> String {
+pub(crate) fn show(cmd: &Command) -> String {
     let mut s = String::new();
     for (k, v) in cmd.get_envs() {
         if let Some(v) = v {
@@ -330,7 +321,7 @@ pub fn show(cmd: &Command) -> String {
 /// and calling `on_line` for each output line (progress). Fails with the
 /// command, its status and the last lines when it exits non-zero, and when
 /// `deadline` passes.
-pub fn run_logged(mut cmd: Command, log: &Path, deadline: Option<Duration>, mut on_line: impl FnMut(&str)) -> Result<()> {
+pub(crate) fn run_logged(mut cmd: Command, log: &Path, deadline: Option<Duration>, mut on_line: impl FnMut(&str)) -> Result<()> {
     let mut f = File::options()
         .create(true)
         .append(true)
@@ -367,15 +358,15 @@ pub fn run_logged(mut cmd: Command, log: &Path, deadline: Option<Duration>, mut 
 }
 
 /// What a finished command printed.
-pub struct Captured {
-    pub status: ExitStatus,
-    pub stdout: String,
-    pub stderr: String,
+pub(crate) struct Captured {
+    pub(crate) status: ExitStatus,
+    pub(crate) stdout: String,
+    pub(crate) stderr: String,
 }
 
 /// Runs a short command to completion within `deadline` and keeps its
 /// output, whatever its exit status.
-pub fn capture(mut cmd: Command, deadline: Duration) -> Result<Captured> {
+pub(crate) fn capture(mut cmd: Command, deadline: Duration) -> Result<Captured> {
     let line = show(&cmd);
     let (r, w) = std::io::pipe().context(|| "creating a pipe".into())?;
     let (er, ew) = std::io::pipe().context(|| "creating a pipe".into())?;
@@ -395,7 +386,7 @@ pub fn capture(mut cmd: Command, deadline: Duration) -> Result<Captured> {
 }
 
 /// Runs a short command and returns its stdout; a failure carries its stderr.
-pub fn output(cmd: Command, deadline: Duration) -> Result<String> {
+pub(crate) fn output(cmd: Command, deadline: Duration) -> Result<String> {
     let line = show(&cmd);
     let c = capture(cmd, deadline)?;
     if !c.status.success() {

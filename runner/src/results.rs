@@ -13,26 +13,34 @@ use std::path::{Path, PathBuf};
 
 /// The names of a cell and of a run become paths (`<variant>/<backend>-...`)
 /// and shell words (repro.sh), and a stored run.json may come from another
-/// machine: each is checked by [`crate::scenario::check_name`] as it is read.
+/// machine: each is checked by `crate::scenario::check_name` as it is read.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CellResult {
+    /// The scenario variant (patch set) the cell booted, e.g. `stock` or `fixed`.
     #[serde(deserialize_with = "checked::variant")]
     pub variant: String,
+    /// How the pmem was emulated: `memmap` or `nvdimm`.
     #[serde(deserialize_with = "checked::backend")]
     pub backend: String,
     /// fsdax or devdax (runs stored before the mode axis were all fsdax).
     #[serde(default = "fsdax", deserialize_with = "checked::mode")]
     pub mode: String,
-    /// The filesystem, or `devdax` for devdax cells (see [`Cell::fs_axis`]).
+    /// The filesystem, or `devdax` for devdax cells (see `Cell::fs_axis`).
     #[serde(deserialize_with = "checked::fs")]
     pub fs: String,
+    /// The page size the workload mapped the DAX file with: `pte` (4 KiB) or `pmd` (2 MiB).
     #[serde(deserialize_with = "checked::mapping")]
     pub mapping: String,
+    /// The workload the agent ran, e.g. `dio-read` or `truncate-during-dio`.
     #[serde(deserialize_with = "checked::workload")]
     pub workload: String,
+    /// Which repetition of the cell this is, from 1 to the scenario's `runs`.
     pub run: u32,
+    /// What `run::judge` made of the boot: PASS, FAIL, ERROR, MISS or SKIP.
     pub outcome: Outcome,
+    /// For a FAIL, what kind (CRASH, WARN, HANG, DATA_CORRUPTION, IO_ERROR); none otherwise.
     pub kind: Option<FailKind>,
+    /// The one-line title of the most severe problem (a kernel report's, in syzkaller's style); none when the boot showed no problem.
     pub title: Option<String>,
     /// How guest time ran in the boot (icount figures are per virtual second).
     /// Runs stored before timing modes existed were all wall-clock.
@@ -41,7 +49,7 @@ pub struct CellResult {
     /// The figures verdicts are made of, one value per boot: for the dio
     /// workloads `fast_mb_per_s` and `slow_mb_per_s` (GUP-fast and slow GUP,
     /// each the median of the boot's passes after the warm-up pass), for the
-    /// race `ops_per_s`. See [`metric_unit`].
+    /// race `ops_per_s`. See `metric_unit`.
     #[serde(default)]
     pub metrics: BTreeMap<String, f64>,
     /// Every measured pass as the agent reported it, warm-up included.
@@ -50,6 +58,7 @@ pub struct CellResult {
     /// Every problem seen, most severe first (the title is the first's).
     #[serde(default)]
     pub problems: Vec<String>,
+    /// The cell's console.log, `<results_dir>/<cell id>/console.log`.
     pub console: PathBuf,
     /// The boot's wall time shared out over the cells it ran.
     #[serde(deserialize_with = "checked::seconds")]
@@ -57,6 +66,7 @@ pub struct CellResult {
     /// Host seconds from the workload's start to its result (none when it never finished).
     #[serde(default, skip_serializing_if = "Option::is_none", deserialize_with = "checked::workload_seconds")]
     pub workload_seconds: Option<f64>,
+    /// Host seconds from QEMU's start to the agent's hello line (none when the agent never said hello).
     #[serde(default, deserialize_with = "checked::boot_seconds")]
     pub boot_seconds: Option<f64>,
     /// Console lines that looked like agent messages but did not start with
@@ -71,7 +81,7 @@ fn is_zero(n: &u64) -> bool {
 
 impl CellResult {
     /// The result of `c` with `outcome` and nothing else known yet.
-    pub fn new(c: &Cell, outcome: Outcome, console: PathBuf) -> CellResult {
+    pub(crate) fn new(c: &Cell, outcome: Outcome, console: PathBuf) -> CellResult {
         CellResult {
             variant: c.variant.clone(),
             backend: c.backend.as_str().into(),
@@ -95,6 +105,7 @@ impl CellResult {
         }
     }
 
+    /// The cell's names as one key (`CellKey::id` is its directory under the run).
     pub fn key(&self) -> CellKey<'_> {
         CellKey { variant: &self.variant, backend: &self.backend, mode: &self.mode, fs: &self.fs, mapping: &self.mapping, workload: &self.workload, run: self.run }
     }
@@ -110,8 +121,11 @@ fn wall() -> Timing {
 /// One pass of a throughput workload inside one boot.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PassSample {
+    /// The pass's number within the boot, from 0 (the warm-up pass).
     pub pass: u32,
+    /// Which pinning path the pass measured: GUP-fast or slow GUP.
     pub gup: kregress_agent::Gup,
+    /// The pass's throughput in MB/s (10^6 bytes per second; per virtual second under icount).
     pub mb_per_s: f64,
     /// The first pass: reported, never used in a metric (it pays for first
     /// touches the later passes do not).
@@ -119,7 +133,7 @@ pub struct PassSample {
 }
 
 /// The unit of a metric by its name: `..._mb_per_s` → MB/s, `ops_per_s` → ops/s.
-pub fn metric_unit(metric: &str) -> &'static str {
+pub(crate) fn metric_unit(metric: &str) -> &'static str {
     if metric.ends_with("mb_per_s") {
         "MB/s"
     } else {
@@ -130,7 +144,7 @@ pub fn metric_unit(metric: &str) -> &'static str {
 /// How a verdict row prints its unit: `MB/s (virtual time)` for an icount
 /// metric, `ops/s` for a wall one, empty for an outcome row (no metric) or
 /// when nothing was measured (no timing).
-pub fn row_unit(timing: Option<Timing>, metric: &str) -> String {
+pub(crate) fn row_unit(timing: Option<Timing>, metric: &str) -> String {
     match timing {
         Some(t) if !metric.is_empty() => t.unit(metric_unit(metric)),
         _ => String::new(),
@@ -150,7 +164,7 @@ pub fn row_unit(timing: Option<Timing>, metric: &str) -> String {
 ///   slower, at a moment that differs between kernel builds (PERFORMANCE.md).
 /// - wall timing: the median (host noise is not one-sided enough to trust a
 ///   single best pass).
-pub fn metrics_from_samples(samples: &[PassSample], timing: Timing) -> BTreeMap<String, f64> {
+pub(crate) fn metrics_from_samples(samples: &[PassSample], timing: Timing) -> BTreeMap<String, f64> {
     let mut out = BTreeMap::new();
     for (gup, name) in [(kregress_agent::Gup::Fast, "fast_mb_per_s"), (kregress_agent::Gup::Slow, "slow_mb_per_s")] {
         let xs: Vec<f64> = samples.iter().filter(|s| s.gup == gup && !s.warmup && s.mb_per_s.is_finite()).map(|s| s.mb_per_s).collect();
@@ -166,14 +180,20 @@ pub fn metrics_from_samples(samples: &[PassSample], timing: Timing) -> BTreeMap<
     out
 }
 
+/// One run of a scenario as run.json holds it: where, when, on what, and every finished cell.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunRecord {
+    /// The run's id and directory name, `YYYYMMDD-HHMMSS-<scenario>` (UTC), `.N` appended when that second had a run.
     #[serde(deserialize_with = "checked::run_id")]
     pub run_id: String,
+    /// The scenario's `name`.
     #[serde(deserialize_with = "checked::scenario")]
     pub scenario: String,
+    /// The scenario file the run was started from, as given on the command line.
     pub scenario_file: PathBuf,
+    /// The run's directory (`results/<run_id>`); set to where run.json was found when read back.
     pub results_dir: PathBuf,
+    /// When the run started, RFC 3339 UTC to the second (`2026-11-26T16:08:48Z`).
     pub started: String,
     /// The host the run ran on (null in no run kregress stored, but read as
     /// unknown if it is).
@@ -186,6 +206,7 @@ pub struct RunRecord {
     /// matrix): a cell it leaves out was not run, which is no change.
     #[serde(default, skip_serializing_if = "Filter::is_empty")]
     pub only: Filter,
+    /// Every finished cell: in finishing order while the run goes, in the scenario's cell order once it ends.
     pub cells: Vec<CellResult>,
 }
 
@@ -198,6 +219,7 @@ pub struct HostInfo {
     /// How the guests ran (never `auto`: resolved before the first boot).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub accel: Option<crate::vm::Accel>,
+    /// The host's logical CPUs (0: not recorded).
     pub cpus: usize,
     /// The first line of `gcc --version`.
     pub gcc: String,
@@ -209,11 +231,12 @@ pub struct HostInfo {
     pub qemu: String,
 }
 
-/// The kernel a variant booted in a run (see [`crate::kernel::KernelArtifact`]);
+/// The kernel a variant booted in a run (see `crate::kernel::KernelArtifact`);
 /// fields in run.json's (alphabetical) order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct KernelRecord {
+    /// The bzImage booted, in the kernel cache.
     pub bzimage: PathBuf,
     /// The git commit the kernel was built from (empty for a Debian source package or a tree).
     pub commit: String,
@@ -228,7 +251,7 @@ pub struct KernelRecord {
 /// A run id as [`new_run_dir`] makes it: `YYYYMMDD-HHMMSS-<scenario>`, and
 /// `.N` after it when that second already had a run; the scenario part
 /// follows [`crate::scenario::check_name`].
-pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
+pub(crate) fn check_run_id(id: &str) -> std::result::Result<(), String> {
     let stamp = id.get(..16).unwrap_or("");
     let stamped = stamp.bytes().enumerate().all(|(i, b)| if i == 8 || i == 15 { b == b'-' } else { b.is_ascii_digit() });
     if !stamped || stamp.len() != 16 {
@@ -243,13 +266,13 @@ pub fn check_run_id(id: &str) -> std::result::Result<(), String> {
 }
 
 /// Creates `root/<timestamp>-<scenario>` (unique).
-pub fn new_run_dir(root: &Path, scenario: &str) -> Result<(String, PathBuf)> {
+pub(crate) fn new_run_dir(root: &Path, scenario: &str) -> Result<(String, PathBuf)> {
     std::fs::create_dir_all(root).context(|| format!("creating {}", root.display()))?;
     new_dir(root, &format!("{}-{scenario}", stamp()))
 }
 
 /// Now as `YYYYMMDD-HHMMSS` (UTC).
-pub fn stamp() -> String {
+pub(crate) fn stamp() -> String {
     humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         .to_string()
         .replace([':', '-'], "")
@@ -258,7 +281,7 @@ pub fn stamp() -> String {
 }
 
 /// A new directory `parent/name`, or `name.N` when that exists: (its name, its path).
-pub fn new_dir(parent: &Path, name: &str) -> Result<(String, PathBuf)> {
+pub(crate) fn new_dir(parent: &Path, name: &str) -> Result<(String, PathBuf)> {
     for n in 0..=100 {
         let id = if n == 0 { name.to_string() } else { format!("{name}.{n}") };
         let dir = parent.join(&id);
@@ -271,16 +294,17 @@ pub fn new_dir(parent: &Path, name: &str) -> Result<(String, PathBuf)> {
     Err(crate::error::infra(format!("cannot create a new directory {name} under {}", parent.display())))
 }
 
-pub fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
+pub(crate) fn cell_dir(run_dir: &Path, c: &Cell) -> PathBuf {
     run_dir.join(c.key().id())
 }
 
+/// Writes `rec` to `<results_dir>/run.json`, atomically (a crash leaves the old file or the new).
 pub fn save(rec: &RunRecord) -> Result<()> {
     let path = rec.results_dir.join("run.json");
     write_atomic(&path, &serde_json::to_vec_pretty(rec).unwrap())
 }
 
-pub fn save_cell(dir: &Path, r: &CellResult) -> Result<()> {
+pub(crate) fn save_cell(dir: &Path, r: &CellResult) -> Result<()> {
     write_atomic(&dir.join("result.json"), &serde_json::to_vec_pretty(r).unwrap())
 }
 
@@ -290,22 +314,22 @@ pub const RUN_JSON_MAX: u64 = 64 << 20;
 /// Reads `dir/run.json`. It is input like a scenario (it may be a CI
 /// artifact from another machine): a file that is not a regular file, is
 /// larger than [`RUN_JSON_MAX`], is not JSON of a run, or holds a name
-/// [`crate::scenario::check_name`] refuses or a duration that is not a
+/// `crate::scenario::check_name` refuses or a duration that is not a
 /// number of seconds is bad input naming the file, line, column and field.
 pub fn load(dir: &Path) -> Result<RunRecord> {
     read_json(&dir.join("run.json"), RUN_JSON_MAX, "a run record")
 }
 
 /// The largest result.json or boot.json [`load_cell`] and [`load_boot`] read.
-pub const CELL_JSON_MAX: u64 = 16 << 20;
+pub(crate) const CELL_JSON_MAX: u64 = 16 << 20;
 
 /// Reads a cell's `dir/result.json`, checked as [`load`] checks run.json.
-pub fn load_cell(dir: &Path) -> Result<CellResult> {
+pub(crate) fn load_cell(dir: &Path) -> Result<CellResult> {
     read_json(&dir.join("result.json"), CELL_JSON_MAX, "a cell's result")
 }
 
 /// Reads a cell's `dir/boot.json` (see [`BootRecord`]), checked as [`load`] checks run.json.
-pub fn load_boot(dir: &Path) -> Result<BootRecord> {
+pub(crate) fn load_boot(dir: &Path) -> Result<BootRecord> {
     let path = dir.join("boot.json");
     if std::fs::symlink_metadata(&path).is_err() && dir.join("result.json").is_file() {
         return Err(bad_input(format!(
@@ -320,7 +344,7 @@ pub fn load_boot(dir: &Path) -> Result<BootRecord> {
 /// a regular file, neither a symbolic link (a link to a secret must not end
 /// up in a bundle or a report) nor a FIFO (opening it would wait for a
 /// writer), of at most `max` bytes. Anything else is bad input naming it.
-pub fn open_stored(path: &Path, max: u64) -> Result<(std::fs::File, u64)> {
+pub(crate) fn open_stored(path: &Path, max: u64) -> Result<(std::fs::File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
     let f = std::fs::File::options()
@@ -365,7 +389,7 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path, max: u64, what: &str) 
 /// checked by hash, whatever the scenario or the cache hold by then, and
 /// `kregress bundle` packs it (see [`crate::replay`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct BootRecord {
+pub(crate) struct BootRecord {
     /// QEMU's arguments as given (the program is qemu-system-x86_64):
     /// `-kernel` is `bzimage`'s path, `-initrd` `initramfs`'s.
     pub qemu_args: Vec<String>,
@@ -385,19 +409,19 @@ pub struct BootRecord {
 
 /// A file a boot used, where it was and its sha256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct FileRecord {
+pub(crate) struct FileRecord {
     pub path: PathBuf,
     #[serde(deserialize_with = "checked::sha256")]
     pub sha256: String,
 }
 
 impl FileRecord {
-    pub fn of(path: &Path) -> Result<FileRecord> {
+    pub(crate) fn of(path: &Path) -> Result<FileRecord> {
         Ok(FileRecord { path: path.to_path_buf(), sha256: crate::cache::sha256_file(path)? })
     }
 }
 
-pub fn save_boot(dir: &Path, b: &BootRecord) -> Result<()> {
+pub(crate) fn save_boot(dir: &Path, b: &BootRecord) -> Result<()> {
     write_atomic(&dir.join("boot.json"), &serde_json::to_vec_pretty(b).unwrap())
 }
 
@@ -496,7 +520,7 @@ mod checked {
 /// Creates `base/rel` following no symbolic link below `base` and refusing
 /// `..`: a stored run may come from another machine, and a link in it must
 /// not carry a write (repro.sh, the report) out of the run's directory.
-pub fn create_dir_inside(base: &Path, rel: &Path) -> Result<PathBuf> {
+pub(crate) fn create_dir_inside(base: &Path, rel: &Path) -> Result<PathBuf> {
     let mut dir = base.to_path_buf();
     for part in rel.components() {
         let std::path::Component::Normal(part) = part else {
@@ -515,7 +539,7 @@ pub fn create_dir_inside(base: &Path, rel: &Path) -> Result<PathBuf> {
 }
 
 /// `results/<id>` from a run id or a path.
-pub fn find(root: &Path, id_or_path: &str) -> Result<PathBuf> {
+pub(crate) fn find(root: &Path, id_or_path: &str) -> Result<PathBuf> {
     let p = Path::new(id_or_path);
     for cand in [p.to_path_buf(), root.join(p)] {
         if cand.join("run.json").is_file() {

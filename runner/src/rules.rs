@@ -85,16 +85,26 @@ pub fn min_floor(t: Timing, _metric: &str) -> f64 {
     }
 }
 
+/// The verdict on one cell or metric, old side against new; `regressed` says which make kregress exit 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
+    /// The old side passed, the new side fails.
     NewFailure,
+    /// The old side failed, every new run passes.
     Fixed,
+    /// Both sides fail with the same title.
     StillFailing,
+    /// Both sides fail, with different titles.
     ChangedFailure,
+    /// Slower beyond the noise floor, with enough boots on each side and an interval that excludes zero.
     ThroughputRegression,
+    /// Faster beyond the noise floor, by the same test.
     ThroughputImprovement,
+    /// Both pass and no throughput change outside the noise.
     NoChange,
+    /// The old side has no verdict for the cell (absent, or MISS while the new side passes).
     NewCell,
+    /// Nothing can be said: no new runs, a harness failure, or too few boots or too much noise for throughput.
     Inconclusive,
 }
 
@@ -184,15 +194,19 @@ pub fn outcome_rule(from: &State, to: &State) -> Option<(Status, String)> {
 /// The statistics of one throughput comparison.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
+    /// The old side's median, in the metric's unit (MB/s or ops/s).
     pub from_median: Option<f64>,
     /// 95 % bootstrap interval of `from_median`.
     pub from_median_ci: Option<[f64; 2]>,
+    /// The new side's median, in the metric's unit.
     pub to_median: Option<f64>,
+    /// 95 % bootstrap interval of `to_median`.
     pub to_median_ci: Option<[f64; 2]>,
     /// Change of the median from `from` to `to`, in percent.
     pub delta_pct: Option<f64>,
     /// 95 % bootstrap interval of `delta_pct`.
     pub ci_low: Option<f64>,
+    /// Upper end of the 95 % bootstrap interval of `delta_pct` (`ci_low` is the lower).
     pub ci_high: Option<f64>,
     /// Two-sided Mann-Whitney U p-value (reported, not deciding).
     pub p_value: Option<f64>,

@@ -152,10 +152,8 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
                 };
                 problems.push((k, title));
             }
-            Message::Teardown { kind: Some(kregress_agent::FailKind::Hang), detail, .. } => {
-                if !problems.iter().any(|(k, _)| *k == FailKind::Hang) {
-                    problems.push((FailKind::Hang, format!("INFO: teardown hung: {detail}")));
-                }
+            Message::Teardown { kind: Some(kregress_agent::FailKind::Hang), detail, .. } if !problems.iter().any(|(k, _)| *k == FailKind::Hang) => {
+                problems.push((FailKind::Hang, format!("INFO: teardown hung: {detail}")));
             }
             _ => {}
         }

@@ -36,7 +36,7 @@ pub mod limits {
 /// are read back): 1 to [`limits::MAX_NAME`] ASCII letters, digits, `.`,
 /// `_`, `+` or `-`, starting with a letter or digit (so never `.`, `..`, a
 /// path or an option). `what` says what the name is, for the message.
-pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<(), String> {
     let max = limits::MAX_NAME;
     let ok = name.len() <= max
         && name.starts_with(|c: char| c.is_ascii_alphanumeric())
@@ -50,7 +50,7 @@ pub fn check_name(what: &str, name: &str) -> Result<(), String> {
 }
 
 /// `--runs N` and `run.runs`: from 1 to [`limits::MAX_RUNS`].
-pub fn check_runs(runs: u32) -> Result<(), String> {
+pub(crate) fn check_runs(runs: u32) -> Result<(), String> {
     match (1..=limits::MAX_RUNS).contains(&runs) {
         true => Ok(()),
         false => Err(format!("{runs} is not from 1 to {}", limits::MAX_RUNS)),
@@ -58,17 +58,19 @@ pub fn check_runs(runs: u32) -> Result<(), String> {
 }
 
 /// A loaded, validated scenario. Relative paths in it are already resolved
-/// against the project root (see [`project_root`]).
+/// against the project root (see `project_root`).
 #[derive(Debug, Clone)]
 pub struct Scenario {
+    /// The scenario's `name`: it names the run (`<stamp>-<name>`) and its results directory.
     pub name: String,
-    pub description: String,
-    pub file: PathBuf,
-    pub root: PathBuf,
+    pub(crate) file: PathBuf,
+    /// The kernel every variant builds unless the variant overrides a part of it.
     pub kernel: KernelSection,
+    /// The kernels compared, in the file's order; the first is the A/B baseline.
     pub variants: Vec<Variant>,
+    /// The matrix of cells to boot and how to boot them.
     pub run: RunSection,
-    pub expect: Vec<Expect>,
+    pub(crate) expect: Vec<Expect>,
 }
 
 /// The run axes: every variant × backend × filesystem × mapping × workload,
@@ -76,10 +78,13 @@ pub struct Scenario {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RunSection {
+    /// How the pmem is emulated (`memmap`, `nvdimm`); default `memmap`.
     #[serde(default = "default_backends")]
     pub backends: Vec<Backend>,
+    /// The DAX filesystems fsdax cells mount (`ext4`, `xfs`); default `ext4`.
     #[serde(default = "default_filesystems")]
     pub filesystems: Vec<Fs>,
+    /// The page sizes the workloads map with (`pte` 4 KiB, `pmd` 2 MiB); default `pte`.
     #[serde(default = "default_mappings")]
     pub mappings: Vec<Mapping>,
     /// How the DAX side is exposed: `fsdax` (a DAX filesystem, every
@@ -87,17 +92,20 @@ pub struct RunSection {
     /// filesystem axis does not apply, one cell per backend × mapping).
     #[serde(default = "default_modes")]
     pub modes: Vec<Mode>,
+    /// The workloads, each a cell of its own, run in this order in a shared boot.
     #[serde(default = "default_workloads")]
     pub workloads: Vec<Workload>,
+    /// How many times each cell runs, each in a fresh boot (1 to `limits::MAX_RUNS`).
     #[serde(default = "one")]
     pub runs: u32,
+    /// Cells left out of the matrix: each filter removes the cells it matches.
     #[serde(default)]
     pub exclude: Vec<Filter>,
     /// Boot with panic_on_warn=1 (a WARN ends the guest at once).
     #[serde(default)]
     pub panic_on_warn: bool,
     /// How guest time runs for every workload without its own `timing`
-    /// (default: [`Timing::default_for`] the workload).
+    /// (default: `Timing::default_for` the workload).
     #[serde(default)]
     pub timing: Option<Timing>,
 }
@@ -118,7 +126,7 @@ crate::text::named!(Timing { Icount => "icount", Wall => "wall" });
 impl Timing {
     /// The throughput workloads measure in icount; races, pins across
     /// processes and everything else run on two vCPUs (wall).
-    pub fn default_for(w: WorkloadName) -> Timing {
+    pub(crate) fn default_for(w: WorkloadName) -> Timing {
         match w {
             WorkloadName::DioRead | WorkloadName::DioWrite => Timing::Icount,
             _ => Timing::Wall,
@@ -126,7 +134,7 @@ impl Timing {
     }
 
     /// How a throughput unit is printed: icount figures say they are virtual.
-    pub fn unit(self, unit: &str) -> String {
+    pub(crate) fn unit(self, unit: &str) -> String {
         match self {
             Timing::Icount => format!("{unit} (virtual time)"),
             Timing::Wall => unit.to_string(),
@@ -160,19 +168,23 @@ fn one() -> u32 {
 }
 
 /// The run axes are the guest's own types (one definition, shared with the agent).
-pub use kregress_agent::{Backend, Fs, Mapping, Mode, WorkloadKind as WorkloadName};
+pub(crate) use kregress_agent::{Backend, Fs, Mapping, Mode, WorkloadKind as WorkloadName};
 
 /// A workload and its parameters (the agent's defaults where absent).
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Workload {
+    /// Which workload the agent runs (`dio-read`, `truncate-during-dio`, ...).
     pub name: WorkloadName,
     /// Bytes, written `64M` (K, M, G or plain bytes), parsed when the
     /// scenario is loaded by the agent's own parser.
     #[serde(default, deserialize_with = "size_bytes")]
     pub size: Option<u64>,
+    /// Throughput workloads: how many passes, each GUP-fast then slow GUP (the first is a warm-up).
     pub passes: Option<u32>,
+    /// Race workloads: how long the race runs, in guest seconds.
     pub seconds: Option<u32>,
+    /// Race workloads: how many I/O threads.
     pub threads: Option<u32>,
     /// Overrides `run.timing` for this workload.
     pub timing: Option<Timing>,
@@ -222,66 +234,81 @@ fn size_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Opt
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Filter {
-    pub variant: Option<String>,
-    pub backend: Option<Backend>,
-    pub mode: Option<Mode>,
+    pub(crate) variant: Option<String>,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) mode: Option<Mode>,
     /// Selects fsdax cells of this filesystem (devdax cells have none).
-    pub fs: Option<Fs>,
-    pub mapping: Option<Mapping>,
-    pub workload: Option<WorkloadName>,
+    pub(crate) fs: Option<Fs>,
+    pub(crate) mapping: Option<Mapping>,
+    pub(crate) workload: Option<WorkloadName>,
 }
 
 /// What a scenario expects of the cells a filter selects.
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-pub struct Expect {
-    pub variant: Option<String>,
-    pub backend: Option<Backend>,
-    pub mode: Option<Mode>,
-    pub fs: Option<Fs>,
-    pub mapping: Option<Mapping>,
-    pub workload: Option<WorkloadName>,
+pub(crate) struct Expect {
+    pub(crate) variant: Option<String>,
+    pub(crate) backend: Option<Backend>,
+    pub(crate) mode: Option<Mode>,
+    pub(crate) fs: Option<Fs>,
+    pub(crate) mapping: Option<Mapping>,
+    pub(crate) workload: Option<WorkloadName>,
     /// PASS, FAIL, ERROR, MISS or SKIP.
-    pub outcome: Outcome,
+    pub(crate) outcome: Outcome,
     /// For FAIL: CRASH, WARN, HANG, DATA_CORRUPTION, IO_ERROR.
-    pub kind: Option<FailKind>,
+    pub(crate) kind: Option<FailKind>,
     /// For FAIL: the title must contain this.
-    pub title: Option<String>,
+    pub(crate) title: Option<String>,
 }
 
+/// The `kernel:` section: what source to build and which config.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KernelSection {
+    /// Where the tree comes from.
     pub source: Source,
+    /// The config the fragments are merged onto.
     pub base: Base,
+    /// Config fragments merged onto `base` in order (paths resolved against the project root).
     pub fragments: Vec<PathBuf>,
 }
 
 /// Where the kernel tree comes from.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Source {
-    /// A Debian `linux-source-X` package: /usr/src/<name>.tar.xz.
+    /// A Debian `linux-source-X` package: `/usr/src/<name>.tar.xz`.
     Debian(String),
     /// A local tree, built out-of-tree without writing into it.
     Path(PathBuf),
     /// A local git repository at a revision (a variant may override the rev).
-    Git { repo: PathBuf, rev: String },
+    Git {
+        /// The repository's path (kregress clones it, never writes into it).
+        repo: PathBuf,
+        /// The revision to build: anything `git rev-parse` resolves to a commit.
+        rev: String,
+    },
 }
 
 /// The config the fragments are merged onto.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Base {
+    /// `make tinyconfig`.
     Tinyconfig,
+    /// `make defconfig`.
     Defconfig,
+    /// A full .config file (path resolved against the project root).
     File(PathBuf),
 }
 
+/// One kernel compared in the scenario: a name, the kernel it builds, and the patches applied on top.
 #[derive(Debug, Clone)]
 pub struct Variant {
+    /// The variant's name (`stock`, `fixed`): a directory in the results and the A/B label.
     pub name: String,
     /// The kernel this variant builds: the scenario's `kernel`, with the
     /// variant's own `source`, `base` and `fragments` where it gives them
     /// (so one scenario can compare 6.1 with 6.12, not only a patch).
     pub kernel: KernelSection,
+    /// Patches applied in order with `git apply` onto a clean checkout of the source (paths resolved against the project root).
     pub patches: Vec<PathBuf>,
     /// Only for `git:` sources: build this revision instead of the source's.
     pub rev: Option<String>,
@@ -294,6 +321,7 @@ pub struct Variant {
 struct RawScenario {
     name: String,
     #[serde(default)]
+    #[allow(dead_code)] // a note for people reading the file: checked to be a string, shown nowhere
     description: String,
     kernel: RawKernel,
     variants: Vec<RawVariant>,
@@ -335,7 +363,7 @@ struct RawVariant {
 
 /// The nearest ancestor of the scenario file holding `kernel-configs/`: paths
 /// in scenarios (fragments, patches) are relative to it, as in the repository.
-pub fn project_root(file: &Path) -> PathBuf {
+pub(crate) fn project_root(file: &Path) -> PathBuf {
     let abs = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let mut dir = abs.parent();
     while let Some(d) = dir {
@@ -510,9 +538,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
 
     let s = Scenario {
         name: raw.name,
-        description: raw.description,
         file: file.to_path_buf(),
-        root: root.clone(),
         kernel,
         variants,
         run: raw.run,
@@ -607,7 +633,7 @@ impl Scenario {
 
 impl Scenario {
     /// The variants named in `only` (all when empty); an unknown name is bad input.
-    pub fn select(&self, only: &[String]) -> Result<Vec<&Variant>> {
+    pub(crate) fn select(&self, only: &[String]) -> Result<Vec<&Variant>> {
         if only.is_empty() {
             return Ok(self.variants.iter().collect());
         }
@@ -629,33 +655,44 @@ impl Scenario {
 /// One VM-run of the matrix.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Cell {
+    /// The variant (kernel) the cell boots.
     pub variant: String,
+    /// How the pmem is emulated.
     pub backend: Backend,
+    /// `fsdax` (a DAX filesystem) or `devdax` (/dev/daxX.Y).
     pub mode: Mode,
     /// fsdax only; a devdax cell carries the scenario's first filesystem, unused.
     pub fs: Fs,
+    /// The page size the workload maps with.
     pub mapping: Mapping,
+    /// The workload the agent runs, with its parameters.
     pub workload: Workload,
+    /// Which repetition of the cell, from 1 to `runs`.
     pub run: u32,
     /// How guest time runs in this cell's boot (cells of different timing never share one).
     pub timing: Timing,
 }
 
 /// Which cell: the one type every name of a cell is spelled from, and
-/// that filters select ([`Filter::matches`]), for a [`Cell`] of the
-/// matrix ([`Cell::key`]) and a stored result
+/// that filters select (`Filter::matches`), for a [`Cell`] of the
+/// matrix (`Cell::key`) and a stored result
 /// ([`crate::results::CellResult::key`]) alike. Keys are equal when they
 /// name the same cell of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct CellKey<'a> {
+    /// The variant's name.
     pub variant: &'a str,
+    /// `memmap` or `nvdimm`.
     pub backend: &'a str,
     /// Not in the names: a devdax cell's `fs` says it.
     pub mode: &'a str,
-    /// The filesystem, or `devdax` for a devdax cell (see [`Cell::fs_axis`]).
+    /// The filesystem, or `devdax` for a devdax cell (see `Cell::fs_axis`).
     pub fs: &'a str,
+    /// `pte` or `pmd`.
     pub mapping: &'a str,
+    /// The workload's name.
     pub workload: &'a str,
+    /// The repetition, from 1.
     pub run: u32,
 }
 
@@ -666,21 +703,21 @@ impl CellKey<'_> {
         format!("{}/{}/run{}", self.variant, self.axes(), self.run)
     }
     /// `memmap-ext4-pte-dio-read`: what variants are compared on (variant and run left out).
-    pub fn axes(&self) -> String {
+    pub(crate) fn axes(&self) -> String {
         format!("{}-{}-{}-{}", self.backend, self.fs, self.mapping, self.workload)
     }
     /// `fixed/memmap-ext4-pte-dio-read`: the cell across runs and nights (run left out).
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         format!("{}/{}", self.variant, self.axes())
     }
     /// `fixed/memmap-ext4-pte`: a row of report.html's matrix (workload and run left out).
-    pub fn row(&self) -> String {
+    pub(crate) fn row(&self) -> String {
         format!("{}/{}-{}-{}", self.variant, self.backend, self.fs, self.mapping)
     }
 }
 
 impl Cell {
-    pub fn key(&self) -> CellKey<'_> {
+    pub(crate) fn key(&self) -> CellKey<'_> {
         CellKey {
             variant: &self.variant,
             backend: self.backend.as_str(),
@@ -692,7 +729,7 @@ impl Cell {
         }
     }
     /// The filesystem for fsdax cells, `devdax` for devdax cells (which have none).
-    pub fn fs_axis(&self) -> &'static str {
+    pub(crate) fn fs_axis(&self) -> &'static str {
         match self.mode {
             Mode::Fsdax => self.fs.as_str(),
             Mode::Devdax => "devdax",
@@ -728,7 +765,7 @@ impl Filter {
 
     /// Whether the cell `k` names is selected: a filesystem selects fsdax
     /// cells only (a devdax key's `fs` is `devdax`, no filesystem's name).
-    pub fn matches(&self, k: &CellKey) -> bool {
+    pub(crate) fn matches(&self, k: &CellKey) -> bool {
         self.variant.as_ref().is_none_or(|v| v == k.variant)
             && self.backend.is_none_or(|b| b.as_str() == k.backend)
             && self.mode.is_none_or(|m| m.as_str() == k.mode)
@@ -739,7 +776,7 @@ impl Filter {
 }
 
 impl Expect {
-    pub fn filter(&self) -> Filter {
+    pub(crate) fn filter(&self) -> Filter {
         Filter {
             variant: self.variant.clone(),
             backend: self.backend,

@@ -25,7 +25,10 @@ pub fn visible(s: &str) -> Cow<'_, str> {
 macro_rules! named {
     ($t:ident { $($v:ident => $s:literal),+ $(,)? }) => {
         impl $t {
+            /// Every value, in the order the enum declares them.
+            #[allow(dead_code)] // not every named enum lists its values (bisect's StepVerdict does not)
             pub const ALL: &'static [$t] = &[$($t::$v),+];
+            /// The name people read and files hold (run.json, verdicts.json).
             pub fn as_str(self) -> &'static str {
                 match self {
                     $($t::$v => $s),+

@@ -16,43 +16,47 @@ use std::time::{Duration, Instant};
 /// How the guest gets persistent memory: legacy `memmap=512M!1G
 /// memmap=512M!2G` (/dev/pmem0 and /dev/pmem1, struct pages at once) or two
 /// ACPI NFIT NVDIMMs backed by host files (the agent switches namespace0.0 to fsdax).
-pub use kregress_agent::Backend;
+pub(crate) use kregress_agent::Backend;
 
+/// How QEMU runs the guest CPU; run.json records the one used (never `auto`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Accel {
+    /// KVM when /dev/kvm opens and a probe boot works on this host, else TCG.
     Auto,
+    /// Hardware virtualisation (`-accel kvm`).
     Kvm,
+    /// QEMU's emulation (`-accel tcg`): slower, and the only choice without /dev/kvm.
     Tcg,
 }
 
 #[derive(Debug, Clone)]
-pub struct VmSpec {
-    pub bzimage: PathBuf,
-    pub initrd: PathBuf,
-    pub backend: Backend,
-    pub smp: u32,
+pub(crate) struct VmSpec {
+    pub(crate) bzimage: PathBuf,
+    pub(crate) initrd: PathBuf,
+    pub(crate) backend: Backend,
+    pub(crate) smp: u32,
     /// `-icount shift=0,sleep=off` (TCG only): guest time counts instructions.
-    pub icount: bool,
+    pub(crate) icount: bool,
     /// Extra kernel command line (the agent's configuration).
-    pub append: String,
-    pub panic_on_warn: bool,
+    pub(crate) append: String,
+    pub(crate) panic_on_warn: bool,
     /// Where NVDIMM backing files live for this guest.
-    pub workdir: PathBuf,
+    pub(crate) workdir: PathBuf,
 }
 
 /// How long the host waits for a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Deadlines {
+pub(crate) struct Deadlines {
     /// No `Control::Booted` within this → the kernel did not boot.
-    pub boot: Duration,
+    pub(crate) boot: Duration,
     /// From `Booted` to `Finished` (QEMU then gets a short grace to power off).
     /// Past it, a guest whose agent spoke within `quiet` still runs (a slow
     /// guest is no hang), up to twice `run`: the agent judges hangs in guest
     /// time, this deadline only catches a guest that stopped answering.
-    pub run: Duration,
+    pub(crate) run: Duration,
     /// How long the agent may be silent past `run` before the guest counts as stopped.
-    pub quiet: Duration,
+    pub(crate) quiet: Duration,
 }
 
 impl Deadlines {
@@ -60,7 +64,7 @@ impl Deadlines {
     /// boot may (both are "how slow this host is": the agent says
     /// `alive` every 2 guest seconds, which a busy icount guest stretches to
     /// ~50 host seconds).
-    pub fn new(boot: Duration, run: Duration) -> Deadlines {
+    pub(crate) fn new(boot: Duration, run: Duration) -> Deadlines {
         Deadlines { boot, run, quiet: boot }
     }
 }
@@ -68,7 +72,7 @@ impl Deadlines {
 /// How the guest ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Exit {
+pub(crate) enum Exit {
     /// QEMU exited by itself (power-off, or reboot after a panic with -no-reboot).
     Exited,
     /// No hello before the boot deadline.
@@ -84,18 +88,18 @@ pub enum Exit {
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct VmRun {
-    pub exit: Exit,
-    pub seconds: f64,
+pub(crate) struct VmRun {
+    pub(crate) exit: Exit,
+    pub(crate) seconds: f64,
     /// Seconds from QEMU start to the hello line.
-    pub hello_seconds: Option<f64>,
-    pub console: PathBuf,
-    pub cmdline: String,
+    pub(crate) hello_seconds: Option<f64>,
+    pub(crate) console: PathBuf,
+    pub(crate) cmdline: String,
 }
 
 /// What the caller made of a console line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Control {
+pub(crate) enum Control {
     Continue,
     /// An agent line: the guest still answers (see [`Deadlines::quiet`]).
     Alive,
@@ -107,7 +111,7 @@ pub enum Control {
     Stop,
 }
 
-pub const NVDIMM_SIZE: &str = "1G";
+pub(crate) const NVDIMM_SIZE: &str = "1G";
 /// The NVDIMMs a guest gets on the nvdimm backend.
 const NVDIMMS: usize = 2;
 
@@ -124,7 +128,7 @@ fn nvdimm_object(workdir: &Path, i: usize) -> String {
 }
 
 /// The kernel command line (without the agent's part).
-pub fn kernel_cmdline(spec: &VmSpec) -> String {
+pub(crate) fn kernel_cmdline(spec: &VmSpec) -> String {
     // oops=panic: a guest that oopsed is not going to finish its work (6.12's
     // BUG in follow_page_pte left a CPU spinning on a PTE lock and the
     // boot waiting for the host's backstop deadline); panic=-1 then ends it
@@ -150,7 +154,7 @@ pub fn kernel_cmdline(spec: &VmSpec) -> String {
 }
 
 /// QEMU's arguments for `spec` under `accel` (Kvm or Tcg).
-pub fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
+pub(crate) fn qemu_args(spec: &VmSpec, accel: Accel) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
     let mut push = |s: &str| a.push(s.to_string());
     match spec.backend {
@@ -222,7 +226,7 @@ pub const SANDBOX: &str = "on,obsolete=deny,elevateprivileges=deny,spawn=deny,re
 /// `-sandbox SANDBOX` where this QEMU has seccomp, else nothing (said once
 /// on stderr). Probed once per process: QEMU starts with the sandbox, stopped
 /// (-S), and must quit when its monitor says so, within 10 s.
-pub fn sandbox_args() -> &'static [String] {
+pub(crate) fn sandbox_args() -> &'static [String] {
     static ARGS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
     ARGS.get_or_init(|| {
         let mut c = Command::new("qemu-system-x86_64");
@@ -248,7 +252,7 @@ pub fn sandbox_args() -> &'static [String] {
 
 /// Whether KVM works here, probed once per host (kernel, QEMU) with a bounded
 /// boot of `bzimage`: on some hosts /dev/kvm opens but guests hang at once.
-pub fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
+pub(crate) fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
     if want != Accel::Auto {
         return Ok(want);
     }
@@ -315,7 +319,7 @@ fn spawn(mut cmd: Command) -> Result<(crate::proc::Guard, console::Reader<std::i
 
 /// QEMU's whole argument list for `spec` under `accel`: [`qemu_args`] and
 /// this host's [`sandbox_args`].
-pub fn args(spec: &VmSpec, accel: Accel) -> Vec<String> {
+pub(crate) fn args(spec: &VmSpec, accel: Accel) -> Vec<String> {
     let mut a = qemu_args(spec, accel);
     a.extend(sandbox_args().iter().cloned());
     a
@@ -325,7 +329,7 @@ pub fn args(spec: &VmSpec, accel: Accel) -> Vec<String> {
 /// made to boot here, [`rebase_args`]), streaming every console line to
 /// `console` and to `on_line`. With `nvdimm_dir`, the NVDIMM backing files
 /// the arguments name there are made first.
-pub fn boot(args: &[String], nvdimm_dir: Option<&Path>, deadlines: Deadlines, console: &Path, on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
+pub(crate) fn boot(args: &[String], nvdimm_dir: Option<&Path>, deadlines: Deadlines, console: &Path, on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
     if let Some(dir) = nvdimm_dir {
         std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         for i in 0..NVDIMMS {
@@ -383,10 +387,10 @@ const FLAGS: &[&str] = &["-nodefaults", "-no-reboot"];
 
 /// A recorded QEMU argument list, checked and made to boot here.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rebased {
-    pub args: Vec<String>,
+pub(crate) struct Rebased {
+    pub(crate) args: Vec<String>,
     /// The guest has NVDIMMs: their backing files go in the new workdir.
-    pub nvdimm: bool,
+    pub(crate) nvdimm: bool,
 }
 
 /// `recorded` (a boot's QEMU arguments, see [`args`]) with `-kernel` and
@@ -397,7 +401,7 @@ pub struct Rebased {
 /// host's). Everything else stays as recorded. An option or a value
 /// kregress does not give QEMU (see [`OPTIONS`]), or a list without one
 /// `-kernel`, `-initrd` and `-append`, is refused with its index.
-pub fn rebase_args(recorded: &[String], bzimage: &Path, initrd: &Path, workdir: &Path, nonce: Option<&str>) -> std::result::Result<Rebased, String> {
+pub(crate) fn rebase_args(recorded: &[String], bzimage: &Path, initrd: &Path, workdir: &Path, nonce: Option<&str>) -> std::result::Result<Rebased, String> {
     let shown = |s: &str| s.chars().take(80).collect::<String>();
     let (mut args, mut nvdimm, mut seen) = (Vec::new(), false, std::collections::BTreeMap::<&str, u32>::new());
     let mut i = 0;

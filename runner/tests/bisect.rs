@@ -30,7 +30,7 @@ fn bisect_with(repo: &Path, good: &str, bad: &str, extra: &[&str]) -> (i32, Valu
         .args(["bisect", "scenarios/bisect-fixture.yaml", "--repo"])
         .arg(repo)
         .args(["--good", good, "--bad", bad, "--json", "--results"])
-        .arg(&results)
+        .arg(results)
         .args(extra)
         .output()
         .expect("run kregress bisect");

@@ -13,14 +13,14 @@ use std::process::Command;
 
 /// One `CONFIG_X=v` (or `# CONFIG_X is not set`, value "n") a fragment asks for.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Wanted {
-    pub name: String,
-    pub value: String,
-    pub origin: String,
+pub(crate) struct Wanted {
+    pub(crate) name: String,
+    pub(crate) value: String,
+    pub(crate) origin: String,
 }
 
 /// Parses config text into (name without CONFIG_, value); "is not set" is "n".
-pub fn parse(text: &str) -> HashMap<String, String> {
+pub(crate) fn parse(text: &str) -> HashMap<String, String> {
     text.lines().filter_map(parse_line).collect()
 }
 
@@ -34,7 +34,7 @@ fn parse_line(l: &str) -> Option<(String, String)> {
     Some((k.to_string(), v.to_string()))
 }
 
-pub fn wanted(fragment: &Path) -> Result<Vec<Wanted>> {
+pub(crate) fn wanted(fragment: &Path) -> Result<Vec<Wanted>> {
     let text = std::fs::read_to_string(fragment)
         .map_err(|e| bad_input(format!("{}: cannot read fragment: {e}", fragment.display())).because(e))?;
     Ok(text
@@ -51,7 +51,7 @@ pub fn wanted(fragment: &Path) -> Result<Vec<Wanted>> {
 }
 
 /// Options whose final value differs from what was asked (later fragments win).
-pub fn dropped(wanted: &[Wanted], final_cfg: &HashMap<String, String>) -> Vec<(Wanted, String)> {
+pub(crate) fn dropped(wanted: &[Wanted], final_cfg: &HashMap<String, String>) -> Vec<(Wanted, String)> {
     let mut last: Vec<&Wanted> = Vec::new();
     for w in wanted {
         last.retain(|x| x.name != w.name);
@@ -66,7 +66,7 @@ pub fn dropped(wanted: &[Wanted], final_cfg: &HashMap<String, String>) -> Vec<(W
 }
 
 /// The `depends on` lines of `config NAME` in the tree's Kconfig files.
-pub fn depends_on(src: &Path, name: &str) -> Vec<String> {
+pub(crate) fn depends_on(src: &Path, name: &str) -> Vec<String> {
     let mut out = Vec::new();
     let header = format!("config {name}");
     let mut stack = vec![src.to_path_buf()];
@@ -104,7 +104,7 @@ pub fn depends_on(src: &Path, name: &str) -> Vec<String> {
 }
 
 /// The symbols of a `depends on` expression that are off in `cfg`.
-pub fn unmet(expr: &str, cfg: &HashMap<String, String>) -> Vec<String> {
+pub(crate) fn unmet(expr: &str, cfg: &HashMap<String, String>) -> Vec<String> {
     expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|s| !s.is_empty() && s.chars().next().is_some_and(|c| c.is_ascii_uppercase()))
         .filter(|s| !matches!(cfg.get(*s).map(String::as_str), Some("y") | Some("m")))
@@ -113,7 +113,7 @@ pub fn unmet(expr: &str, cfg: &HashMap<String, String>) -> Vec<String> {
 }
 
 /// Builds `build/.config` in `src` for `base` + `fragments` and verifies it.
-pub fn make_config(src: &Path, build: &Path, base: &Base, fragments: &[PathBuf], log: &Path) -> Result<PathBuf> {
+pub(crate) fn make_config(src: &Path, build: &Path, base: &Base, fragments: &[PathBuf], log: &Path) -> Result<PathBuf> {
     let make = |target: &str| {
         let mut c = Command::new("make");
         c.arg("-C").arg(src).arg(format!("O={}", build.display())).arg(target);

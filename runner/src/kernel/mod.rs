@@ -6,7 +6,7 @@
 //! variant that differs by a patch pays only an incremental rebuild.
 
 pub mod bzimage;
-pub mod config;
+pub(crate) mod config;
 pub mod source;
 
 use crate::cache;
@@ -21,17 +21,17 @@ use std::time::Instant;
 
 /// Everything that decides one kernel build.
 #[derive(Debug, Clone)]
-pub struct KernelSpec {
-    pub variant: String,
-    pub source: Source,
-    pub rev: Option<String>,
-    pub base: Base,
-    pub fragments: Vec<PathBuf>,
-    pub patches: Vec<PathBuf>,
+pub(crate) struct KernelSpec {
+    pub(crate) variant: String,
+    pub(crate) source: Source,
+    pub(crate) rev: Option<String>,
+    pub(crate) base: Base,
+    pub(crate) fragments: Vec<PathBuf>,
+    pub(crate) patches: Vec<PathBuf>,
 }
 
 impl KernelSpec {
-    pub fn new(v: &Variant) -> KernelSpec {
+    pub(crate) fn new(v: &Variant) -> KernelSpec {
         KernelSpec {
             variant: v.name.clone(),
             source: v.kernel.source.clone(),
@@ -45,21 +45,21 @@ impl KernelSpec {
 
 /// A built kernel in the cache.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct KernelArtifact {
-    pub variant: String,
-    pub key: String,
-    pub bzimage: PathBuf,
-    pub vmlinux: PathBuf,
-    pub config: PathBuf,
-    pub log: PathBuf,
-    pub cache_hit: bool,
+pub(crate) struct KernelArtifact {
+    pub(crate) variant: String,
+    pub(crate) key: String,
+    pub(crate) bzimage: PathBuf,
+    pub(crate) vmlinux: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) log: PathBuf,
+    pub(crate) cache_hit: bool,
     /// Wall time of this call (a hit takes well under a second).
-    pub seconds: f64,
+    pub(crate) seconds: f64,
     /// Wall time of the build that produced the artifact.
-    pub build_seconds: f64,
-    pub source: String,
-    pub commit: String,
-    pub compiler: String,
+    pub(crate) build_seconds: f64,
+    pub(crate) source: String,
+    pub(crate) commit: String,
+    pub(crate) compiler: String,
 }
 
 fn compiler_version() -> Result<String> {
@@ -186,12 +186,12 @@ fn make_bzimage(
 }
 
 /// Parallel make jobs when none are asked for: the cores, plus one.
-pub fn default_jobs() -> usize {
+pub(crate) fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
 }
 
 /// Builds (or finds in the cache) the kernel for `spec`.
-pub fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
+pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let started = Instant::now();
     let mut progress = Progress::new(&spec.variant);
     let kernels = cache::dir("kernels")?;

@@ -14,12 +14,12 @@ use std::process::Command;
 
 /// A commit as a report names it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct CommitInfo {
+pub(crate) struct CommitInfo {
     /// The full id.
-    pub commit: String,
-    pub subject: String,
+    pub(crate) commit: String,
+    pub(crate) subject: String,
     /// `Name <mail>`.
-    pub author: String,
+    pub(crate) author: String,
 }
 
 /// A source ready for checkouts: a git work tree and the commit to build.
@@ -131,7 +131,7 @@ fn commit_all(dir: &Path, msg: &str, log: &Path) -> Result<()> {
 
 /// The commit `rev` names in the repository `repo`; `None` when it names
 /// none (or `repo` is no repository).
-pub fn resolve(repo: &Path, rev: &str) -> Result<Option<String>> {
+pub(crate) fn resolve(repo: &Path, rev: &str) -> Result<Option<String>> {
     match git_out(repo, &["rev-parse", "--verify", "--quiet", &format!("{rev}^{{commit}}")]) {
         Ok(c) => Ok(Some(c)),
         Err(e) if proc::expired(&e) => Err(e),
@@ -207,38 +207,38 @@ fn path_source(src: &Path, log: &Path) -> Result<Tree> {
 /// `kregress bisect` asks of its clone).
 impl Tree {
     /// Whether `ancestor` is `descendant` or one of its ancestors.
-    pub fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
+    pub(crate) fn is_ancestor(&self, ancestor: &str, descendant: &str) -> bool {
         git_out(&self.dir, &["merge-base", "--is-ancestor", ancestor, descendant]).is_ok()
     }
 
     /// The commits after `from` up to and including `to` along `to`'s first
     /// parents, oldest first.
-    pub fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
+    pub(crate) fn first_parent_range(&self, from: &str, to: &str) -> Result<Vec<String>> {
         let list = git_out(&self.dir, &["rev-list", "--first-parent", "--reverse", &format!("{from}..{to}")])?;
         Ok(list.lines().map(str::to_string).collect())
     }
 
     /// `commit`'s full id, subject and author.
-    pub fn describe(&self, commit: &str) -> Result<CommitInfo> {
+    pub(crate) fn describe(&self, commit: &str) -> Result<CommitInfo> {
         let out = git_out(&self.dir, &["log", "-1", "--format=%H%x00%s%x00%an <%ae>", commit])?;
         let mut p = out.split('\0').map(str::to_string);
         Ok(CommitInfo { commit: p.next().unwrap_or_default(), subject: p.next().unwrap_or_default(), author: p.next().unwrap_or_default() })
     }
 
     /// `commit`'s first parent.
-    pub fn parent(&self, commit: &str) -> Result<String> {
+    pub(crate) fn parent(&self, commit: &str) -> Result<String> {
         git_out(&self.dir, &["rev-parse", &format!("{commit}^")])
     }
 
     /// A patch that undoes `commit` on any tree that has it: its diff to its
     /// first parent, binary-safe, as [`checkout`] applies patches.
-    pub fn revert_diff(&self, commit: &str) -> Result<String> {
+    pub(crate) fn revert_diff(&self, commit: &str) -> Result<String> {
         Ok(git_out(&self.dir, &["diff", "--binary", commit, &format!("{commit}^")])? + "\n")
     }
 }
 
 /// Checks out `tree.commit` cleanly and applies `patches` in order.
-pub fn checkout(tree: &Tree, patches: &[PathBuf], log: &Path) -> Result<()> {
+pub(crate) fn checkout(tree: &Tree, patches: &[PathBuf], log: &Path) -> Result<()> {
     let mut c = git(&tree.dir);
     c.args(["reset", "-q", "--hard", &tree.commit]);
     proc::run_logged(c, log, Some(proc::deadline::TREE), |_| {})?;
@@ -272,7 +272,7 @@ fn apply(dir: &Path, patch: &Path, log: &Path) -> Result<()> {
 
 /// From `git apply`'s "error: patch failed: FILE:LINE", the file and the
 /// header of the hunk that starts there.
-pub fn rejected(git_err: &str, patch: &str) -> String {
+pub(crate) fn rejected(git_err: &str, patch: &str) -> String {
     let Some(spot) = git_err.lines().find_map(|l| l.split("error: patch failed: ").nth(1)) else {
         let why = git_err.lines().find(|l| l.starts_with("error:")).unwrap_or("git apply failed");
         return why.trim_start_matches("error: ").to_string();
@@ -327,7 +327,7 @@ mod tests {
 
         let good = d.path().join("good.patch");
         std::fs::write(&good, "--- a/block/bio.c\n+++ b/block/bio.c\n@@ -2,3 +2,3 @@\n line 2\n-line 3\n+line three\n line 4\n").unwrap();
-        checkout(&tree, &[good.clone()], &log).unwrap();
+        checkout(&tree, std::slice::from_ref(&good), &log).unwrap();
         assert!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap().contains("line three"));
         checkout(&tree, &[], &log).unwrap();
         assert_eq!(std::fs::read_to_string(repo.join("block/bio.c")).unwrap(), body);

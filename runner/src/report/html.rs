@@ -4,7 +4,7 @@
 //! columns workloads, each cell linking its console logs — the run's A/B
 //! verdicts ([`ab_section`]) and per cell a throughput chart over the
 //! history window: the median of each night with its 95 % bootstrap band.
-//! Every run's own page ([`run_page`], results/<run-id>/report.html) has
+//! Every run's own page ([`run_page`], `results/<run-id>/report.html`) has
 //! its A/B verdicts and its cells. The A/B verdicts are the ones summary.md
 //! tables ([`crate::compare::render_table`]): one source, two renderers.
 
@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 /// Text for HTML: markup characters as entities, hidden ones made visible
 /// ([`super::visible`]).
-pub fn esc(s: &str) -> String {
+pub(crate) fn esc(s: &str) -> String {
     visible(s).replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&#39;")
 }
 
@@ -43,7 +43,7 @@ table.ab td.v{font-weight:bold}table.ab td.g{padding:0}table.ab td.o{max-width:2
 
 /// report.html of `reports`; `run_dirs[i]` is where `reports[i]`'s run is
 /// stored, relative to report.html's folder (its console links).
-pub fn render(reports: &[RunReport], run_dirs: &[PathBuf]) -> String {
+pub(crate) fn render(reports: &[RunReport], run_dirs: &[PathBuf]) -> String {
     let mut h = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kregress nightly</title><style>{CSS}</style></head><body>\n<h1 id=\"headline\">{}</h1>\n<div class=\"legend\">",
         esc(&super::headline(reports))

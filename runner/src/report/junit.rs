@@ -11,6 +11,7 @@ use crate::error::{infra, Result};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 
+/// junit.xml of the runs: one test suite per run, one test case per verdict row (a cell or one of its metrics); a row with a failing run is a failure quoting its title and console excerpt.
 pub fn render(reports: &[RunReport]) -> Result<String> {
     let mut report = Report::new("kregress");
     for r in reports {

@@ -8,15 +8,15 @@
 use crate::nightly::RunReport;
 use serde_json::{json, Value};
 
-pub const ORIGIN: &str = "kregress";
-pub const VERSION: (u64, u64) = (5, 3);
+pub(crate) const ORIGIN: &str = "kregress";
+pub(crate) const VERSION: (u64, u64) = (5, 3);
 
 /// KCIDB path components are dot-separated: keep dots out of the parts.
 fn part(s: &str) -> String {
     s.replace('.', "_")
 }
 
-pub fn render(reports: &[RunReport]) -> Value {
+pub(crate) fn render(reports: &[RunReport]) -> Value {
     let (mut checkouts, mut builds, mut tests) = (Vec::new(), Vec::new(), Vec::new());
     for r in reports {
         let checkout_id = format!("{ORIGIN}:{}", r.rec.run_id);

@@ -1,15 +1,15 @@
 //! The renderers: pure functions from plain data to text. A run's cell
-//! table and verdicts, for the terminal and for results/<run-id>/summary.md
+//! table and verdicts, for the terminal and for `results/<run-id>/summary.md`
 //! (the same text, [`summary_md`]); and the nightly report of runs judged
 //! against their baselines ([`crate::nightly::RunReport`]): report/summary.md
-//! ([`nightly_summary_md`]), report.html ([`html`]), junit.xml ([`junit`]),
-//! kcidb.json ([`kcidb`]), nightly.json ([`nightly_json`]) and each failing
-//! run's repro.sh ([`repro_sh`]). None of them judges or reads or writes a
+//! (`nightly_summary_md`), report.html (`html`), junit.xml ([`junit`]),
+//! kcidb.json (`kcidb`), nightly.json (`nightly_json`) and each failing
+//! run's repro.sh (`repro_sh`). None of them judges or reads or writes a
 //! file: [`crate::post`] writes what they render.
 
-pub mod html;
+pub(crate) mod html;
 pub mod junit;
-pub mod kcidb;
+pub(crate) mod kcidb;
 
 use crate::compare::{self, Verdict};
 use crate::nightly::{CellVerdict, RunReport, Status};
@@ -17,7 +17,7 @@ use crate::results::{CellResult, RunRecord};
 use crate::text::visible;
 
 /// The cells of a run, one line each, with `unexpected(cell)` marked.
-pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
+pub(crate) fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
     let mut out = String::from("| cell | timing | outcome | kind | throughput | title |\n|---|---|---|---|---|---|\n");
     for c in &rec.cells {
         let perf = metrics_text(c);
@@ -39,7 +39,7 @@ pub fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::CellRes
 /// `fast 874.2 / slow 432.4 MB/s (virtual time)`: a cell's metrics in its
 /// timing mode, each under its own unit ([`crate::results::metric_unit`]):
 /// `fast 12.0 / slow 11.8 MB/s, ops 3.1 ops/s (virtual time)`.
-pub fn metrics_text(c: &CellResult) -> String {
+pub(crate) fn metrics_text(c: &CellResult) -> String {
     let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
     for (k, v) in &c.metrics {
         let unit = crate::results::metric_unit(k);
@@ -59,6 +59,7 @@ pub fn metrics_text(c: &CellResult) -> String {
     parts.join(", ")
 }
 
+/// summary.md of a run: every cell's outcome, the A/B `verdicts` (each variant against the first), and the cells `unexpected` says did not go as the scenario expected, with `floor_note` naming the noise floor used.
 pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
     let n_unexpected = rec.cells.iter().filter(|c| unexpected(c)).count();
     let mut out = format!(
@@ -77,7 +78,7 @@ pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexp
 }
 
 /// How many cells got each status, over all reports.
-pub fn count(reports: &[RunReport], s: Status) -> usize {
+pub(crate) fn count(reports: &[RunReport], s: Status) -> usize {
     reports.iter().flat_map(|r| &r.verdicts).filter(|v| v.status == s).count()
 }
 
@@ -86,7 +87,7 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 }
 
 /// "2 new failures, 1 fixed, 0 throughput regressions since 2026-11-25".
-pub fn headline(reports: &[RunReport]) -> String {
+pub(crate) fn headline(reports: &[RunReport]) -> String {
     let mut since: Vec<&str> = reports.iter().filter_map(|r| r.baseline.as_ref()).map(|b| b.started.get(..10).unwrap_or(&b.started)).collect();
     since.sort();
     let when = match since.first() {
@@ -105,7 +106,7 @@ pub fn headline(reports: &[RunReport]) -> String {
 
 /// The command that re-runs exactly this cell, from the repository root.
 /// Every word from the run record is quoted for the shell (repro.sh runs it).
-pub fn repro_command(rec: &RunRecord, c: &CellResult) -> String {
+pub(crate) fn repro_command(rec: &RunRecord, c: &CellResult) -> String {
     // A file named like an option stays a file.
     let file = rec.scenario_file.display().to_string();
     let file = if file.starts_with('-') { format!("./{file}") } else { file };
@@ -115,7 +116,7 @@ pub fn repro_command(rec: &RunRecord, c: &CellResult) -> String {
 
 /// `s` as one shell word: as is when it holds only characters no shell
 /// treats specially, else in single quotes.
-pub fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     if s.chars().all(|c| c.is_ascii_alphanumeric() || "/._-+=,:".contains(c)) {
         s.to_string()
     } else {
@@ -125,7 +126,7 @@ pub fn shell_quote(s: &str) -> String {
 
 /// repro.sh of a failing run `c` of `rec`: [`repro_command`] with kregress
 /// from PATH, else through cargo.
-pub fn repro_sh(rec: &RunRecord, c: &CellResult) -> String {
+pub(crate) fn repro_sh(rec: &RunRecord, c: &CellResult) -> String {
     format!(
         "#!/bin/sh\n# Re-runs cell {} of run {} ({}: {}).\n# Run it from the root of the kregress checkout.\nset -e\nif command -v kregress >/dev/null 2>&1; then\n  exec {}\nfi\nexec cargo run --release -- {}\n",
         c.key().id(),
@@ -158,7 +159,7 @@ fn fmt_delta(v: &CellVerdict) -> String {
 
 /// report/summary.md: the headline first, then per run its verdicts table
 /// and every failure with its title, first console lines and repro command.
-pub fn nightly_summary_md(reports: &[RunReport]) -> String {
+pub(crate) fn nightly_summary_md(reports: &[RunReport]) -> String {
     let mut out = format!("# kregress nightly: {}\n\n", headline(reports));
     for r in reports {
         out += &format!("## {} — run {}\n\n", r.rec.scenario, r.rec.run_id);
@@ -209,7 +210,7 @@ pub fn nightly_summary_md(reports: &[RunReport]) -> String {
 }
 
 /// nightly.json: the verdicts of each run as data.
-pub fn nightly_json(reports: &[RunReport]) -> String {
+pub(crate) fn nightly_json(reports: &[RunReport]) -> String {
     let verdicts: Vec<serde_json::Value> = reports
         .iter()
         .map(|r| serde_json::json!({"run_id": r.rec.run_id, "scenario": r.rec.scenario, "baseline": r.baseline.as_ref().map(|b| &b.run_id), "verdicts": r.verdicts}))

@@ -17,7 +17,7 @@ use std::borrow::Cow;
 
 /// Who printed a line, as far as the console tells.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Context {
+pub(crate) enum Context {
     /// No timestamp: userspace output, or a console without printk.time.
     Bare,
     /// Timestamp but no caller id.
@@ -30,16 +30,16 @@ pub enum Context {
 
 /// One console line after cleaning.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Cleaned<'a> {
+pub(crate) struct Cleaned<'a> {
     /// The message without any prefix.
-    pub text: Cow<'a, str>,
-    pub context: Context,
+    pub(crate) text: Cow<'a, str>,
+    pub(crate) context: Context,
     /// A `?` frame or an `(unreliable)` one: not to be used as a frame.
-    pub questionable: bool,
+    pub(crate) questionable: bool,
 }
 
 /// Cleans one line (without its trailing newline).
-pub fn clean_line(raw: &str) -> Cleaned<'_> {
+pub(crate) fn clean_line(raw: &str) -> Cleaned<'_> {
     let mut line = raw.trim_end_matches(['\r', '\n']);
     // A bare CR inside a line means the terminal overwrote what came before.
     if let Some(pos) = line.rfind('\r') {
@@ -64,7 +64,7 @@ pub fn clean_line(raw: &str) -> Cleaned<'_> {
 }
 
 /// A frame the unwinder is not sure about. (`<EOI>` lines hold a `?` too.)
-pub fn is_questionable(text: &str) -> bool {
+pub(crate) fn is_questionable(text: &str) -> bool {
     let b = text.as_bytes();
     let qmark = memchr::memchr_iter(b'?', b)
         .any(|i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '));

@@ -7,11 +7,11 @@
 //! bar`. The same bug gets the same title on every run: addresses, offsets,
 //! line numbers and ids are normalized away.
 //!
-//! - [`clean`]: strips printk prefixes and console noise, tells the context.
-//! - [`patterns`]: the tables of report types, title formats, skip lists.
-//! - [`stack`]: finds the guilty frame in stack traces.
-//! - [`title`]: names a report and normalizes the name.
-//! - [`scanner`]: the streaming line-by-line state machine.
+//! - `clean`: strips printk prefixes and console noise, tells the context.
+//! - `patterns`: the tables of report types, title formats, skip lists.
+//! - `stack`: finds the guilty frame in stack traces.
+//! - `title`: names a report and normalizes the name.
+//! - `scanner`: the streaming line-by-line state machine.
 //! - [`Reports`]: what a console held, in bounded memory however many
 //!   reports it printed.
 //!
@@ -27,11 +27,11 @@
 //! assert_eq!(reports[0].kind, Kind::Warn);
 //! ```
 
-pub mod clean;
-pub mod patterns;
-pub mod scanner;
-pub mod stack;
-pub mod title;
+pub(crate) mod clean;
+pub(crate) mod patterns;
+pub(crate) mod scanner;
+pub(crate) mod stack;
+pub(crate) mod title;
 
 use serde::Serialize;
 use std::collections::HashMap;
@@ -84,13 +84,15 @@ crate::text::named!(Kind {
 pub struct Report {
     /// syzkaller-style title, stable across runs.
     pub title: String,
+    /// What kind of report (CRASH, WARN, HANG, KASAN, ...), from the pattern that matched.
     pub kind: Kind,
     /// The report is cut, interleaved with another, or lacks its stack.
     pub corrupted: bool,
     /// The guilty function named in the title, if any.
     pub frame: Option<String>,
-    /// 1-based line numbers in the log: the header and the last line taken.
+    /// 1-based line number in the log of the report's header line.
     pub start_line: usize,
+    /// 1-based line number in the log of the last line taken into the report.
     pub end_line: usize,
     /// The report's lines, cleaned of printk prefixes.
     pub text: String,
@@ -113,10 +115,14 @@ pub struct Reports {
 }
 
 impl Reports {
+    /// Reports kept whole: the first 100 of a console.
     pub const KEEP: usize = 100;
+    /// Most distinct titles kept once [`Reports::KEEP`] reports are.
     pub const KEEP_TITLES: usize = 1000;
+    /// Bytes of text kept of each report after the first [`Reports::KEEP`].
     pub const LATE_TEXT: usize = 4096;
 
+    /// Takes a finished report: kept, cut or only counted, by the rules above.
     pub fn push(&mut self, mut r: Report) {
         if let Some(n) = self.counts.get_mut(&r.title) {
             *n += 1;
@@ -145,12 +151,12 @@ impl Reports {
         self.kept.push(r);
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.kept.is_empty()
     }
 
     /// How many reports had `title`, kept or not (0 for a title not kept).
-    pub fn count(&self, title: &str) -> usize {
+    pub(crate) fn count(&self, title: &str) -> usize {
         self.counts.get(title).copied().unwrap_or(0)
     }
 
@@ -160,7 +166,7 @@ impl Reports {
     }
 
     /// Titles with reports that were not kept, and how many, most first.
-    pub fn omitted(&self) -> Vec<(String, usize)> {
+    pub(crate) fn omitted(&self) -> Vec<(String, usize)> {
         let mut kept: HashMap<&str, usize> = HashMap::new();
         for r in &self.kept {
             *kept.entry(r.title.as_str()).or_default() += 1;
@@ -187,7 +193,7 @@ impl FromIterator<Report> for Reports {
 }
 
 /// The reports of a console read from `input` as it comes, in bounded memory.
-pub fn scan(mut input: impl std::io::Read) -> std::io::Result<Reports> {
+pub(crate) fn scan(mut input: impl std::io::Read) -> std::io::Result<Reports> {
     let mut scanner = Scanner::new();
     let mut reports = Reports::default();
     let mut lines = crate::console::Lines::default();

@@ -22,7 +22,7 @@ use std::sync::LazyLock;
 use super::Kind;
 
 /// One part of the walk that looks for the guilty frame, see [`Stack`].
-pub enum Part {
+pub(crate) enum Part {
     /// Skip lines up to the first that matches; its captures are frames.
     Line(Regex),
     /// Collect frames up to the next stack trace start (or the next part).
@@ -31,7 +31,7 @@ pub enum Part {
 
 /// How to pick the guilty frame.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Extractor {
+pub(crate) enum Extractor {
     /// The first frame not skipped.
     First,
     /// Stalls and lockups: the frame above a dispatch point (syscall
@@ -42,48 +42,48 @@ pub enum Extractor {
     Hang,
 }
 
-pub struct Stack {
-    pub parts: Vec<Part>,
+pub(crate) struct Stack {
+    pub(crate) parts: Vec<Part>,
     /// Tried when `parts` find no frame.
-    pub parts2: Vec<Part>,
+    pub(crate) parts2: Vec<Part>,
     /// Extra frames to skip for this report type (regex, unanchored).
-    pub skip: Option<Regex>,
-    pub extractor: Extractor,
+    pub(crate) skip: Option<Regex>,
+    pub(crate) extractor: Extractor,
 }
 
-pub struct Format {
+pub(crate) struct Format {
     /// Matched against report lines, the header line first.
-    pub title: Regex,
+    pub(crate) title: Regex,
     /// If present, these must match on successive later lines (the first
     /// one may be the title line itself); their captures replace the
     /// title's. If they do not, the format does not apply.
-    pub report: Vec<Regex>,
-    pub fmt: &'static str,
-    pub kind: Kind,
-    pub stack: Option<Stack>,
+    pub(crate) report: Vec<Regex>,
+    pub(crate) fmt: &'static str,
+    pub(crate) kind: Kind,
+    pub(crate) stack: Option<Stack>,
     /// The report has no stack trace by nature: do not call it corrupted
     /// for lacking one.
-    pub no_stack_trace: bool,
+    pub(crate) no_stack_trace: bool,
     /// Matching this format means the report lost its real header.
-    pub corrupted: bool,
+    pub(crate) corrupted: bool,
 }
 
-pub struct Group {
+pub(crate) struct Group {
     /// Literal whose presence on a line starts a report.
-    pub header: &'static str,
-    pub formats: Vec<Format>,
+    pub(crate) header: &'static str,
+    pub(crate) formats: Vec<Format>,
     /// All format titles at once: which may apply to a line.
-    pub titles: RegexSet,
+    pub(crate) titles: RegexSet,
     /// Lines with the header that are not reports (boot chatter, ...).
-    pub suppress: Vec<Regex>,
+    pub(crate) suppress: Vec<Regex>,
     /// A weak header announces a report that usually follows (`Oops:`,
     /// `page dumped because:`, `refcount_t:`): a strong header soon after
     /// replaces it, and it never interrupts an open report.
-    pub weak: bool,
+    pub(crate) weak: bool,
 }
 
 /// Expands the `{{...}}` shorthands and compiles.
-pub fn re(s: &str) -> Regex {
+pub(crate) fn re(s: &str) -> Regex {
     let s = s
         .replace("{{ADDR}}", "0x[0-9a-f]+")
         .replace("{{PC}}", r"\[<?(?:0x)?[0-9a-f]+>?\]")
@@ -94,13 +94,13 @@ pub fn re(s: &str) -> Regex {
 
 /// The faulting instruction pointer line of an oops, on every arch we know.
 #[rustfmt::skip]
-pub const RIP: &str = r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))";
-pub const CALL_TRACE: &str = r"(?:Call (?:T|t)race:)|(?:Backtrace:)";
+pub(crate) const RIP: &str = r"(?:IP|NIP|pc |PC is at):? (?:(?:[0-9]+:)?(?:{{PC}} +){0,2}{{FUNC}}|(?:[0-9]+:)?0x[0-9a-f]+|(?:[0-9]+:)?{{PC}} +\[< *\(null\)>\] +\(null\)|[0-9]+: +\(null\))";
+pub(crate) const CALL_TRACE: &str = r"(?:Call (?:T|t)race:)|(?:Backtrace:)";
 
 /// Lines that can follow a report header without starting a new report:
 /// the panic that a BUG or panic_on_warn causes, the trap that a BUG()
 /// raises, a double fault in the fault handler.
-pub const CONTINUATIONS: &[&str] = &[
+pub(crate) const CONTINUATIONS: &[&str] = &[
     "invalid opcode: 0000",
     "Kernel panic - not syncing",
     "unregister_netdevice: waiting for",
@@ -111,7 +111,7 @@ pub const CONTINUATIONS: &[&str] = &[
 
 /// Messages that print a stack trace of their own without being bugs: the
 /// report before them ends there.
-pub const STACK_NOISE: &[&str] = &[
+pub(crate) const STACK_NOISE: &[&str] = &[
     "vmalloc: allocation failure:",
     "FAULT_INJECTION: forcing a failure",
     "FAULT_FLAG_ALLOW_RETRY missing",
@@ -220,7 +220,7 @@ use Kind::*;
 /// All report types, in priority order: on a line with two headers the
 /// first group wins.
 #[rustfmt::skip] // a table: one entry per line reads better
-pub static GROUPS: LazyLock<Vec<Group>> = LazyLock::new(|| {
+pub(crate) static GROUPS: LazyLock<Vec<Group>> = LazyLock::new(|| {
     vec![
         group("BUG:", bug_formats(), &["ODEBUG:", "Boot_DEBUG:", "xlog_status:", "DEBUG:", "BUG: no syscalls can create resource"]),
         group("WARNING:", warning_formats(), &[
@@ -492,7 +492,7 @@ fn panic_formats() -> Vec<Format> {
 /// Frames that never name a bug: sanitizer and WARN/BUG plumbing, locking,
 /// allocation, string and copy helpers, generic mm/fs/driver-core helpers.
 #[rustfmt::skip]
-pub const SKIP_FRAMES: &[&str] = &[
+pub(crate) const SKIP_FRAMES: &[&str] = &[
     "__sanitizer", "__asan", "kasan", "hwasan", "__msan", "kmsan", "kcsan_setup_watchpoint",
     "check_memory_region", "check_heap_object", "check_object", "read_word_at_a_time",
     "(read|write)_once_.*nocheck", "print_address_description", "panic", "invalid_op", "report_bug",
@@ -547,14 +547,14 @@ pub const SKIP_FRAMES: &[&str] = &[
 /// Syscall wrappers differ between arches and kernel versions; a frame is
 /// named by the shortest name left after removing one of these.
 #[rustfmt::skip]
-pub const STRIP_PREFIXES: &[&str] = &[
+pub(crate) const STRIP_PREFIXES: &[&str] = &[
     "SYSC_", "SyS_", "sys_", "__x64_", "__ia32_", "__arm64_", "____sys_", "___sys_", "__sys_",
     "__se_", "__se_sys_", "__do_sys_", "compat_SYSC_", "compat_SyS_", "ksys_",
 ];
 
 /// Stall anchors: dispatch points below which a looping stack is stable.
 #[rustfmt::skip]
-pub const STALL_ANCHORS: &[&str] = &[
+pub(crate) const STALL_ANCHORS: &[&str] = &[
     "process_one_work", "do_syscall_", "do_fast_syscall_", "sysenter_dispatch", "tracesys_phase2",
     "el0_svc_handler", "invoke_syscall", "ret_fast_syscall", "netif_receive_skb", "do_softirq",
     "call_timer_fn", "_run_timers", "run_timer_softirq", "hrtimer_run", "run_ksoftirqd",
@@ -576,13 +576,13 @@ pub const STALL_ANCHORS: &[&str] = &[
 
 /// Hung-task frames that say "waiting", not what for.
 #[rustfmt::skip]
-pub const HANG_SKIP: &[&str] = &[
+pub(crate) const HANG_SKIP: &[&str] = &[
     "sched", "_lock", "_slowlock", "down", "rwsem", "completion", "kthread", "wait", "synchronize",
     "context_switch", "__switch_to", "cancel_delayed_work", "rcu_barrier",
 ];
 
-pub static GLOBAL_SKIP: LazyLock<Regex> = LazyLock::new(|| re(&SKIP_FRAMES.join("|")));
-pub static STALL_ANCHOR_RE: LazyLock<Regex> = LazyLock::new(|| re(&STALL_ANCHORS.join("|")));
+pub(crate) static GLOBAL_SKIP: LazyLock<Regex> = LazyLock::new(|| re(&SKIP_FRAMES.join("|")));
+pub(crate) static STALL_ANCHOR_RE: LazyLock<Regex> = LazyLock::new(|| re(&STALL_ANCHORS.join("|")));
 
 /// Any header, for a fast first look at each line.
 static HEADER_PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
@@ -591,7 +591,7 @@ static HEADER_PREFILTER: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The group whose header is on this line, if any.
-pub fn find_group(line: &str) -> Option<usize> {
+pub(crate) fn find_group(line: &str) -> Option<usize> {
     if !HEADER_PREFILTER.is_match(line) {
         return None;
     }
@@ -600,22 +600,22 @@ pub fn find_group(line: &str) -> Option<usize> {
         .position(|g| line.contains(g.header) && !g.suppress.iter().any(|s| s.is_match(line)))
 }
 
-pub fn is_continuation(line: &str) -> bool {
+pub(crate) fn is_continuation(line: &str) -> bool {
     CONTINUATIONS.iter().any(|c| line.contains(c))
 }
 
 /// What a report line says about the report's extent.
 #[derive(Clone, Copy, Default)]
-pub struct Markers {
+pub(crate) struct Markers {
     /// "Disabling lock debugging due to kernel taint": noise, dropped.
-    pub taint_note: bool,
+    pub(crate) taint_note: bool,
     /// "Sending NMI from CPU": all-CPU backtraces follow.
-    pub nmi_backtrace: bool,
-    pub panic: bool,
+    pub(crate) nmi_backtrace: bool,
+    pub(crate) panic: bool,
     /// See [`STACK_NOISE`].
-    pub stack_noise: bool,
+    pub(crate) stack_noise: bool,
     /// `---[ end trace` or `---[ end Kernel panic`.
-    pub end_marker: bool,
+    pub(crate) end_marker: bool,
 }
 
 const MARKERS: &[&str] = &[
@@ -630,7 +630,7 @@ static MARKER_AC: LazyLock<AhoCorasick> =
     LazyLock::new(|| literals(MARKERS.iter().chain(STACK_NOISE)));
 
 /// A literal searcher; leftmost semantics let it use SIMD prefilters.
-pub fn literals<I: IntoIterator<Item = P>, P: AsRef<[u8]>>(pats: I) -> AhoCorasick {
+pub(crate) fn literals<I: IntoIterator<Item = P>, P: AsRef<[u8]>>(pats: I) -> AhoCorasick {
     AhoCorasick::builder()
         .match_kind(aho_corasick::MatchKind::LeftmostFirst)
         .build(pats)
@@ -638,7 +638,7 @@ pub fn literals<I: IntoIterator<Item = P>, P: AsRef<[u8]>>(pats: I) -> AhoCorasi
 }
 
 /// One pass over the line for all markers (most lines have none).
-pub fn line_markers(line: &str) -> Markers {
+pub(crate) fn line_markers(line: &str) -> Markers {
     let mut m = Markers::default();
     // No marker contains another: leftmost matches see them all.
     for hit in MARKER_AC.find_iter(line) {

@@ -19,14 +19,14 @@ use super::title::{describe, normalize};
 use super::Report;
 
 /// A report longer than this is closed anyway (a flood of all-CPU backtraces).
-pub const MAX_LINES: usize = 2000;
+pub(crate) const MAX_LINES: usize = 2000;
 
 /// A report that got no line while this many went by is over.
-pub const IDLE_LINES: usize = 1000;
+pub(crate) const IDLE_LINES: usize = 1000;
 
 /// A report's text stops growing at this many bytes (its lines are still
 /// looked at): a report is named by its first lines.
-pub const MAX_TEXT: usize = 256 << 10;
+pub(crate) const MAX_TEXT: usize = 256 << 10;
 
 /// Open reports at once (one per printing context, rarely more).
 const MAX_OPEN: usize = 16;
@@ -67,6 +67,7 @@ pub struct Scanner {
 }
 
 impl Scanner {
+    /// A scanner at the start of a console, with nothing seen yet.
     pub fn new() -> Self {
         Self::default()
     }
@@ -132,7 +133,7 @@ impl Scanner {
     }
 
     /// Closes the reports still open (e.g. the VM went quiet).
-    pub fn flush(&mut self) -> Vec<Report> {
+    pub(crate) fn flush(&mut self) -> Vec<Report> {
         let mut open = std::mem::take(&mut self.open);
         open.sort_by_key(|r| r.start_line);
         open.into_iter().map(|r| self.finish_report(r)).collect()

@@ -60,13 +60,13 @@ static STACK_START_HINT: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| 
     ])
 });
 
-pub fn is_stack_start(line: &str) -> bool {
+pub(crate) fn is_stack_start(line: &str) -> bool {
     STACK_START_HINT.is_match(line) && STACK_START.is_match(line)
 }
 
 /// Function names a frame line holds (arm lines hold two): up to two
 /// `[<pc>] ` then a symbol followed by `+0x..` or `.suffix`.
-pub fn frame_names(line: &str) -> impl Iterator<Item = &str> {
+pub(crate) fn frame_names(line: &str) -> impl Iterator<Item = &str> {
     let (a, b) = match plain_frame(line) {
         Some(name) => (Some(name), None),
         None if line.contains(") from [") => match ARM_FRAME.captures(line) {
@@ -115,7 +115,7 @@ fn plain_frame(line: &str) -> Option<&str> {
 /// A frame line for the "has a stack trace" check. Unlike syzkaller we
 /// count questionable frames: a kernel whose unwinder marks every frame `?`
 /// still printed its whole report.
-pub fn is_frame_line(line: &str) -> bool {
+pub(crate) fn is_frame_line(line: &str) -> bool {
     if line.contains("(stack is not available)") {
         return true;
     }
@@ -128,7 +128,7 @@ pub fn is_frame_line(line: &str) -> bool {
 }
 
 /// Rust (`_R...`) and C++ (`_Z...`) symbols, as the source spells them.
-pub fn demangle(name: &str) -> Cow<'_, str> {
+pub(crate) fn demangle(name: &str) -> Cow<'_, str> {
     if !name.starts_with('_') {
         return Cow::Borrowed(name);
     }
@@ -150,7 +150,7 @@ pub fn demangle(name: &str) -> Cow<'_, str> {
 }
 
 /// `__x64_sys_read` and `ksys_read` both mean `read`.
-pub fn canonical(frame: &str) -> &str {
+pub(crate) fn canonical(frame: &str) -> &str {
     STRIP_PREFIXES
         .iter()
         .filter_map(|p| frame.strip_prefix(p))
@@ -166,7 +166,7 @@ fn skipped(stack: &Stack, frame: &str) -> bool {
 /// matched). Returns one key frame per stack trace part (`"corrupted"` when
 /// none was found) and whether all were found; `parts2` are tried when
 /// `parts` fail.
-pub fn key_frames(stack: &Stack, lines: &[&str]) -> (Vec<String>, bool) {
+pub(crate) fn key_frames(stack: &Stack, lines: &[&str]) -> (Vec<String>, bool) {
     let first = walk(stack, &stack.parts, lines);
     if first.1 || stack.parts2.is_empty() {
         return first;
@@ -326,7 +326,7 @@ fn hang_frame<'a>(frames: &[&'a str]) -> Option<&'a str> {
 
 /// Does every stack trace in the report have frames? A report cut short or
 /// overwritten by another one often keeps the header and loses the trace.
-pub fn stack_missing(lines: &[&str]) -> bool {
+pub(crate) fn stack_missing(lines: &[&str]) -> bool {
     let mut seen_any = false;
     let mut i = 0;
     while i < lines.len() {

@@ -13,15 +13,15 @@ use super::patterns::{Format, Group};
 use super::stack;
 use super::Kind;
 
-pub struct Description {
-    pub title: String,
-    pub kind: Kind,
-    pub frame: Option<String>,
-    pub corrupted: bool,
+pub(crate) struct Description {
+    pub(crate) title: String,
+    pub(crate) kind: Kind,
+    pub(crate) frame: Option<String>,
+    pub(crate) corrupted: bool,
 }
 
 /// Names the report whose lines (cleaned, header first) are given.
-pub fn describe(group: &Group, lines: &[&str]) -> Description {
+pub(crate) fn describe(group: &Group, lines: &[&str]) -> Description {
     let Some(header) = lines.first() else {
         return fallback(group, lines, false);
     };
@@ -183,7 +183,7 @@ static REWRITES: LazyLock<Vec<(Regex, &'static str)>> = LazyLock::new(|| {
 });
 
 /// Makes a title stable across runs and printable.
-pub fn normalize(title: &str) -> String {
+pub(crate) fn normalize(title: &str) -> String {
     let mut t = title.to_string();
     for (re, with) in REWRITES.iter() {
         loop {
