@@ -45,6 +45,9 @@ pub enum Cmd {
         /// Continue a run: only the cells missing from results/RUN_ID run.
         #[arg(long)]
         resume: Option<String>,
+        /// Every storm workload runs from this seed (replays a storm; 0 to 2^53-1).
+        #[arg(long)]
+        seed: Option<u64>,
         /// auto probes KVM once per host and falls back to TCG.
         #[arg(long, value_enum, default_value = "auto")]
         accel: AccelArg,
@@ -192,13 +195,17 @@ pub fn run(cli: Cli) -> Result<Findings> {
             Ok(Findings::default())
         }
         Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), json),
-        Cmd::Run { scenario, only, runs, resume, accel, results, jobs, json } => {
-            let s = scenario::load(&scenario)?;
+        Cmd::Run { scenario, only, runs, resume, seed, accel, results, jobs, json } => {
+            let mut s = scenario::load(&scenario)?;
             if let Some(n) = runs {
                 scenario::check_runs(n).map_err(|m| crate::error::bad_input(format!("--runs: {m}")))?;
             }
+            let only = scenario::Filter::parse(&only)?;
+            if let Some(seed) = seed {
+                s.override_seed(seed, &only)?;
+            }
             let opts = crate::run::RunOpts {
-                only: scenario::Filter::parse(&only)?,
+                only,
                 runs,
                 resume,
                 accel: accel.into(),

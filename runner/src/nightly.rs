@@ -337,6 +337,7 @@ mod tests {
             workload_seconds: None,
             boot_seconds: None,
             foreign_lines: 0,
+            storm: None,
         }
     }
 

@@ -6,7 +6,7 @@
 use crate::error::{bad_input, infra, Context, Result};
 use crate::kernel::{self, KernelArtifact, KernelSpec};
 use crate::outcome::{FailKind, Outcome};
-use crate::results::{self, CellResult, PassSample, RunRecord};
+use crate::results::{self, CellResult, PassSample, RunRecord, StormRecord};
 use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
@@ -462,9 +462,22 @@ impl Observed {
             },
             boot_seconds: self.vm.hello_seconds,
             foreign_lines: seen.foreign_lines,
+            storm: base.storm.clone().map(|st| StormRecord { executed: storm_executed(&seen), ..st }),
             ..base
         }
     }
+}
+
+/// A storm's ops executed per kind: the `op.<kind>` counters of its result.
+fn storm_executed(seen: &Seen) -> BTreeMap<String, u64> {
+    seen.messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::WorkloadResult { counters, .. } => Some(counters),
+            _ => None,
+        })
+        .flat_map(|c| c.iter().filter_map(|(k, v)| Some((k.strip_prefix("op.")?.to_string(), *v))))
+        .collect()
 }
 
 /// A fresh nonce for one boot: 64 bits from getrandom(2), in hex.
@@ -584,10 +597,48 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     )?;
     bar.finish();
     let mut rec = rec.into_inner().unwrap();
+    for c in &todo {
+        if let Ok(k) = &kernels[&c.variant] {
+            reproduce(c, &mut rec, |dir| Ok(run_boot(std::slice::from_ref(*c), k, &image.path, accel, dir, s.run.panic_on_warn)?.0))?;
+        }
+    }
     // Stable order (workers finish out of order): as the matrix lists them.
     rec.cells.sort_by_key(|c| cells.iter().position(|x| x.key() == c.key()).unwrap_or(usize::MAX));
     results::save(&rec)?;
     Ok(rec)
+}
+
+/// A storm cell that FAILed is run again with its seed, its
+/// [`crate::scenario::Workload::storm_reruns`] times, each boot by `boot`
+/// into `<cell>/rerunK/`; how often the same title came back goes into its
+/// result (`reproduced k/n`, a race need not come back every time) and
+/// run.json. Any other cell is left alone.
+fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<CellResult>>) -> Result<()> {
+    let n = c.workload.storm_reruns();
+    let Some(i) = rec.cells.iter().position(|r| r.key() == c.key() && r.outcome == Outcome::Fail && r.storm.is_some()) else {
+        return Ok(());
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    let cdir = results::cell_dir(&rec.results_dir, c);
+    let mut rep = results::Reproduced { runs: 0, same: 0, reruns: vec![] };
+    for k in 1..=n {
+        eprintln!("{}: FAIL ({}), rerun {k}/{n} with seed {}", c.key().id(), rec.cells[i].title.as_deref().unwrap_or(""), c.workload.spec().seed);
+        let again = boot(&cdir.join(format!("rerun{k}")))?;
+        let Some(r) = again.first() else { continue };
+        rep.runs += 1;
+        if r.outcome == Outcome::Fail && r.title == rec.cells[i].title {
+            rep.same += 1;
+        }
+        let kind = r.kind.map(|k| format!(" {}", k.as_str())).unwrap_or_default();
+        rep.reruns.push(format!("{}{kind}{}", r.outcome, r.title.as_deref().map(|t| format!(": {t}")).unwrap_or_default()));
+    }
+    if let Some(st) = rec.cells[i].storm.as_mut() {
+        st.reproduced = Some(rep);
+    }
+    results::save_cell(&cdir, &rec.cells[i])?;
+    results::save(rec)
 }
 
 /// Up to `jobs` workers take boot groups from the front of a queue: `boot`
@@ -704,6 +755,48 @@ mod tests {
         let (_, metrics) = throughput(&s, Timing::Icount);
         assert_eq!(metrics.get("fast_mb_per_s"), Some(&874.4));
         assert_eq!(metrics.get("slow_mb_per_s"), Some(&432.4));
+    }
+
+    #[test]
+    fn a_failing_storm_is_rerun_with_its_seed_and_its_rate_recorded() {
+        use crate::scenario::{Backend, Fs, Mapping, Mode, Workload};
+        let d = tempfile::tempdir().unwrap();
+        let w: Workload = serde_yaml::from_str("{ name: storm, seed: 9, reruns: 3 }").unwrap();
+        let cell = Cell { variant: "stock".into(), backend: Backend::Memmap, mode: Mode::Fsdax, fs: Fs::Ext4, mapping: Mapping::Pte, workload: w, run: 1, timing: Timing::Wall };
+        let hang = "INFO: task hung in ext4_break_layouts";
+        let failed = CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
+        let mut rec = RunRecord { run_id: "20261127-140000-s".into(), scenario: "s".into(), scenario_file: PathBuf::new(), results_dir: d.path().into(), started: String::new(), host: Default::default(), kernels: BTreeMap::new(), cells: vec![failed] };
+        std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();
+        // Reruns 1 and 3 hang again, rerun 2 passes: a race.
+        let n = std::sync::atomic::AtomicU32::new(0);
+        reproduce(&cell, &mut rec, |dir| {
+            let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            assert!(dir.ends_with(format!("stock/memmap-ext4-pte-storm/run1/rerun{k}")), "{}", dir.display());
+            let r = CellResult::new(&cell, if k == 2 { Outcome::Pass } else { Outcome::Fail }, PathBuf::new());
+            Ok(vec![if k == 2 { r } else { CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..r } }])
+        })
+        .unwrap();
+        let st = rec.cells[0].storm.as_ref().unwrap();
+        assert_eq!(st.seed, 9);
+        let rep = st.reproduced.as_ref().unwrap();
+        assert_eq!((rep.line().as_str(), rep.reruns[1].as_str()), ("reproduced 2/3", "PASS"));
+        assert_eq!(rep.reruns[0], format!("FAIL HANG: {hang}"));
+        // Kept in result.json and run.json alike.
+        let saved = std::fs::read_to_string(results::cell_dir(d.path(), &cell).join("result.json")).unwrap();
+        assert!(saved.contains("\"same\": 2"), "{saved}");
+        assert_eq!(results::load(d.path()).unwrap().cells[0].storm, rec.cells[0].storm);
+        assert!(crate::report::title_text(&rec.cells[0]).ends_with("ext4_break_layouts (seed 9, reproduced 2/3)"));
+        // A passing storm, or another workload, is not rerun.
+        rec.cells[0].outcome = Outcome::Pass;
+        reproduce(&cell, &mut rec, |_| panic!("rerun of a pass")).unwrap();
+    }
+
+    #[test]
+    fn storm_ops_executed_come_from_its_result_counters() {
+        let counters: BTreeMap<String, u64> = [("op.truncate", 5), ("op.punch", 2), ("errors", 0)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let m = Message::WorkloadResult { name: "storm".into(), outcome: kregress_agent::Outcome::Pass, kind: None, errno: None, detail: String::new(), mb_per_s: None, ops_per_s: None, counters };
+        let e = storm_executed(&Seen { messages: vec![m], ..Seen::default() });
+        assert_eq!(e.into_iter().collect::<Vec<_>>(), [("punch".to_string(), 2), ("truncate".to_string(), 5)]);
     }
 
     #[test]

@@ -337,7 +337,11 @@ fn workload_result(
         ),
         hang::Watched::Done(Err(f)) => {
             let wedged = f.wedged;
-            (result(name, Outcome::Fail, Some(f.kind), f.errno, f.detail), wedged)
+            let mut msg = result(name, Outcome::Fail, Some(f.kind), f.errno, f.detail);
+            if let Message::WorkloadResult { counters, .. } = &mut msg {
+                *counters = f.counters;
+            }
+            (msg, wedged)
         }
     }
 }

@@ -201,6 +201,7 @@ fn one_run(r: &Run, t: &Target, file: &Fd) -> Result<(RunResult, u64), Failure> 
                         errno: None,
                         detail: format!("{}: a copy thread panicked", r.label),
                         wedged: false,
+                        counters: Default::default(),
                     })
                 })
             })
@@ -453,6 +454,7 @@ impl Child {
                 errno: None,
                 detail: format!("{what} was killed by {}", signal_name(libc::WTERMSIG(s))),
                 wedged: false,
+                counters: Default::default(),
             }),
             Ok(s) if libc::WEXITSTATUS(s) == CHILD_OK => Ok(()),
             Ok(s) if libc::WEXITSTATUS(s) == CHILD_MISMATCH && got == 24 => {
@@ -472,6 +474,7 @@ impl Child {
                     libc::WEXITSTATUS(s)
                 ),
                 wedged: false,
+                counters: Default::default(),
             }),
         }
     }

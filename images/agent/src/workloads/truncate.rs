@@ -133,6 +133,7 @@ fn spawn(race: &Arc<Race>, name: String, f: impl FnOnce(&Race) + Send + 'static)
             errno: e.raw_os_error(),
             detail: format!("spawn: {e}"),
             wedged: false,
+            counters: Default::default(),
         })
 }
 
@@ -259,6 +260,7 @@ fn blocked(spec: &WorkloadSpec, t: &Target, race: &Race, op: &str, now: u64, wai
             c["efault"]
         ),
         wedged: true,
+        counters: Default::default(),
     }
 }
 
@@ -278,6 +280,7 @@ fn result(t: &Target, race: &Race, elapsed: f64) -> Result<Finished, Failure> {
                 race.first_error.lock().unwrap().clone().unwrap_or_default()
             ),
             wedged: false,
+            counters: Default::default(),
         });
     }
     Ok(Finished {

@@ -170,6 +170,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
                 race.first_error.lock().unwrap().clone().unwrap_or_default()
             ),
             wedged: false,
+            counters: Default::default(),
         });
     }
     let pages = verify(&dax, &dev, t, size, io_len)?;
@@ -217,7 +218,7 @@ fn spawn(race: &Arc<Race>, name: String, f: impl FnOnce(&Race) + Send + 'static)
         .map_err(|e| {
             race.running.fetch_sub(1, SeqCst);
             race.stop.store(true, SeqCst);
-            Failure { kind: FailKind::IoError, errno: e.raw_os_error(), detail: format!("spawn: {e}"), wedged: false }
+            Failure { kind: FailKind::IoError, errno: e.raw_os_error(), detail: format!("spawn: {e}"), wedged: false, counters: Default::default() }
         })
 }
 
@@ -500,6 +501,7 @@ fn watch(spec: &WorkloadSpec, t: &Target, race: &Race) -> Result<f64, Failure> {
                     c["efault"]
                 ),
                 wedged: true,
+                counters: Default::default(),
             });
         }
         if stopped_at.is_none() && (race.start.elapsed() >= run_for || race.stop.load(SeqCst)) {

@@ -68,6 +68,7 @@ pub fn fixed(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
                                 "{run}: registration of an fsdax mapping succeeded: a longterm pin of fsdax pages"
                             ),
                             wedged: false,
+                            counters: Default::default(),
                         });
                     }
                     Reg::Registered { secs: s } => {
