@@ -93,13 +93,17 @@ fn severity(k: FailKind) -> u8 {
 /// The title of an agent-side hang: the stuck thread's stack read the same
 /// way the kernel's hung-task reports are, so both name the bug alike.
 fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> String {
-    // The stuck task: in D state, else the thread doing the stuck operation
-    // (dax_layout_busy_page waits interruptibly, in S), else any real kernel wait.
+    // The stuck task: one waiting for pinned DAX pages in a *_break_layouts
+    // (it waits interruptibly, in S, holding the inode lock: tasks in D behind
+    // it on that lock are its victims, as a storm shows), else one in D state,
+    // else the thread doing the stuck operation, else any real kernel wait
+    // (not a sleep, a futex or a wait for children).
     let stuck = threads
         .iter()
-        .find(|t| t.state == "D")
+        .find(|t| t.state == "S" && t.stack.iter().any(|f| f.contains("_break_layouts+")))
+        .or_else(|| threads.iter().find(|t| t.state == "D"))
         .or_else(|| threads.iter().find(|t| !t.comm.is_empty() && op.contains(t.comm.as_str())))
-        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !t.wchan.starts_with("futex") && !t.wchan.starts_with("do_wait")))
+        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep"].iter().any(|w| t.wchan.starts_with(w))))
         .or(threads.first());
     if let Some(t) = stuck {
         let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
@@ -943,6 +947,32 @@ mod tests {
         let (o, k, t, _) = judge(&s);
         assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Hang)));
         assert_eq!(t.unwrap(), "INFO: task hung in ext4_break_layouts");
+    }
+
+    #[test]
+    fn a_storm_hang_is_titled_from_the_layout_wait_not_its_victims() {
+        // As seen in a storm on stock 6.1.192: a punch waits in S in
+        // ext4_break_layouts holding the inode lock, two more fallocates wait
+        // for it in D, the storm's main thread sleeps.
+        let task = |tid: i32, comm: &str, state: &str, wchan: &str, stack: &[&str]| kregress_agent::ThreadStack {
+            pid: 1,
+            tid,
+            comm: comm.into(),
+            state: state.into(),
+            wchan: wchan.into(),
+            stack: stack.iter().map(|f| f.to_string()).collect(),
+        };
+        let victim = |tid| task(tid, "storm-0", "D", "ext4_fallocate", &["ext4_fallocate+0x6b/0xc12", "vfs_fallocate+0x173/0x1ce", "ksys_fallocate+0x42/0x61"]);
+        let threads = vec![
+            task(2, "storm", "S", "hrtimer_nanosleep", &["hrtimer_nanosleep+0x64/0xa8", "common_nsleep_timens+0x3a/0x3b"]),
+            victim(3),
+            task(4, "storm-1", "S", "ext4_break_layouts", &["ext4_break_layouts+0x46/0xcd", "ext4_punch_hole+0x138/0x395", "ext4_fallocate+0xa3/0xc12"]),
+            victim(5),
+        ];
+        assert_eq!(hang_title(&threads, "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_break_layouts");
+        // Without the layout wait, the D task; a sleeping thread only when nothing else is there.
+        assert_eq!(hang_title(&threads[..2], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_fallocate");
+        assert_eq!(hang_title(&threads[..1], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in hrtimer_nanosleep");
     }
 
     #[test]
