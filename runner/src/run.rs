@@ -614,9 +614,9 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
 
 /// A storm cell that FAILed is run again with its seed, its
 /// [`crate::scenario::Workload::storm_reruns`] times, each boot by `boot`
-/// into `<cell>/rerunK/`; how often the same title came back goes into its
-/// result (`reproduced k/n`, a race need not come back every time) and
-/// run.json. Any other cell is left alone.
+/// into `<cell>/rerunK/`; how often its title came back (as the rerun's
+/// title or among its reports) goes into its result (`reproduced k/n`, a race
+/// need not come back every time) and run.json. Any other cell is left alone.
 fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<CellResult>>) -> Result<()> {
     let n = c.workload.storm_reruns();
     let Some(i) = rec.cells.iter().position(|r| r.key() == c.key() && r.outcome == Outcome::Fail && r.storm.is_some()) else {
@@ -632,7 +632,10 @@ fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<C
         let again = boot(&cdir.join(format!("rerun{k}")))?;
         let Some(r) = again.first() else { continue };
         rep.runs += 1;
-        if r.outcome == Outcome::Fail && r.title == rec.cells[i].title {
+        // The original's failure came back: as the title, or among the reports
+        // (a race may add a more severe one, e.g. a hang after the same WARN).
+        let title = rec.cells[i].title.as_deref().unwrap_or("");
+        if r.outcome == Outcome::Fail && (r.title.as_deref() == Some(title) || r.problems.iter().any(|p| p.ends_with(title))) {
             rep.same += 1;
         }
         let kind = r.kind.map(|k| format!(" {}", k.as_str())).unwrap_or_default();
@@ -771,19 +774,25 @@ mod tests {
         let failed = CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
         let mut rec = RunRecord { run_id: "20261127-140000-s".into(), scenario: "s".into(), scenario_file: PathBuf::new(), results_dir: d.path().into(), started: String::new(), host: Default::default(), kernels: BTreeMap::new(), cells: vec![failed] };
         std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();
-        // Reruns 1 and 3 hang again, rerun 2 passes: a race.
+        // Rerun 1 hangs again, rerun 2 passes (a race), rerun 3 hangs and
+        // crashes (the hang among its reports, the more severe crash its title).
         let n = std::sync::atomic::AtomicU32::new(0);
         reproduce(&cell, &mut rec, |dir| {
             let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             assert!(dir.ends_with(format!("stock/memmap-ext4-pte-storm/run1/rerun{k}")), "{}", dir.display());
             let r = CellResult::new(&cell, if k == 2 { Outcome::Pass } else { Outcome::Fail }, PathBuf::new());
-            Ok(vec![if k == 2 { r } else { CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..r } }])
+            Ok(vec![match k {
+                1 => CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), problems: vec![format!("Hang: {hang}")], ..r },
+                2 => r,
+                _ => CellResult { kind: Some(FailKind::Crash), title: Some("BUG: kernel NULL pointer dereference".into()), problems: vec!["Crash: BUG: kernel NULL pointer dereference".into(), format!("Hang: {hang}")], ..r },
+            }])
         })
         .unwrap();
         let st = rec.cells[0].storm.as_ref().unwrap();
         assert_eq!(st.seed, 9);
         let rep = st.reproduced.as_ref().unwrap();
         assert_eq!((rep.line().as_str(), rep.reruns[1].as_str()), ("reproduced 2/3", "PASS"));
+        assert_eq!(rep.reruns[2], "FAIL CRASH: BUG: kernel NULL pointer dereference");
         assert_eq!(rep.reruns[0], format!("FAIL HANG: {hang}"));
         // Kept in result.json and run.json alike.
         let saved = std::fs::read_to_string(results::cell_dir(d.path(), &cell).join("result.json")).unwrap();
