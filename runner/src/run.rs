@@ -97,13 +97,13 @@ fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> 
     // (it waits interruptibly, in S, holding the inode lock: tasks in D behind
     // it on that lock are its victims, as a storm shows), else one in D state,
     // else the thread doing the stuck operation, else any real kernel wait
-    // (not a sleep, a futex or a wait for children).
+    // (not a sleep, a futex, a wait for children or an idle io_uring worker).
     let stuck = threads
         .iter()
         .find(|t| t.state == "S" && t.stack.iter().any(|f| f.contains("_break_layouts+")))
         .or_else(|| threads.iter().find(|t| t.state == "D"))
         .or_else(|| threads.iter().find(|t| !t.comm.is_empty() && op.contains(t.comm.as_str())))
-        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep"].iter().any(|w| t.wchan.starts_with(w))))
+        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep", "io_wqe_worker"].iter().any(|w| t.wchan.starts_with(w))))
         .or(threads.first());
     if let Some(t) = stuck {
         let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
@@ -982,6 +982,10 @@ mod tests {
         // Without the layout wait, the D task; a sleeping thread only when nothing else is there.
         assert_eq!(hang_title(&threads[..2], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_fallocate");
         assert_eq!(hang_title(&threads[..1], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in hrtimer_nanosleep");
+        // An idle io_uring worker is no kernel wait either (seen when the stuck call ran in R state).
+        let idle = task(6, "iou-wrk-41", "S", "io_wqe_worker", &["io_wqe_worker+0x21a/0x372", "ret_from_fork+0x1f/0x30"]);
+        let running = task(7, "storm-0", "R", "0", &[]);
+        assert_ne!(hang_title(&[threads[0].clone(), idle, running], "storm", "quiescent check"), "INFO: task hung in io_wqe_worker");
     }
 
     #[test]
