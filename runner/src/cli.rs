@@ -98,6 +98,9 @@ pub(crate) struct RunArgs {
     /// Continue a run: only the cells missing from results/RUN_ID run.
     #[arg(long)]
     resume: Option<String>,
+    /// Every storm workload runs from this seed (replays a storm; 0 to 2^53-1).
+    #[arg(long)]
+    seed: Option<u64>,
     /// auto probes KVM once per host and falls back to TCG.
     #[arg(long, value_enum, default_value = "auto")]
     accel: AccelArg,
@@ -234,12 +237,16 @@ fn validate(scenario: &Path) -> Result<Findings> {
 /// `kregress run`: boots the selected cells, then the one post-run path
 /// (summary.md, verdicts.json, the expectations).
 fn run_scenario(a: RunArgs) -> Result<Findings> {
-    let s = scenario::load(&a.scenario)?;
+    let mut s = scenario::load(&a.scenario)?;
     if let Some(n) = a.runs {
         scenario::check_runs(n).map_err(|m| crate::error::bad_input(format!("--runs: {m}")))?;
     }
+    let only = scenario::Filter::parse(&a.only)?;
+    if let Some(seed) = a.seed {
+        s.override_seed(seed, &only)?;
+    }
     let opts = crate::run::RunOpts {
-        only: scenario::Filter::parse(&a.only)?,
+        only,
         runs: a.runs,
         resume: a.resume,
         accel: a.accel.into(),

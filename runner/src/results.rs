@@ -73,7 +73,72 @@ pub struct CellResult {
     /// the marker and this boot's nonce: ignored (see `kregress_agent::protocol`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub foreign_lines: u64,
+    /// A storm cell: what it ran and what it did (none for other workloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<StormRecord>,
 }
+
+/// What a storm cell ran, enough to run it again (`kregress run --only
+/// workload=storm --seed SEED`) and to regenerate each thread's op stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StormRecord {
+    /// The seed every thread's stream derives from (`run --seed` sets it).
+    pub seed: u64,
+    /// Threads drawing ops at once.
+    pub threads: u32,
+    /// How long the storm ran, in guest seconds.
+    pub seconds: u32,
+    /// The op mix the threads drew from.
+    pub ops: Vec<kregress_agent::StormOp>,
+    /// Ops executed per kind, as the agent counted them (its result's `op.*`
+    /// counters; empty when no result came, e.g. the guest died).
+    #[serde(default)]
+    pub executed: BTreeMap<String, u64>,
+    /// How each thread's op stream is made from the seed.
+    pub streams: String,
+    /// After a FAIL: the same seed run again (none when it passed or was not rerun).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reproduced: Option<Reproduced>,
+}
+
+/// A failing storm run again with its seed: how often the failure came back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reproduced {
+    /// Reruns made.
+    pub runs: u32,
+    /// Reruns that failed with the same title (the original not counted).
+    pub same: u32,
+    /// Each rerun's outcome and title, in order (`PASS`, `FAIL HANG: INFO: task hung in ...`).
+    pub reruns: Vec<String>,
+}
+
+impl Reproduced {
+    /// `reproduced 2/3`: the original's failure came back in 2 of 3 reruns.
+    pub fn line(&self) -> String {
+        format!("reproduced {}/{}", self.same, self.runs)
+    }
+}
+
+impl StormRecord {
+    /// The storm `spec` stands for, nothing executed yet.
+    pub fn of(spec: &kregress_agent::WorkloadSpec) -> StormRecord {
+        StormRecord {
+            seed: spec.seed,
+            threads: spec.threads,
+            seconds: spec.seconds,
+            ops: spec.storm_ops(),
+            executed: BTreeMap::new(),
+            streams: STORM_STREAMS.into(),
+            reproduced: None,
+        }
+    }
+}
+
+/// How a storm thread's op stream is made (the agent's `workloads/storm.rs`).
+pub const STORM_STREAMS: &str = "thread i draws from the agent's xorshift64 (sys::Rng) seeded with kregress_agent::config::storm_stream_seed(seed, i): \
+six draws per op (kind from `ops`, offset, length, mapping, pattern tag, boundary class); draws never depend on outcomes";
 
 fn is_zero(n: &u64) -> bool {
     *n == 0
@@ -102,6 +167,7 @@ impl CellResult {
             workload_seconds: None,
             boot_seconds: None,
             foreign_lines: 0,
+            storm: (c.workload.name == crate::scenario::WorkloadName::Storm).then(|| StormRecord::of(&c.workload.spec())),
         }
     }
 

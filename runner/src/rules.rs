@@ -414,6 +414,7 @@ mod tests {
             workload_seconds: None,
             boot_seconds: None,
             foreign_lines: 0,
+            storm: None,
         }
     }
 

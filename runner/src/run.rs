@@ -6,7 +6,7 @@
 use crate::error::{bad_input, infra, Context, Result};
 use crate::kernel::{self, KernelArtifact, KernelSpec};
 use crate::outcome::{FailKind, Outcome};
-use crate::results::{self, CellResult, PassSample, RunRecord};
+use crate::results::{self, CellResult, PassSample, RunRecord, StormRecord};
 use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
@@ -93,13 +93,17 @@ fn severity(k: FailKind) -> u8 {
 /// The title of an agent-side hang: the stuck thread's stack read the same
 /// way the kernel's hung-task reports are, so both name the bug alike.
 fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> String {
-    // The stuck task: in D state, else the thread doing the stuck operation
-    // (dax_layout_busy_page waits interruptibly, in S), else any real kernel wait.
+    // The stuck task: one waiting for pinned DAX pages in a *_break_layouts
+    // (it waits interruptibly, in S, holding the inode lock: tasks in D behind
+    // it on that lock are its victims, as a storm shows), else one in D state,
+    // else the thread doing the stuck operation, else any real kernel wait
+    // (not a sleep, a futex, a wait for children or an idle io_uring worker).
     let stuck = threads
         .iter()
-        .find(|t| t.state == "D")
+        .find(|t| t.state == "S" && t.stack.iter().any(|f| f.contains("_break_layouts+")))
+        .or_else(|| threads.iter().find(|t| t.state == "D"))
         .or_else(|| threads.iter().find(|t| !t.comm.is_empty() && op.contains(t.comm.as_str())))
-        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !t.wchan.starts_with("futex") && !t.wchan.starts_with("do_wait")))
+        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep", "io_wqe_worker"].iter().any(|w| t.wchan.starts_with(w))))
         .or(threads.first());
     if let Some(t) = stuck {
         let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
@@ -467,9 +471,22 @@ impl Observed {
             },
             boot_seconds: self.vm.hello_seconds,
             foreign_lines: seen.foreign_lines,
+            storm: base.storm.clone().map(|st| StormRecord { executed: storm_executed(&seen), ..st }),
             ..base
         }
     }
+}
+
+/// A storm's ops executed per kind: the `op.<kind>` counters of its result.
+fn storm_executed(seen: &Seen) -> BTreeMap<String, u64> {
+    seen.messages
+        .iter()
+        .filter_map(|m| match m {
+            Message::WorkloadResult { counters, .. } => Some(counters),
+            _ => None,
+        })
+        .flat_map(|c| c.iter().filter_map(|(k, v)| Some((k.strip_prefix("op.")?.to_string(), *v))))
+        .collect()
 }
 
 /// A fresh nonce for one boot: 64 bits from getrandom(2), in hex.
@@ -598,10 +615,51 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     )?;
     bar.finish();
     let mut rec = rec.into_inner().unwrap();
+    for c in &todo {
+        if let Ok(k) = &kernels[&c.variant] {
+            reproduce(c, &mut rec, |dir| Ok(run_boot(std::slice::from_ref(*c), k, &image.path, accel, dir, s.run.panic_on_warn)?.0))?;
+        }
+    }
     // Stable order (workers finish out of order): as the matrix lists them.
     rec.cells.sort_by_key(|c| cells.iter().position(|x| x.key() == c.key()).unwrap_or(usize::MAX));
     results::save(&rec)?;
     Ok(rec)
+}
+
+/// A storm cell that FAILed is run again with its seed, its
+/// [`crate::scenario::Workload::storm_reruns`] times, each boot by `boot`
+/// into `<cell>/rerunK/`; how often its title came back (as the rerun's
+/// title or among its reports) goes into its result (`reproduced k/n`, a race
+/// need not come back every time) and run.json. Any other cell is left alone.
+fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<CellResult>>) -> Result<()> {
+    let n = c.workload.storm_reruns();
+    let Some(i) = rec.cells.iter().position(|r| r.key() == c.key() && r.outcome == Outcome::Fail && r.storm.is_some()) else {
+        return Ok(());
+    };
+    if n == 0 {
+        return Ok(());
+    }
+    let cdir = results::cell_dir(&rec.results_dir, c);
+    let mut rep = results::Reproduced { runs: 0, same: 0, reruns: vec![] };
+    for k in 1..=n {
+        eprintln!("{}: FAIL ({}), rerun {k}/{n} with seed {}", c.key().id(), rec.cells[i].title.as_deref().unwrap_or(""), c.workload.spec().seed);
+        let again = boot(&cdir.join(format!("rerun{k}")))?;
+        let Some(r) = again.first() else { continue };
+        rep.runs += 1;
+        // The original's failure came back: as the title, or among the reports
+        // (a race may add a more severe one, e.g. a hang after the same WARN).
+        let title = rec.cells[i].title.as_deref().unwrap_or("");
+        if r.outcome == Outcome::Fail && (r.title.as_deref() == Some(title) || r.problems.iter().any(|p| p.ends_with(title))) {
+            rep.same += 1;
+        }
+        let kind = r.kind.map(|k| format!(" {}", k.as_str())).unwrap_or_default();
+        rep.reruns.push(format!("{}{kind}{}", r.outcome, r.title.as_deref().map(|t| format!(": {t}")).unwrap_or_default()));
+    }
+    if let Some(st) = rec.cells[i].storm.as_mut() {
+        st.reproduced = Some(rep);
+    }
+    results::save_cell(&cdir, &rec.cells[i])?;
+    results::save(rec)
 }
 
 /// Up to `jobs` workers take boot groups from the front of a queue: `boot`
@@ -729,6 +787,54 @@ mod tests {
         let (_, metrics) = throughput(&s, Timing::Icount);
         assert_eq!(metrics.get("fast_mb_per_s"), Some(&874.4));
         assert_eq!(metrics.get("slow_mb_per_s"), Some(&432.4));
+    }
+
+    #[test]
+    fn a_failing_storm_is_rerun_with_its_seed_and_its_rate_recorded() {
+        use crate::scenario::{Backend, Fs, Mapping, Mode, Workload};
+        let d = tempfile::tempdir().unwrap();
+        let w: Workload = serde_yaml::from_str("{ name: storm, seed: 9, reruns: 3 }").unwrap();
+        let cell = Cell { variant: "stock".into(), backend: Backend::Memmap, mode: Mode::Fsdax, fs: Fs::Ext4, mapping: Mapping::Pte, workload: w, run: 1, timing: Timing::Wall };
+        let hang = "INFO: task hung in ext4_break_layouts";
+        let failed = CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
+        let mut rec = RunRecord { only: Default::default(), run_id: "20261127-140000-s".into(), scenario: "s".into(), scenario_file: PathBuf::new(), results_dir: d.path().into(), started: String::new(), host: Default::default(), kernels: BTreeMap::new(), cells: vec![failed] };
+        std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();
+        // Rerun 1 hangs again, rerun 2 passes (a race), rerun 3 hangs and
+        // crashes (the hang among its reports, the more severe crash its title).
+        let n = std::sync::atomic::AtomicU32::new(0);
+        reproduce(&cell, &mut rec, |dir| {
+            let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+            assert!(dir.ends_with(format!("stock/memmap-ext4-pte-storm/run1/rerun{k}")), "{}", dir.display());
+            let r = CellResult::new(&cell, if k == 2 { Outcome::Pass } else { Outcome::Fail }, PathBuf::new());
+            Ok(vec![match k {
+                1 => CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), problems: vec![format!("Hang: {hang}")], ..r },
+                2 => r,
+                _ => CellResult { kind: Some(FailKind::Crash), title: Some("BUG: kernel NULL pointer dereference".into()), problems: vec!["Crash: BUG: kernel NULL pointer dereference".into(), format!("Hang: {hang}")], ..r },
+            }])
+        })
+        .unwrap();
+        let st = rec.cells[0].storm.as_ref().unwrap();
+        assert_eq!(st.seed, 9);
+        let rep = st.reproduced.as_ref().unwrap();
+        assert_eq!((rep.line().as_str(), rep.reruns[1].as_str()), ("reproduced 2/3", "PASS"));
+        assert_eq!(rep.reruns[2], "FAIL CRASH: BUG: kernel NULL pointer dereference");
+        assert_eq!(rep.reruns[0], format!("FAIL HANG: {hang}"));
+        // Kept in result.json and run.json alike.
+        let saved = std::fs::read_to_string(results::cell_dir(d.path(), &cell).join("result.json")).unwrap();
+        assert!(saved.contains("\"same\": 2"), "{saved}");
+        assert_eq!(results::load(d.path()).unwrap().cells[0].storm, rec.cells[0].storm);
+        assert!(crate::report::title_text(&rec.cells[0]).ends_with("ext4_break_layouts (seed 9, reproduced 2/3)"));
+        // A passing storm, or another workload, is not rerun.
+        rec.cells[0].outcome = Outcome::Pass;
+        reproduce(&cell, &mut rec, |_| panic!("rerun of a pass")).unwrap();
+    }
+
+    #[test]
+    fn storm_ops_executed_come_from_its_result_counters() {
+        let counters: BTreeMap<String, u64> = [("op.truncate", 5), ("op.punch", 2), ("errors", 0)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let m = Message::WorkloadResult { name: "storm".into(), outcome: kregress_agent::Outcome::Pass, kind: None, errno: None, detail: String::new(), mb_per_s: None, ops_per_s: None, counters };
+        let e = storm_executed(&Seen { messages: vec![m], ..Seen::default() });
+        assert_eq!(e.into_iter().collect::<Vec<_>>(), [("punch".to_string(), 2), ("truncate".to_string(), 5)]);
     }
 
     #[test]
@@ -890,6 +996,36 @@ mod tests {
         assert!(t.unwrap().starts_with("the guest still ran at twice the host's deadline"));
         let s = Seen { messages: vec![start, alive], booted: true, exit: Some(vm::Exit::RunTimeout), ..Seen::default() };
         assert_eq!(judge(&s).2.as_deref(), Some("HANG: the guest stopped answering"));
+    }
+
+    #[test]
+    fn a_storm_hang_is_titled_from_the_layout_wait_not_its_victims() {
+        // As seen in a storm on stock 6.1.192: a punch waits in S in
+        // ext4_break_layouts holding the inode lock, two more fallocates wait
+        // for it in D, the storm's main thread sleeps.
+        let task = |tid: i32, comm: &str, state: &str, wchan: &str, stack: &[&str]| kregress_agent::ThreadStack {
+            pid: 1,
+            tid,
+            comm: comm.into(),
+            state: state.into(),
+            wchan: wchan.into(),
+            stack: stack.iter().map(|f| f.to_string()).collect(),
+        };
+        let victim = |tid| task(tid, "storm-0", "D", "ext4_fallocate", &["ext4_fallocate+0x6b/0xc12", "vfs_fallocate+0x173/0x1ce", "ksys_fallocate+0x42/0x61"]);
+        let threads = vec![
+            task(2, "storm", "S", "hrtimer_nanosleep", &["hrtimer_nanosleep+0x64/0xa8", "common_nsleep_timens+0x3a/0x3b"]),
+            victim(3),
+            task(4, "storm-1", "S", "ext4_break_layouts", &["ext4_break_layouts+0x46/0xcd", "ext4_punch_hole+0x138/0x395", "ext4_fallocate+0xa3/0xc12"]),
+            victim(5),
+        ];
+        assert_eq!(hang_title(&threads, "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_break_layouts");
+        // Without the layout wait, the D task; a sleeping thread only when nothing else is there.
+        assert_eq!(hang_title(&threads[..2], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_fallocate");
+        assert_eq!(hang_title(&threads[..1], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in hrtimer_nanosleep");
+        // An idle io_uring worker is no kernel wait either (seen when the stuck call ran in R state).
+        let idle = task(6, "iou-wrk-41", "S", "io_wqe_worker", &["io_wqe_worker+0x21a/0x372", "ret_from_fork+0x1f/0x30"]);
+        let running = task(7, "storm-0", "R", "0", &[]);
+        assert_ne!(hang_title(&[threads[0].clone(), idle, running], "storm", "quiescent check"), "INFO: task hung in io_wqe_worker");
     }
 
     #[test]

@@ -23,12 +23,14 @@ pub mod limits {
     pub const MAX_NAME: usize = 64;
     /// Most `runs` of each cell (`run.runs`, `run --runs`).
     pub const MAX_RUNS: u32 = 100;
+    /// Most `reruns` of a failing storm (each is a boot).
+    pub const MAX_RERUNS: u32 = 20;
     /// Most cells in one run of the matrix (variants × backends × modes ×
     /// filesystems × mappings × workloads, before `exclude`); survey.yaml has 264.
     pub const MAX_CELLS_PER_RUN: u64 = 4096;
     /// A workload's `size`, `passes`, `seconds` and `threads`: the agent's
     /// bounds ([`kregress_agent::WorkloadSpec::check`]), one rule on both sides.
-    pub use kregress_agent::config::{MAX_PASSES, MAX_SECONDS, MAX_SIZE, MAX_THREADS};
+    pub use kregress_agent::config::{MAX_PASSES, MAX_SECONDS, MAX_SEED, MAX_SIZE, MAX_THREADS};
 }
 
 /// The rule for every name that becomes part of a path or a command (a
@@ -161,14 +163,14 @@ fn default_mappings() -> Vec<Mapping> {
     vec![Mapping::Pte]
 }
 fn default_workloads() -> Vec<Workload> {
-    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None, timing: None }]
+    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None, seed: None, ops: None, reruns: None, timing: None }]
 }
 fn one() -> u32 {
     1
 }
 
 /// The run axes are the guest's own types (one definition, shared with the agent).
-pub(crate) use kregress_agent::{Backend, Fs, Mapping, Mode, WorkloadKind as WorkloadName};
+pub(crate) use kregress_agent::{Backend, Fs, Mapping, Mode, StormOp, WorkloadKind as WorkloadName};
 
 /// A workload and its parameters (the agent's defaults where absent).
 #[derive(Debug, Clone, PartialEq, Deserialize, serde::Serialize)]
@@ -186,6 +188,13 @@ pub struct Workload {
     pub seconds: Option<u32>,
     /// Race workloads: how many I/O threads.
     pub threads: Option<u32>,
+    /// Storm: the seed of the op streams (`run --seed` overrides it).
+    pub seed: Option<u64>,
+    /// Storm: the ops drawn from (default: all of them).
+    pub ops: Option<Vec<StormOp>>,
+    /// Storm: how many times a FAIL is rerun with the same seed to measure
+    /// its reproduction rate (default [`DEFAULT_STORM_RERUNS`], 0 to not rerun).
+    pub reruns: Option<u32>,
     /// Overrides `run.timing` for this workload.
     pub timing: Option<Timing>,
 }
@@ -208,9 +217,26 @@ impl Workload {
         if let Some(t) = self.threads {
             w.threads = t;
         }
+        if let Some(seed) = self.seed {
+            w.seed = seed;
+        }
+        if let Some(ops) = &self.ops {
+            w.ops = ops.clone();
+        }
         w
     }
+
+    /// Storm: reruns of a FAIL with the same seed ([`Workload::reruns`]).
+    pub fn storm_reruns(&self) -> u32 {
+        match self.name {
+            WorkloadName::Storm => self.reruns.unwrap_or(DEFAULT_STORM_RERUNS),
+            _ => 0,
+        }
+    }
 }
+
+/// Reruns of a failing storm cell with its seed, unless the scenario says otherwise.
+pub const DEFAULT_STORM_RERUNS: u32 = 3;
 
 /// `size: 64M` (or a number of bytes) as bytes, by the agent's parser.
 fn size_bytes<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
@@ -593,6 +619,18 @@ impl Scenario {
             if let Some((given, used)) = unused {
                 return Err((field(given), format!("{} runs for a number of `{used}`, not `{given}`", w.name)));
             }
+            if w.name != WorkloadName::Storm {
+                let given = [("seed", w.seed.is_some()), ("ops", w.ops.is_some()), ("reruns", w.reruns.is_some())];
+                if let Some((key, _)) = given.iter().find(|(_, g)| *g) {
+                    return Err((field(key), format!("only storm takes `{key}`, not {}", w.name)));
+                }
+            }
+            if w.ops.as_ref().is_some_and(|o| o.is_empty()) {
+                return Err((field("ops"), "at least one is needed (leave `ops` out for all of them)".into()));
+            }
+            if let Some(n) = w.reruns.filter(|&n| n > limits::MAX_RERUNS) {
+                return Err((field("reruns"), format!("{n} is not from 0 to {}", limits::MAX_RERUNS)));
+            }
             w.spec().check().map_err(|(key, msg)| (field(key), msg))?;
         }
         let per_mode = |m: &Mode| match m {
@@ -632,6 +670,21 @@ impl Scenario {
 }
 
 impl Scenario {
+    /// `run --seed N`: every storm workload of the scenario runs from `seed`.
+    /// Bad input when `seed` is out of range or `only` selects no storm cell.
+    pub fn override_seed(&mut self, seed: u64, only: &Filter) -> Result<()> {
+        if seed > limits::MAX_SEED {
+            return Err(bad_input(format!("--seed {seed}: not from 0 to {}", limits::MAX_SEED)));
+        }
+        for w in self.run.workloads.iter_mut().filter(|w| w.name == WorkloadName::Storm) {
+            w.seed = Some(seed);
+        }
+        match self.cells(only, Some(1)).iter().any(|c| c.workload.name == WorkloadName::Storm) {
+            true => Ok(()),
+            false => Err(bad_input(format!("--seed {seed}: {}: the selection has no storm workload", self.file.display()))),
+        }
+    }
+
     /// The variants named in `only` (all when empty); an unknown name is bad input.
     pub(crate) fn select(&self, only: &[String]) -> Result<Vec<&Variant>> {
         if only.is_empty() {
@@ -1045,6 +1098,49 @@ variants:
         assert_eq!(t, [Timing::Icount, Timing::Icount, Timing::Wall]);
         let e = err(&d, &text.replace("timing: wall", "timing: fast"));
         assert!(e.contains("t.yaml:13: run.workloads[2].timing: unknown variant `fast`") && e.contains("icount"), "{e}");
+    }
+
+    #[test]
+    fn storm_workloads_are_checked_by_field() {
+        let d = project();
+        let f = d.path().join("scenarios/t.yaml");
+        let text = format!("{GOOD}run:\n  workloads:\n    - {{ name: dio-read }}\n    - {{ name: storm, seconds: 30, threads: 3, seed: 7, ops: [truncate, dio-read-fast] }}\n");
+        let s = parse(&f, &text).unwrap();
+        let spec = s.run.workloads[1].spec();
+        assert_eq!((spec.seed, spec.seconds, spec.threads), (7, 30, 3));
+        assert_eq!(spec.ops, [StormOp::Truncate, StormOp::DioReadFast]);
+        assert_eq!(s.run.workloads[1].storm_reruns(), DEFAULT_STORM_RERUNS);
+        for (from, to, want) in [
+            ("dio-read-fast]", "dio-read-fats]", "t.yaml:12: run.workloads[1].ops[1]: unknown variant `dio-read-fats`"),
+            ("seed: 7", "seed: 9007199254740992", "t.yaml:12: run.workloads[1].seed: 9007199254740992 is not from 0 to 9007199254740991"),
+            ("seed: 7", "seed: -1", "t.yaml:12: run.workloads[1].seed: invalid type: integer `-1`, expected u64"),
+            ("ops: [truncate, dio-read-fast]", "ops: []", "t.yaml:12: run.workloads[1].ops: at least one is needed"),
+            ("ops: [truncate, dio-read-fast]", "ops: [punch, punch]", "t.yaml:12: run.workloads[1].ops: punch is listed twice"),
+            ("seed: 7", "seed: 7, reruns: 21", "t.yaml:12: run.workloads[1].reruns: 21 is not from 0 to 20"),
+            ("seed: 7", "seed: 7, passes: 2", "t.yaml:12: run.workloads[1].passes: storm runs for a number of `seconds`"),
+            ("{ name: dio-read }", "{ name: dio-read, seed: 3 }", "t.yaml:11: run.workloads[0].seed: only storm takes `seed`, not dio-read"),
+            ("{ name: dio-read }", "{ name: dio-read, ops: [punch] }", "t.yaml:11: run.workloads[0].ops: only storm takes `ops`"),
+        ] {
+            let e = err(&d, &text.replace(from, to));
+            assert!(e.contains(want), "{to}: {e}");
+        }
+    }
+
+    #[test]
+    fn run_seed_overrides_every_storm_and_needs_one() {
+        let d = project();
+        let f = d.path().join("scenarios/t.yaml");
+        let text = format!("{GOOD}run:\n  workloads:\n    - {{ name: dio-read }}\n    - {{ name: storm, seed: 7 }}\n");
+        let mut s = parse(&f, &text).unwrap();
+        s.override_seed(42, &Filter::default()).unwrap();
+        assert_eq!(s.run.workloads[1].spec().seed, 42);
+        assert_eq!(s.run.workloads[0].spec().seed, 0);
+        let only_dio = Filter::parse("workload=dio-read").unwrap();
+        let e = s.override_seed(42, &only_dio).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(e.to_string().contains("--seed 42: ") && e.to_string().ends_with("t.yaml: the selection has no storm workload"), "{e}");
+        let e = s.override_seed(1 << 53, &Filter::default()).unwrap_err();
+        assert!(e.to_string().contains("not from 0 to 9007199254740991"), "{e}");
     }
 
     #[test]

@@ -99,6 +99,54 @@ pub enum WorkloadKind {
     ReflinkDio,
     /// vmsplice of the DAX mapping into a pipe, then splice to /dev/pmem1.
     Vmsplice,
+    /// Seeded random interleavings of [`StormOp`]s on several threads over one
+    /// DAX file, its mappings and /dev/pmem1, with a shadow of the contents.
+    Storm,
+}
+
+/// The operations a `storm` draws from, by the names `ops=` and scenarios use.
+/// The one list: the agent runs them, the runner validates scenarios with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StormOp {
+    /// O_DIRECT read from /dev/pmem1 into the pre-faulted shared mapping (GUP-fast).
+    DioReadFast,
+    /// O_DIRECT read from /dev/pmem1 into a fresh mapping (slow GUP).
+    DioReadSlow,
+    /// O_DIRECT write from the pre-faulted shared mapping to /dev/pmem1 (GUP-fast).
+    DioWriteFast,
+    /// O_DIRECT write from a fresh mapping to /dev/pmem1 (slow GUP).
+    DioWriteSlow,
+    /// ftruncate to a drawn length below the size, then back to the size.
+    Truncate,
+    /// fallocate(PUNCH_HOLE) of a drawn range.
+    Punch,
+    /// fallocate(0) of a drawn range, past EOF at times (new extents, a longer file).
+    Extend,
+    /// pwrite(2) of a pattern into the file (the DAX read/write path).
+    FileWrite,
+    /// munmap of a drawn range of the shared mapping, mapped again in place.
+    Munmap,
+    /// mremap of a drawn range of the shared mapping away and back.
+    Mremap,
+    /// MADV_DONTNEED of a drawn range of the shared mapping.
+    Dontneed,
+    /// fork(); the child stores a pattern through the shared mapping and exits.
+    Fork,
+    /// process_vm_writev into the shared mapping (remote GUP, the agent's own mm).
+    VmWrite,
+    /// process_vm_readv out of the shared mapping.
+    VmRead,
+    /// io_uring O_DIRECT READ from /dev/pmem1 into the mapping (not fixed).
+    UringRead,
+    /// io_uring IORING_REGISTER_BUFFERS of the mapping (FOLL_LONGTERM), READ_FIXED where allowed.
+    UringFixed,
+    /// vmsplice of the mapping into a pipe, spliced to /dev/pmem1.
+    Splice,
+    /// msync(MS_SYNC) of a drawn range of the mapping.
+    Msync,
+    /// fsync of the file.
+    Fsync,
 }
 
 macro_rules! str_enum {
@@ -137,7 +185,37 @@ str_enum!(WorkloadKind {
     Hwpoison => "hwpoison",
     ReflinkDio => "reflink-dio",
     Vmsplice => "vmsplice",
+    Storm => "storm",
 });
+str_enum!(StormOp {
+    DioReadFast => "dio-read-fast",
+    DioReadSlow => "dio-read-slow",
+    DioWriteFast => "dio-write-fast",
+    DioWriteSlow => "dio-write-slow",
+    Truncate => "truncate",
+    Punch => "punch",
+    Extend => "extend",
+    FileWrite => "file-write",
+    Munmap => "munmap",
+    Mremap => "mremap",
+    Dontneed => "dontneed",
+    Fork => "fork",
+    VmWrite => "vm-write",
+    VmRead => "vm-read",
+    UringRead => "uring-read",
+    UringFixed => "uring-fixed",
+    Splice => "splice",
+    Msync => "msync",
+    Fsync => "fsync",
+});
+
+impl StormOp {
+    /// Needs a file (fsdax): truncate, punch, extend, pwrite and fsync have no devdax meaning.
+    pub fn needs_file(self) -> bool {
+        use StormOp::*;
+        matches!(self, Truncate | Punch | Extend | FileWrite | Fsync)
+    }
+}
 
 impl WorkloadKind {
     /// Timed by passes (a throughput figure per pass) rather than by seconds.
@@ -169,6 +247,8 @@ pub const MAX_PASSES: u32 = 20;
 pub const MAX_SECONDS: u32 = 3600;
 /// Most `threads`: the guest has one or two vCPUs and 512 MiB of memory.
 pub const MAX_THREADS: u32 = 16;
+/// Largest storm `seed`: 2^53 - 1, so that every JSON reader keeps it exact.
+pub const MAX_SEED: u64 = (1 << 53) - 1;
 
 /// One workload with every parameter resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +267,17 @@ pub struct WorkloadSpec {
     pub deadline: u32,
     /// Overrides the global mapping.
     pub mapping: Option<Mapping>,
+    /// Storm: the seed of every thread's op stream (see [`storm_stream_seed`]).
+    pub seed: u64,
+    /// Storm: the ops drawn from, as given; empty means all of them.
+    pub ops: Vec<StormOp>,
+}
+
+/// The seed of storm thread `thread`'s PRNG: a function of the storm's seed
+/// and the thread's index only, so every thread's op stream is regenerated
+/// from (seed, threads, ops) alone (the draws never depend on outcomes).
+pub fn storm_stream_seed(seed: u64, thread: u32) -> u64 {
+    seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ (thread as u64 + 1).wrapping_mul(0xD1B5_4A32_D192_ED03)
 }
 
 impl WorkloadSpec {
@@ -203,6 +294,8 @@ impl WorkloadSpec {
                 threads: 1,
                 deadline: 120,
                 mapping: None,
+                seed: 0,
+                ops: vec![],
             },
             WorkloadKind::TruncateDuringDio => WorkloadSpec {
                 kind,
@@ -212,6 +305,8 @@ impl WorkloadSpec {
                 threads: 1,
                 deadline: 90,
                 mapping: None,
+                seed: 0,
+                ops: vec![],
             },
             WorkloadKind::UnmapDuringDio => WorkloadSpec {
                 kind,
@@ -221,6 +316,8 @@ impl WorkloadSpec {
                 threads: 2,
                 deadline: 90,
                 mapping: None,
+                seed: 0,
+                ops: vec![],
             },
             // Two reader threads, so that forks find reads in flight on more than one chunk.
             WorkloadKind::ForkCowDio => WorkloadSpec {
@@ -231,6 +328,20 @@ impl WorkloadSpec {
                 threads: 2,
                 deadline: 120,
                 mapping: None,
+                seed: 0,
+                ops: vec![],
+            },
+            // Three threads for 60 s from seed 1, every op.
+            WorkloadKind::Storm => WorkloadSpec {
+                kind,
+                size: 16 << 20,
+                passes: 0,
+                seconds: 60,
+                threads: 3,
+                deadline: 120,
+                mapping: None,
+                seed: 1,
+                ops: vec![],
             },
             // The other families: a few verified passes over 16 MiB.
             _ => WorkloadSpec {
@@ -241,7 +352,17 @@ impl WorkloadSpec {
                 threads: 1,
                 deadline: 120,
                 mapping: None,
+                seed: 0,
+                ops: vec![],
             },
+        }
+    }
+
+    /// Storm: the ops it draws from (`ops`, or every [`StormOp`] when none are named).
+    pub fn storm_ops(&self) -> Vec<StormOp> {
+        match self.ops.is_empty() {
+            true => StormOp::ALL.to_vec(),
+            false => self.ops.clone(),
         }
     }
 
@@ -272,6 +393,16 @@ impl WorkloadSpec {
                 "threads" => w.threads = num(v)?,
                 "deadline" => w.deadline = num(v)?,
                 "mapping" => w.mapping = Some(v.parse()?),
+                "seed" if kind == WorkloadKind::Storm => {
+                    w.seed = v.parse().map_err(|_| ConfigError(format!("workload {s:?}: seed={v:?} is not a number")))?
+                }
+                "ops" if kind == WorkloadKind::Storm => {
+                    w.ops = v
+                        .split('+')
+                        .map(|o| o.parse().map_err(|e: ConfigError| ConfigError(format!("workload {s:?}: ops: {e}"))))
+                        .collect::<Result<_, _>>()?;
+                }
+                "seed" | "ops" => return Err(ConfigError(format!("workload {s:?}: {k}: only storm takes {k}"))),
                 _ => return Err(ConfigError(format!("workload {s:?}: unknown key {k:?}"))),
             }
         }
@@ -297,6 +428,12 @@ impl WorkloadSpec {
         };
         within("threads", self.threads, MAX_THREADS)?;
         within("deadline", self.deadline, u32::MAX)?;
+        if self.seed > MAX_SEED {
+            return Err(("seed", format!("{} is not from 0 to {MAX_SEED}", self.seed)));
+        }
+        if let Some(i) = (1..self.ops.len()).find(|&i| self.ops[..i].contains(&self.ops[i])) {
+            return Err(("ops", format!("{} is listed twice", self.ops[i])));
+        }
         match self.kind.has_passes() {
             true => within("passes", self.passes, MAX_PASSES),
             false => within("seconds", self.seconds, MAX_SECONDS),
@@ -316,6 +453,13 @@ impl fmt::Display for WorkloadSpec {
         write!(f, ":threads={}:deadline={}", self.threads, self.deadline)?;
         if let Some(m) = self.mapping {
             write!(f, ":mapping={m}")?;
+        }
+        if self.kind == WorkloadKind::Storm {
+            write!(f, ":seed={}", self.seed)?;
+            if !self.ops.is_empty() {
+                let ops: Vec<&str> = self.ops.iter().map(|o| o.as_str()).collect();
+                write!(f, ":ops={}", ops.join("+"))?;
+            }
         }
         Ok(())
     }
@@ -615,6 +759,41 @@ mod tests {
         ] {
             assert!(GuestConfig::from_cmdline(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn storm_takes_a_seed_and_an_op_mix() {
+        let c = GuestConfig::from_cmdline("kregress.workloads=storm:seconds=20:threads=4:seed=77:ops=truncate+dio-read-fast").unwrap();
+        let w = &c.workloads[0];
+        assert_eq!((w.kind, w.seconds, w.threads, w.seed), (WorkloadKind::Storm, 20, 4, 77));
+        assert_eq!(w.ops, vec![StormOp::Truncate, StormOp::DioReadFast]);
+        assert_eq!(w.to_string(), "storm:size=16M:seconds=20:threads=4:deadline=120:seed=77:ops=truncate+dio-read-fast");
+        assert_eq!(GuestConfig::from_cmdline(&c.to_cmdline()).unwrap(), c);
+        // No ops: all of them, and the line says nothing.
+        let d = GuestConfig::from_cmdline("kregress.workloads=storm").unwrap();
+        assert_eq!((d.workloads[0].seed, d.workloads[0].storm_ops().len()), (1, StormOp::ALL.len()));
+        assert_eq!(d.workloads[0].to_string(), "storm:size=16M:seconds=60:threads=3:deadline=120:seed=1");
+        // Each error names its key.
+        for (bad, key) in [
+            ("storm:ops=truncate+fio", "ops: unknown StormOp \"fio\""),
+            ("storm:ops=", "ops: unknown StormOp \"\""),
+            ("storm:ops=punch+punch", "ops: punch is listed twice"),
+            ("storm:seed=x", "seed=\"x\" is not a number"),
+            ("storm:seed=9007199254740992", "seed: 9007199254740992 is not from 0 to 9007199254740991"),
+            ("dio-read:seed=1", "seed: only storm takes seed"),
+            ("truncate-during-dio:ops=punch", "ops: only storm takes ops"),
+        ] {
+            let e = GuestConfig::from_cmdline(&format!("kregress.workloads={bad}")).unwrap_err().to_string();
+            assert!(e.contains(key), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn storm_streams_depend_on_seed_and_thread_only() {
+        assert_eq!(storm_stream_seed(5, 2), storm_stream_seed(5, 2));
+        let all: std::collections::BTreeSet<u64> =
+            (0..4).flat_map(|s| (0..16).map(move |t| storm_stream_seed(s, t))).collect();
+        assert_eq!(all.len(), 64);
     }
 
     #[test]

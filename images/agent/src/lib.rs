@@ -10,7 +10,7 @@
 pub mod config;
 pub mod protocol;
 
-pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, Mode, WorkloadKind, WorkloadSpec};
+pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, Mode, StormOp, WorkloadKind, WorkloadSpec};
 pub use protocol::{
     errno_name, parse_line, FailKind, Gup, LineParser, Message, Outcome, Parsed, ThreadStack, MARKER,
     PROTOCOL_VERSION,

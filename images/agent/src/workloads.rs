@@ -30,11 +30,11 @@ impl Finished {
 impl Failure {
     /// A refusal or failure of one call: IO_ERROR with the errno in the detail.
     pub fn io(errno: i32, detail: impl Into<String>) -> Failure {
-        Failure { kind: FailKind::IoError, errno: Some(errno), detail: detail.into(), wedged: false }
+        Failure { kind: FailKind::IoError, errno: Some(errno), detail: detail.into(), wedged: false, counters: Default::default() }
     }
     /// The data read back differs from what was written.
     pub fn corrupt(detail: impl Into<String>) -> Failure {
-        Failure { kind: FailKind::DataCorruption, errno: None, detail: detail.into(), wedged: false }
+        Failure { kind: FailKind::DataCorruption, errno: None, detail: detail.into(), wedged: false, counters: Default::default() }
     }
 }
 
@@ -45,6 +45,8 @@ pub struct Failure {
     pub detail: String,
     /// Threads are stuck in the kernel: later work on this filesystem is pointless.
     pub wedged: bool,
+    /// What was counted before it failed (a storm's ops per kind), for the result.
+    pub counters: BTreeMap<String, u64>,
 }
 
 impl From<SysError> for Failure {
@@ -54,6 +56,7 @@ impl From<SysError> for Failure {
             errno: Some(e.errno),
             detail: e.to_string(),
             wedged: false,
+            counters: Default::default(),
         }
     }
 }
@@ -107,6 +110,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
         WorkloadKind::ReflinkDio if !t.is_file() => Ok(Finished::skip("devdax: reflink needs a filesystem")),
         WorkloadKind::ReflinkDio => reflink::run(spec, t),
         WorkloadKind::Vmsplice => splice::run(spec, t),
+        WorkloadKind::Storm => storm::run(spec, t),
     }
 }
 
@@ -116,6 +120,7 @@ mod poison;
 mod reflink;
 mod remote;
 mod splice;
+mod storm;
 mod truncate;
 mod unmap;
 mod uring;

@@ -36,6 +36,7 @@ fn run(
         workload_seconds: None,
         boot_seconds: None,
         foreign_lines: 0,
+        storm: None,
     }
 }
 

@@ -30,10 +30,23 @@ pub(crate) fn cells_table(rec: &RunRecord, unexpected: impl Fn(&crate::results::
             if unexpected(c) { " (unexpected)" } else { "" },
             kind,
             perf,
-            c.title.as_deref().unwrap_or("").replace('|', "\\|").replace('\n', " ")
+            title_text(c).replace('|', "\\|").replace('\n', " ")
         );
     }
     out
+}
+
+/// A cell's title, with a storm's seed and reproduction rate after it
+/// (`INFO: task hung in ext4_break_layouts (seed 7, reproduced 2/3)`).
+pub(crate) fn title_text(c: &CellResult) -> String {
+    let title = c.title.clone().unwrap_or_default();
+    match &c.storm {
+        Some(st) => {
+            let rate = st.reproduced.as_ref().map(|r| format!(", {}", r.line())).unwrap_or_default();
+            format!("{title} (seed {}{rate})", st.seed).trim_start().to_string()
+        }
+        None => title,
+    }
 }
 
 /// `fast 874.2 / slow 432.4 MB/s (virtual time)`: a cell's metrics in its
@@ -111,7 +124,8 @@ pub(crate) fn repro_command(rec: &RunRecord, c: &CellResult) -> String {
     let file = rec.scenario_file.display().to_string();
     let file = if file.starts_with('-') { format!("./{file}") } else { file };
     let only = format!("variant={},backend={},fs={},mapping={},workload={}", c.variant, c.backend, c.fs, c.mapping, c.workload);
-    format!("kregress run {} --only {} --runs 1", shell_quote(&file), shell_quote(&only))
+    let seed = c.storm.as_ref().map(|st| format!(" --seed {}", st.seed)).unwrap_or_default();
+    format!("kregress run {} --only {} --runs 1{seed}", shell_quote(&file), shell_quote(&only))
 }
 
 /// `s` as one shell word: as is when it holds only characters no shell

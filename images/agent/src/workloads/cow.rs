@@ -111,6 +111,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
             errno: None,
             detail: format!("no fork happened while a read was in flight ({} forks): the race was not exercised", tally.forks),
             wedged: false,
+            counters: Default::default(),
         });
     }
     Ok(Finished {
@@ -154,6 +155,7 @@ fn devdax_refusal(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> 
             errno: None,
             detail: "mmap(MAP_PRIVATE) of device-dax succeeded; check_vma must refuse it with EINVAL".into(),
             wedged: false,
+            counters: Default::default(),
         }),
     }
 }

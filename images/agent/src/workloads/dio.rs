@@ -194,6 +194,7 @@ impl Dio<'_> {
                 m.want
             ),
             wedged: false,
+            counters: Default::default(),
         })
     }
 

@@ -133,6 +133,7 @@ fn spawn(race: &Arc<Race>, name: String, f: impl FnOnce(&Race) + Send + 'static)
             errno: e.raw_os_error(),
             detail: format!("spawn: {e}"),
             wedged: false,
+            counters: Default::default(),
         })
 }
 
@@ -181,7 +182,7 @@ fn read_chunk(race: &Race, dev: &Fd, map: &Map, i: usize, off: usize) {
 /// round a 1 MiB hole punched at a random offset, until the race stops. A failed
 /// call is recorded; after a failed truncate the thread waits 10 ms.
 fn truncate_loop(race: &Race, file: &Fd, size: u64) {
-    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = sys::Rng::new(0x2545_f491_4f6c_dd1d);
     let mut i = 0u64;
     while !race.stop.load(SeqCst) {
         let r = race
@@ -198,10 +199,7 @@ fn truncate_loop(race: &Race, file: &Fd, size: u64) {
         }
         i += 1;
         if i.is_multiple_of(4) {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let off = (rng % (size / MIB as u64)) * MIB as u64;
+            let off = (rng.next() % (size / MIB as u64)) * MIB as u64;
             match race.trunc_call("fallocate(PUNCH_HOLE)", || sys::punch_hole(file, off, MIB as u64)) {
                 Ok(()) => {
                     race.punches.fetch_add(1, SeqCst);
@@ -259,6 +257,7 @@ fn blocked(spec: &WorkloadSpec, t: &Target, race: &Race, op: &str, now: u64, wai
             c["efault"]
         ),
         wedged: true,
+        counters: Default::default(),
     }
 }
 
@@ -278,6 +277,7 @@ fn result(t: &Target, race: &Race, elapsed: f64) -> Result<Finished, Failure> {
                 race.first_error.lock().unwrap().clone().unwrap_or_default()
             ),
             wedged: false,
+            counters: Default::default(),
         });
     }
     Ok(Finished {
