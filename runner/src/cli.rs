@@ -153,6 +153,27 @@ pub enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Reduce a failing storm cell to the smallest op mix, threads and seconds that still fail with its title.
+    Reduce {
+        /// The failing storm cell's directory (results/RUN/VARIANT/AXES/runN).
+        cell: PathBuf,
+        /// Boots of a candidate without the failure before it is left out (a race may need more).
+        #[arg(long, default_value_t = crate::reduce::DEFAULT_BOOTS)]
+        boots: u32,
+        /// Most boots of the whole reduction.
+        #[arg(long, default_value_t = crate::reduce::DEFAULT_MAX_BOOTS)]
+        max_boots: u32,
+        /// Most wall time of the whole reduction (a boot in flight finishes), e.g. 90m.
+        #[arg(long, default_value = "2h")]
+        budget: String,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+        /// Parallel make jobs, should the kernel not be cached (default: cores + 1).
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
         console: PathBuf,
@@ -270,6 +291,23 @@ pub fn run(cli: Cli) -> Result<Findings> {
             let out = crate::replay::bundle::pack(&cell, output.as_deref())?;
             println!("{}", out.display());
             Ok(Findings::default())
+        }
+        Cmd::Reduce { cell, boots, max_boots, budget, accel, jobs, json } => {
+            let wall = parse_budget("--budget", &budget)?;
+            let budget = crate::reduce::Budget { boots, max_boots, wall_seconds: wall.as_secs() };
+            let opts = crate::reduce::ReduceOpts { cell_dir: cell, budget, accel: accel.into(), jobs: jobs.unwrap_or_else(kernel::default_jobs) };
+            let (r, dir) = crate::reduce::run(&opts)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&r).unwrap()),
+                false => {
+                    if let Some(why) = &r.stopped {
+                        println!("stopped: {why}");
+                    }
+                    println!("{} boot(s), {:.0} s, {} step(s); reduce.json and reduce.md in {}", r.boots, r.seconds, r.steps.len(), dir.display());
+                    println!("{}", r.scenario_line);
+                }
+            }
+            Ok(crate::reduce::findings(&r))
         }
         Cmd::Triage { console, json } => {
             let bad = |e: std::io::Error| crate::error::bad_input(format!("{}: {e}", console.display())).because(e);
@@ -403,4 +441,13 @@ fn report(runs: &[PathBuf], which: &Baseline, history: usize, out: Option<&std::
     let reports: Vec<RunReport> = runs.iter().map(|d| RunReport::load(d, which, history)).collect::<Result<_>>()?;
     post::publish(&reports, out)?;
     Ok(Findings { kernel_failed: crate::nightly::regressed(&reports), harness_failed: false })
+}
+
+/// A budget such as `30m` or `1h30m` (humantime), at least a second: bad input otherwise.
+pub fn parse_budget(flag: &str, text: &str) -> Result<std::time::Duration> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.as_secs() >= 1 => Ok(d),
+        Ok(_) => Err(crate::error::bad_input(format!("{flag} {text}: at least 1s"))),
+        Err(e) => Err(crate::error::bad_input(format!("{flag} {text}: {e} (e.g. 30m, 1h30m)"))),
+    }
 }

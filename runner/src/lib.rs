@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! scenario → kernel → image → vm → run → triage → results → compare/rules → post
-//!   → report (pure renderers) / nightly / bisect / replay
+//!   → report (pure renderers) / nightly / bisect / replay / reduce
 //! ```
 //!
 //! Below them, with no import of anything above: `outcome`, `stats`, `text`,
@@ -22,6 +22,7 @@ pub mod fsimage;
 pub mod image;
 pub mod nightly;
 pub mod post;
+pub mod reduce;
 pub mod outcome;
 pub mod kernel;
 pub mod proc;
