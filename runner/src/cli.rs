@@ -153,6 +153,27 @@ pub enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Run a scenario's storm cells with seeds START, START+1, ... until the budget ends; failures by signature.
+    Storm {
+        scenario: PathBuf,
+        /// Wall time for the session, e.g. 30m (a boot in flight finishes).
+        #[arg(long)]
+        budget: String,
+        /// Select cells, as `run --only` (the storm workload is implied).
+        #[arg(long, default_value = "")]
+        only: String,
+        /// The first seed (default: the scenario's storm seed).
+        #[arg(long)]
+        seed: Option<u64>,
+        #[arg(long, value_enum, default_value = "auto")]
+        accel: AccelArg,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(short, long)]
+        jobs: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
     /// Reduce a failing storm cell to the smallest op mix, threads and seconds that still fail with its title.
     Reduce {
         /// The failing storm cell's directory (results/RUN/VARIANT/AXES/runN).
@@ -232,6 +253,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
                 accel: accel.into(),
                 results_root: results,
                 jobs: jobs.unwrap_or_else(crate::run::default_vms),
+                seed_per_run: None,
             };
             let rec = crate::run::run(&s, &opts)?;
             post::finish(&post::RunDone::judge(&s, &rec)?, show(json))
@@ -291,6 +313,26 @@ pub fn run(cli: Cli) -> Result<Findings> {
             let out = crate::replay::bundle::pack(&cell, output.as_deref())?;
             println!("{}", out.display());
             Ok(Findings::default())
+        }
+        Cmd::Storm { scenario, budget, only, seed, accel, results, jobs, json } => {
+            let s = scenario::load(&scenario)?;
+            let budget = parse_budget("--budget", &budget)?;
+            let only = scenario::Filter::parse(&only)?;
+            let start = match seed {
+                Some(n) => n,
+                None => crate::seeds::storm_filter(&s, &only).map(|f| s.cells(&f, Some(1))[0].workload.spec().seed)?,
+            };
+            let opts = crate::run::RunOpts { only, runs: None, resume: None, accel: accel.into(), results_root: results, jobs: jobs.unwrap_or_else(crate::run::default_vms), seed_per_run: None };
+            let (rec, report) = crate::seeds::run(&s, &opts, start, budget)?;
+            post::finish(&post::RunDone::judge(&s, &rec)?, Show::Nothing)?;
+            match json {
+                true => println!("{}", serde_json::to_string_pretty(&report).unwrap()),
+                false => print!("{}", report.text()),
+            }
+            Ok(Findings {
+                kernel_failed: !report.signatures.is_empty(),
+                harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss),
+            })
         }
         Cmd::Reduce { cell, boots, max_boots, budget, accel, jobs, json } => {
             let wall = parse_budget("--budget", &budget)?;
@@ -417,6 +459,7 @@ fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
             accel: opts.accel,
             results_root: opts.results.clone(),
             jobs: opts.jobs,
+            seed_per_run: None,
         };
         let rec = crate::run::run(s, &run_opts)?;
         crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! scenario → kernel → image → vm → run → triage → results → compare/rules → post
-//!   → report (pure renderers) / nightly / bisect / replay / reduce
+//!   → report (pure renderers) / nightly / bisect / replay / reduce / seeds (storm sessions)
 //! ```
 //!
 //! Below them, with no import of anything above: `outcome`, `stats`, `text`,
@@ -32,6 +32,7 @@ pub mod results;
 pub mod rules;
 pub mod run;
 pub mod scenario;
+pub mod seeds;
 pub mod stats;
 pub mod text;
 pub mod triage;

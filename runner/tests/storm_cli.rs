@@ -50,3 +50,13 @@ fn reduce_refuses_what_is_not_a_failing_storm_cell() {
     bad(&["reduce", c, "--budget", "0s"], "--budget 0s: at least 1s");
     bad(&["reduce", c, "--boots", "0"], "--boots and --max-boots: at least 1");
 }
+
+#[test]
+fn storm_refuses_a_selection_without_storm_cells_and_a_bad_budget() {
+    let s = "scenarios/bio-release-devmap-wakeup.yaml";
+    bad(&["storm", s, "--budget", "3m"], "bio-release-devmap-wakeup.yaml: the selection has no storm cell");
+    bad(&["storm", s, "--budget", "3m", "--only", "workload=dio-read"], "--only workload=dio-read: a storm session runs storm cells only");
+    bad(&["storm", s, "--budget", "soon"], "--budget soon: ");
+    bad(&["storm", s, "--budget", "3m", "--only", "colour=red"], "--only colour=red");
+    bad(&["storm", "no/such.yaml", "--budget", "3m"], "no/such.yaml");
+}
