@@ -323,7 +323,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
                 None => crate::seeds::storm_filter(&s, &only).map(|f| s.cells(&f, Some(1))[0].workload.spec().seed)?,
             };
             let opts = crate::run::RunOpts { only, runs: None, resume: None, accel: accel.into(), results_root: results, jobs: jobs.unwrap_or_else(crate::run::default_vms), seed_per_run: None };
-            let (rec, report) = crate::seeds::run(&s, &opts, start, budget)?;
+            let (rec, report) = crate::seeds::run(&s, &opts, start, budget, None)?;
             post::finish(&post::RunDone::judge(&s, &rec)?, Show::Nothing)?;
             match json {
                 true => println!("{}", serde_json::to_string_pretty(&report).unwrap()),
@@ -452,6 +452,9 @@ fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
     let loaded: Vec<scenario::Scenario> = files.iter().map(|f| scenario::load(f)).collect::<Result<_>>()?;
     let mut reports = Vec::new();
     for s in &loaded {
+        // A storm with a `budget:` runs seeds back to back (its scenario
+        // seed first, as run 1 of its cell), the longest budget for all.
+        let storm = s.run.workloads.iter().filter_map(|w| Some((w.storm_budget()?, w.spec().seed))).max();
         let run_opts = crate::run::RunOpts {
             only: scenario::Filter::default(),
             runs: None,
@@ -459,9 +462,14 @@ fn nightly(scenarios: &[PathBuf], opts: &NightlyOpts) -> Result<Findings> {
             accel: opts.accel,
             results_root: opts.results.clone(),
             jobs: opts.jobs,
-            seed_per_run: None,
+            seed_per_run: storm.map(|(_, seed)| seed),
         };
-        let rec = crate::run::run(s, &run_opts)?;
+        let mut rec = crate::run::run(s, &run_opts)?;
+        if let Some((budget, seed)) = storm {
+            let done = rec.cells.iter().filter(|c| c.storm.is_some()).map(|c| c.run).max().unwrap_or(0);
+            let only = scenario::Filter { workload: Some(scenario::WorkloadName::Storm), ..Default::default() };
+            rec = crate::seeds::run(s, &crate::run::RunOpts { only, ..run_opts }, seed, budget, Some((&rec, done)))?.0;
+        }
         crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
         post::finish(&post::RunDone::judge(s, &rec)?, Show::Nothing)?;
         reports.push(RunReport::load(&rec.results_dir, &opts.baseline, opts.history)?);

@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 /// Most seeds in one session: the most runs of a cell ([`crate::scenario::limits::MAX_RUNS`]).
 pub const MAX_SEEDS: u32 = crate::scenario::limits::MAX_RUNS;
 
-/// Runs seeds `start`, `start+1`, ... (run 1, 2, ...) by `one(run, seed)`
-/// while `elapsed()` is under `budget` and fewer than [`MAX_SEEDS`] ran; the
-/// budget is checked before each seed (a seed in flight finishes). Returns
-/// the seeds run and why it stopped.
-pub fn session(start: u64, budget: Duration, elapsed: &dyn Fn() -> Duration, one: &mut dyn FnMut(u32, u64) -> Result<()>) -> Result<(u32, String)> {
-    let mut run = 0;
+/// Runs seeds `start+done`, `start+done+1`, ... (runs `done+1`, `done+2`,
+/// ...: `done` seeds ran before) by `one(run, seed)` while `elapsed()` is
+/// under `budget` and fewer than [`MAX_SEEDS`] ran in all; the budget is
+/// checked before each seed (a seed in flight finishes). Returns the runs
+/// made in all and why it stopped.
+pub fn session(start: u64, done: u32, budget: Duration, elapsed: &dyn Fn() -> Duration, one: &mut dyn FnMut(u32, u64) -> Result<()>) -> Result<(u32, String)> {
+    let mut run = done;
     loop {
         if elapsed() >= budget {
             return Ok((run, format!("the budget of {} ended", humantime::format_duration(budget))));
@@ -65,28 +66,29 @@ pub fn storm_filter(s: &Scenario, only: &Filter) -> Result<Filter> {
 /// `start`, until `budget` ends: every seed a run of one run directory
 /// (made by the first, resumed by the next: [`crate::run::run`] with
 /// [`RunOpts::seed_per_run`]), storm.json rewritten after each seed.
-pub fn run(s: &Scenario, opts: &RunOpts, start: u64, budget: Duration) -> Result<(RunRecord, StormReport)> {
+/// `continued` is a run whose first `done` seeds already ran (a nightly's),
+/// continued with the next.
+pub fn run(s: &Scenario, opts: &RunOpts, start: u64, budget: Duration, continued: Option<(&RunRecord, u32)>) -> Result<(RunRecord, StormReport)> {
     if start > crate::scenario::limits::MAX_SEED {
         return Err(bad_input(format!("--seed {start}: not from 0 to {}", crate::scenario::limits::MAX_SEED)));
     }
     let only = storm_filter(s, &opts.only)?;
     let began = Instant::now();
-    let mut last: Option<RunRecord> = None;
+    let mut last: Option<RunRecord> = continued.map(|(r, _)| r.clone());
     let save = |rec: &RunRecord, stopped: &str| {
         let r = StormReport::of(rec, budget, began.elapsed().as_secs_f64(), stopped.to_string());
         crate::cache::write_atomic(&rec.results_dir.join("storm.json"), &serde_json::to_vec_pretty(&r).unwrap())?;
         Ok::<_, crate::error::Error>(r)
     };
-    let (_, stopped) = session(start, budget, &|| began.elapsed(), &mut |run, seed| {
+    let (_, stopped) = session(start, continued.map_or(0, |(_, n)| n), budget, &|| began.elapsed(), &mut |run, seed| {
         eprintln!("storm: seed {seed} (run {run}), {:.0} s of {}", began.elapsed().as_secs_f64(), humantime::format_duration(budget));
-        let o = RunOpts { only: only.clone(), runs: Some(run), resume: last.as_ref().map(|r| r.results_dir.display().to_string()).or(opts.resume.clone()), seed_per_run: Some(start), ..opts.clone() };
+        let o = RunOpts { only: only.clone(), runs: Some(run), resume: last.as_ref().map(|r| r.results_dir.display().to_string()), seed_per_run: Some(start), ..opts.clone() };
         let rec = crate::run::run(s, &o)?;
         save(&rec, "running")?;
         last = Some(rec);
         Ok(())
     })?;
-    // The budget is at least a second: one seed ran.
-    let rec = last.ok_or_else(|| crate::error::infra("storm: no seed ran"))?;
+    let rec = last.ok_or_else(|| bad_input(format!("storm: the budget of {} let no seed run", humantime::format_duration(budget))))?;
     let report = save(&rec, &stopped)?;
     Ok((rec, report))
 }
@@ -139,7 +141,7 @@ impl StormReport {
             let seed = c.storm.as_ref().map_or(0, |s| s.seed);
             let kind = c.kind.map(|k| k.as_str().to_string());
             let what = format!("{}{}{}", c.outcome, kind.as_deref().map(|k| format!(" {k}")).unwrap_or_default(), c.title.as_deref().map(|t| format!(": {t}")).unwrap_or_default());
-            seeds.entry(c.run).or_insert(SeedRun { seed, run: c.run, cells: vec![] }).cells.push(format!("{}: {what}", format!("{}/{}", c.variant, c.key().axes())));
+            seeds.entry(c.run).or_insert(SeedRun { seed, run: c.run, cells: vec![] }).cells.push(format!("{}/{}: {what}", c.variant, c.key().axes()));
             if !matches!(c.outcome, Outcome::Fail | Outcome::Error) {
                 continue;
             }
@@ -200,7 +202,7 @@ mod tests {
         // and finishes (the budget is a bound, not a kill).
         let clock = C::new(0u64);
         let mut ran = vec![];
-        let (n, why) = session(5, Duration::from_secs(120), &|| Duration::from_secs(clock.get()), &mut |run, seed| {
+        let (n, why) = session(5, 0, Duration::from_secs(120), &|| Duration::from_secs(clock.get()), &mut |run, seed| {
             ran.push((run, seed));
             clock.set(clock.get() + 50);
             Ok(())
@@ -209,10 +211,20 @@ mod tests {
         assert_eq!((n, ran), (3, vec![(1, 5), (2, 6), (3, 7)]));
         assert_eq!(why, "the budget of 2m ended");
         // No seed when the budget is spent; at most MAX_SEEDS.
-        assert_eq!(session(0, Duration::ZERO, &|| Duration::ZERO, &mut |_, _| panic!("ran")).unwrap().0, 0);
-        assert_eq!(session(0, Duration::from_secs(1), &|| Duration::ZERO, &mut |_, _| Ok(())).unwrap().0, MAX_SEEDS);
+        assert_eq!(session(0, 0, Duration::ZERO, &|| Duration::ZERO, &mut |_, _| panic!("ran")).unwrap().0, 0);
+        assert_eq!(session(0, 0, Duration::from_secs(1), &|| Duration::ZERO, &mut |_, _| Ok(())).unwrap().0, MAX_SEEDS);
         // An error (the host) stops it.
-        assert!(session(0, Duration::from_secs(1), &|| Duration::ZERO, &mut |_, _| Err(crate::error::infra("disk full"))).is_err());
+        assert!(session(0, 0, Duration::from_secs(1), &|| Duration::ZERO, &mut |_, _| Err(crate::error::infra("disk full"))).is_err());
+        // A nightly's run 1 (seed 5) is done: the session goes on with run 2, seed 6.
+        let mut ran = vec![];
+        let clock = C::new(0u64);
+        session(5, 1, Duration::from_secs(60), &|| Duration::from_secs(clock.get()), &mut |run, seed| {
+            ran.push((run, seed));
+            clock.set(clock.get() + 50);
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(ran, [(2, 6), (3, 7)]);
     }
 
     fn cell(variant: &str, run: u32, seed: u64, fail: Option<&str>) -> CellResult {
