@@ -124,8 +124,8 @@ impl StormRecord {
 }
 
 /// How a storm thread's op stream is made (the agent's `workloads/storm.rs`).
-pub const STORM_STREAMS: &str = "thread i draws from splitmix64 seeded with kregress_agent::config::storm_stream_seed(seed, i): \
-per op one draw picks the kind from `ops`, the next ones its offset and length; draws never depend on outcomes";
+pub const STORM_STREAMS: &str = "thread i draws from the agent's xorshift64 (sys::Rng) seeded with kregress_agent::config::storm_stream_seed(seed, i): \
+six draws per op (kind from `ops`, offset, length, mapping, pattern tag, boundary class); draws never depend on outcomes";
 
 fn is_zero(n: &u64) -> bool {
     *n == 0

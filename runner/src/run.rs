@@ -97,13 +97,17 @@ fn severity(k: FailKind) -> u8 {
 /// The title of an agent-side hang: the stuck thread's stack read the same
 /// way the kernel's hung-task reports are, so both name the bug alike.
 fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> String {
-    // The stuck task: in D state, else the thread doing the stuck operation
-    // (dax_layout_busy_page waits interruptibly, in S), else any real kernel wait.
+    // The stuck task: one waiting for pinned DAX pages in a *_break_layouts
+    // (it waits interruptibly, in S, holding the inode lock: tasks in D behind
+    // it on that lock are its victims, as a storm shows), else one in D state,
+    // else the thread doing the stuck operation, else any real kernel wait
+    // (not a sleep, a futex, a wait for children or an idle io_uring worker).
     let stuck = threads
         .iter()
-        .find(|t| t.state == "D")
+        .find(|t| t.state == "S" && t.stack.iter().any(|f| f.contains("_break_layouts+")))
+        .or_else(|| threads.iter().find(|t| t.state == "D"))
         .or_else(|| threads.iter().find(|t| !t.comm.is_empty() && op.contains(t.comm.as_str())))
-        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !t.wchan.starts_with("futex") && !t.wchan.starts_with("do_wait")))
+        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep", "io_wqe_worker"].iter().any(|w| t.wchan.starts_with(w))))
         .or(threads.first());
     if let Some(t) = stuck {
         let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
@@ -624,9 +628,9 @@ fn seed_per_run(cells: &mut [Cell], start: u64) {
 
 /// A storm cell that FAILed is run again with its seed, its
 /// [`crate::scenario::Workload::storm_reruns`] times, each boot by `boot`
-/// into `<cell>/rerunK/`; how often the same title came back goes into its
-/// result (`reproduced k/n`, a race need not come back every time) and
-/// run.json. Any other cell is left alone.
+/// into `<cell>/rerunK/`; how often its title came back (as the rerun's
+/// title or among its reports) goes into its result (`reproduced k/n`, a race
+/// need not come back every time) and run.json. Any other cell is left alone.
 fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<CellResult>>) -> Result<()> {
     let n = c.workload.storm_reruns();
     let Some(i) = rec.cells.iter().position(|r| r.key() == c.key() && r.outcome == Outcome::Fail && r.storm.is_some()) else {
@@ -642,7 +646,10 @@ fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<C
         let again = boot(&cdir.join(format!("rerun{k}")))?;
         let Some(r) = again.first() else { continue };
         rep.runs += 1;
-        if r.outcome == Outcome::Fail && r.title == rec.cells[i].title {
+        // The original's failure came back: as the title, or among the reports
+        // (a race may add a more severe one, e.g. a hang after the same WARN).
+        let title = rec.cells[i].title.as_deref().unwrap_or("");
+        if r.outcome == Outcome::Fail && (r.title.as_deref() == Some(title) || r.problems.iter().any(|p| p.ends_with(title))) {
             rep.same += 1;
         }
         let kind = r.kind.map(|k| format!(" {}", k.as_str())).unwrap_or_default();
@@ -781,19 +788,25 @@ mod tests {
         let failed = CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
         let mut rec = RunRecord { run_id: "20261127-140000-s".into(), scenario: "s".into(), scenario_file: PathBuf::new(), results_dir: d.path().into(), started: String::new(), host: Default::default(), kernels: BTreeMap::new(), cells: vec![failed] };
         std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();
-        // Reruns 1 and 3 hang again, rerun 2 passes: a race.
+        // Rerun 1 hangs again, rerun 2 passes (a race), rerun 3 hangs and
+        // crashes (the hang among its reports, the more severe crash its title).
         let n = std::sync::atomic::AtomicU32::new(0);
         reproduce(&cell, &mut rec, |dir| {
             let k = n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
             assert!(dir.ends_with(format!("stock/memmap-ext4-pte-storm/run1/rerun{k}")), "{}", dir.display());
             let r = CellResult::new(&cell, if k == 2 { Outcome::Pass } else { Outcome::Fail }, PathBuf::new());
-            Ok(vec![if k == 2 { r } else { CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..r } }])
+            Ok(vec![match k {
+                1 => CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), problems: vec![format!("Hang: {hang}")], ..r },
+                2 => r,
+                _ => CellResult { kind: Some(FailKind::Crash), title: Some("BUG: kernel NULL pointer dereference".into()), problems: vec!["Crash: BUG: kernel NULL pointer dereference".into(), format!("Hang: {hang}")], ..r },
+            }])
         })
         .unwrap();
         let st = rec.cells[0].storm.as_ref().unwrap();
         assert_eq!(st.seed, 9);
         let rep = st.reproduced.as_ref().unwrap();
         assert_eq!((rep.line().as_str(), rep.reruns[1].as_str()), ("reproduced 2/3", "PASS"));
+        assert_eq!(rep.reruns[2], "FAIL CRASH: BUG: kernel NULL pointer dereference");
         assert_eq!(rep.reruns[0], format!("FAIL HANG: {hang}"));
         // Kept in result.json and run.json alike.
         let saved = std::fs::read_to_string(results::cell_dir(d.path(), &cell).join("result.json")).unwrap();
@@ -977,6 +990,36 @@ mod tests {
         let (o, k, t, _) = judge(&s);
         assert_eq!((o, k), (Outcome::Fail, Some(FailKind::Hang)));
         assert_eq!(t.unwrap(), "INFO: task hung in ext4_break_layouts");
+    }
+
+    #[test]
+    fn a_storm_hang_is_titled_from_the_layout_wait_not_its_victims() {
+        // As seen in a storm on stock 6.1.192: a punch waits in S in
+        // ext4_break_layouts holding the inode lock, two more fallocates wait
+        // for it in D, the storm's main thread sleeps.
+        let task = |tid: i32, comm: &str, state: &str, wchan: &str, stack: &[&str]| kregress_agent::ThreadStack {
+            pid: 1,
+            tid,
+            comm: comm.into(),
+            state: state.into(),
+            wchan: wchan.into(),
+            stack: stack.iter().map(|f| f.to_string()).collect(),
+        };
+        let victim = |tid| task(tid, "storm-0", "D", "ext4_fallocate", &["ext4_fallocate+0x6b/0xc12", "vfs_fallocate+0x173/0x1ce", "ksys_fallocate+0x42/0x61"]);
+        let threads = vec![
+            task(2, "storm", "S", "hrtimer_nanosleep", &["hrtimer_nanosleep+0x64/0xa8", "common_nsleep_timens+0x3a/0x3b"]),
+            victim(3),
+            task(4, "storm-1", "S", "ext4_break_layouts", &["ext4_break_layouts+0x46/0xcd", "ext4_punch_hole+0x138/0x395", "ext4_fallocate+0xa3/0xc12"]),
+            victim(5),
+        ];
+        assert_eq!(hang_title(&threads, "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_break_layouts");
+        // Without the layout wait, the D task; a sleeping thread only when nothing else is there.
+        assert_eq!(hang_title(&threads[..2], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_fallocate");
+        assert_eq!(hang_title(&threads[..1], "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in hrtimer_nanosleep");
+        // An idle io_uring worker is no kernel wait either (seen when the stuck call ran in R state).
+        let idle = task(6, "iou-wrk-41", "S", "io_wqe_worker", &["io_wqe_worker+0x21a/0x372", "ret_from_fork+0x1f/0x30"]);
+        let running = task(7, "storm-0", "R", "0", &[]);
+        assert_ne!(hang_title(&[threads[0].clone(), idle, running], "storm", "quiescent check"), "INFO: task hung in io_wqe_worker");
     }
 
     #[test]

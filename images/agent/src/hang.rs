@@ -57,6 +57,21 @@ fn oldest_op() -> Option<(&'static str, Duration)> {
         .max_by_key(|(_, d)| *d)
 }
 
+/// What the running workload has counted so far (a storm's ops per kind),
+/// published by the workload so that a hang's result still carries it.
+static PROGRESS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// Publishes the running workload's counters (replacing the last ones).
+pub fn set_progress(c: std::collections::BTreeMap<String, u64>) {
+    *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()) = c;
+}
+
+/// The counters last published, cleared.
+pub fn take_progress() -> std::collections::BTreeMap<String, u64> {
+    std::mem::take(&mut *PROGRESS.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// How a watched workload ended.
 pub enum Watched<T> {
     Done(T),

@@ -250,10 +250,18 @@ fn run_workload(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -
     let deadline = Duration::from_secs(spec.deadline as u64);
     let hang_limit = Duration::from_secs(cfg.hang as u64);
     let spec2 = spec.clone();
+    hang::take_progress();
     let watched = hang::run_watched(spec.name(), deadline, hang_limit, move || {
         workloads::run(&spec2, &target)
     });
-    let (msg, wedged) = workload_result(cfg, spec, watched, t);
+    let (mut msg, wedged) = workload_result(cfg, spec, watched, t);
+    // A hang's result carries what the workload counted until then.
+    let progress = hang::take_progress();
+    if let Message::WorkloadResult { counters, .. } = &mut msg {
+        if counters.is_empty() {
+            *counters = progress;
+        }
+    }
     msg.emit();
     wedged
 }

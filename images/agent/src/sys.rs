@@ -314,6 +314,24 @@ impl Drop for Map {
     }
 }
 
+/// The agent's one PRNG: xorshift64 (13, 7, 17), small and deterministic.
+/// The same seed gives the same stream on every machine; a zero seed is
+/// replaced by a fixed one (xorshift never leaves zero).
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(if seed == 0 { 0x2545_f491_4f6c_dd1d } else { seed })
+    }
+    /// The next value of the stream.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
 /// Deterministic test data: word `i` of a region with seed `seed`.
 #[inline]
 pub fn pattern_word(seed: u64, i: u64) -> u64 {
@@ -449,6 +467,19 @@ pub fn ms(d: Duration) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rng_is_the_xorshift_stream_and_never_zero() {
+        let mut r = Rng::new(0x2545_f491_4f6c_dd1d);
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        for _ in 0..100 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            assert_eq!(r.next(), x);
+        }
+        assert_ne!(Rng::new(0).next(), 0);
+    }
 
     #[test]
     fn pattern_detects_changes() {

@@ -277,25 +277,31 @@ fn move_chunks(r: &Run, c: &Child, i: usize) -> Result<RunResult, Failure> {
 
 /// One process_vm_readv (`write` false) or process_vm_writev of 1 MiB
 /// between `local` and the child's address `remote`; a short count is EIO.
-fn process_vm(
-    pid: libc::pid_t,
-    local: *mut u8,
-    remote: usize,
-    write: bool,
-) -> Result<(), SysError> {
-    let liov = libc::iovec {
-        iov_base: local as *mut libc::c_void,
-        iov_len: MIB,
-    };
-    let riov = libc::iovec {
-        iov_base: remote as *mut libc::c_void,
-        iov_len: MIB,
-    };
-    let name = if write {
+fn process_vm(pid: libc::pid_t, local: *mut u8, remote: usize, write: bool) -> Result<(), SysError> {
+    match process_vm_rw(pid, local, remote, MIB, write)? {
+        MIB => Ok(()),
+        n => Err(SysError {
+            what: format!("{}({MIB} bytes at {remote:#x}) returned {n}", vm_call(write)),
+            errno: libc::EIO,
+        }),
+    }
+}
+
+fn vm_call(write: bool) -> &'static str {
+    if write {
         "process_vm_writev"
     } else {
         "process_vm_readv"
-    };
+    }
+}
+
+/// One process_vm_readv (`write` false) or process_vm_writev of `len` bytes
+/// between `local` and `remote` in `pid`'s address space, watched as a
+/// blocking call; returns the bytes moved.
+pub(super) fn process_vm_rw(pid: libc::pid_t, local: *mut u8, remote: usize, len: usize, write: bool) -> Result<usize, SysError> {
+    let liov = libc::iovec { iov_base: local as *mut libc::c_void, iov_len: len };
+    let riov = libc::iovec { iov_base: remote as *mut libc::c_void, iov_len: len };
+    let name = vm_call(write);
     let _op = hang::op_begin(name);
     let n = unsafe {
         if write {
@@ -305,15 +311,9 @@ fn process_vm(
         }
     };
     if n < 0 {
-        return Err(sys::last(format!("{name}({MIB} bytes at {remote:#x})")));
+        return Err(sys::last(format!("{name}({len} bytes at {remote:#x})")));
     }
-    if n as usize != MIB {
-        return Err(SysError {
-            what: format!("{name}({MIB} bytes at {remote:#x}) returned {n}"),
-            errno: libc::EIO,
-        });
-    }
-    Ok(())
+    Ok(n as usize)
 }
 
 /// The parent's own fresh mapping must hold pattern B everywhere.

@@ -208,7 +208,7 @@ fn splice_chunk(r: &Fd, w: &Fd, dev: &Dev, addr: usize, off: usize) -> Result<()
     Ok(())
 }
 
-fn vmsplice(w: &Fd, p: *mut u8, len: usize) -> Result<usize, SysError> {
+pub(super) fn vmsplice(w: &Fd, p: *mut u8, len: usize) -> Result<usize, SysError> {
     let iov = libc::iovec {
         iov_base: p as *mut libc::c_void,
         iov_len: len,
@@ -225,7 +225,7 @@ fn vmsplice(w: &Fd, p: *mut u8, len: usize) -> Result<usize, SysError> {
     }
 }
 
-fn splice(r: &Fd, dev: &Fd, off: usize, len: usize) -> Result<usize, SysError> {
+pub(super) fn splice(r: &Fd, dev: &Fd, off: usize, len: usize) -> Result<usize, SysError> {
     let mut o = off as libc::loff_t;
     let _op = hang::op_begin("splice(pipe -> device)");
     let n = unsafe { libc::splice(r.0, std::ptr::null_mut(), dev.0, &mut o, len, 0) };
@@ -238,7 +238,7 @@ fn splice(r: &Fd, dev: &Fd, off: usize, len: usize) -> Result<usize, SysError> {
 }
 
 /// A pipe of `size` bytes if F_SETPIPE_SZ allows it (the default size otherwise).
-fn pipe(size: usize) -> Result<(Fd, Fd), SysError> {
+pub(super) fn pipe(size: usize) -> Result<(Fd, Fd), SysError> {
     let mut p = [0; 2];
     if unsafe { libc::pipe2(p.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
         return Err(sys::last("pipe2"));

@@ -182,7 +182,7 @@ fn read_chunk(race: &Race, dev: &Fd, map: &Map, i: usize, off: usize) {
 /// round a 1 MiB hole punched at a random offset, until the race stops. A failed
 /// call is recorded; after a failed truncate the thread waits 10 ms.
 fn truncate_loop(race: &Race, file: &Fd, size: u64) {
-    let mut rng: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rng = sys::Rng::new(0x2545_f491_4f6c_dd1d);
     let mut i = 0u64;
     while !race.stop.load(SeqCst) {
         let r = race
@@ -199,10 +199,7 @@ fn truncate_loop(race: &Race, file: &Fd, size: u64) {
         }
         i += 1;
         if i.is_multiple_of(4) {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            let off = (rng % (size / MIB as u64)) * MIB as u64;
+            let off = (rng.next() % (size / MIB as u64)) * MIB as u64;
             match race.trunc_call("fallocate(PUNCH_HOLE)", || sys::punch_hole(file, off, MIB as u64)) {
                 Ok(()) => {
                     race.punches.fetch_add(1, SeqCst);

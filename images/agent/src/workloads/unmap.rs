@@ -279,7 +279,7 @@ fn io_thread(race: &Race, dev: &Fd, i: usize, n: usize, io_len: usize) {
 
 /// Cycles munmap+mmap, MADV_DONTNEED, mremap away and back until told to stop or a call fails.
 fn remap_thread(race: &Race, dax: &Fd, mapping: Mapping) {
-    let mut rng: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rng = sys::Rng::new(0x9e37_79b9_7f4a_7c15);
     // (file mapping's address or 0, PROT_NONE placeholder at A)
     let mut left = (race.a, false);
     let mut i = 0u64;
@@ -287,13 +287,13 @@ fn remap_thread(race: &Race, dax: &Fd, mapping: Mapping) {
         i += 1;
         // Up to 1 ms with the mapping in place, so that reads and writes get their pages
         // and are in flight when the next operation pulls the mapping from under them.
-        std::thread::sleep(Duration::from_micros(rng % 1000));
+        std::thread::sleep(Duration::from_micros(rng.next() % 1000));
     }
     *race.left.lock().unwrap() = left;
 }
 
 /// One operation of the cycle (`i` mod 3); false when a call failed (recorded).
-fn remap_once(race: &Race, dax: &Fd, mapping: Mapping, i: u64, rng: &mut u64, left: &mut (usize, bool)) -> bool {
+fn remap_once(race: &Race, dax: &Fd, mapping: Mapping, i: u64, rng: &mut sys::Rng, left: &mut (usize, bool)) -> bool {
     let (a, len) = (race.a, race.len);
     let op = |name: &'static str, f: &mut dyn FnMut() -> Result<(), sys::SysError>| -> bool {
         *race.remap_op.lock().unwrap() = name;
@@ -321,12 +321,10 @@ fn remap_once(race: &Race, dax: &Fd, mapping: Mapping, i: u64, rng: &mut u64, le
             race.remaps.fetch_add(1, SeqCst);
         }
         1 => {
-            *rng ^= *rng << 13;
-            *rng ^= *rng >> 7;
-            *rng ^= *rng << 17;
+            let r = rng.next();
             let pages = len / PAGE;
-            let first = (*rng % pages as u64) as usize;
-            let count = 1 + ((*rng >> 32) as usize % (pages - first).min(1024));
+            let first = (r % pages as u64) as usize;
+            let count = 1 + ((r >> 32) as usize % (pages - first).min(1024));
             if !op("madvise(MADV_DONTNEED)", &mut || {
                 madvise(a + first * PAGE, count * PAGE, libc::MADV_DONTNEED, "MADV_DONTNEED")
             }) {
@@ -390,7 +388,7 @@ fn map_file_at(dax: &Fd, a: usize, len: usize, mapping: Mapping) -> Result<(), s
     }
 }
 
-fn madvise(a: usize, len: usize, advice: libc::c_int, name: &str) -> Result<(), sys::SysError> {
+pub(super) fn madvise(a: usize, len: usize, advice: libc::c_int, name: &str) -> Result<(), sys::SysError> {
     if unsafe { libc::madvise(a as *mut libc::c_void, len, advice) } != 0 {
         return Err(sys::last(format!("madvise({name}, {len} bytes at {a:#x})")));
     }
@@ -399,7 +397,7 @@ fn madvise(a: usize, len: usize, advice: libc::c_int, name: &str) -> Result<(), 
 
 /// A PROT_NONE range of `len` bytes for the move target (2 MiB aligned for pmd),
 /// with the alignment slack given back.
-fn reserve(len: usize, mapping: Mapping) -> Result<usize, sys::SysError> {
+pub(super) fn reserve(len: usize, mapping: Mapping) -> Result<usize, sys::SysError> {
     let slack = if mapping == Mapping::Pmd { PMD_SIZE } else { 0 };
     let resv = len + slack;
     let r = unsafe {

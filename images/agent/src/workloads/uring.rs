@@ -35,7 +35,7 @@ use crate::hang;
 use crate::sys::{self, Fd, Map, SysError, MIB};
 
 /// I/Os in flight per ring.
-const QUEUE_DEPTH: u32 = 32;
+pub(super) const QUEUE_DEPTH: u32 = 32;
 /// Bytes per I/O.
 const IO_SIZE: usize = 128 << 10;
 
@@ -317,12 +317,12 @@ pub fn dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
 
 /// One I/O between user memory and the device.
 #[derive(Clone, Copy)]
-struct Io {
+pub(super) struct Io {
     /// From memory to the device (else from the device into memory).
-    write: bool,
-    addr: usize,
-    len: usize,
-    dev_off: u64,
+    pub write: bool,
+    pub addr: usize,
+    pub len: usize,
+    pub dev_off: u64,
 }
 
 /// `len` bytes at `addr` <-> the device at `dev_off`, in IO_SIZE pieces.
@@ -358,7 +358,7 @@ fn parallel_batches(dev: &Fd, ios: &[Io], nthreads: usize) -> Result<f64, SysErr
 /// Runs `ios` on `ring` with up to QUEUE_DEPTH in flight (`fixed`: through registered
 /// buffer index). Every CQE must transfer the whole length. After the first error no
 /// more is submitted, but what is in flight is reaped before returning.
-fn run_batch(ring: &mut IoUring, dev: &Fd, ios: &[Io], fixed: Option<u16>) -> Result<(), SysError> {
+pub(super) fn run_batch(ring: &mut IoUring, dev: &Fd, ios: &[Io], fixed: Option<u16>) -> Result<(), SysError> {
     let (mut next, mut inflight) = (0usize, 0usize);
     let mut first_err: Option<SysError> = None;
     loop {
