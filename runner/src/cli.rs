@@ -75,6 +75,10 @@ pub(crate) enum Cmd {
         #[arg(short, long)]
         output: Option<PathBuf>,
     },
+    /// Run a scenario's storm cells with seeds START, START+1, ... until the budget ends; failures by signature.
+    Storm(StormArgs),
+    /// Reduce a failing storm cell to the smallest op mix, threads and seconds that still fail with its title.
+    Reduce(ReduceArgs),
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
         console: PathBuf,
@@ -108,6 +112,50 @@ pub(crate) struct RunArgs {
     #[arg(long, default_value = "results")]
     results: PathBuf,
     /// Guests at once (default: one per two cores and 4 GiB of memory).
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct StormArgs {
+    scenario: PathBuf,
+    /// Wall time for the session, e.g. 30m (a boot in flight finishes).
+    #[arg(long)]
+    budget: String,
+    /// Select cells, as `run --only` (the storm workload is implied).
+    #[arg(long, default_value = "")]
+    only: String,
+    /// The first seed (default: the scenario's storm seed).
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
+    #[arg(short, long)]
+    jobs: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ReduceArgs {
+    /// The failing storm cell's directory (results/RUN/VARIANT/AXES/runN).
+    cell: PathBuf,
+    /// Boots of a candidate without the failure before it is left out (a race may need more).
+    #[arg(long, default_value_t = crate::reduce::DEFAULT_BOOTS)]
+    boots: u32,
+    /// Most boots of the whole reduction.
+    #[arg(long, default_value_t = crate::reduce::DEFAULT_MAX_BOOTS)]
+    max_boots: u32,
+    /// Most wall time of the whole reduction (a boot in flight finishes), e.g. 90m.
+    #[arg(long, default_value = "2h")]
+    budget: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    accel: AccelArg,
+    /// Parallel make jobs, should the kernel not be cached (default: cores + 1).
     #[arg(short, long)]
     jobs: Option<usize>,
     #[arg(long)]
@@ -208,6 +256,8 @@ pub fn run(cli: Cli) -> Result<Findings> {
         Cmd::Bisect(args) => bisect(args),
         Cmd::Replay { target, out } => crate::replay::replay_cmd(&target, out.as_deref()),
         Cmd::Bundle { cell, output } => bundle(&cell, output.as_deref()),
+        Cmd::Storm(args) => storm(args),
+        Cmd::Reduce(args) => reduce(args),
         Cmd::Triage { console, json } => triage(&console, json),
     }
 }
@@ -252,9 +302,54 @@ fn run_scenario(a: RunArgs) -> Result<Findings> {
         accel: a.accel.into(),
         results_root: a.results,
         jobs: a.jobs.unwrap_or_else(crate::run::default_vms),
+        seed_per_run: None,
     };
     let rec = crate::run::run(&s, &opts)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, show(a.json))
+}
+
+/// `kregress storm`: the storm cells with seeds START, START+1, ... until the budget ends;
+/// prints the signatures found (storm.json beside the run).
+fn storm(a: StormArgs) -> Result<Findings> {
+    let StormArgs { scenario, budget, only, seed, accel, results, jobs, json } = a;
+    let s = scenario::load(&scenario)?;
+    let budget = parse_budget("--budget", &budget)?;
+    let only = scenario::Filter::parse(&only)?;
+    let start = match seed {
+        Some(n) => n,
+        None => crate::seeds::storm_filter(&s, &only).map(|f| s.cells(&f, Some(1))[0].workload.spec().seed)?,
+    };
+    let opts = crate::run::RunOpts { only, runs: None, resume: None, accel: accel.into(), results_root: results, jobs: jobs.unwrap_or_else(crate::run::default_vms), seed_per_run: None };
+    let (rec, report) = crate::seeds::run(&s, &opts, start, budget, None)?;
+    post::finish(&post::RunDone::judge(&s, &rec)?, Show::Nothing)?;
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&report).unwrap()),
+        false => print!("{}", report.text()),
+    }
+    Ok(Findings {
+        kernel_failed: !report.signatures.is_empty(),
+        harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss),
+    })
+}
+
+/// `kregress reduce`: the smallest storm that still fails with the cell's title.
+fn reduce(a: ReduceArgs) -> Result<Findings> {
+    let ReduceArgs { cell, boots, max_boots, budget, accel, jobs, json } = a;
+    let wall = parse_budget("--budget", &budget)?;
+    let budget = crate::reduce::Budget { boots, max_boots, wall_seconds: wall.as_secs() };
+    let opts = crate::reduce::ReduceOpts { cell_dir: cell, budget, accel: accel.into(), jobs: jobs.unwrap_or_else(kernel::default_jobs) };
+    let (r, dir) = crate::reduce::run(&opts)?;
+    match json {
+        true => println!("{}", serde_json::to_string_pretty(&r).unwrap()),
+        false => {
+            if let Some(why) = &r.stopped {
+                println!("stopped: {why}");
+            }
+            println!("{} boot(s), {:.0} s, {} step(s); reduce.json and reduce.md in {}", r.boots, r.seconds, r.steps.len(), dir.display());
+            println!("{}", r.scenario_line);
+        }
+    }
+    Ok(crate::reduce::findings(&r))
 }
 
 /// `kregress compare`: the variants of one run against its first, or two
@@ -413,6 +508,9 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
     }
     let mut reports = Vec::new();
     for s in selected {
+        // A storm with a `budget:` runs seeds back to back (its scenario
+        // seed first, as run 1 of its cell), the longest budget for all.
+        let storm = s.run.workloads.iter().filter_map(|w| Some((w.storm_budget()?, w.spec().seed))).max();
         let run_opts = crate::run::RunOpts {
             only: only.clone(),
             runs: None,
@@ -420,8 +518,14 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
             accel,
             results_root: a.results.clone(),
             jobs,
+            seed_per_run: storm.map(|(_, seed)| seed),
         };
-        let rec = crate::run::run(s, &run_opts)?;
+        let mut rec = crate::run::run(s, &run_opts)?;
+        if let Some((budget, seed)) = storm {
+            let done = rec.cells.iter().filter(|c| c.storm.is_some()).map(|c| c.run).max().unwrap_or(0);
+            let only = scenario::Filter { workload: Some(scenario::WorkloadName::Storm), ..Default::default() };
+            rec = crate::seeds::run(s, &crate::run::RunOpts { only, ..run_opts }, seed, budget, Some((&rec, done)))?.0;
+        }
         crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
         post::finish(&post::RunDone::judge(s, &rec)?, Show::Nothing)?;
         reports.push(RunReport::load(&rec.results_dir, &baseline, a.history)?);
@@ -444,4 +548,13 @@ fn report(runs: &[PathBuf], which: &Baseline, history: usize, out: Option<&std::
     let reports: Vec<RunReport> = runs.iter().map(|d| RunReport::load(d, which, history)).collect::<Result<_>>()?;
     post::publish(&reports, out)?;
     Ok(Findings { kernel_failed: crate::nightly::regressed(&reports), harness_failed: false })
+}
+
+/// A budget such as `30m` or `1h30m` (humantime), at least a second: bad input otherwise.
+pub fn parse_budget(flag: &str, text: &str) -> Result<std::time::Duration> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.as_secs() >= 1 => Ok(d),
+        Ok(_) => Err(crate::error::bad_input(format!("{flag} {text}: at least 1s"))),
+        Err(e) => Err(crate::error::bad_input(format!("{flag} {text}: {e} (e.g. 30m, 1h30m)"))),
+    }
 }

@@ -6,7 +6,7 @@
 //!
 //! ```text
 //! scenario → kernel → image → vm → run → triage → results → compare/rules → post
-//!   → report (pure renderers) / nightly / bisect / replay
+//!   → report (pure renderers) / nightly / bisect / replay / reduce / seeds (storm sessions)
 //! ```
 //!
 //! Below them, with no import of anything above: `outcome`, `stats`, `text`,
@@ -24,6 +24,7 @@ mod fsimage;
 pub mod image;
 pub mod nightly;
 pub mod post;
+mod reduce;
 pub mod outcome;
 pub mod kernel;
 pub mod proc;
@@ -33,6 +34,7 @@ pub mod results;
 mod rules;
 mod run;
 pub mod scenario;
+mod seeds;
 mod stats;
 mod text;
 pub mod triage;

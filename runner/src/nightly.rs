@@ -88,7 +88,7 @@ pub(crate) fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&Cel
         noise_floor_pct: timing.map_or(0.0, |t| floors.get(t, metric)),
         note,
     };
-    if let Some((status, note)) = rules::outcome_rule(&o, &n) {
+    if let Some((status, note)) = rules::storm_rule(old, new).or_else(|| rules::outcome_rule(&o, &n)) {
         let note = if matches!(n, rules::State::Absent) { "not run tonight".to_string() } else { note };
         return Ok(vec![row("", status, note, Stats::default(), 0)]);
     }
@@ -372,6 +372,21 @@ mod tests {
         let mut v = classify(&refs(old), &refs(new), &refs(earlier), &floors()).unwrap();
         assert_eq!(v.len(), 1, "{v:#?}");
         v.remove(0)
+    }
+
+    #[test]
+    fn a_storm_signature_not_in_the_baseline_is_a_new_failure_of_the_night() {
+        let (hang, warn) = ("INFO: task hung in ext4_break_layouts", "WARNING in free_zone_device_page");
+        let storm = |run: u32, title: &str| {
+            let mut c = cell("stock", "storm", run, Outcome::Fail, Some(title), None);
+            c.timing = Timing::Wall;
+            c.storm = Some(crate::results::StormRecord { seed: run as u64, threads: 3, seconds: 30, ops: vec![], executed: Default::default(), streams: String::new(), reproduced: None });
+            c
+        };
+        let v = st(&[storm(1, hang), storm(2, hang)], &[storm(1, hang), storm(2, hang), storm(3, warn)], &[]);
+        assert_eq!((v.status, v.note.as_str()), (Status::NewFailure, "new storm signature(s): WARNING in free_zone_device_page (seed 3)"));
+        assert!(v.status.regressed());
+        assert_eq!(st(&[storm(1, hang)], &[storm(1, hang), storm(2, hang)], &[]).status, Status::StillFailing);
     }
 
     #[test]

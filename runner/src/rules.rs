@@ -191,6 +191,32 @@ pub fn outcome_rule(from: &State, to: &State) -> Option<(Status, String)> {
     })
 }
 
+/// A storm cell's signatures over its seeds: a failure title tonight that
+/// no run of the baseline showed is a NEW_FAILURE, whatever the dominant
+/// titles say (`HANG` on both sides plus a new `WARNING` is not
+/// STILL_FAILING). `None` for other cells, when nothing is new, or when the
+/// baseline has no verdict to compare with ([`State::Pass`] or [`State::Fail`]).
+pub fn storm_rule(old: &[&CellResult], new: &[&CellResult]) -> Option<(Status, String)> {
+    if !new.iter().any(|c| c.storm.is_some()) || !matches!(state(old), State::Pass | State::Fail(_)) {
+        return None;
+    }
+    let failed = |rs: &[&CellResult]| -> Vec<(String, u64)> {
+        rs.iter()
+            .filter(|r| matches!(r.outcome, Outcome::Fail | Outcome::Error))
+            .map(|r| (r.title.clone().unwrap_or_else(|| "FAIL (no title)".into()), r.storm.as_ref().map_or(0, |s| s.seed)))
+            .collect()
+    };
+    let seen: Vec<String> = failed(old).into_iter().map(|(t, _)| t).collect();
+    let mut fresh: Vec<String> = vec![];
+    for (t, seed) in failed(new) {
+        let line = format!("{t} (seed {seed})");
+        if !seen.contains(&t) && !fresh.iter().any(|f| f.starts_with(&format!("{t} (seed "))) {
+            fresh.push(line);
+        }
+    }
+    (!fresh.is_empty()).then(|| (Status::NewFailure, format!("new storm signature(s): {}", fresh.join("; "))))
+}
+
 /// The statistics of one throughput comparison.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Stats {
@@ -424,6 +450,28 @@ mod tests {
 
     const HANG: &str = "INFO: task hung in ext4_break_layouts";
     const WARN: &str = "WARNING in free_zone_device_page";
+
+    #[test]
+    fn a_storm_signature_the_baseline_never_showed_is_a_new_failure() {
+        let storm = |k: u32, title: Option<&str>| {
+            let mut c = run(if title.is_some() { Outcome::Fail } else { Outcome::Pass }, title);
+            c.run = k;
+            c.storm = Some(crate::results::StormRecord { seed: 40 + k as u64, threads: 3, seconds: 30, ops: vec![], executed: Default::default(), streams: String::new(), reproduced: None });
+            c
+        };
+        let (hang, warn) = (HANG, WARN);
+        let old = [storm(1, Some(hang)), storm(2, None), storm(3, Some(hang))];
+        let new = [storm(1, Some(hang)), storm(2, Some(warn)), storm(3, Some(hang)), storm(4, Some(warn))];
+        let (o, n): (Vec<_>, Vec<_>) = (old.iter().collect(), new.iter().collect());
+        // By dominant titles alone it is still failing.
+        assert_eq!(outcome_rule(&state(&o), &state(&n)).unwrap().0, Status::StillFailing);
+        assert_eq!(storm_rule(&o, &n), Some((Status::NewFailure, format!("new storm signature(s): {warn} (seed 42)"))));
+        // Nothing new; no baseline verdict; not a storm.
+        assert_eq!(storm_rule(&o, &o), None);
+        assert_eq!(storm_rule(&[], &n), None);
+        let plain = [run(Outcome::Fail, Some(warn))];
+        assert_eq!(storm_rule(&o, &plain.iter().collect::<Vec<_>>()), None);
+    }
 
     #[test]
     fn states() {

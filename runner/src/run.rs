@@ -16,6 +16,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+#[derive(Debug, Clone)]
 pub struct RunOpts {
     pub only: Filter,
     pub runs: Option<u32>,
@@ -23,6 +24,9 @@ pub struct RunOpts {
     pub accel: Accel,
     pub results_root: PathBuf,
     pub jobs: usize,
+    /// `kregress storm`: run k of a storm cell runs seed `START + k - 1`
+    /// (none: every run of it runs the workload's seed).
+    pub seed_per_run: Option<u64>,
 }
 
 /// TCG guests are CPU-bound (2 vCPUs each) and take 3 GiB: one guest per two
@@ -530,7 +534,10 @@ fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
 
 /// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
 pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
-    let cells = s.cells(&opts.only, opts.runs);
+    let mut cells = s.cells(&opts.only, opts.runs);
+    if let Some(start) = opts.seed_per_run {
+        seed_per_run(&mut cells, start);
+    }
     if cells.is_empty() {
         return Err(bad_input(format!("{}: the filter selects no cell", s.file.display())));
     }
@@ -624,6 +631,13 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     rec.cells.sort_by_key(|c| cells.iter().position(|x| x.key() == c.key()).unwrap_or(usize::MAX));
     results::save(&rec)?;
     Ok(rec)
+}
+
+/// Run k of each storm cell runs seed `start + k - 1` ([`RunOpts::seed_per_run`]).
+fn seed_per_run(cells: &mut [Cell], start: u64) {
+    for c in cells.iter_mut().filter(|c| c.workload.name == crate::scenario::WorkloadName::Storm) {
+        c.workload.seed = Some(start + u64::from(c.run) - 1);
+    }
 }
 
 /// A storm cell that FAILed is run again with its seed, its
@@ -827,6 +841,26 @@ mod tests {
         // A passing storm, or another workload, is not rerun.
         rec.cells[0].outcome = Outcome::Pass;
         reproduce(&cell, &mut rec, |_| panic!("rerun of a pass")).unwrap();
+    }
+
+    #[test]
+    fn a_storm_session_gives_run_k_seed_start_plus_k_minus_1() {
+        use crate::scenario::{Backend, Fs, Mapping, Mode, Workload};
+        let cell = |name: &str, run| Cell {
+            variant: "stock".into(),
+            backend: Backend::Memmap,
+            mode: Mode::Fsdax,
+            fs: Fs::Ext4,
+            mapping: Mapping::Pte,
+            workload: serde_yaml::from_str::<Workload>(&format!("{{ name: {name} }}")).unwrap(),
+            run,
+            timing: Timing::Wall,
+        };
+        let mut cells = vec![cell("storm", 1), cell("storm", 3), cell("dio-read", 2)];
+        seed_per_run(&mut cells, 40);
+        let seeds: Vec<u64> = cells.iter().map(|c| c.workload.spec().seed).collect();
+        assert_eq!(seeds, [40, 42, 0]);
+        assert_eq!(CellResult::new(&cells[1], Outcome::Pass, PathBuf::new()).storm.unwrap().seed, 42);
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub mod limits {
     pub const MAX_NAME: usize = 64;
     /// Most `runs` of each cell (`run.runs`, `run --runs`).
     pub const MAX_RUNS: u32 = 100;
+    /// The longest storm `budget` of a nightly, in seconds (a day).
+    pub const MAX_STORM_BUDGET: u64 = 24 * 3600;
     /// Most `reruns` of a failing storm (each is a boot).
     pub const MAX_RERUNS: u32 = 20;
     /// Most cells in one run of the matrix (variants × backends × modes ×
@@ -163,7 +165,7 @@ fn default_mappings() -> Vec<Mapping> {
     vec![Mapping::Pte]
 }
 fn default_workloads() -> Vec<Workload> {
-    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None, seed: None, ops: None, reruns: None, timing: None }]
+    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None, seed: None, ops: None, reruns: None, budget: None, timing: None }]
 }
 fn one() -> u32 {
     1
@@ -195,6 +197,9 @@ pub struct Workload {
     /// Storm: how many times a FAIL is rerun with the same seed to measure
     /// its reproduction rate (default [`DEFAULT_STORM_RERUNS`], 0 to not rerun).
     pub reruns: Option<u32>,
+    /// Storm: in `kregress nightly`, run seeds `seed`, `seed`+1, ... for this
+    /// long (`10m`; see [`crate::seeds`]); without it a nightly runs one seed.
+    pub budget: Option<String>,
     /// Overrides `run.timing` for this workload.
     pub timing: Option<Timing>,
 }
@@ -224,6 +229,11 @@ impl Workload {
             w.ops = ops.clone();
         }
         w
+    }
+
+    /// Storm: its nightly budget ([`Workload::budget`]), once validated.
+    pub fn storm_budget(&self) -> Option<std::time::Duration> {
+        self.budget.as_deref().and_then(|b| humantime::parse_duration(b).ok())
     }
 
     /// Storm: reruns of a FAIL with the same seed ([`Workload::reruns`]).
@@ -620,7 +630,7 @@ impl Scenario {
                 return Err((field(given), format!("{} runs for a number of `{used}`, not `{given}`", w.name)));
             }
             if w.name != WorkloadName::Storm {
-                let given = [("seed", w.seed.is_some()), ("ops", w.ops.is_some()), ("reruns", w.reruns.is_some())];
+                let given = [("seed", w.seed.is_some()), ("ops", w.ops.is_some()), ("reruns", w.reruns.is_some()), ("budget", w.budget.is_some())];
                 if let Some((key, _)) = given.iter().find(|(_, g)| *g) {
                     return Err((field(key), format!("only storm takes `{key}`, not {}", w.name)));
                 }
@@ -630,6 +640,13 @@ impl Scenario {
             }
             if let Some(n) = w.reruns.filter(|&n| n > limits::MAX_RERUNS) {
                 return Err((field("reruns"), format!("{n} is not from 0 to {}", limits::MAX_RERUNS)));
+            }
+            if let Some(b) = &w.budget {
+                match humantime::parse_duration(b) {
+                    Ok(d) if (1..=limits::MAX_STORM_BUDGET).contains(&d.as_secs()) => {}
+                    Ok(_) => return Err((field("budget"), format!("{b} is not from 1s to {}h", limits::MAX_STORM_BUDGET / 3600))),
+                    Err(e) => return Err((field("budget"), format!("{b}: {e} (e.g. 10m)"))),
+                }
             }
             w.spec().check().map_err(|(key, msg)| (field(key), msg))?;
         }
@@ -1110,6 +1127,9 @@ variants:
         assert_eq!((spec.seed, spec.seconds, spec.threads), (7, 30, 3));
         assert_eq!(spec.ops, [StormOp::Truncate, StormOp::DioReadFast]);
         assert_eq!(s.run.workloads[1].storm_reruns(), DEFAULT_STORM_RERUNS);
+        assert_eq!(s.run.workloads[1].storm_budget(), None);
+        let b = parse(&f, &text.replace("seed: 7", "seed: 7, budget: 10m")).unwrap();
+        assert_eq!(b.run.workloads[1].storm_budget(), Some(std::time::Duration::from_secs(600)));
         for (from, to, want) in [
             ("dio-read-fast]", "dio-read-fats]", "t.yaml:12: run.workloads[1].ops[1]: unknown variant `dio-read-fats`"),
             ("seed: 7", "seed: 9007199254740992", "t.yaml:12: run.workloads[1].seed: 9007199254740992 is not from 0 to 9007199254740991"),
@@ -1120,6 +1140,10 @@ variants:
             ("seed: 7", "seed: 7, passes: 2", "t.yaml:12: run.workloads[1].passes: storm runs for a number of `seconds`"),
             ("{ name: dio-read }", "{ name: dio-read, seed: 3 }", "t.yaml:11: run.workloads[0].seed: only storm takes `seed`, not dio-read"),
             ("{ name: dio-read }", "{ name: dio-read, ops: [punch] }", "t.yaml:11: run.workloads[0].ops: only storm takes `ops`"),
+            ("{ name: dio-read }", "{ name: dio-read, budget: 10m }", "t.yaml:11: run.workloads[0].budget: only storm takes `budget`"),
+            ("seed: 7", "seed: 7, budget: soon", "t.yaml:12: run.workloads[1].budget: soon: "),
+            ("seed: 7", "seed: 7, budget: 0s", "t.yaml:12: run.workloads[1].budget: 0s is not from 1s to 24h"),
+            ("seed: 7", "seed: 7, budget: 25h", "t.yaml:12: run.workloads[1].budget: 25h is not from 1s to 24h"),
         ] {
             let e = err(&d, &text.replace(from, to));
             assert!(e.contains(want), "{to}: {e}");
