@@ -24,19 +24,12 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        let dir = tempfile::Builder::new()
-            .prefix("kregress-fuzz-")
-            .tempdir()
-            .expect("temp dir");
+        let dir = tempfile::Builder::new().prefix("kregress-fuzz-").tempdir().expect("temp dir");
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         std::fs::create_dir_all(dir.path().join("scenarios")).expect("scenarios dir");
         std::fs::create_dir_all(dir.path().join("run")).expect("run dir");
         for sub in ["kernel-configs", "scenarios/patches"] {
-            std::os::unix::fs::symlink(
-                repo.join(sub).canonicalize().expect(sub),
-                dir.path().join(sub),
-            )
-            .expect(sub);
+            std::os::unix::fs::symlink(repo.join(sub).canonicalize().expect(sub), dir.path().join(sub)).expect(sub);
         }
         Fixture { dir }
     }
@@ -83,10 +76,7 @@ pub fn scenario(fx: &Fixture, data: &[u8]) {
     match kregress::scenario::load(&file) {
         Err(e) => {
             assert_eq!(e.exit_code(), 2, "not bad input: {e}");
-            assert!(
-                e.msg.contains("fuzz.yaml"),
-                "error does not name the file: {e}"
-            );
+            assert!(e.msg.contains("fuzz.yaml"), "error does not name the file: {e}");
             assert!(!e.msg.contains('\n'), "error is not one line: {e:?}");
         }
         Ok(s) => {
@@ -102,22 +92,11 @@ pub fn scenario(fx: &Fixture, data: &[u8]) {
             ]
             .iter()
             .fold(1u64, |n, &k| n.saturating_mul(k as u64));
-            let limits = (
-                kregress::scenario::limits::MAX_CELLS_PER_RUN,
-                kregress::scenario::limits::MAX_RUNS,
-            );
-            assert!(
-                (1..=limits.1).contains(&r.runs) && n / r.runs as u64 <= limits.0,
-                "{n} cells in {} runs validated",
-                r.runs
-            );
+            let limits = (kregress::scenario::limits::MAX_CELLS_PER_RUN, kregress::scenario::limits::MAX_RUNS);
+            assert!((1..=limits.1).contains(&r.runs) && n / r.runs as u64 <= limits.0, "{n} cells in {} runs validated", r.runs);
             if n <= MAX_CELLS {
                 let cells = s.cells(&kregress::scenario::Filter::default(), None);
-                assert!(
-                    cells.len() as u64 <= n,
-                    "{} cells from at most {n}",
-                    cells.len()
-                );
+                assert!(cells.len() as u64 <= n, "{} cells from at most {n}", cells.len());
             }
         }
     }
@@ -146,10 +125,7 @@ pub fn protocol(data: &[u8]) {
                 line.starts_with(&format!("{MARKER}{NONCE} ")),
                 "a line without the marker and the nonce at its start parsed: {line:?}"
             );
-            assert!(
-                parse_line(line, "0123456789abcdef").is_none(),
-                "a line parsed under another boot's nonce: {line:?}"
-            );
+            assert!(parse_line(line, "0123456789abcdef").is_none(), "a line parsed under another boot's nonce: {line:?}");
         }
         let pushed = match parser.push(line) {
             Parsed::Message(m) => Some(m),
@@ -162,14 +138,8 @@ pub fn protocol(data: &[u8]) {
         };
         for m in [alone, pushed].into_iter().flatten() {
             let back = parse_line(&m.to_line(NONCE), NONCE);
-            let back = back.unwrap_or_else(|| {
-                panic!("{m:?} prints a line that does not parse: {}", m.to_line(NONCE))
-            });
-            assert_eq!(
-                std::mem::discriminant(&back),
-                std::mem::discriminant(&m),
-                "{m:?} came back as {back:?}"
-            );
+            let back = back.unwrap_or_else(|| panic!("{m:?} prints a line that does not parse: {}", m.to_line(NONCE)));
+            assert_eq!(std::mem::discriminant(&back), std::mem::discriminant(&m), "{m:?} came back as {back:?}");
         }
     }
     assert_eq!(parser.foreign(), foreign, "foreign lines miscounted");
@@ -201,10 +171,7 @@ pub fn run_json(fx: &Fixture, data: &[u8]) {
     match kregress::results::load(&dir) {
         Err(e) => {
             assert_eq!(e.exit_code(), 2, "not bad input: {e}");
-            assert!(
-                e.msg.contains("run.json"),
-                "error does not name the file: {e}"
-            );
+            assert!(e.msg.contains("run.json"), "error does not name the file: {e}");
         }
         Ok(rec) => {
             let saved = serde_json::to_vec_pretty(&rec).expect("a loaded record serializes");

@@ -73,7 +73,14 @@ struct Boot {
 
 impl Boot {
     fn new() -> Self {
-        Boot { scanner: Scanner::new(), reports: Reports::default(), parser: LineParser::new(NONCE), lines: 0, messages: 0, read_only: false }
+        Boot {
+            scanner: Scanner::new(),
+            reports: Reports::default(),
+            parser: LineParser::new(NONCE),
+            lines: 0,
+            messages: 0,
+            read_only: false,
+        }
     }
     fn line(&mut self, l: &str) {
         self.lines += 1;
@@ -201,7 +208,8 @@ fn main() {
         case(which, mb.parse().unwrap());
         return;
     }
-    let sizes = std::env::var("CONSOLE_BENCH_SIZES").unwrap_or_else(|_| "before:1,before:4,before:16,after:1,after:4,after:16,after:64,read:64".into());
+    let sizes = std::env::var("CONSOLE_BENCH_SIZES")
+        .unwrap_or_else(|_| "before:1,before:4,before:16,after:1,after:4,after:16,after:64,read:64".into());
     for c in sizes.split(',') {
         let st = Command::new(std::env::current_exe().unwrap()).env("CONSOLE_BENCH_CASE", c).status().unwrap();
         assert!(st.success(), "case {c} failed");

@@ -18,12 +18,7 @@ fn console_texts() -> Vec<String> {
         let mut files: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("corpus {} missing: {e}", dir.display()))
             .map(|e| e.unwrap().path())
-            .filter(|p| {
-                !p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with("LICENSE")
-            })
+            .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("LICENSE"))
             .collect();
         files.sort();
         for f in files {
@@ -40,10 +35,7 @@ fn console_texts() -> Vec<String> {
 }
 
 fn main() {
-    let mib: usize = std::env::var("TRIAGE_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(128);
+    let mib: usize = std::env::var("TRIAGE_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(128);
     let texts = console_texts();
     let mut console = String::with_capacity(mib << 20);
     'fill: loop {
@@ -69,12 +61,7 @@ fn main() {
         let (t, cpu) = (Instant::now(), thread_cpu());
         let reports = parse(&console);
         let (s, c) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu);
-        println!(
-            "parse   round {round}: wall {s:.2}s {:.0} MB/s, cpu {c:.2}s {:.0} MB/s, {} reports",
-            mb / s,
-            mb / c,
-            reports.len()
-        );
+        println!("parse   round {round}: wall {s:.2}s {:.0} MB/s, cpu {c:.2}s {:.0} MB/s, {} reports", mb / s, mb / c, reports.len());
     }
     let (t, cpu) = (Instant::now(), thread_cpu());
     let mut scanner = Scanner::new();
@@ -84,19 +71,12 @@ fn main() {
     }
     n += scanner.finish().len();
     let (s, c) = (t.elapsed().as_secs_f64(), thread_cpu() - cpu);
-    println!(
-        "scanner line by line: wall {s:.2}s {:.0} MB/s, cpu {c:.2}s {:.0} MB/s, {n} reports",
-        mb / s,
-        mb / c
-    );
+    println!("scanner line by line: wall {s:.2}s {:.0} MB/s, cpu {c:.2}s {:.0} MB/s, {n} reports", mb / s, mb / c);
 }
 
 /// CPU seconds used by this thread.
 fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: clock_gettime only writes the timespec we pass.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9

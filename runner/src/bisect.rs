@@ -40,8 +40,8 @@
 //! threshold is meaningful.
 
 use crate::error::{bad_input, infra, kernel as kernel_err, Class, Error, Result};
-use crate::kernel::{self, source, KernelSpec};
 pub(crate) use crate::kernel::source::CommitInfo;
+use crate::kernel::{self, source, KernelSpec};
 use crate::outcome::Outcome;
 use crate::results::{self, CellResult};
 use crate::rules::{self, Status};
@@ -182,10 +182,7 @@ pub fn runs_for_good(hits: u32, runs: u32, max_runs: u32) -> (u32, String) {
         ((1.0 - DETECTION).ln() / (1.0 - rate).ln()).ceil().max(1.0) as u32
     };
     let k = need.min(max_runs);
-    let seen = format!(
-        "BAD reproduced in {hits}/{runs} runs (at least {:.0}% with 95% confidence, Wilson lower bound)",
-        rate * 100.0
-    );
+    let seen = format!("BAD reproduced in {hits}/{runs} runs (at least {:.0}% with 95% confidence, Wilson lower bound)", rate * 100.0);
     let why = if need <= max_runs {
         format!("{seen}: a bug reproducing that often shows within {k} run(s) with >= {:.0}% probability", DETECTION * 100.0)
     } else {
@@ -216,12 +213,21 @@ pub fn confidence(steps: &[StepResult], rate: f64) -> f64 {
 /// One run of a step, as the judge sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum RunObs {
-    Pass { metric: Option<f64> },
-    Fail { title: String, problems: Vec<String> },
+    Pass {
+        metric: Option<f64>,
+    },
+    Fail {
+        title: String,
+        problems: Vec<String>,
+    },
     /// The kernel did not boot.
-    Error { title: String },
+    Error {
+        title: String,
+    },
     /// The harness failed.
-    Miss { reason: String },
+    Miss {
+        reason: String,
+    },
 }
 
 impl RunObs {
@@ -683,7 +689,16 @@ pub fn run(o: &BisectOpts) -> Result<BisectReport> {
         metric: if metric.is_empty() { "fast_mb_per_s".into() } else { metric },
         n: 0,
     };
-    let target = Target { scenario: s.name.clone(), variant: variant.name, cell: cell.key().axes(), timing: cell.timing, good, bad, between, run_dir };
+    let target = Target {
+        scenario: s.name.clone(),
+        variant: variant.name,
+        cell: cell.key().axes(),
+        timing: cell.timing,
+        good,
+        bad,
+        between,
+        run_dir,
+    };
     run_impl(o, &target, &clone, &mut tester)
 }
 
@@ -836,7 +851,16 @@ pub fn establish_signature(o: &BisectOpts, at: &Target, t: &mut dyn Tester) -> R
         StepVerdict::Bad => return Err(kernel_err(format!("GOOD {} is not good: it shows {sig:?} too", short(&at.good)))),
         StepVerdict::Skip => return Err(kernel_err(format!("GOOD {} could not be tested: {}", short(&at.good), rg.reason))),
     }
-    Ok(Ends { steps: vec![rb, rg], mode, name: "signature".into(), signature: Some(sig), reproduction: Some(reproduction), rate, k, k_reason })
+    Ok(Ends {
+        steps: vec![rb, rg],
+        mode,
+        name: "signature".into(),
+        signature: Some(sig),
+        reproduction: Some(reproduction),
+        rate,
+        k,
+        k_reason,
+    })
 }
 
 /// Throughput mode: GOOD first, [`THROUGHPUT_RUNS`] boots whose `metric`
@@ -878,7 +902,14 @@ pub fn establish_throughput(o: &BisectOpts, at: &Target, metric: &str, t: &mut d
 /// stays bad, not applicable when the step is a skip (the revert does not
 /// apply or build, another failure). Returns the check, its note and the
 /// step, marked as the revert's ([`StepResult::reverted`]).
-pub fn revert_check(repo: &dyn Repo, t: &mut dyn Tester, mode: &Mode, culprit: &str, bad: &str, patch: &Path) -> Result<(RevertCheck, String, StepResult)> {
+pub fn revert_check(
+    repo: &dyn Repo,
+    t: &mut dyn Tester,
+    mode: &Mode,
+    culprit: &str,
+    bad: &str,
+    patch: &Path,
+) -> Result<(RevertCheck, String, StepResult)> {
     crate::cache::write_atomic(patch, repo.revert_diff(culprit)?.as_bytes())?;
     let r = t.test(bad, mode, Some(patch))?;
     let c = short(culprit);
@@ -908,7 +939,14 @@ pub fn no_op(steps: &[StepResult], culprit: &str, parent: &str) -> Option<bool> 
 /// bisect.md: the result, then every step.
 pub fn markdown(r: &BisectReport) -> String {
     let mut s = format!("# bisect: {} / {} ({})\n\n", r.scenario, r.cell, r.variant);
-    s += &format!("GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n", short(&r.good.commit), r.good.subject, short(&r.bad.commit), r.bad.subject, r.mode);
+    s += &format!(
+        "GOOD `{}` {}  \nBAD `{}` {}  \nmode: {}\n\n",
+        short(&r.good.commit),
+        r.good.subject,
+        short(&r.bad.commit),
+        r.bad.subject,
+        r.mode
+    );
     if r.mode.contains("icount") {
         s += "Throughput in icount timing is MB per *virtual* second (guest time = instructions executed).\n\n";
     }
@@ -987,7 +1025,13 @@ pub(crate) mod tests {
             .iter()
             .enumerate()
             .map(|(i, c)| {
-                let v = if skip.contains(&i) { StepVerdict::Skip } else if i < culprit { StepVerdict::Good } else { StepVerdict::Bad };
+                let v = if skip.contains(&i) {
+                    StepVerdict::Skip
+                } else if i < culprit {
+                    StepVerdict::Good
+                } else {
+                    StepVerdict::Bad
+                };
                 (c.clone(), v)
             })
             .collect();
@@ -1238,7 +1282,15 @@ pub(crate) mod tests {
                     Decision::Done(verdict, reason) => {
                         let image = if revert.is_some() { format!("{image}+revert") } else { image };
                         let (runs, titles, metric) = (judge.runs, judge.titles, judge.metric);
-                        return Ok(StepResult { verdict, runs, titles, reason, metric, bzimage_sha256: Some(image), ..StepResult::skip(commit, "") });
+                        return Ok(StepResult {
+                            verdict,
+                            runs,
+                            titles,
+                            reason,
+                            metric,
+                            bzimage_sha256: Some(image),
+                            ..StepResult::skip(commit, "")
+                        });
                     }
                     Decision::Abort(why) => return Err(infra(why)),
                 }
@@ -1319,10 +1371,17 @@ pub(crate) mod tests {
         let r = run_impl(&opts(None), &target(&l, d.path()), &l, &mut t).unwrap();
         let (k, k_reason) = runs_for_good(2, 3, 5);
         let sig = Mode::Signature { signature: SIG.into(), k };
-        let want: Vec<(String, Mode)> = [("c07", Mode::Measure { runs: 3 }), ("c00", sig.clone()), ("c03", sig.clone()), ("c05", sig.clone()), ("c04", sig.clone()), ("c07+revert", sig.clone())]
-            .into_iter()
-            .map(|(c, m)| (c.to_string(), m))
-            .collect();
+        let want: Vec<(String, Mode)> = [
+            ("c07", Mode::Measure { runs: 3 }),
+            ("c00", sig.clone()),
+            ("c03", sig.clone()),
+            ("c05", sig.clone()),
+            ("c04", sig.clone()),
+            ("c07+revert", sig.clone()),
+        ]
+        .into_iter()
+        .map(|(c, m)| (c.to_string(), m))
+        .collect();
         assert_eq!(modes(&t.calls), want);
         assert_eq!(t.calls.last().unwrap().revert.as_deref(), Some("revert c05\n"));
         assert_eq!(std::fs::read_to_string(d.path().join("revert.patch")).unwrap(), "revert c05\n");
@@ -1363,10 +1422,17 @@ pub(crate) mod tests {
         let mut t = kernels(slows(&l));
         let r = run_impl(&opts(Some("fast_mb_per_s")), &target(&l, d.path()), &l, &mut t).unwrap();
         let th = Mode::Throughput { baseline: vec![874.4, 874.2, 874.0], threshold_pct: -3.0, floor_pct: 1.0, runs: 3, max_runs: 5 };
-        let want: Vec<(String, Mode)> = [("c00", Mode::Measure { runs: 3 }), ("c07", th.clone()), ("c03", th.clone()), ("c05", th.clone()), ("c04", th.clone()), ("c07+revert", th.clone())]
-            .into_iter()
-            .map(|(c, m)| (c.to_string(), m))
-            .collect();
+        let want: Vec<(String, Mode)> = [
+            ("c00", Mode::Measure { runs: 3 }),
+            ("c07", th.clone()),
+            ("c03", th.clone()),
+            ("c05", th.clone()),
+            ("c04", th.clone()),
+            ("c07+revert", th.clone()),
+        ]
+        .into_iter()
+        .map(|(c, m)| (c.to_string(), m))
+        .collect();
         assert_eq!(modes(&t.calls), want);
         assert_eq!(r.culprit.as_ref().map(|c| c.commit.as_str()), Some(l.0[CULPRIT].as_str()));
         assert_eq!(r.mode, "throughput fast_mb_per_s -3% (icount timing)");
@@ -1383,7 +1449,16 @@ pub(crate) mod tests {
     fn without_a_single_culprit_there_is_no_revert_check() {
         let (l, d) = (line(8), tempfile::tempdir().unwrap());
         let hang = hangs(&l);
-        let mut t = kernels(|call: &Call, n| if call.commit == l.c(CULPRIT - 1) { Err("build failed: mm/gup.c:1:1: error: x".into()) } else { hang(call, n) });
+        let mut t =
+            kernels(
+                |call: &Call, n| {
+                    if call.commit == l.c(CULPRIT - 1) {
+                        Err("build failed: mm/gup.c:1:1: error: x".into())
+                    } else {
+                        hang(call, n)
+                    }
+                },
+            );
         let r = run_impl(&opts(None), &target(&l, d.path()), &l, &mut t).unwrap();
         assert_eq!(r.culprit, None);
         assert_eq!(r.candidates.iter().map(|c| c.commit.clone()).collect::<Vec<_>>(), vec![l.c(4), l.c(5)]);
@@ -1402,7 +1477,10 @@ pub(crate) mod tests {
         let mut t = kernels(hangs(&l));
         let ends = establish(&opts(None), &at, &mut t).unwrap();
         let (k, k_reason) = runs_for_good(2, 3, 5);
-        assert_eq!((ends.mode.clone(), ends.k, ends.k_reason.as_str()), (Mode::Signature { signature: SIG.into(), k }, k, k_reason.as_str()));
+        assert_eq!(
+            (ends.mode.clone(), ends.k, ends.k_reason.as_str()),
+            (Mode::Signature { signature: SIG.into(), k }, k, k_reason.as_str())
+        );
         assert_eq!((ends.name.as_str(), ends.rate), ("signature", wilson_lower(2, 3)));
         let steps: Vec<_> = ends.steps.iter().map(|s| (&s.commit[..3], s.verdict, s.runs, s.titles.len())).collect();
         assert_eq!(steps, vec![("c07", StepVerdict::Bad, 3, 2), ("c00", StepVerdict::Good, k, 0)]);
@@ -1420,7 +1498,10 @@ pub(crate) mod tests {
         let good_other = |c: &Call, n| if l.at(&c.commit) == 0 { Ok(fail("WARNING in try_grab_page")) } else { hang(c, n) };
         assert_eq!(err(&good_other, &opts(None)), "GOOD c00000000000 could not be tested: a different failure: WARNING in try_grab_page");
 
-        assert_eq!(err(&|_: &Call, _| Ok(pass()), &opts(None)), "BAD c07000000000 is not bad: 3 clean run(s) of pmem-ext4-pte-truncate-during-dio; nothing to bisect");
+        assert_eq!(
+            err(&|_: &Call, _| Ok(pass()), &opts(None)),
+            "BAD c07000000000 is not bad: 3 clean run(s) of pmem-ext4-pte-truncate-during-dio; nothing to bisect"
+        );
         let named = BisectOpts { signature: Some("BUG: KASAN".into()), ..opts(None) };
         assert!(err(&hang, &named).starts_with("BAD c07000000000 is not bad: \"BUG: KASAN\" not seen in 3 run(s)"));
         assert_eq!(err(&|_: &Call, _| Err("build failed: x".into()), &opts(None)), "BAD c07000000000 could not be tested: build failed: x");
@@ -1435,7 +1516,10 @@ pub(crate) mod tests {
         let at = target(&l, d.path());
         let o = opts(Some("fast_mb_per_s"));
         let ends = establish(&o, &at, &mut kernels(slows(&l))).unwrap();
-        assert_eq!(ends.steps.iter().map(|s| (&s.commit[..3], s.verdict)).collect::<Vec<_>>(), vec![("c00", StepVerdict::Good), ("c07", StepVerdict::Bad)]);
+        assert_eq!(
+            ends.steps.iter().map(|s| (&s.commit[..3], s.verdict)).collect::<Vec<_>>(),
+            vec![("c00", StepVerdict::Good), ("c07", StepVerdict::Bad)]
+        );
         assert_eq!(ends.steps[0].metric, vec![874.4, 874.2, 874.0]);
         let Mode::Throughput { baseline, .. } = &ends.mode else { panic!("{:?}", ends.mode) };
         assert_eq!(baseline, &ends.steps[0].metric);
@@ -1471,14 +1555,21 @@ pub(crate) mod tests {
             (out.0, out.1)
         };
         assert_eq!(check(&hangs(&l)), (RevertCheck::Good, "BAD with c05000000000 reverted: 2 clean run(s)".into()));
-        assert_eq!(check(&|_: &Call, _| Ok(fail(SIG))), (RevertCheck::Bad, "BAD with c05000000000 reverted is still bad: signature seen in run 1".into()));
+        assert_eq!(
+            check(&|_: &Call, _| Ok(fail(SIG))),
+            (RevertCheck::Bad, "BAD with c05000000000 reverted is still bad: signature seen in run 1".into())
+        );
         let rejected = |c: &Call, _| match c.revert {
             Some(_) => Err(format!("patch {} does not apply: block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected", patch.display())),
             None => Ok(pass()),
         };
         let (check, note) = check(&rejected);
         assert_eq!(check, RevertCheck::NotApplicable);
-        assert!(note.starts_with("BAD with c05000000000 reverted: patch ") && note.ends_with("does not apply: block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected"), "{note}");
+        assert!(
+            note.starts_with("BAD with c05000000000 reverted: patch ")
+                && note.ends_with("does not apply: block/bio.c: hunk `@@ -1121,7 +1121,12 @@` rejected"),
+            "{note}"
+        );
     }
 
     /// The no-op check through run_impl: the culprit's bzImage against its

@@ -136,12 +136,7 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 /// An exclusive lock on `path` (created), held until dropped. Serializes
 /// kregress processes that share a source tree or build directory.
 pub fn lock(path: &Path) -> Result<File> {
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(path)
-        .context(|| format!("opening lock {}", path.display()))?;
+    let f = File::options().create(true).truncate(false).write(true).open(path).context(|| format!("opening lock {}", path.display()))?;
     f.lock().context(|| format!("locking {}", path.display()))?;
     Ok(f)
 }

@@ -319,17 +319,22 @@ fn storm(a: StormArgs) -> Result<Findings> {
         Some(n) => n,
         None => crate::seeds::storm_filter(&s, &only).map(|f| s.cells(&f, Some(1))[0].workload.spec().seed)?,
     };
-    let opts = crate::run::RunOpts { only, runs: None, resume: None, accel: accel.into(), results_root: results, jobs: jobs.unwrap_or_else(crate::run::default_vms), seed_per_run: None };
+    let opts = crate::run::RunOpts {
+        only,
+        runs: None,
+        resume: None,
+        accel: accel.into(),
+        results_root: results,
+        jobs: jobs.unwrap_or_else(crate::run::default_vms),
+        seed_per_run: None,
+    };
     let (rec, report) = crate::seeds::run(&s, &opts, start, budget, None)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, Show::Nothing)?;
     match json {
         true => println!("{}", serde_json::to_string_pretty(&report).unwrap()),
         false => print!("{}", report.text()),
     }
-    Ok(Findings {
-        kernel_failed: !report.signatures.is_empty(),
-        harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss),
-    })
+    Ok(Findings { kernel_failed: !report.signatures.is_empty(), harness_failed: rec.cells.iter().any(|c| c.outcome == Outcome::Miss) })
 }
 
 /// `kregress reduce`: the smallest storm that still fails with the cell's title.
@@ -526,7 +531,10 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
             let only = scenario::Filter { workload: Some(scenario::WorkloadName::Storm), ..Default::default() };
             rec = crate::seeds::run(s, &crate::run::RunOpts { only, ..run_opts }, seed, budget, Some((&rec, done)))?.0;
         }
-        crate::cache::write_atomic(&rec.results_dir.join(crate::nightly::MARKER), serde_json::json!({"scenario_file": s.file}).to_string().as_bytes())?;
+        crate::cache::write_atomic(
+            &rec.results_dir.join(crate::nightly::MARKER),
+            serde_json::json!({"scenario_file": s.file}).to_string().as_bytes(),
+        )?;
         post::finish(&post::RunDone::judge(s, &rec)?, Show::Nothing)?;
         reports.push(RunReport::load(&rec.results_dir, &baseline, a.history)?);
     }

@@ -275,18 +275,9 @@ fn label(r: &CellResult) -> (&'static str, usize) {
 /// A Markdown table of the verdicts, readable as plain text too, followed
 /// by the noise floor(s) used.
 pub fn render_table(verdicts: &[Verdict]) -> String {
-    let mut rows = vec![[
-        "cell",
-        "metric",
-        "from → to",
-        "outcomes",
-        "from median [95% CI]",
-        "to median [95% CI]",
-        "Δ% [95% CI]",
-        "p",
-        "verdict",
-    ]
-    .map(String::from)];
+    let mut rows =
+        vec![["cell", "metric", "from → to", "outcomes", "from median [95% CI]", "to median [95% CI]", "Δ% [95% CI]", "p", "verdict"]
+            .map(String::from)];
     for v in verdicts {
         let st = &v.stats;
         rows.push([
@@ -310,8 +301,7 @@ pub fn render_table(verdicts: &[Verdict]) -> String {
     }
     let widths: Vec<usize> = (0..9).map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap()).collect();
     let line = |r: &[String; 9]| {
-        let cells: Vec<String> =
-            r.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
+        let cells: Vec<String> = r.iter().zip(&widths).map(|(c, w)| format!("{c}{}", " ".repeat(w - c.chars().count()))).collect();
         format!("| {} |\n", cells.join(" | "))
     };
     let mut out = line(&rows[0]);

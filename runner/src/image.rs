@@ -147,37 +147,22 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         None => (AGENT.to_vec(), AGENT_BUILT_IN.to_string()),
     };
     if let Some(interp) = elf_interpreter(&agent_bytes).map_err(|e| infra(format!("{agent}: {e}")))? {
-        return Err(infra(format!("the agent {agent} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'")));
+        return Err(infra(format!(
+            "the agent {agent} is dynamically linked (PT_INTERP {interp}); build it with RUSTFLAGS='{AGENT_RUSTFLAGS}'"
+        )));
     }
 
     let mut tree = Archive::default();
-    for d in [
-        "dev", "proc", "sys", "tmp", "mnt", "mnt/pmem", "root", "etc",
-    ] {
+    for d in ["dev", "proc", "sys", "tmp", "mnt", "mnt/pmem", "root", "etc"] {
         tree.dir(d);
     }
-    tree.insert(
-        "dev/console",
-        Node::CharDev {
-            mode: 0o600,
-            major: 5,
-            minor: 1,
-        },
-    );
-    tree.insert(
-        "dev/null",
-        Node::CharDev {
-            mode: 0o666,
-            major: 1,
-            minor: 3,
-        },
-    );
+    tree.insert("dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 });
+    tree.insert("dev/null", Node::CharDev { mode: 0o666, major: 1, minor: 3 });
     tree.file("init", 0o755, agent_bytes, &agent);
 
     for tool in &recipe.tools {
         let path = Path::new(tool);
-        let data = std::fs::read(path)
-            .context(|| format!("initramfs tool {tool} (from {recipe_name})"))?;
+        let data = std::fs::read(path).context(|| format!("initramfs tool {tool} (from {recipe_name})"))?;
         tree.file(tool, 0o755, data, tool);
         for lib in library_closure(path, &mut commands)? {
             let s = lib.display().to_string();
@@ -189,12 +174,9 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
         }
     }
     for f in &recipe.files {
-        let data = std::fs::read(f)
-            .context(|| format!("initramfs file {f} (from {recipe_name})"))?;
+        let data = std::fs::read(f).context(|| format!("initramfs file {f} (from {recipe_name})"))?;
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(f)
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0o644);
+        let mode = std::fs::metadata(f).map(|m| m.permissions().mode() & 0o7777).unwrap_or(0o644);
         tree.file(f, mode, data, f);
     }
 
@@ -215,48 +197,21 @@ pub fn build(opts: &ImageOptions) -> Result<ImageArtifact> {
     let path = dir.join("initramfs.cpio.gz");
     let files: BTreeMap<String, String> = tree.sources.clone();
     if let Ok(m) = std::fs::metadata(&path) {
-        return Ok(ImageArtifact {
-            path,
-            key,
-            files,
-            size: m.len(),
-            cached: true,
-            commands,
-        });
+        return Ok(ImageArtifact { path, key, files, size: m.len(), cached: true, commands });
     }
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     let mut tmp = crate::cache::temp_file(&dir)?;
     {
-        let gz = flate2::write::GzEncoder::new(
-            std::io::BufWriter::new(tmp.as_file_mut()),
-            flate2::Compression::default(),
-        );
-        let gz = tree
-            .write_cpio(gz)
-            .context(|| format!("writing the cpio archive in {}", dir.display()))?;
-        let mut w = gz
-            .finish()
-            .context(|| format!("compressing into {}", dir.display()))?;
+        let gz = flate2::write::GzEncoder::new(std::io::BufWriter::new(tmp.as_file_mut()), flate2::Compression::default());
+        let gz = tree.write_cpio(gz).context(|| format!("writing the cpio archive in {}", dir.display()))?;
+        let mut w = gz.finish().context(|| format!("compressing into {}", dir.display()))?;
         w.flush().context(|| format!("writing {}", dir.display()))?;
     }
-    tmp.as_file()
-        .sync_all()
-        .context(|| format!("fsync in {}", dir.display()))?;
+    tmp.as_file().sync_all().context(|| format!("fsync in {}", dir.display()))?;
     let size = tmp.as_file().metadata().map(|m| m.len()).unwrap_or(0);
-    let artifact = ImageArtifact {
-        path: path.clone(),
-        key,
-        files,
-        size,
-        cached: false,
-        commands,
-    };
-    crate::cache::write_atomic(
-        &dir.join("manifest.json"),
-        &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"),
-    )?;
-    tmp.persist(&path)
-        .context(|| format!("renaming into {}", path.display()))?;
+    let artifact = ImageArtifact { path: path.clone(), key, files, size, cached: false, commands };
+    crate::cache::write_atomic(&dir.join("manifest.json"), &serde_json::to_vec_pretty(&artifact).expect("artifact serializes"))?;
+    tmp.persist(&path).context(|| format!("renaming into {}", path.display()))?;
     Ok(artifact)
 }
 
@@ -278,9 +233,7 @@ pub(crate) fn library_closure(tool: &Path, commands: &mut Vec<String>) -> Result
     let mut libs = parse_ldd(stdout).map_err(|e| infra(format!("{line}: {e}")))?;
     // The loader named in PT_INTERP, even if ldd printed it under another name.
     let bytes = std::fs::read(tool).context(|| format!("reading {}", tool.display()))?;
-    if let Some(interp) =
-        elf_interpreter(&bytes).map_err(|e| infra(format!("{}: {e}", tool.display())))?
-    {
+    if let Some(interp) = elf_interpreter(&bytes).map_err(|e| infra(format!("{}: {e}", tool.display())))? {
         let p = PathBuf::from(interp);
         if !libs.contains(&p) {
             libs.push(p);
@@ -331,14 +284,8 @@ pub fn elf_interpreter(b: &[u8]) -> std::result::Result<Option<String>, String> 
         }
         if u32at(ph) == 3 {
             let (off, size) = (u64at(ph + 8), u64at(ph + 32));
-            let s = b
-                .get(off..off + size)
-                .ok_or("PT_INTERP beyond the end of the file")?;
-            return Ok(Some(
-                String::from_utf8_lossy(s)
-                    .trim_end_matches('\0')
-                    .to_string(),
-            ));
+            let s = b.get(off..off + size).ok_or("PT_INTERP beyond the end of the file")?;
+            return Ok(Some(String::from_utf8_lossy(s).trim_end_matches('\0').to_string()));
         }
     }
     Ok(None)
@@ -381,10 +328,7 @@ impl Archive {
 
     fn file(&mut self, path: &str, mode: u32, data: Vec<u8>, source: &str) {
         self.insert(path, Node::File { mode, data });
-        self.sources.insert(
-            format!("/{}", path.trim_start_matches('/')),
-            source.to_string(),
-        );
+        self.sources.insert(format!("/{}", path.trim_start_matches('/')), source.to_string());
     }
 
     /// sha256 over the format version, the recipe and every node (path, type, mode, bytes).
@@ -404,9 +348,7 @@ impl Archive {
                     field(format!("file {mode:o}").as_bytes());
                     field(data);
                 }
-                Node::CharDev { mode, major, minor } => {
-                    field(format!("chr {mode:o} {major}:{minor}").as_bytes())
-                }
+                Node::CharDev { mode, major, minor } => field(format!("chr {mode:o} {major}:{minor}").as_bytes()),
             }
         }
         hex::encode(h.finalize())
@@ -417,33 +359,15 @@ impl Archive {
     fn write_cpio<W: Write>(&self, mut w: W) -> std::io::Result<W> {
         use cpio::newc::{Builder, ModeFileType};
         for (ino, (path, node)) in self.nodes.iter().enumerate() {
-            let b = Builder::new(path)
-                .ino(ino as u32 + 1)
-                .uid(0)
-                .gid(0)
-                .mtime(0);
+            let b = Builder::new(path).ino(ino as u32 + 1).uid(0).gid(0).mtime(0);
             w = match node {
-                Node::Dir => b
-                    .mode(0o755)
-                    .set_mode_file_type(ModeFileType::Directory)
-                    .nlink(2)
-                    .write(w, 0)
-                    .finish()?,
-                Node::CharDev { mode, major, minor } => b
-                    .mode(*mode)
-                    .set_mode_file_type(ModeFileType::Char)
-                    .rdev_major(*major)
-                    .rdev_minor(*minor)
-                    .write(w, 0)
-                    .finish()?,
+                Node::Dir => b.mode(0o755).set_mode_file_type(ModeFileType::Directory).nlink(2).write(w, 0).finish()?,
+                Node::CharDev { mode, major, minor } => {
+                    b.mode(*mode).set_mode_file_type(ModeFileType::Char).rdev_major(*major).rdev_minor(*minor).write(w, 0).finish()?
+                }
                 Node::File { mode, data } => {
-                    let len = u32::try_from(data.len()).map_err(|_| {
-                        std::io::Error::other(format!("{path}: too large for cpio"))
-                    })?;
-                    let mut fw = b
-                        .mode(*mode)
-                        .set_mode_file_type(ModeFileType::Regular)
-                        .write(w, len);
+                    let len = u32::try_from(data.len()).map_err(|_| std::io::Error::other(format!("{path}: too large for cpio")))?;
+                    let mut fw = b.mode(*mode).set_mode_file_type(ModeFileType::Regular).write(w, len);
                     fw.write_all(data)?;
                     fw.finish()?
                 }
@@ -472,58 +396,34 @@ mod tests {
                 PathBuf::from("/lib64/ld-linux-x86-64.so.2")
             ]
         );
-        assert!(parse_ldd("\tlibfoo.so.1 => not found\n")
-            .unwrap_err()
-            .contains("libfoo"));
+        assert!(parse_ldd("\tlibfoo.so.1 => not found\n").unwrap_err().contains("libfoo"));
     }
 
     #[test]
     fn closure_of_a_host_binary_has_libc_and_loader() {
         let libs = library_closure(Path::new("/bin/ls"), &mut vec![]).unwrap();
-        assert!(
-            libs.iter().any(|l| l.to_string_lossy().contains("libc.so")),
-            "{libs:?}"
-        );
-        let interp = elf_interpreter(&std::fs::read("/bin/ls").unwrap())
-            .unwrap()
-            .unwrap();
-        assert!(
-            libs.contains(&PathBuf::from(&interp)),
-            "{libs:?} lacks {interp}"
-        );
+        assert!(libs.iter().any(|l| l.to_string_lossy().contains("libc.so")), "{libs:?}");
+        let interp = elf_interpreter(&std::fs::read("/bin/ls").unwrap()).unwrap().unwrap();
+        assert!(libs.contains(&PathBuf::from(&interp)), "{libs:?} lacks {interp}");
         assert!(library_closure(Path::new("/nonexistent/tool"), &mut vec![]).is_err());
     }
 
     #[test]
     fn elf_parser() {
-        assert!(elf_interpreter(&std::fs::read("/bin/ls").unwrap())
-            .unwrap()
-            .unwrap()
-            .contains("ld-linux"));
+        assert!(elf_interpreter(&std::fs::read("/bin/ls").unwrap()).unwrap().unwrap().contains("ld-linux"));
         assert!(elf_interpreter(b"#!/bin/sh\n").is_err());
     }
 
     #[test]
     fn cache_root_precedence() {
-        let env = |pairs: &'static [(&'static str, &'static str)]| {
-            move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into())
-        };
+        let env =
+            |pairs: &'static [(&'static str, &'static str)]| move |k: &str| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.into());
         assert_eq!(
-            crate::cache::root_from(env(&[
-                ("KREGRESS_CACHE", "/c"),
-                ("XDG_CACHE_HOME", "/x"),
-                ("HOME", "/h")
-            ])),
+            crate::cache::root_from(env(&[("KREGRESS_CACHE", "/c"), ("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
             PathBuf::from("/c")
         );
-        assert_eq!(
-            crate::cache::root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])),
-            PathBuf::from("/x/kregress")
-        );
-        assert_eq!(
-            crate::cache::root_from(env(&[("HOME", "/h")])),
-            PathBuf::from("/h/.cache/kregress")
-        );
+        assert_eq!(crate::cache::root_from(env(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")])), PathBuf::from("/x/kregress"));
+        assert_eq!(crate::cache::root_from(env(&[("HOME", "/h")])), PathBuf::from("/h/.cache/kregress"));
     }
 
     #[test]
@@ -541,7 +441,10 @@ mod tests {
         let r = Recipe::parse(f, "tools: [/sbin/mkfs.ext4]\nfiles: [/etc/mke2fs.conf]\n").unwrap();
         assert_eq!(r.tools, vec!["/sbin/mkfs.ext4"]);
         for (text, want) in [
-            ("tools:\n  - /sbin/mkfs.ext4\n  - mkfs.xfs\n", "images/initramfs.yaml:3: tools[1]: \"mkfs.xfs\" is not an absolute path without `..`"),
+            (
+                "tools:\n  - /sbin/mkfs.ext4\n  - mkfs.xfs\n",
+                "images/initramfs.yaml:3: tools[1]: \"mkfs.xfs\" is not an absolute path without `..`",
+            ),
             ("tools: []\nfiles: [/a/../b]\n", "images/initramfs.yaml:2: files[0]: \"/a/../b\" is not an absolute path without `..`"),
             ("tools: []\nextra: 1\n", "images/initramfs.yaml:2: unknown field `extra`, expected `tools` or `files`"),
             ("files: []\n", "images/initramfs.yaml:1: missing field `tools`"),
@@ -556,27 +459,19 @@ mod tests {
         let e = Recipe::load(&big).unwrap_err();
         assert_eq!((e.exit_code(), e.msg), (2, format!("{}: an initramfs recipe holds at most {RECIPE_MAX} bytes", big.display())));
         let e = Recipe::load(&d.path().join("none.yaml")).unwrap_err();
-        assert!(e.exit_code() == 2 && e.msg.ends_with("none.yaml: cannot read the initramfs recipe: No such file or directory (os error 2)"), "{}", e.msg);
+        assert!(
+            e.exit_code() == 2 && e.msg.ends_with("none.yaml: cannot read the initramfs recipe: No such file or directory (os error 2)"),
+            "{}",
+            e.msg
+        );
     }
 
     fn sample_tree() -> Archive {
         let mut t = Archive::default();
         t.dir("dev");
-        t.insert(
-            "dev/console",
-            Node::CharDev {
-                mode: 0o600,
-                major: 5,
-                minor: 1,
-            },
-        );
+        t.insert("dev/console", Node::CharDev { mode: 0o600, major: 5, minor: 1 });
         t.file("init", 0o755, b"\x7fELF agent".to_vec(), "agent");
-        t.file(
-            "/lib/x86_64-linux-gnu/libc.so.6",
-            0o755,
-            vec![7; 4099],
-            "libc",
-        );
+        t.file("/lib/x86_64-linux-gnu/libc.so.6", 0o755, vec![7; 4099], "libc");
         t
     }
 
@@ -591,28 +486,14 @@ mod tests {
             if e.entry().is_trailer() {
                 break;
             }
-            let (name, mode, rdev) = (
-                e.entry().name().to_string(),
-                e.entry().mode(),
-                (e.entry().rdev_major(), e.entry().rdev_minor()),
-            );
+            let (name, mode, rdev) = (e.entry().name().to_string(), e.entry().mode(), (e.entry().rdev_major(), e.entry().rdev_minor()));
             let mut data = Vec::new();
             e.read_to_end(&mut data).unwrap();
             seen.insert(name, (mode, rdev, data));
             r = e.finish().unwrap();
         }
         let names: Vec<&str> = seen.keys().map(String::as_str).collect();
-        assert_eq!(
-            names,
-            [
-                "dev",
-                "dev/console",
-                "init",
-                "lib",
-                "lib/x86_64-linux-gnu",
-                "lib/x86_64-linux-gnu/libc.so.6"
-            ]
-        );
+        assert_eq!(names, ["dev", "dev/console", "init", "lib", "lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu/libc.so.6"]);
         assert_eq!(seen["dev/console"].0, 0o020600);
         assert_eq!(seen["dev/console"].1, (5, 1));
         assert_eq!(seen["init"].0, 0o100755);
@@ -645,30 +526,17 @@ mod tests {
         std::fs::write(&agent, fake_static_elf()).unwrap();
         let recipe = dir.path().join("initramfs.yaml");
         std::fs::write(&recipe, "tools: [/bin/true]\n").unwrap();
-        let opts = ImageOptions {
-            recipe: Some(recipe.clone()),
-            cache_root: dir.path().join("cache"),
-            agent: Some(agent.clone()),
-        };
+        let opts = ImageOptions { recipe: Some(recipe.clone()), cache_root: dir.path().join("cache"), agent: Some(agent.clone()) };
         let a = build(&opts).unwrap();
         assert!(!a.cached);
-        assert!(a
-            .path
-            .ends_with(format!("images/{}/initramfs.cpio.gz", a.key)));
+        assert!(a.path.ends_with(format!("images/{}/initramfs.cpio.gz", a.key)));
         assert!(a.files.contains_key("/init") && a.files.contains_key("/bin/true"));
-        assert!(
-            a.files.keys().any(|k| k.contains("libc.so")),
-            "{:?}",
-            a.files
-        );
+        assert!(a.files.keys().any(|k| k.contains("libc.so")), "{:?}", a.files);
         let b = build(&opts).unwrap();
         assert!(b.cached);
         assert_eq!(a.key, b.key);
         // No temporary files left behind.
-        let leftovers: Vec<_> = std::fs::read_dir(a.path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let leftovers: Vec<_> = std::fs::read_dir(a.path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 2, "{leftovers:?}");
         // gzip'd newc with /init first-level
         let mut gz = flate2::read::GzDecoder::new(std::fs::File::open(&a.path).unwrap());

@@ -16,18 +16,18 @@
 
 mod bisect;
 pub mod cache;
+pub mod cli;
 mod compare;
 pub mod console;
-pub mod cli;
 pub mod error;
 mod fsimage;
 pub mod image;
-pub mod nightly;
-pub mod post;
-mod reduce;
-pub mod outcome;
 pub mod kernel;
+pub mod nightly;
+pub mod outcome;
+pub mod post;
 pub mod proc;
+mod reduce;
 mod replay;
 pub mod report;
 pub mod results;

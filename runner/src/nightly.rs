@@ -63,7 +63,12 @@ pub struct CellVerdict {
 /// of older nightlies in the history window (pooled into the throughput
 /// reference only). An error when tonight and the reference were measured
 /// in different timing modes.
-pub(crate) fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&CellResult], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
+pub(crate) fn classify(
+    old: &[&CellResult],
+    new: &[&CellResult],
+    earlier: &[&CellResult],
+    floors: &NoiseFloors,
+) -> Result<Vec<CellVerdict>> {
     let first = new.first().or(old.first()).expect("classify: no runs on either side");
     let name = first.key().name();
     let pooled: Vec<&CellResult> = old.iter().chain(earlier).copied().collect();
@@ -110,7 +115,12 @@ pub(crate) fn classify(old: &[&CellResult], new: &[&CellResult], earlier: &[&Cel
 /// Every cell of `new` (and every cell only the baseline had that `new`'s
 /// `--only` selects) against `baseline`; `earlier` are older nightlies,
 /// pooled for throughput.
-pub(crate) fn classify_runs(baseline: Option<&RunRecord>, new: &RunRecord, earlier: &[RunRecord], floors: &NoiseFloors) -> Result<Vec<CellVerdict>> {
+pub(crate) fn classify_runs(
+    baseline: Option<&RunRecord>,
+    new: &RunRecord,
+    earlier: &[RunRecord],
+    floors: &NoiseFloors,
+) -> Result<Vec<CellVerdict>> {
     let mut names: Vec<String> = Vec::new();
     let selected = baseline.iter().flat_map(|b| &b.cells).filter(|c| new.only.matches(&c.key()));
     for c in new.cells.iter().chain(selected) {
@@ -175,12 +185,21 @@ impl Baseline {
 /// its scenario (oldest first, the baseline's night included when it is one).
 /// The window bounds the history only: with `--history 1` the baseline is
 /// still the last earlier run.
-pub(crate) fn baseline_and_history(root: &Path, new: &RunRecord, which: &Baseline, history: usize) -> Result<(Option<RunRecord>, Vec<RunRecord>)> {
+pub(crate) fn baseline_and_history(
+    root: &Path,
+    new: &RunRecord,
+    which: &Baseline,
+    history: usize,
+) -> Result<(Option<RunRecord>, Vec<RunRecord>)> {
     let earlier: Vec<(PathBuf, RunRecord)> =
         runs_of(root, &new.scenario).into_iter().filter(|(_, r)| (&r.started, &r.run_id) < (&new.started, &new.run_id)).collect();
     let nightlies: Vec<&(PathBuf, RunRecord)> = earlier.iter().filter(|(p, _)| p.join(MARKER).is_file()).collect();
     // Prefer the nightlies; a results folder that has none uses every earlier run.
-    let candidates: Vec<RunRecord> = if nightlies.is_empty() { earlier.iter().map(|(_, r)| r.clone()).collect() } else { nightlies.iter().map(|(_, r)| r.clone()).collect() };
+    let candidates: Vec<RunRecord> = if nightlies.is_empty() {
+        earlier.iter().map(|(_, r)| r.clone()).collect()
+    } else {
+        nightlies.iter().map(|(_, r)| r.clone()).collect()
+    };
     let window: Vec<RunRecord> = candidates[candidates.len().saturating_sub(history.saturating_sub(1))..].to_vec();
     let base = match which {
         Baseline::None => None,
@@ -224,12 +243,15 @@ impl RunReport {
     pub fn new(dir: PathBuf, rec: RunRecord, baseline: Option<RunRecord>, history: Vec<RunRecord>) -> Result<RunReport> {
         let floors = NoiseFloors::of(&rec);
         // The baseline is pooled once; the history supplies the other nights.
-        let earlier: Vec<RunRecord> =
-            history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
+        let earlier: Vec<RunRecord> = history.iter().filter(|h| baseline.as_ref().is_none_or(|b| b.run_id != h.run_id)).cloned().collect();
         let verdicts = classify_runs(baseline.as_ref(), &rec, &earlier, &floors)?;
         let ab = compare::compare_variants(&rec, &floors)?;
-        let excerpts =
-            rec.cells.iter().filter(|c| c.outcome.is_failure()).map(|c| (c.key().id(), Excerpt::read(&dir.join(c.key().id()).join("console.log")))).collect();
+        let excerpts = rec
+            .cells
+            .iter()
+            .filter(|c| c.outcome.is_failure())
+            .map(|c| (c.key().id(), Excerpt::read(&dir.join(c.key().id()).join("console.log"))))
+            .collect();
         Ok(RunReport { dir, rec, baseline, history, verdicts, ab, floors, excerpts })
     }
 
@@ -292,7 +314,8 @@ impl Excerpt {
         if let Some(rep) = crate::triage::parse(&text).into_iter().next() {
             return Excerpt::Report(rep.text.lines().take(EXCERPT_LINES).map(str::to_string).collect());
         }
-        let lines: Vec<String> = text.lines().filter(|l| !l.starts_with(kregress_agent::MARKER)).map(|l| l.chars().take(200).collect()).collect();
+        let lines: Vec<String> =
+            text.lines().filter(|l| !l.starts_with(kregress_agent::MARKER)).map(|l| l.chars().take(200).collect()).collect();
         Excerpt::Tail(lines[lines.len().saturating_sub(EXCERPT_LINES)..].to_vec())
     }
 
@@ -380,7 +403,15 @@ mod tests {
         let storm = |run: u32, title: &str| {
             let mut c = cell("stock", "storm", run, Outcome::Fail, Some(title), None);
             c.timing = Timing::Wall;
-            c.storm = Some(crate::results::StormRecord { seed: run as u64, threads: 3, seconds: 30, ops: vec![], executed: Default::default(), streams: String::new(), reproduced: None });
+            c.storm = Some(crate::results::StormRecord {
+                seed: run as u64,
+                threads: 3,
+                seconds: 30,
+                ops: vec![],
+                executed: Default::default(),
+                streams: String::new(),
+                reproduced: None,
+            });
             c
         };
         let v = st(&[storm(1, hang), storm(2, hang)], &[storm(1, hang), storm(2, hang), storm(3, warn)], &[]);
@@ -419,7 +450,9 @@ mod tests {
 
     #[test]
     fn throughput_needs_three_boots_a_side_and_a_real_drop() {
-        let tonight = |xs: &[f64]| -> Vec<CellResult> { xs.iter().enumerate().map(|(i, m)| cell("fixed", "dio-read", i as u32 + 1, Outcome::Pass, None, Some(*m))).collect() };
+        let tonight = |xs: &[f64]| -> Vec<CellResult> {
+            xs.iter().enumerate().map(|(i, m)| cell("fixed", "dio-read", i as u32 + 1, Outcome::Pass, None, Some(*m))).collect()
+        };
         // One boot in the reference: not judged, even for a 50 % drop.
         let v = st(&[pass(874.0)], &tonight(&[437.0, 437.0, 437.0]), &[]);
         assert_eq!(v.status, Status::Inconclusive);
@@ -475,7 +508,14 @@ mod tests {
         let (b, h) = baseline_and_history(&root, &new, &Baseline::Last, 14).unwrap();
         assert_eq!(b.as_ref().unwrap().run_id, "20261126-162808-bio-release-devmap-wakeup");
         let ids: Vec<&str> = h.iter().map(|r| r.run_id.as_str()).collect();
-        assert_eq!(ids, ["20261126-160848-bio-release-devmap-wakeup", "20261126-161042-bio-release-devmap-wakeup", "20261126-162808-bio-release-devmap-wakeup"]);
+        assert_eq!(
+            ids,
+            [
+                "20261126-160848-bio-release-devmap-wakeup",
+                "20261126-161042-bio-release-devmap-wakeup",
+                "20261126-162808-bio-release-devmap-wakeup"
+            ]
+        );
         // --history 2: tonight and one earlier night.
         assert_eq!(baseline_and_history(&root, &new, &Baseline::Last, 2).unwrap().1.len(), 1);
         // --history 1 (and 0): tonight alone in the charts, judged against the same baseline.
@@ -498,7 +538,10 @@ mod tests {
         let vs = classify_runs(Some(&old), &new, &[], &NoiseFloors::of(&new)).unwrap();
         assert_eq!(vs.len(), 24);
         let new_cells: Vec<&str> = vs.iter().filter(|v| v.status == Status::NewCell).map(|v| v.cell.as_str()).collect();
-        assert_eq!(new_cells, ["fixed/memmap-xfs-pmd-dio-read", "fixed/memmap-xfs-pmd-dio-write", "fixed/memmap-xfs-pmd-truncate-during-dio"]);
+        assert_eq!(
+            new_cells,
+            ["fixed/memmap-xfs-pmd-dio-read", "fixed/memmap-xfs-pmd-dio-write", "fixed/memmap-xfs-pmd-truncate-during-dio"]
+        );
         // One boot a side: throughput is not judged, and never called NO_CHANGE.
         for v in vs.iter().filter(|v| v.status != Status::NewCell) {
             assert_eq!(v.status, Status::Inconclusive, "{v:#?}");

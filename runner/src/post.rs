@@ -236,16 +236,26 @@ mod tests {
         let done = RunDone::judge(&s, &rec).unwrap();
         assert_eq!(finish(&done, Show::Nothing).unwrap(), Findings::default(), "every cell as expected");
         let md = std::fs::read_to_string(d.path().join("summary.md")).unwrap();
-        assert!(md.starts_with("# bio-release-devmap-wakeup — run 20261126-162904-bio-release-devmap-wakeup\n\n18 cells, 0 not as expected."), "{md}");
+        assert!(
+            md.starts_with("# bio-release-devmap-wakeup — run 20261126-162904-bio-release-devmap-wakeup\n\n18 cells, 0 not as expected."),
+            "{md}"
+        );
         assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio/run3 | wall | FAIL | HANG |"), "{md}");
         // The verdicts: stock (the first variant) against fixed, by the rule book.
         let v: serde_json::Value = serde_json::from_slice(&std::fs::read(d.path().join("verdicts.json")).unwrap()).unwrap();
         let fixed = v.as_array().unwrap().iter().find(|v| v["cell"] == "memmap-ext4-pte-truncate-during-dio").unwrap();
-        assert_eq!((fixed["from_variant"].as_str(), fixed["to_variant"].as_str(), fixed["verdict"].as_str()), (Some("stock"), Some("fixed"), Some("FIXED")));
+        assert_eq!(
+            (fixed["from_variant"].as_str(), fixed["to_variant"].as_str(), fixed["verdict"].as_str()),
+            (Some("stock"), Some("fixed"), Some("FIXED"))
+        );
         assert_eq!(v, serde_json::to_value(&done.verdicts).unwrap());
         // report.html: the same verdicts drawn (tests/report.rs reads it back).
         let html = std::fs::read_to_string(d.path().join("report.html")).unwrap();
-        assert!(html.contains("<h2>A/B: each variant against stock</h2>") && html.contains("<td class=\"v\" style=\"background:#b7e4c7\">FIXED</td>"), "{html}");
+        assert!(
+            html.contains("<h2>A/B: each variant against stock</h2>")
+                && html.contains("<td class=\"v\" style=\"background:#b7e4c7\">FIXED</td>"),
+            "{html}"
+        );
         // --json: the run record with the verdicts and noise floors beside it.
         let json = serde_json::to_value(&done).unwrap();
         assert_eq!(json["run_id"], "20261126-162904-bio-release-devmap-wakeup");

@@ -322,11 +322,7 @@ pub(crate) fn show(cmd: &Command) -> String {
 /// command, its status and the last lines when it exits non-zero, and when
 /// `deadline` passes.
 pub(crate) fn run_logged(mut cmd: Command, log: &Path, deadline: Option<Duration>, mut on_line: impl FnMut(&str)) -> Result<()> {
-    let mut f = File::options()
-        .create(true)
-        .append(true)
-        .open(log)
-        .context(|| format!("opening log {}", log.display()))?;
+    let mut f = File::options().create(true).append(true).open(log).context(|| format!("opening log {}", log.display()))?;
     let line = show(&cmd);
     writeln!(f, "$ {line}").context(|| format!("writing {}", log.display()))?;
     let (r, w) = std::io::pipe().context(|| "creating a pipe".into())?;
@@ -350,11 +346,7 @@ pub(crate) fn run_logged(mut cmd: Command, log: &Path, deadline: Option<Duration
         return Ok(());
     }
     let tail: Vec<String> = tail.into_iter().collect();
-    Err(infra(format!(
-        "`{line}` failed ({st}); full log: {}; last lines:\n{}",
-        log.display(),
-        tail.join("\n")
-    )))
+    Err(infra(format!("`{line}` failed ({st}); full log: {}; last lines:\n{}", log.display(), tail.join("\n"))))
 }
 
 /// What a finished command printed.

@@ -114,8 +114,12 @@ fn candidate(cur: &Storm, m: &Move) -> Option<(String, Storm)> {
         Move::Drop(op) if cur.ops.len() > 1 && cur.ops.contains(&op) => {
             Some((format!("drop {op}"), Storm { ops: cur.ops.iter().copied().filter(|o| *o != op).collect(), ..cur.clone() }))
         }
-        Move::Threads if cur.threads > 1 => Some((format!("threads {} -> {}", cur.threads, cur.threads / 2), Storm { threads: cur.threads / 2, ..cur.clone() })),
-        Move::Seconds if cur.seconds > 1 => Some((format!("seconds {} -> {}", cur.seconds, cur.seconds / 2), Storm { seconds: cur.seconds / 2, ..cur.clone() })),
+        Move::Threads if cur.threads > 1 => {
+            Some((format!("threads {} -> {}", cur.threads, cur.threads / 2), Storm { threads: cur.threads / 2, ..cur.clone() }))
+        }
+        Move::Seconds if cur.seconds > 1 => {
+            Some((format!("seconds {} -> {}", cur.seconds, cur.seconds / 2), Storm { seconds: cur.seconds / 2, ..cur.clone() }))
+        }
         _ => None,
     }
 }
@@ -129,7 +133,14 @@ enum Move {
 /// Reduces `start` (which failed with `signature`) on any [`Trial`]; see
 /// the module's documentation for the moves and the budget. `on_step` is
 /// called with the reduction so far after each step (to save it).
-pub fn reduce_impl(cell: &str, start: &Storm, signature: &str, budget: Budget, t: &mut dyn Trial, on_step: &mut dyn FnMut(&Reduction) -> Result<()>) -> Result<Reduction> {
+pub fn reduce_impl(
+    cell: &str,
+    start: &Storm,
+    signature: &str,
+    budget: Budget,
+    t: &mut dyn Trial,
+    on_step: &mut dyn FnMut(&Reduction) -> Result<()>,
+) -> Result<Reduction> {
     let began = Instant::now();
     let mut r = Reduction {
         cell: cell.to_string(),
@@ -162,7 +173,8 @@ pub fn reduce_impl(cell: &str, start: &Storm, signature: &str, budget: Budget, t
             if r.boots >= budget.max_boots {
                 r.stopped = Some(format!("--max-boots {} used", budget.max_boots));
             } else if began.elapsed() >= Duration::from_secs(budget.wall_seconds) {
-                r.stopped = Some(format!("the wall budget of {} used", humantime::format_duration(Duration::from_secs(budget.wall_seconds))));
+                r.stopped =
+                    Some(format!("the wall budget of {} used", humantime::format_duration(Duration::from_secs(budget.wall_seconds))));
             }
             if r.stopped.is_some() {
                 break (None, String::new());
@@ -187,7 +199,16 @@ pub fn reduce_impl(cell: &str, start: &Storm, signature: &str, budget: Budget, t
             None => format!("not finished: {}", r.stopped.as_deref().unwrap_or("")),
         };
         if attempt > 0 {
-            r.steps.push(Step { n, change, storm: storm.clone(), kept, boots: attempt, titles: judge.titles.clone(), reason, seconds: step_began.elapsed().as_secs_f64() });
+            r.steps.push(Step {
+                n,
+                change,
+                storm: storm.clone(),
+                kept,
+                boots: attempt,
+                titles: judge.titles.clone(),
+                reason,
+                seconds: step_began.elapsed().as_secs_f64(),
+            });
         }
         if kept {
             r.smallest = storm;
@@ -227,7 +248,14 @@ pub fn markdown(r: &Reduction) -> String {
     s += "A candidate that did not reproduce within its boots is left out; a race may need more boots (`--boots`).\n\n";
     s += "| step | change | boots | kept | why |\n|---|---|---|---|---|\n";
     for st in &r.steps {
-        s += &format!("| {} | {} | {} | {} | {} |\n", st.n, st.change, st.boots, if st.kept { "yes" } else { "no" }, st.reason.replace('|', "\\|"));
+        s += &format!(
+            "| {} | {} | {} | {} | {} |\n",
+            st.n,
+            st.change,
+            st.boots,
+            if st.kept { "yes" } else { "no" },
+            st.reason.replace('|', "\\|")
+        );
     }
     s
 }
@@ -366,8 +394,13 @@ mod tests {
         // The bug needs O_DIRECT into the mapping and truncate or punch, two
         // threads and 10 s.
         let needs = |s: &Storm, _: u32| {
-            let fails = s.ops.contains(&DioReadFast) && (s.ops.contains(&Truncate) || s.ops.contains(&Punch)) && s.threads >= 2 && s.seconds >= 10;
-            if fails { hang() } else { pass() }
+            let fails =
+                s.ops.contains(&DioReadFast) && (s.ops.contains(&Truncate) || s.ops.contains(&Punch)) && s.threads >= 2 && s.seconds >= 10;
+            if fails {
+                hang()
+            } else {
+                pass()
+            }
         };
         let mut t = Scripted { fails: needs, boots: vec![] };
         let mut saved = 0;

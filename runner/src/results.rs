@@ -137,7 +137,8 @@ impl StormRecord {
 }
 
 /// How a storm thread's op stream is made (the agent's `workloads/storm.rs`).
-pub const STORM_STREAMS: &str = "thread i draws from the agent's xorshift64 (sys::Rng) seeded with kregress_agent::config::storm_stream_seed(seed, i): \
+pub const STORM_STREAMS: &str =
+    "thread i draws from the agent's xorshift64 (sys::Rng) seeded with kregress_agent::config::storm_stream_seed(seed, i): \
 six draws per op (kind from `ops`, offset, length, mapping, pattern tag, boundary class); draws never depend on outcomes";
 
 fn is_zero(n: &u64) -> bool {
@@ -173,7 +174,15 @@ impl CellResult {
 
     /// The cell's names as one key (`CellKey::id` is its directory under the run).
     pub fn key(&self) -> CellKey<'_> {
-        CellKey { variant: &self.variant, backend: &self.backend, mode: &self.mode, fs: &self.fs, mapping: &self.mapping, workload: &self.workload, run: self.run }
+        CellKey {
+            variant: &self.variant,
+            backend: &self.backend,
+            mode: &self.mode,
+            fs: &self.fs,
+            mapping: &self.mapping,
+            workload: &self.workload,
+            run: self.run,
+        }
     }
 }
 
@@ -413,14 +422,12 @@ pub(crate) fn load_boot(dir: &Path) -> Result<BootRecord> {
 pub(crate) fn open_stored(path: &Path, max: u64) -> Result<(std::fs::File, u64)> {
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
-    let f = std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|e| match e.raw_os_error() {
+    let f = std::fs::File::options().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path).map_err(|e| {
+        match e.raw_os_error() {
             Some(libc::ELOOP) => bad_input(format!("{shown}: a symbolic link: kregress reads only the run's own files")),
             _ => bad_input(format!("{shown}: {e}")),
-        })?;
+        }
+    })?;
     let meta = f.metadata().context(|| format!("reading {shown}"))?;
     if !meta.is_file() {
         return Err(bad_input(format!("{shown}: not a regular file")));
@@ -596,8 +603,16 @@ pub(crate) fn create_dir_inside(base: &Path, rel: &Path) -> Result<PathBuf> {
         match std::fs::symlink_metadata(&dir) {
             // symlink_metadata: a link to a directory is not a directory.
             Ok(m) if m.is_dir() => {}
-            Ok(_) => return Err(bad_input(format!("{}: not a directory (a symbolic link?): kregress writes only inside {}", dir.display(), base.display()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?,
+            Ok(_) => {
+                return Err(bad_input(format!(
+                    "{}: not a directory (a symbolic link?): kregress writes only inside {}",
+                    dir.display(),
+                    base.display()
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir(&dir).context(|| format!("creating {}", dir.display()))?
+            }
             Err(e) => return Err(crate::error::infra(format!("{}: {e}", dir.display()))),
         }
     }

@@ -51,11 +51,11 @@
 //! ([`min_floor`]). Cells measured in different timing modes are never
 //! compared ([`same_timing`]).
 
-use crate::stats::{self, median};
 use crate::error::{bad_input, Result};
 use crate::outcome::Outcome;
 use crate::results::{CellResult, RunRecord};
 use crate::scenario::Timing;
+use crate::stats::{self, median};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -456,7 +456,15 @@ mod tests {
         let storm = |k: u32, title: Option<&str>| {
             let mut c = run(if title.is_some() { Outcome::Fail } else { Outcome::Pass }, title);
             c.run = k;
-            c.storm = Some(crate::results::StormRecord { seed: 40 + k as u64, threads: 3, seconds: 30, ops: vec![], executed: Default::default(), streams: String::new(), reproduced: None });
+            c.storm = Some(crate::results::StormRecord {
+                seed: 40 + k as u64,
+                threads: 3,
+                seconds: 30,
+                ops: vec![],
+                executed: Default::default(),
+                streams: String::new(),
+                reproduced: None,
+            });
             c
         };
         let (hang, warn) = (HANG, WARN);
@@ -595,7 +603,10 @@ mod tests {
         // Nothing measured: the minimum of the mode.
         assert_eq!(f.get(Timing::Icount, "slow_mb_per_s"), 1.0);
         let note = f.note();
-        assert!(note.contains("icount: fast_mb_per_s 1.00% (A/A 0.69%, minimum 1.0%)") && note.contains("wall: fast_mb_per_s 5.00%"), "{note}");
+        assert!(
+            note.contains("icount: fast_mb_per_s 1.00% (A/A 0.69%, minimum 1.0%)") && note.contains("wall: fast_mb_per_s 5.00%"),
+            "{note}"
+        );
         // An A/A spread above the minimum raises the floor.
         let mut noisy = rec.clone();
         noisy.cells[1].metrics.insert("fast_mb_per_s".into(), 900.0);

@@ -107,7 +107,11 @@ fn hang_title(threads: &[kregress_agent::ThreadStack], what: &str, op: &str) -> 
         .find(|t| t.state == "S" && t.stack.iter().any(|f| f.contains("_break_layouts+")))
         .or_else(|| threads.iter().find(|t| t.state == "D"))
         .or_else(|| threads.iter().find(|t| !t.comm.is_empty() && op.contains(t.comm.as_str())))
-        .or_else(|| threads.iter().find(|t| t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep", "io_wqe_worker"].iter().any(|w| t.wchan.starts_with(w))))
+        .or_else(|| {
+            threads.iter().find(|t| {
+                t.wchan != "0" && !["futex", "do_wait", "hrtimer_nanosleep", "io_wqe_worker"].iter().any(|w| t.wchan.starts_with(w))
+            })
+        })
         .or(threads.first());
     if let Some(t) = stuck {
         let mut text = format!("INFO: task {}:{} blocked for more than 10 seconds.\nCall Trace:\n", t.comm, t.pid);
@@ -160,7 +164,9 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
                 };
                 problems.push((k, title));
             }
-            Message::Teardown { kind: Some(kregress_agent::FailKind::Hang), detail, .. } if !problems.iter().any(|(k, _)| *k == FailKind::Hang) => {
+            Message::Teardown { kind: Some(kregress_agent::FailKind::Hang), detail, .. }
+                if !problems.iter().any(|(k, _)| *k == FailKind::Hang) =>
+            {
                 problems.push((FailKind::Hang, format!("INFO: teardown hung: {detail}")));
             }
             _ => {}
@@ -190,9 +196,7 @@ pub fn judge(seen: &Seen) -> (Outcome, Option<FailKind>, Option<String>, Vec<Str
         return (Outcome::Miss, None, Some(m), listed);
     }
     match seen.exit {
-        Some(vm::Exit::RunTimeout) => {
-            (Outcome::Fail, Some(FailKind::Hang), Some("HANG: the guest stopped answering".into()), listed)
-        }
+        Some(vm::Exit::RunTimeout) => (Outcome::Fail, Some(FailKind::Hang), Some("HANG: the guest stopped answering".into()), listed),
         // Not a hang: the agent, which judges hangs in guest time, still spoke.
         Some(vm::Exit::Overtime) => (
             Outcome::Miss,
@@ -213,7 +217,9 @@ fn throughput(seen: &Seen, timing: Timing) -> (Vec<PassSample>, BTreeMap<String,
         .messages
         .iter()
         .filter_map(|m| match m {
-            Message::Sample { pass, gup, mb_per_s: Some(x), .. } => Some(PassSample { pass: *pass, gup: *gup, mb_per_s: *x, warmup: *pass == 0 }),
+            Message::Sample { pass, gup, mb_per_s: Some(x), .. } => {
+                Some(PassSample { pass: *pass, gup: *gup, mb_per_s: *x, warmup: *pass == 0 })
+            }
             _ => None,
         })
         .collect();
@@ -235,7 +241,8 @@ pub fn boot_groups(cells: &[&Cell]) -> Vec<Vec<Cell>> {
     for c in cells {
         match groups.iter_mut().find(|g| {
             let h = &g[0];
-            (&h.variant, h.backend, h.mode, h.fs, h.mapping, h.run, h.timing) == (&c.variant, c.backend, c.mode, c.fs, c.mapping, c.run, c.timing)
+            (&h.variant, h.backend, h.mode, h.fs, h.mapping, h.run, h.timing)
+                == (&c.variant, c.backend, c.mode, c.fs, c.mapping, c.run, c.timing)
         }) {
             Some(g) => g.push((*c).clone()),
             None => groups.push(vec![(*c).clone()]),
@@ -268,7 +275,14 @@ impl Split {
 /// Boots once for `cells` (same variant/backend/fs/mapping/run), running
 /// their workloads in order. A failing workload stops the guest: its state
 /// is tainted, so the cells after it are returned to be run in a new boot.
-pub fn run_boot(cells: &[Cell], k: &KernelArtifact, initrd: &Path, accel: Accel, run_dir: &Path, panic_on_warn: bool) -> Result<(Vec<CellResult>, Vec<Cell>)> {
+pub fn run_boot(
+    cells: &[Cell],
+    k: &KernelArtifact,
+    initrd: &Path,
+    accel: Accel,
+    run_dir: &Path,
+    panic_on_warn: bool,
+) -> Result<(Vec<CellResult>, Vec<Cell>)> {
     let dir = results::cell_dir(run_dir, &cells[0]);
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     let mut cfg = guest_config(&cells[0]);
@@ -356,12 +370,8 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
     let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
     let mut parser = LineParser::new(nonce);
     let mut scanner = triage::Scanner::new();
-    let mut split = Split {
-        per: (0..n).map(|_| Seen::default()).collect(),
-        began: vec![None; n],
-        ended: vec![None; n],
-        ..Split::default()
-    };
+    let mut split =
+        Split { per: (0..n).map(|_| Seen::default()).collect(), began: vec![None; n], ended: vec![None; n], ..Split::default() };
     let started = Instant::now();
     let mut agent_err: Option<std::io::Error> = None;
     let console = dir.join("console.log");
@@ -409,8 +419,9 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
             (Message::WorkloadResult { .. }, Some(i)) => {
                 split.ended[i] = Some(Instant::now());
                 // A SKIP leaves the guest as clean as a PASS.
-                let failed = !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass | kregress_agent::Outcome::Skip, .. })
-                    || !split.per[i].reports.is_empty();
+                let failed =
+                    !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass | kregress_agent::Outcome::Skip, .. })
+                        || !split.per[i].reports.is_empty();
                 split.per[i].messages.push(m);
                 if failed && i + 1 < n {
                     split.stop_after = Some(i);
@@ -460,7 +471,8 @@ impl Observed {
         seen.exit = Some(self.vm.exit);
         seen.boot_deadline_s = self.boot_deadline_s;
         let (outcome, kind, title, problems) = judge(&seen);
-        let (samples, metrics) = if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen, base.timing) } else { Default::default() };
+        let (samples, metrics) =
+            if outcome == Outcome::Pass || kind == Some(FailKind::Warn) { throughput(&seen, base.timing) } else { Default::default() };
         CellResult {
             outcome,
             kind,
@@ -581,7 +593,13 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         };
         if let Ok(k) = &k {
             let cfg_sha = crate::cache::sha256_file(&k.config).unwrap_or_default();
-            let rk = results::KernelRecord { bzimage: k.bzimage.clone(), commit: k.commit.clone(), config_sha256: cfg_sha, key: k.key.clone(), source: k.source.clone() };
+            let rk = results::KernelRecord {
+                bzimage: k.bzimage.clone(),
+                commit: k.commit.clone(),
+                config_sha256: cfg_sha,
+                key: k.key.clone(),
+                source: k.source.clone(),
+            };
             rec.kernels.insert(c.variant.clone(), rk);
         }
         kernels.insert(c.variant.clone(), k);
@@ -656,7 +674,12 @@ fn reproduce(c: &Cell, rec: &mut RunRecord, boot: impl Fn(&Path) -> Result<Vec<C
     let cdir = results::cell_dir(&rec.results_dir, c);
     let mut rep = results::Reproduced { runs: 0, same: 0, reruns: vec![] };
     for k in 1..=n {
-        eprintln!("{}: FAIL ({}), rerun {k}/{n} with seed {}", c.key().id(), rec.cells[i].title.as_deref().unwrap_or(""), c.workload.spec().seed);
+        eprintln!(
+            "{}: FAIL ({}), rerun {k}/{n} with seed {}",
+            c.key().id(),
+            rec.cells[i].title.as_deref().unwrap_or(""),
+            c.workload.spec().seed
+        );
         let again = boot(&cdir.join(format!("rerun{k}")))?;
         let Some(r) = again.first() else { continue };
         rep.runs += 1;
@@ -777,7 +800,10 @@ mod tests {
         let stored = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/runs/20261126-162904-bio-release-devmap-wakeup");
         let rec = results::load(&stored).unwrap();
         let hang = rec.cells.iter().find(|c| c.outcome == Outcome::Fail).unwrap();
-        assert_eq!(progress_line(2, 6, hang), "[2/6] stock/memmap-ext4-pte-truncate-during-dio/run1: FAIL HANG (INFO: task hung in ext4_break_layouts)");
+        assert_eq!(
+            progress_line(2, 6, hang),
+            "[2/6] stock/memmap-ext4-pte-truncate-during-dio/run1: FAIL HANG (INFO: task hung in ext4_break_layouts)"
+        );
         let pass = rec.cells.iter().find(|c| c.outcome == Outcome::Pass).unwrap();
         assert!(progress_line(1, 6, pass).ends_with(": PASS"), "{}", progress_line(1, 6, pass));
     }
@@ -786,7 +812,18 @@ mod tests {
     fn clean_run_passes() {
         let sample = |pass, gup, x| Message::Sample { workload: "dio-read".into(), pass, gup, mb_per_s: Some(x), ops_per_s: None };
         use kregress_agent::Gup::{Fast, Slow};
-        let msgs = vec![sample(0, Fast, 500.0), sample(0, Slow, 300.0), sample(1, Fast, 874.0), sample(1, Slow, 428.0), sample(2, Fast, 874.4), sample(2, Slow, 432.4), sample(3, Fast, 874.2), sample(3, Slow, 432.4), passed(), done()];
+        let msgs = vec![
+            sample(0, Fast, 500.0),
+            sample(0, Slow, 300.0),
+            sample(1, Fast, 874.0),
+            sample(1, Slow, 428.0),
+            sample(2, Fast, 874.4),
+            sample(2, Slow, 432.4),
+            sample(3, Fast, 874.2),
+            sample(3, Slow, 432.4),
+            passed(),
+            done(),
+        ];
         let s = Seen { messages: msgs, booted: true, exit: Some(vm::Exit::Exited), ..Seen::default() };
         assert_eq!(judge(&s).0, Outcome::Pass);
         let (samples, metrics) = throughput(&s, Timing::Wall);
@@ -808,10 +845,30 @@ mod tests {
         use crate::scenario::{Backend, Fs, Mapping, Mode, Workload};
         let d = tempfile::tempdir().unwrap();
         let w: Workload = serde_yaml::from_str("{ name: storm, seed: 9, reruns: 3 }").unwrap();
-        let cell = Cell { variant: "stock".into(), backend: Backend::Memmap, mode: Mode::Fsdax, fs: Fs::Ext4, mapping: Mapping::Pte, workload: w, run: 1, timing: Timing::Wall };
+        let cell = Cell {
+            variant: "stock".into(),
+            backend: Backend::Memmap,
+            mode: Mode::Fsdax,
+            fs: Fs::Ext4,
+            mapping: Mapping::Pte,
+            workload: w,
+            run: 1,
+            timing: Timing::Wall,
+        };
         let hang = "INFO: task hung in ext4_break_layouts";
-        let failed = CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
-        let mut rec = RunRecord { only: Default::default(), run_id: "20261127-140000-s".into(), scenario: "s".into(), scenario_file: PathBuf::new(), results_dir: d.path().into(), started: String::new(), host: Default::default(), kernels: BTreeMap::new(), cells: vec![failed] };
+        let failed =
+            CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
+        let mut rec = RunRecord {
+            only: Default::default(),
+            run_id: "20261127-140000-s".into(),
+            scenario: "s".into(),
+            scenario_file: PathBuf::new(),
+            results_dir: d.path().into(),
+            started: String::new(),
+            host: Default::default(),
+            kernels: BTreeMap::new(),
+            cells: vec![failed],
+        };
         std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();
         // Rerun 1 hangs again, rerun 2 passes (a race), rerun 3 hangs and
         // crashes (the hang among its reports, the more severe crash its title).
@@ -823,7 +880,12 @@ mod tests {
             Ok(vec![match k {
                 1 => CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), problems: vec![format!("Hang: {hang}")], ..r },
                 2 => r,
-                _ => CellResult { kind: Some(FailKind::Crash), title: Some("BUG: kernel NULL pointer dereference".into()), problems: vec!["Crash: BUG: kernel NULL pointer dereference".into(), format!("Hang: {hang}")], ..r },
+                _ => CellResult {
+                    kind: Some(FailKind::Crash),
+                    title: Some("BUG: kernel NULL pointer dereference".into()),
+                    problems: vec!["Crash: BUG: kernel NULL pointer dereference".into(), format!("Hang: {hang}")],
+                    ..r
+                },
             }])
         })
         .unwrap();
@@ -865,8 +927,18 @@ mod tests {
 
     #[test]
     fn storm_ops_executed_come_from_its_result_counters() {
-        let counters: BTreeMap<String, u64> = [("op.truncate", 5), ("op.punch", 2), ("errors", 0)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
-        let m = Message::WorkloadResult { name: "storm".into(), outcome: kregress_agent::Outcome::Pass, kind: None, errno: None, detail: String::new(), mb_per_s: None, ops_per_s: None, counters };
+        let counters: BTreeMap<String, u64> =
+            [("op.truncate", 5), ("op.punch", 2), ("errors", 0)].iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let m = Message::WorkloadResult {
+            name: "storm".into(),
+            outcome: kregress_agent::Outcome::Pass,
+            kind: None,
+            errno: None,
+            detail: String::new(),
+            mb_per_s: None,
+            ops_per_s: None,
+            counters,
+        };
         let e = storm_executed(&Seen { messages: vec![m], ..Seen::default() });
         assert_eq!(e.into_iter().collect::<Vec<_>>(), [("punch".to_string(), 2), ("truncate".to_string(), 5)]);
     }
@@ -904,10 +976,16 @@ mod tests {
         assert_eq!(*saved.lock().unwrap(), vec![0]);
         // A group a boot leaves is taken next, before the rest of the queue.
         let order = Mutex::new(Vec::new());
-        work_queue(1, vec![vec![1, 2], vec![3]], |g: Vec<u32>| {
-            order.lock().unwrap().push(g[0]);
-            Ok((vec![()], (g.len() > 1).then(|| g[1..].to_vec())))
-        }, |_| Ok(())).unwrap();
+        work_queue(
+            1,
+            vec![vec![1, 2], vec![3]],
+            |g: Vec<u32>| {
+                order.lock().unwrap().push(g[0]);
+                Ok((vec![()], (g.len() > 1).then(|| g[1..].to_vec())))
+            },
+            |_| Ok(()),
+        )
+        .unwrap();
         assert_eq!(*order.lock().unwrap(), vec![1, 2, 3]);
     }
 
@@ -1007,7 +1085,13 @@ mod tests {
             ],
         };
         let s = Seen {
-            messages: vec![Message::Hang { phase: "workload".into(), what: "truncate-during-dio".into(), op: "ftruncate(0)".into(), waited_s: 10.0, threads: vec![init, t] }],
+            messages: vec![Message::Hang {
+                phase: "workload".into(),
+                what: "truncate-during-dio".into(),
+                op: "ftruncate(0)".into(),
+                waited_s: 10.0,
+                threads: vec![init, t],
+            }],
             booted: true,
             exit: Some(vm::Exit::RunTimeout),
             ..Seen::default()
@@ -1045,11 +1129,25 @@ mod tests {
             wchan: wchan.into(),
             stack: stack.iter().map(|f| f.to_string()).collect(),
         };
-        let victim = |tid| task(tid, "storm-0", "D", "ext4_fallocate", &["ext4_fallocate+0x6b/0xc12", "vfs_fallocate+0x173/0x1ce", "ksys_fallocate+0x42/0x61"]);
+        let victim = |tid| {
+            task(
+                tid,
+                "storm-0",
+                "D",
+                "ext4_fallocate",
+                &["ext4_fallocate+0x6b/0xc12", "vfs_fallocate+0x173/0x1ce", "ksys_fallocate+0x42/0x61"],
+            )
+        };
         let threads = vec![
             task(2, "storm", "S", "hrtimer_nanosleep", &["hrtimer_nanosleep+0x64/0xa8", "common_nsleep_timens+0x3a/0x3b"]),
             victim(3),
-            task(4, "storm-1", "S", "ext4_break_layouts", &["ext4_break_layouts+0x46/0xcd", "ext4_punch_hole+0x138/0x395", "ext4_fallocate+0xa3/0xc12"]),
+            task(
+                4,
+                "storm-1",
+                "S",
+                "ext4_break_layouts",
+                &["ext4_break_layouts+0x46/0xcd", "ext4_punch_hole+0x138/0x395", "ext4_fallocate+0xa3/0xc12"],
+            ),
             victim(5),
         ];
         assert_eq!(hang_title(&threads, "storm", "fallocate(PUNCH_HOLE)"), "INFO: task hung in ext4_break_layouts");

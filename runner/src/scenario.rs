@@ -165,7 +165,18 @@ fn default_mappings() -> Vec<Mapping> {
     vec![Mapping::Pte]
 }
 fn default_workloads() -> Vec<Workload> {
-    vec![Workload { name: WorkloadName::DioRead, size: None, passes: None, seconds: None, threads: None, seed: None, ops: None, reruns: None, budget: None, timing: None }]
+    vec![Workload {
+        name: WorkloadName::DioRead,
+        size: None,
+        passes: None,
+        seconds: None,
+        threads: None,
+        seed: None,
+        ops: None,
+        reruns: None,
+        budget: None,
+        timing: None,
+    }]
 }
 fn one() -> u32 {
     1
@@ -572,14 +583,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Scenario> {
         variants.push(Variant { name: v.name.clone(), kernel: vk, patches, rev: v.rev.clone() });
     }
 
-    let s = Scenario {
-        name: raw.name,
-        file: file.to_path_buf(),
-        kernel,
-        variants,
-        run: raw.run,
-        expect: raw.expect,
-    };
+    let s = Scenario { name: raw.name, file: file.to_path_buf(), kernel, variants, run: raw.run, expect: raw.expect };
     s.check_run().map_err(|(field, msg)| at(&field, msg))?;
     Ok(s)
 }
@@ -597,7 +601,12 @@ impl Scenario {
     fn check_run(&self) -> Result<(), (String, String)> {
         let r = &self.run;
         /// An expectation's value must be one the matrix has, or it never applies.
-        fn listed<T: PartialEq + std::fmt::Display>(field: String, given: Option<T>, axis: &[T], list: &str) -> Result<(), (String, String)> {
+        fn listed<T: PartialEq + std::fmt::Display>(
+            field: String,
+            given: Option<T>,
+            axis: &[T],
+            list: &str,
+        ) -> Result<(), (String, String)> {
             match given {
                 Some(v) if !axis.contains(&v) => Err((field, format!("{v} is not in {list}"))),
                 _ => Ok(()),
@@ -630,7 +639,8 @@ impl Scenario {
                 return Err((field(given), format!("{} runs for a number of `{used}`, not `{given}`", w.name)));
             }
             if w.name != WorkloadName::Storm {
-                let given = [("seed", w.seed.is_some()), ("ops", w.ops.is_some()), ("reruns", w.reruns.is_some()), ("budget", w.budget.is_some())];
+                let given =
+                    [("seed", w.seed.is_some()), ("ops", w.ops.is_some()), ("reruns", w.reruns.is_some()), ("budget", w.budget.is_some())];
                 if let Some((key, _)) = given.iter().find(|(_, g)| *g) {
                     return Err((field(key), format!("only storm takes `{key}`, not {}", w.name)));
                 }
@@ -711,11 +721,7 @@ impl Scenario {
             .map(|n| {
                 self.variants.iter().find(|v| &v.name == n).ok_or_else(|| {
                     let names: Vec<&str> = self.variants.iter().map(|v| v.name.as_str()).collect();
-                    bad_input(format!(
-                        "--variant {n}: {} has no such variant (it has: {})",
-                        self.file.display(),
-                        names.join(", ")
-                    ))
+                    bad_input(format!("--variant {n}: {} has no such variant (it has: {})", self.file.display(), names.join(", ")))
                 })
             })
             .collect()
@@ -1048,7 +1054,10 @@ variants:
         let text = format!("{GOOD}run:\n  modes: [fsdax, devdax]\n  filesystems: [ext4, xfs]\n  workloads: [{{ name: dio-read }}]\n");
         let s = parse(&f, &text).unwrap();
         let ids: Vec<String> = s.cells(&Filter::parse("variant=stock").unwrap(), None).iter().map(|c| c.key().id()).collect();
-        assert_eq!(ids, ["stock/memmap-ext4-pte-dio-read/run1", "stock/memmap-xfs-pte-dio-read/run1", "stock/memmap-devdax-pte-dio-read/run1"]);
+        assert_eq!(
+            ids,
+            ["stock/memmap-ext4-pte-dio-read/run1", "stock/memmap-xfs-pte-dio-read/run1", "stock/memmap-devdax-pte-dio-read/run1"]
+        );
         // A cell's result has the cell's key (`run --resume` finds done cells by it), and each spelling.
         for c in s.cells(&Filter::parse("variant=stock").unwrap(), None) {
             let r = crate::results::CellResult::new(&c, crate::outcome::Outcome::Pass, PathBuf::new());
@@ -1056,14 +1065,20 @@ variants:
         }
         let devdax = &s.cells(&Filter::parse("variant=stock,mode=devdax").unwrap(), None)[0];
         let k = devdax.key();
-        assert_eq!([k.axes(), k.name(), k.row()], ["memmap-devdax-pte-dio-read", "stock/memmap-devdax-pte-dio-read", "stock/memmap-devdax-pte"]);
+        assert_eq!(
+            [k.axes(), k.name(), k.row()],
+            ["memmap-devdax-pte-dio-read", "stock/memmap-devdax-pte-dio-read", "stock/memmap-devdax-pte"]
+        );
         // fs= selects fsdax cells only; mode= selects the mode.
         let n = |f: &str| s.cells(&Filter::parse(f).unwrap(), None).len();
         assert_eq!(n("variant=stock,fs=ext4"), 1);
         assert_eq!(n("variant=stock,mode=devdax"), 1);
         assert_eq!(n("variant=stock,mode=fsdax"), 2);
         let e = Filter::parse("variant=stock, mode=hugetlb").unwrap_err();
-        assert_eq!(e.to_string(), "--only variant=stock, mode=hugetlb: mode=hugetlb: unknown Mode \"hugetlb\" (expected one of: fsdax, devdax)");
+        assert_eq!(
+            e.to_string(),
+            "--only variant=stock, mode=hugetlb: mode=hugetlb: unknown Mode \"hugetlb\" (expected one of: fsdax, devdax)"
+        );
         // A devdax cell boots alone: the mode is part of the boot.
         let cells = s.cells(&Filter::parse("variant=stock").unwrap(), None);
         let refs: Vec<&Cell> = cells.iter().collect();
@@ -1107,8 +1122,16 @@ variants:
         let f = d.path().join("scenarios/t.yaml");
         let text = format!("{GOOD}run:\n  workloads:\n    - {{ name: dio-read }}\n    - {{ name: truncate-during-dio }}\n    - {{ name: dio-write, timing: wall }}\n");
         let s = parse(&f, &text).unwrap();
-        let t: Vec<(WorkloadName, Timing)> = s.cells(&Filter::default(), None).iter().filter(|c| c.variant == "stock").map(|c| (c.workload.name, c.timing)).collect();
-        assert_eq!(t, [(WorkloadName::DioRead, Timing::Icount), (WorkloadName::TruncateDuringDio, Timing::Wall), (WorkloadName::DioWrite, Timing::Wall)]);
+        let t: Vec<(WorkloadName, Timing)> =
+            s.cells(&Filter::default(), None).iter().filter(|c| c.variant == "stock").map(|c| (c.workload.name, c.timing)).collect();
+        assert_eq!(
+            t,
+            [
+                (WorkloadName::DioRead, Timing::Icount),
+                (WorkloadName::TruncateDuringDio, Timing::Wall),
+                (WorkloadName::DioWrite, Timing::Wall)
+            ]
+        );
         // run.timing sets the default; a workload's own timing still wins.
         let s = parse(&f, &text.replace("run:\n", "run:\n  timing: icount\n")).unwrap();
         let t: Vec<Timing> = s.cells(&Filter::default(), None).iter().filter(|c| c.variant == "stock").map(|c| c.timing).collect();
@@ -1138,7 +1161,11 @@ variants:
             ("ops: [truncate, dio-read-fast]", "ops: [punch, punch]", "t.yaml:12: run.workloads[1].ops: punch is listed twice"),
             ("seed: 7", "seed: 7, reruns: 21", "t.yaml:12: run.workloads[1].reruns: 21 is not from 0 to 20"),
             ("seed: 7", "seed: 7, passes: 2", "t.yaml:12: run.workloads[1].passes: storm runs for a number of `seconds`"),
-            ("{ name: dio-read }", "{ name: dio-read, seed: 3 }", "t.yaml:11: run.workloads[0].seed: only storm takes `seed`, not dio-read"),
+            (
+                "{ name: dio-read }",
+                "{ name: dio-read, seed: 3 }",
+                "t.yaml:11: run.workloads[0].seed: only storm takes `seed`, not dio-read",
+            ),
             ("{ name: dio-read }", "{ name: dio-read, ops: [punch] }", "t.yaml:11: run.workloads[0].ops: only storm takes `ops`"),
             ("{ name: dio-read }", "{ name: dio-read, budget: 10m }", "t.yaml:11: run.workloads[0].budget: only storm takes `budget`"),
             ("seed: 7", "seed: 7, budget: soon", "t.yaml:12: run.workloads[1].budget: soon: "),

@@ -29,7 +29,13 @@ pub const MAX_SEEDS: u32 = crate::scenario::limits::MAX_RUNS;
 /// under `budget` and fewer than [`MAX_SEEDS`] ran in all; the budget is
 /// checked before each seed (a seed in flight finishes). Returns the runs
 /// made in all and why it stopped.
-pub fn session(start: u64, done: u32, budget: Duration, elapsed: &dyn Fn() -> Duration, one: &mut dyn FnMut(u32, u64) -> Result<()>) -> Result<(u32, String)> {
+pub fn session(
+    start: u64,
+    done: u32,
+    budget: Duration,
+    elapsed: &dyn Fn() -> Duration,
+    one: &mut dyn FnMut(u32, u64) -> Result<()>,
+) -> Result<(u32, String)> {
     let mut run = done;
     loop {
         if elapsed() >= budget {
@@ -68,7 +74,13 @@ pub fn storm_filter(s: &Scenario, only: &Filter) -> Result<Filter> {
 /// [`RunOpts::seed_per_run`]), storm.json rewritten after each seed.
 /// `continued` is a run whose first `done` seeds already ran (a nightly's),
 /// continued with the next.
-pub fn run(s: &Scenario, opts: &RunOpts, start: u64, budget: Duration, continued: Option<(&RunRecord, u32)>) -> Result<(RunRecord, StormReport)> {
+pub fn run(
+    s: &Scenario,
+    opts: &RunOpts,
+    start: u64,
+    budget: Duration,
+    continued: Option<(&RunRecord, u32)>,
+) -> Result<(RunRecord, StormReport)> {
     if start > crate::scenario::limits::MAX_SEED {
         return Err(bad_input(format!("--seed {start}: not from 0 to {}", crate::scenario::limits::MAX_SEED)));
     }
@@ -82,7 +94,13 @@ pub fn run(s: &Scenario, opts: &RunOpts, start: u64, budget: Duration, continued
     };
     let (_, stopped) = session(start, continued.map_or(0, |(_, n)| n), budget, &|| began.elapsed(), &mut |run, seed| {
         eprintln!("storm: seed {seed} (run {run}), {:.0} s of {}", began.elapsed().as_secs_f64(), humantime::format_duration(budget));
-        let o = RunOpts { only: only.clone(), runs: Some(run), resume: last.as_ref().map(|r| r.results_dir.display().to_string()), seed_per_run: Some(start), ..opts.clone() };
+        let o = RunOpts {
+            only: only.clone(),
+            runs: Some(run),
+            resume: last.as_ref().map(|r| r.results_dir.display().to_string()),
+            seed_per_run: Some(start),
+            ..opts.clone()
+        };
         let rec = crate::run::run(s, &o)?;
         save(&rec, "running")?;
         last = Some(rec);
@@ -140,8 +158,17 @@ impl StormReport {
         for c in cells {
             let seed = c.storm.as_ref().map_or(0, |s| s.seed);
             let kind = c.kind.map(|k| k.as_str().to_string());
-            let what = format!("{}{}{}", c.outcome, kind.as_deref().map(|k| format!(" {k}")).unwrap_or_default(), c.title.as_deref().map(|t| format!(": {t}")).unwrap_or_default());
-            seeds.entry(c.run).or_insert(SeedRun { seed, run: c.run, cells: vec![] }).cells.push(format!("{}/{}: {what}", c.variant, c.key().axes()));
+            let what = format!(
+                "{}{}{}",
+                c.outcome,
+                kind.as_deref().map(|k| format!(" {k}")).unwrap_or_default(),
+                c.title.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
+            );
+            seeds.entry(c.run).or_insert(SeedRun { seed, run: c.run, cells: vec![] }).cells.push(format!(
+                "{}/{}: {what}",
+                c.variant,
+                c.key().axes()
+            ));
             if !matches!(c.outcome, Outcome::Fail | Outcome::Error) {
                 continue;
             }
@@ -177,7 +204,14 @@ impl StormReport {
 
     /// What the terminal shows: the seeds, then one line per signature.
     pub fn text(&self) -> String {
-        let mut s = format!("storm {}: {} seed(s) in {:.0} s ({}), run {}\n", self.scenario, self.seeds.len(), self.seconds, self.stopped, self.run_id);
+        let mut s = format!(
+            "storm {}: {} seed(s) in {:.0} s ({}), run {}\n",
+            self.scenario,
+            self.seeds.len(),
+            self.seconds,
+            self.stopped,
+            self.run_id
+        );
         if self.signatures.is_empty() {
             s += "no failure\n";
         }
@@ -228,7 +262,8 @@ mod tests {
     }
 
     fn cell(variant: &str, run: u32, seed: u64, fail: Option<&str>) -> CellResult {
-        let st = StormRecord { seed, threads: 3, seconds: 60, ops: vec![], executed: BTreeMap::new(), streams: String::new(), reproduced: None };
+        let st =
+            StormRecord { seed, threads: 3, seconds: 60, ops: vec![], executed: BTreeMap::new(), streams: String::new(), reproduced: None };
         CellResult {
             variant: variant.into(),
             backend: "memmap".into(),
@@ -259,13 +294,40 @@ mod tests {
         let warn = "WARNING in free_zone_device_page";
         let mut c3 = cell("stock", 3, 12, Some(hang));
         c3.storm.as_mut().unwrap().reproduced = Some(crate::results::Reproduced { runs: 3, same: 2, reruns: vec![] });
-        let cells = vec![cell("fixed", 1, 10, None), cell("stock", 1, 10, None), cell("stock", 2, 11, Some(warn)), c3, cell("stock", 4, 13, Some(hang)), cell("fixed", 4, 13, Some(hang))];
-        let rec = RunRecord { only: Default::default(), run_id: "r".into(), scenario: "s".into(), scenario_file: Default::default(), results_dir: Default::default(), started: String::new(), host: Default::default(), kernels: BTreeMap::new(), cells };
+        let cells = vec![
+            cell("fixed", 1, 10, None),
+            cell("stock", 1, 10, None),
+            cell("stock", 2, 11, Some(warn)),
+            c3,
+            cell("stock", 4, 13, Some(hang)),
+            cell("fixed", 4, 13, Some(hang)),
+        ];
+        let rec = RunRecord {
+            only: Default::default(),
+            run_id: "r".into(),
+            scenario: "s".into(),
+            scenario_file: Default::default(),
+            results_dir: Default::default(),
+            started: String::new(),
+            host: Default::default(),
+            kernels: BTreeMap::new(),
+            cells,
+        };
         let r = StormReport::of(&rec, Duration::from_secs(1800), 1790.0, "the budget of 30m ended".into());
-        assert_eq!(r.seeds.iter().map(|s| (s.run, s.seed, s.cells.len())).collect::<Vec<_>>(), [(1, 10, 2), (2, 11, 1), (3, 12, 1), (4, 13, 2)]);
+        assert_eq!(
+            r.seeds.iter().map(|s| (s.run, s.seed, s.cells.len())).collect::<Vec<_>>(),
+            [(1, 10, 2), (2, 11, 1), (3, 12, 1), (4, 13, 2)]
+        );
         assert_eq!(r.seeds[1].cells, ["stock/memmap-ext4-pte-storm: FAIL HANG: WARNING in free_zone_device_page"]);
-        let sigs: Vec<(&str, u64, &str, u32, &[u64])> = r.signatures.iter().map(|s| (s.title.as_str(), s.first_seed, s.first_cell.as_str(), s.count, &s.seeds[..])).collect();
-        assert_eq!(sigs, [(warn, 11, "stock/memmap-ext4-pte-storm/run2", 1, &[11][..]), (hang, 12, "stock/memmap-ext4-pte-storm/run3", 3, &[12, 13][..])]);
+        let sigs: Vec<(&str, u64, &str, u32, &[u64])> =
+            r.signatures.iter().map(|s| (s.title.as_str(), s.first_seed, s.first_cell.as_str(), s.count, &s.seeds[..])).collect();
+        assert_eq!(
+            sigs,
+            [
+                (warn, 11, "stock/memmap-ext4-pte-storm/run2", 1, &[11][..]),
+                (hang, 12, "stock/memmap-ext4-pte-storm/run3", 3, &[12, 13][..])
+            ]
+        );
         assert_eq!(r.signatures[1].reproduced.as_deref(), Some("reproduced 2/3"));
         assert!(r.text().contains("INFO: task hung in ext4_break_layouts x3: first seed 12 (stock/memmap-ext4-pte-storm/run3, reproduced 2/3); seeds [12, 13]"), "{}", r.text());
     }

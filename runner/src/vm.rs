@@ -276,9 +276,24 @@ pub(crate) fn resolve_accel(want: Accel, bzimage: &Path) -> Result<Accel> {
     }
     // A kernel that prints anything within 20 s under KVM is good enough.
     let mut c = Command::new("qemu-system-x86_64");
-    c.args(["-machine", "pc", "-m", "512M", "-accel", "kvm", "-cpu", "host", "-nographic", "-no-reboot", "-nodefaults", "-serial", "stdio", "-kernel"])
-        .arg(bzimage)
-        .args(["-append", "console=ttyS0 panic=-1"]);
+    c.args([
+        "-machine",
+        "pc",
+        "-m",
+        "512M",
+        "-accel",
+        "kvm",
+        "-cpu",
+        "host",
+        "-nographic",
+        "-no-reboot",
+        "-nodefaults",
+        "-serial",
+        "stdio",
+        "-kernel",
+    ])
+    .arg(bzimage)
+    .args(["-append", "console=ttyS0 panic=-1"]);
     let ok = first_line_within(c, "Linux version", Duration::from_secs(20));
     let answer = if ok { Accel::Kvm } else { Accel::Tcg };
     cache::write_atomic(&memo, if ok { b"kvm" } else { b"tcg" })?;
@@ -329,7 +344,13 @@ pub(crate) fn args(spec: &VmSpec, accel: Accel) -> Vec<String> {
 /// made to boot here, [`rebase_args`]), streaming every console line to
 /// `console` and to `on_line`. With `nvdimm_dir`, the NVDIMM backing files
 /// the arguments name there are made first.
-pub(crate) fn boot(args: &[String], nvdimm_dir: Option<&Path>, deadlines: Deadlines, console: &Path, on_line: impl FnMut(&str) -> Control) -> Result<VmRun> {
+pub(crate) fn boot(
+    args: &[String],
+    nvdimm_dir: Option<&Path>,
+    deadlines: Deadlines,
+    console: &Path,
+    on_line: impl FnMut(&str) -> Control,
+) -> Result<VmRun> {
     if let Some(dir) = nvdimm_dir {
         std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
         for i in 0..NVDIMMS {
@@ -401,7 +422,13 @@ pub(crate) struct Rebased {
 /// host's). Everything else stays as recorded. An option or a value
 /// kregress does not give QEMU (see [`OPTIONS`]), or a list without one
 /// `-kernel`, `-initrd` and `-append`, is refused with its index.
-pub(crate) fn rebase_args(recorded: &[String], bzimage: &Path, initrd: &Path, workdir: &Path, nonce: Option<&str>) -> std::result::Result<Rebased, String> {
+pub(crate) fn rebase_args(
+    recorded: &[String],
+    bzimage: &Path,
+    initrd: &Path,
+    workdir: &Path,
+    nonce: Option<&str>,
+) -> std::result::Result<Rebased, String> {
     let shown = |s: &str| s.chars().take(80).collect::<String>();
     let (mut args, mut nvdimm, mut seen) = (Vec::new(), false, std::collections::BTreeMap::<&str, u32>::new());
     let mut i = 0;
@@ -459,8 +486,10 @@ pub(crate) fn rebase_args(recorded: &[String], bzimage: &Path, initrd: &Path, wo
 /// `kregress_agent::config::nonce_of`); None when it has none.
 fn with_nonce(cmdline: &str, nonce: &str) -> Option<String> {
     kregress_agent::config::nonce_of(cmdline)?;
-    let words: Vec<String> =
-        cmdline.split(' ').map(|w| if w.starts_with("kregress.nonce=") { format!("kregress.nonce={nonce}") } else { w.to_string() }).collect();
+    let words: Vec<String> = cmdline
+        .split(' ')
+        .map(|w| if w.starts_with("kregress.nonce=") { format!("kregress.nonce={nonce}") } else { w.to_string() })
+        .collect();
     Some(words.join(" "))
 }
 
@@ -600,7 +629,8 @@ mod tests {
 
     #[test]
     fn a_recorded_boot_is_rebased_onto_new_files_and_nothing_else_changes() {
-        let new = |a: &[String]| rebase_args(a, Path::new("/b/bzImage"), Path::new("/b/initrd"), Path::new("/new,dir"), Some("0123456789abcdef"));
+        let new =
+            |a: &[String]| rebase_args(a, Path::new("/b/bzImage"), Path::new("/b/initrd"), Path::new("/new,dir"), Some("0123456789abcdef"));
         for recorded in every_recorded_list() {
             let r = new(&recorded).unwrap_or_else(|e| panic!("{e}: {recorded:?}"));
             let nvdimm = recorded.iter().any(|a| a.contains("nvdimm=on"));
@@ -612,7 +642,12 @@ mod tests {
             s.workdir = "/new,dir".into();
             let expected: Vec<String> = recorded[..recorded.len() - 2]
                 .iter()
-                .map(|a| a.replace("/k/bzImage", "/b/bzImage").replace("/k/initrd", "/b/initrd").replace("mem-path=/w/", "mem-path=/new,,dir/").replace("5f0c8a2e9b1d7c43", "0123456789abcdef"))
+                .map(|a| {
+                    a.replace("/k/bzImage", "/b/bzImage")
+                        .replace("/k/initrd", "/b/initrd")
+                        .replace("mem-path=/w/", "mem-path=/new,,dir/")
+                        .replace("5f0c8a2e9b1d7c43", "0123456789abcdef")
+                })
                 .collect();
             assert_eq!(r.args, expected);
             // Without a nonce (the command a bundle's README gives), the recorded one stays.
@@ -725,12 +760,19 @@ mod tests {
         };
         // Speaking every 0.5 s for 10 s (kernel lines between count for nothing).
         let t = Instant::now();
-        let r = watch(guest("echo hello; for i in $(seq 20); do echo alive; echo '[ 1.0] kernel'; sleep 0.5; done"), d, &dir.path().join("a"), on_line).unwrap();
+        let r = watch(
+            guest("echo hello; for i in $(seq 20); do echo alive; echo '[ 1.0] kernel'; sleep 0.5; done"),
+            d,
+            &dir.path().join("a"),
+            on_line,
+        )
+        .unwrap();
         assert_eq!(r.exit, Exit::Overtime, "{r:?}");
         assert!((3.8..8.0).contains(&t.elapsed().as_secs_f64()), "at twice the run deadline, not before: {:?}", t.elapsed());
         // Silent after hello but for kernel lines: stopped at run + what is left of quiet.
         let t = Instant::now();
-        let r = watch(guest("echo hello; for i in $(seq 20); do echo '[ 1.0] kernel'; sleep 0.5; done"), d, &dir.path().join("b"), on_line).unwrap();
+        let r = watch(guest("echo hello; for i in $(seq 20); do echo '[ 1.0] kernel'; sleep 0.5; done"), d, &dir.path().join("b"), on_line)
+            .unwrap();
         assert_eq!(r.exit, Exit::RunTimeout, "{r:?}");
         assert!((1.9..3.8).contains(&t.elapsed().as_secs_f64()), "{:?}", t.elapsed());
         // Spoke until 1 s, then silent: stopped once silent for the quiet limit past the deadline.
@@ -739,7 +781,8 @@ mod tests {
         // Spoke until 3.5 s, then silent: at twice the deadline (4 s) it has
         // been silent less than the quiet limit, so slow and stopped cannot be
         // told apart: Overtime (a MISS), never a HANG.
-        let r = watch(guest("echo hello; for i in $(seq 8); do echo alive; sleep 0.5; done; sleep 30"), d, &dir.path().join("d"), on_line).unwrap();
+        let r = watch(guest("echo hello; for i in $(seq 8); do echo alive; sleep 0.5; done; sleep 30"), d, &dir.path().join("d"), on_line)
+            .unwrap();
         assert_eq!(r.exit, Exit::Overtime, "{r:?}");
     }
 

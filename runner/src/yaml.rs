@@ -142,8 +142,15 @@ enum Step<T> {
 /// An open mapping or sequence.
 enum Frame {
     /// `key`: the key whose value comes next (with its line), none while a key is awaited.
-    Map { key: Option<(String, usize)>, seen: HashMap<String, usize>, valued: bool },
-    Seq { next: usize, valued: bool },
+    Map {
+        key: Option<(String, usize)>,
+        seen: HashMap<String, usize>,
+        valued: bool,
+    },
+    Seq {
+        next: usize,
+        valued: bool,
+    },
 }
 
 /// A problem [`lint`] found: its line, the field's path and what is wrong.
@@ -158,7 +165,12 @@ pub struct Problem {
 /// on each repeated key of a mapping (with the first one's line), and stops
 /// with `doc2(line)` where a second document starts. Stops at a syntax error
 /// too: serde_yaml reports it.
-fn walk<T>(text: &str, mut visit: impl FnMut(&Node) -> Step<T>, mut dup: impl FnMut(&Node, usize) -> Step<T>, doc2: impl FnOnce(usize) -> Option<T>) -> Option<T> {
+fn walk<T>(
+    text: &str,
+    mut visit: impl FnMut(&Node) -> Step<T>,
+    mut dup: impl FnMut(&Node, usize) -> Step<T>,
+    doc2: impl FnOnce(usize) -> Option<T>,
+) -> Option<T> {
     let mut frames: Vec<Frame> = Vec::new();
     let mut path: Vec<Seg> = Vec::new();
     let mut docs = 0;

@@ -36,8 +36,8 @@ fn bisect_with(repo: &Path, good: &str, bad: &str, extra: &[&str]) -> (i32, Valu
         .expect("run kregress bisect");
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("{stderr}\nbisect took {:.0} s", started.elapsed().as_secs_f64());
-    let v: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("no JSON ({e}); status {}; stderr:\n{stderr}", out.status));
+    let v: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON ({e}); status {}; stderr:\n{stderr}", out.status));
     (out.status.code().unwrap_or(-1), v, stderr)
 }
 
@@ -131,14 +131,16 @@ fn fixture_history_is_as_described() {
 fn bisect_throughput_finds_a_5_percent_slowdown_with_a_3_percent_threshold() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (repo, h) = fixture();
-    let (code, v, _) = bisect_with(&repo, &h["good"], &h["slow-bad"], &["--only", "workload=dio-read", "--metric", "fast_mb_per_s", "--threshold", "-3%"]);
+    let (code, v, _) =
+        bisect_with(&repo, &h["good"], &h["slow-bad"], &["--only", "workload=dio-read", "--metric", "fast_mb_per_s", "--threshold", "-3%"]);
     eprintln!("{v:#}");
     assert_eq!(code, 0, "{v:#}");
     assert_eq!(v["culprit"]["commit"], h["slow"].as_str(), "{v:#}");
     assert_eq!(v["revert_check"], "good", "{v:#}");
     assert!(v["mode"].as_str().unwrap().contains("icount"), "{v:#}");
     // The culprit's step: a regression between -3 % and -10 %, decided by the rule book.
-    let step = v["steps"].as_array().unwrap().iter().find(|s| s["commit"] == h["slow"].as_str() && s["verdict"] == "bad").expect("culprit step");
+    let step =
+        v["steps"].as_array().unwrap().iter().find(|s| s["commit"] == h["slow"].as_str() && s["verdict"] == "bad").expect("culprit step");
     let reason = step["reason"].as_str().unwrap();
     assert!(reason.contains("THROUGHPUT_REGRESSION"), "{reason}");
     let d: f64 = reason.split("): ").next().unwrap().split(": ").nth(1).unwrap().split('%').next().unwrap().parse().unwrap();

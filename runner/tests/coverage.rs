@@ -39,7 +39,13 @@ fn cell<'a>(rec: &'a Value, variant: &str, axes: &str) -> &'a Value {
         .iter()
         .find(|c| {
             c["variant"] == variant
-                && format!("{}-{}-{}-{}", c["backend"].as_str().unwrap(), c["fs"].as_str().unwrap(), c["mapping"].as_str().unwrap(), c["workload"].as_str().unwrap()) == axes
+                && format!(
+                    "{}-{}-{}-{}",
+                    c["backend"].as_str().unwrap(),
+                    c["fs"].as_str().unwrap(),
+                    c["mapping"].as_str().unwrap(),
+                    c["workload"].as_str().unwrap()
+                ) == axes
         })
         .unwrap_or_else(|| panic!("no cell {variant}/{axes} in {rec:#}"))
 }
@@ -150,7 +156,10 @@ fn uring_dio_with_32_in_flight_verifies_and_fails_on_a_short_async_bio() {
     assert_eq!(good["outcome"], "PASS", "{good:#}\n{}", console(good));
     assert!(good["metrics"]["fast_mb_per_s"].as_f64().unwrap() > 0.0, "{good:#}");
     assert_eq!(code, 0);
-    let (code, rec) = run("scenarios/oracles/uring.yaml", "backend=memmap,mode=fsdax,fs=ext4,mapping=pte,workload=uring-dio,variant=broken-uring-dio-short-bio");
+    let (code, rec) = run(
+        "scenarios/oracles/uring.yaml",
+        "backend=memmap,mode=fsdax,fs=ext4,mapping=pte,workload=uring-dio,variant=broken-uring-dio-short-bio",
+    );
     let bad = cell(&rec, "broken-uring-dio-short-bio", "memmap-ext4-pte-uring-dio");
     assert_eq!((bad["outcome"].as_str(), bad["kind"].as_str()), (Some("FAIL"), Some("DATA_CORRUPTION")), "{bad:#}");
     assert_eq!(code, 0, "{rec:#}");

@@ -33,13 +33,7 @@ impl Drop for Tmpfs {
 }
 
 fn kregress(args: &[&str], results: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
-        .current_dir(root())
-        .args(args)
-        .arg("--results")
-        .arg(results)
-        .output()
-        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress")).current_dir(root()).args(args).arg("--results").arg(results).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     eprintln!("kregress {args:?}:\n{stderr}");
     (out.status.code().unwrap_or(-1), stderr)
@@ -66,7 +60,10 @@ fn a_full_disk_stops_the_run_keeps_finished_cells_and_resume_completes() {
     let (code, stderr) = kregress(&args, fs.0.path());
     assert_eq!(code, 3, "a full disk is the host's fault (exit 3)");
     let last = stderr.lines().last().unwrap_or("");
-    assert!(last.contains("No space left on device") && last.contains(&fs.0.path().display().to_string()), "the error names the file: {last}");
+    assert!(
+        last.contains("No space left on device") && last.contains(&fs.0.path().display().to_string()),
+        "the error names the file: {last}"
+    );
     assert_eq!(qemus_under(fs.0.path()), Vec::<String>::new(), "a guest outlived the run");
 
     let run = std::fs::read_dir(fs.0.path()).unwrap().next().unwrap().unwrap().path();
@@ -83,7 +80,12 @@ fn a_full_disk_stops_the_run_keeps_finished_cells_and_resume_completes() {
     let (code, _) = kregress(&[&args[..], &["--resume", id]].concat(), fs.0.path());
     assert_eq!(code, 0);
     let rec: Value = serde_json::from_slice(&std::fs::read(run.join("run.json")).unwrap()).unwrap();
-    let mut ids: Vec<String> = rec["cells"].as_array().unwrap().iter().map(|c| format!("{}/{}/{}/{}/{}", c["backend"], c["fs"], c["mapping"], c["workload"], c["run"])).collect();
+    let mut ids: Vec<String> = rec["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}/{}/{}/{}/{}", c["backend"], c["fs"], c["mapping"], c["workload"], c["run"]))
+        .collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 6, "{rec:#}");
@@ -95,7 +97,8 @@ fn a_full_disk_stops_the_run_keeps_finished_cells_and_resume_completes() {
 #[test]
 fn nvdimm_backing_files_on_a_full_disk_are_a_host_error() {
     let fs = Tmpfs::new("64m");
-    let (code, stderr) = kregress(&["run", "scenarios/fixed-matrix.yaml", "--only", "backend=nvdimm,fs=ext4,mapping=pte,workload=dio-read"], fs.0.path());
+    let (code, stderr) =
+        kregress(&["run", "scenarios/fixed-matrix.yaml", "--only", "backend=nvdimm,fs=ext4,mapping=pte,workload=dio-read"], fs.0.path());
     assert_eq!(code, 3);
     assert!(stderr.contains("reserving 1 GiB for the NVDIMM backing file"), "{stderr}");
     assert_eq!(qemus_under(fs.0.path()), Vec::<String>::new());

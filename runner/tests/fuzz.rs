@@ -41,10 +41,7 @@ fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| {
             let p = e.unwrap().path();
-            (
-                p.file_name().unwrap().to_string_lossy().into_owned(),
-                std::fs::read(&p).unwrap(),
-            )
+            (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap())
         })
         .collect();
     out.sort();
@@ -134,15 +131,8 @@ fn run_one(target: &str, name: &str, data: &[u8], check: &dyn Fn(&[u8])) {
     if r.is_err() || took > SLOW {
         let saved = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("fuzz-{target}-{name}"));
         std::fs::write(&saved, data).unwrap();
-        let what = if r.is_err() {
-            "panicked (message above)".to_string()
-        } else {
-            format!("took {took:?} of CPU")
-        };
-        panic!(
-            "{target}: input {name} {what}; saved as {}",
-            saved.display()
-        );
+        let what = if r.is_err() { "panicked (message above)".to_string() } else { format!("took {took:?} of CPU") };
+        panic!("{target}: input {name} {what}; saved as {}", saved.display());
     }
 }
 
@@ -193,7 +183,6 @@ fn run_json() {
 #[test]
 fn scenario_errors_are_one_line() {
     let fx = checks::Fixture::new();
-    let data =
-        std::fs::read(fuzz_dir().join("corpus/scenario/crash-unknown-key-with-newline")).unwrap();
+    let data = std::fs::read(fuzz_dir().join("corpus/scenario/crash-unknown-key-with-newline")).unwrap();
     checks::scenario(&fx, &data);
 }

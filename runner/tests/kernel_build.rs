@@ -14,12 +14,7 @@ fn build_json(scenario: &str) -> Vec<serde_json::Value> {
         .args(["build", scenario, "--json"])
         .output()
         .expect("run kregress");
-    assert!(
-        out.status.success(),
-        "kregress build failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "kregress build failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).expect("--json prints a JSON array")
 }
 

@@ -52,12 +52,8 @@ fn stat(pid: i32) -> Option<Proc> {
 
 /// Every process below `top` (not `top` itself).
 fn descendants(top: i32) -> Vec<Proc> {
-    let all: Vec<Proc> = std::fs::read_dir("/proc")
-        .unwrap()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse().ok())
-        .filter_map(stat)
-        .collect();
+    let all: Vec<Proc> =
+        std::fs::read_dir("/proc").unwrap().flatten().filter_map(|e| e.file_name().to_str()?.parse().ok()).filter_map(stat).collect();
     let mut out: Vec<Proc> = Vec::new();
     let mut parents = vec![top];
     while let Some(p) = parents.pop() {
@@ -75,7 +71,10 @@ fn alive(p: &Proc) -> bool {
 }
 
 fn show(ps: &[Proc]) -> String {
-    ps.iter().map(|p| format!("  {} {} [{}] {}", p.pid, p.comm, p.state, p.cmdline.chars().take(160).collect::<String>())).collect::<Vec<_>>().join("\n")
+    ps.iter()
+        .map(|p| format!("  {} {} [{}] {}", p.pid, p.comm, p.state, p.cmdline.chars().take(160).collect::<String>()))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// kregress, started as a user would, its output kept in `dir`.
@@ -163,7 +162,8 @@ impl Kregress {
 /// measured: a compile ends within a second or two, orphaned or not; and an
 /// orphan that prints dies of SIGPIPE when kregress's end of its pipe goes.)
 fn linking(ps: &[Proc]) -> bool {
-    ps.iter().any(|p| p.comm == "make" && p.cmdline.contains("bzImage")) && ps.iter().any(|p| p.comm == "ld" && p.cmdline.contains("vmlinux"))
+    ps.iter().any(|p| p.comm == "make" && p.cmdline.contains("bzImage"))
+        && ps.iter().any(|p| p.comm == "ld" && p.cmdline.contains("vmlinux"))
 }
 
 /// A patch to `file` of the tree at `commit` in `repo` that adds a comment
@@ -174,7 +174,8 @@ fn random_patch(dir: &Path, repo: &Path, commit: &str) -> PathBuf {
     assert!(out.status.success(), "git show {commit}:{file} in {}: {}", repo.display(), String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8(out.stdout).unwrap();
     let head: Vec<&str> = text.lines().take(3).collect();
-    let nonce = format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
+    let nonce =
+        format!("{}-{}", std::process::id(), std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos());
     let mut p = format!("--- a/{file}\n+++ b/{file}\n@@ -1,3 +1,4 @@\n+/* kregress kill test {nonce} */\n");
     for l in head {
         p += &format!(" {l}\n");
@@ -195,7 +196,12 @@ fn fragments() -> String {
 fn kill_during_a_kernel_build() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
-    let tree = kregress::kernel::source::prepare(&kregress::scenario::Source::Debian("linux-source-6.1".into()), None, &dir.path().join("git.log")).unwrap();
+    let tree = kregress::kernel::source::prepare(
+        &kregress::scenario::Source::Debian("linux-source-6.1".into()),
+        None,
+        &dir.path().join("git.log"),
+    )
+    .unwrap();
     let patch = random_patch(dir.path(), &tree.dir, &tree.commit);
     let scenario = dir.path().join("kill-build.yaml");
     std::fs::write(
@@ -237,7 +243,18 @@ fn kill_during_a_vm_run() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let results = dir.path().join("results");
-    let args = ["run", "scenarios/bio-release-devmap-wakeup.yaml", "--only", "variant=stock,workload=dio-read", "--runs", "1", "--accel", "tcg", "--results", results.to_str().unwrap()];
+    let args = [
+        "run",
+        "scenarios/bio-release-devmap-wakeup.yaml",
+        "--only",
+        "variant=stock,workload=dio-read",
+        "--runs",
+        "1",
+        "--accel",
+        "tcg",
+        "--results",
+        results.to_str().unwrap(),
+    ];
     let mut k = Kregress::start(dir.path(), &args, &[]);
     k.wait_until("QEMU booting the guest", Duration::from_secs(900), |ps, _| {
         ps.iter().any(|p| p.comm.starts_with("qemu-system") && p.cmdline.contains("-kernel"))

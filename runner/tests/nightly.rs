@@ -11,7 +11,8 @@ fn root() -> PathBuf {
 
 /// A scenario named `flip` whose variant `k` is stock 6.1 or has the fix.
 fn scenario(dir: &Path, fixed: bool) -> PathBuf {
-    let patches = if fixed { format!("[{}]", root().join("scenarios/patches/bio-release-devmap-wakeup.patch").display()) } else { "[]".into() };
+    let patches =
+        if fixed { format!("[{}]", root().join("scenarios/patches/bio-release-devmap-wakeup.patch").display()) } else { "[]".into() };
     let f = dir.join(if fixed { "fixed.yaml" } else { "stock.yaml" });
     std::fs::write(
         &f,
@@ -33,7 +34,8 @@ fn night(results: &Path, scenario: &Path) -> (i32, Value) {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let mut runs: Vec<PathBuf> = std::fs::read_dir(results).unwrap().flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect();
+    let mut runs: Vec<PathBuf> =
+        std::fs::read_dir(results).unwrap().flatten().map(|e| e.path()).filter(|p| p.join("run.json").is_file()).collect();
     runs.sort();
     let last = runs.last().unwrap_or_else(|| panic!("no run stored; stderr:\n{stderr}"));
     // A nightly's run leaves what every run leaves: summary.md and verdicts.json.

@@ -58,10 +58,18 @@ fn a_failing_cell_replays_from_its_results_and_from_its_bundle_alike() {
     let o = kregress(&["replay", dir.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains(expected), "{}", text(&o));
-    let replays: Vec<PathBuf> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("replay-")).collect();
+    let replays: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("replay-"))
+        .collect();
     assert_eq!(replays.len(), 1, "{replays:?}");
     let replayed = json(&replays[0].join("result.json"));
-    assert_eq!((replayed["outcome"].as_str(), replayed["title"].as_str()), (Some("FAIL"), Some("WARNING in free_zone_device_page")), "{replayed:#}");
+    assert_eq!(
+        (replayed["outcome"].as_str(), replayed["title"].as_str()),
+        (Some("FAIL"), Some("WARNING in free_zone_device_page")),
+        "{replayed:#}"
+    );
     let again = json(&replays[0].join("boot.json"));
     assert_eq!((&again["bzimage"], &again["initramfs"]), (&boot["bzimage"], &boot["initramfs"]), "the same files");
     assert_ne!(nonce(&again), nonce(&boot), "a fresh nonce per boot");

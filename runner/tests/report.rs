@@ -4,9 +4,9 @@
 //! the KCIDB v5 required fields, report.html in headless Chromium.
 
 use kregress::nightly::{self, Baseline, RunReport, Status};
-use kregress::{post, report};
 use kregress::outcome::{FailKind, Outcome};
 use kregress::results;
+use kregress::{post, report};
 use std::path::{Path, PathBuf};
 
 fn data() -> PathBuf {
@@ -73,10 +73,7 @@ fn summary_junit_kcidb_of_a_regressed_night() {
             _ => None,
         })
         .collect();
-    assert_eq!(
-        failures,
-        ["STILL_FAILING: INFO: task hung in ext4_break_layouts", "NEW_FAILURE: WARNING in free_zone_device_page"]
-    );
+    assert_eq!(failures, ["STILL_FAILING: INFO: task hung in ext4_break_layouts", "NEW_FAILURE: WARNING in free_zone_device_page"]);
     // And with a raw XML walk, independent of quick-junit: the counts agree.
     let (mut cases, mut fails) = (0, 0);
     let mut rd = quick_xml::Reader::from_str(&xml);
@@ -135,7 +132,9 @@ fn summary_junit_kcidb_of_a_regressed_night() {
     assert_eq!(race.tds[4], "CHANGED_FAILURE", "{race:?}");
     assert_eq!(ab.len(), 3, "{ab:?}");
     svgs_are_well_formed(&html);
-    assert!(html.contains("href=\"../results/20261126-161042-bio-release-devmap-wakeup/fixed/memmap-ext4-pte-truncate-during-dio/run2/console.log\""));
+    assert!(html.contains(
+        "href=\"../results/20261126-161042-bio-release-devmap-wakeup/fixed/memmap-ext4-pte-truncate-during-dio/run2/console.log\""
+    ));
 }
 
 #[test]
@@ -202,7 +201,15 @@ fn report_html_in_headless_chromium() {
     let shot = t.path().join("report.png");
     let chromium = |extra: &[&str]| {
         let o = std::process::Command::new(CHROMIUM)
-            .args(["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run"])
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
             .args(["--enable-logging=stderr", "--v=0", "--window-size=1400,900"])
             .args(extra)
@@ -239,7 +246,11 @@ fn compare_refuses_cells_of_different_timing_modes() {
     let t = copy_runs();
     let root = t.path().join("results");
     let compare = |a: &str, b: &str| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_kregress")).current_dir(&root).args(["compare", a, b, "--results", "."]).output().unwrap()
+        std::process::Command::new(env!("CARGO_BIN_EXE_kregress"))
+            .current_dir(&root)
+            .args(["compare", a, b, "--results", "."])
+            .output()
+            .unwrap()
     };
     let (old, new) = ("20261126-161042-bio-release-devmap-wakeup", "20261126-162904-bio-release-devmap-wakeup");
     let ok = compare(old, new);
@@ -256,7 +267,10 @@ fn compare_refuses_cells_of_different_timing_modes() {
     let bad = compare(old, new);
     let err = String::from_utf8_lossy(&bad.stderr);
     assert_eq!(bad.status.code(), Some(2), "{err}");
-    assert!(err.contains("memmap-ext4-pte-dio-read") && err.contains("wall") && err.contains("icount") && err.contains("not comparable"), "{err}");
+    assert!(
+        err.contains("memmap-ext4-pte-dio-read") && err.contains("wall") && err.contains("icount") && err.contains("not comparable"),
+        "{err}"
+    );
 }
 
 // ---- hostile results directories (issue 12) -------------------------------
@@ -272,7 +286,12 @@ fn crafted(edit: impl FnOnce(&mut serde_json::Value)) -> (tempfile::TempDir, Pat
     let root = t.path().join("a/b/results");
     std::fs::create_dir_all(&root).unwrap();
     let run = root.join("20261126-162904-bio-release-devmap-wakeup");
-    let st = std::process::Command::new("cp").arg("-r").arg(data().join("20261126-162904-bio-release-devmap-wakeup")).arg(&run).status().unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(data().join("20261126-162904-bio-release-devmap-wakeup"))
+        .arg(&run)
+        .status()
+        .unwrap();
     assert!(st.success());
     let path = run.join("run.json");
     let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -416,7 +435,14 @@ fn repro_sh_passes_every_word_as_one_argument() {
     let args: Vec<&str> = std::str::from_utf8(&out.stdout).unwrap().lines().collect();
     assert_eq!(
         args,
-        ["run", "./-x $(touch pwned) 'q'.yaml", "--only", "variant=stock,backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio", "--runs", "1"]
+        [
+            "run",
+            "./-x $(touch pwned) 'q'.yaml",
+            "--only",
+            "variant=stock,backend=memmap,fs=ext4,mapping=pte,workload=truncate-during-dio",
+            "--runs",
+            "1"
+        ]
     );
     assert!(!t.path().join("pwned").exists());
 }
@@ -431,7 +457,10 @@ fn a_corrupt_or_absurd_run_json_is_bad_input() {
     let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.starts_with("kregress: 20261126-162904-bio-release-devmap-wakeup/run.json:") && err.contains(": EOF while parsing"), "{err}");
+    assert!(
+        err.starts_with("kregress: 20261126-162904-bio-release-devmap-wakeup/run.json:") && err.contains(": EOF while parsing"),
+        "{err}"
+    );
     // seconds: 1e300 panicked in junit.xml (Duration::from_secs_f64).
     let (_t, run) = crafted(|v| v["cells"][0]["seconds"] = 1e300.into());
     let out = kregress(run.parent().unwrap(), &["report", "20261126-162904-bio-release-devmap-wakeup"]);
@@ -551,7 +580,10 @@ fn report_history_1_keeps_the_baseline() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.starts_with("0 new failures, 0 fixed, 0 throughput regressions since 2026-11-26"), "{stdout}");
     let md = std::fs::read_to_string(root.join("20261126-162904-bio-release-devmap-wakeup/report/summary.md")).unwrap();
-    assert!(md.contains("Baseline: run 20261126-162808-bio-release-devmap-wakeup") && md.contains("the baseline and 0 earlier night(s)"), "{md}");
+    assert!(
+        md.contains("Baseline: run 20261126-162808-bio-release-devmap-wakeup") && md.contains("the baseline and 0 earlier night(s)"),
+        "{md}"
+    );
     assert!(md.contains("| stock/memmap-ext4-pte-truncate-during-dio | - | wall | STILL_FAILING |"), "{md}");
 }
 
@@ -592,7 +624,10 @@ fn ab_rows(html: &str, n: usize) -> Vec<AbRow> {
         loop {
             let ev = rd.read_event().unwrap_or_else(|e| panic!("A/B table is not well-formed: {e}\n{xml}"));
             let attrs = |e: &quick_xml::events::BytesStart| -> std::collections::BTreeMap<String, String> {
-                e.attributes().map(|a| a.unwrap()).map(|a| (String::from_utf8(a.key.as_ref().to_vec()).unwrap(), a.unescape_value().unwrap().into_owned())).collect()
+                e.attributes()
+                    .map(|a| a.unwrap())
+                    .map(|a| (String::from_utf8(a.key.as_ref().to_vec()).unwrap(), a.unescape_value().unwrap().into_owned()))
+                    .collect()
             };
             match ev {
                 Event::Start(ref e) | Event::Empty(ref e) => {
@@ -623,7 +658,11 @@ fn ab_rows(html: &str, n: usize) -> Vec<AbRow> {
                 Event::Text(x) if in_td && in_svg == 0 => rows.last_mut().unwrap().tds.last_mut().unwrap().push_str(&x.decode().unwrap()),
                 Event::GeneralRef(r) if in_td && in_svg == 0 => {
                     let name = r.decode().unwrap().into_owned();
-                    let c = r.resolve_char_ref().unwrap().map(String::from).or_else(|| quick_xml::escape::resolve_predefined_entity(&name).map(String::from));
+                    let c = r
+                        .resolve_char_ref()
+                        .unwrap()
+                        .map(String::from)
+                        .or_else(|| quick_xml::escape::resolve_predefined_entity(&name).map(String::from));
                     rows.last_mut().unwrap().tds.last_mut().unwrap().push_str(&c.unwrap_or_else(|| panic!("unknown entity &{name};")));
                 }
                 Event::Eof => break,
@@ -649,7 +688,12 @@ fn svgs_are_well_formed(html: &str) -> usize {
 /// The rows of summary.md's "## Verdicts" table, each cell trimmed.
 fn md_verdicts(md: &str) -> Vec<Vec<String>> {
     let table = md.split("\n## Verdicts\n\n").nth(1).unwrap_or_else(|| panic!("no verdicts table: {md}"));
-    table.lines().take_while(|l| l.starts_with('|')).skip(2).map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect()).collect()
+    table
+        .lines()
+        .take_while(|l| l.starts_with('|'))
+        .skip(2)
+        .map(|l| l.trim_matches('|').split(" | ").map(|c| c.trim().to_string()).collect())
+        .collect()
 }
 
 /// The default scenario's stored run (stock hangs 3/3, fixed passes), as
@@ -756,7 +800,11 @@ fn markup_in_a_title_is_text_in_the_ab_tables() {
     let nightly_page = std::fs::read_to_string(out.join("report.html")).unwrap();
     for page in [&run_page, &nightly_page] {
         assert!(!page.contains("<img") && !page.contains("</td></table>"), "{page}");
-        assert!(page.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;q&quot; &#39;a&#39; &lt;/td&gt;&lt;/table&gt;"), "{}", page.split("onerror").nth(1).unwrap_or(page).get(..300).unwrap_or(""));
+        assert!(
+            page.contains("&lt;img src=x onerror=alert(1)&gt; &amp; &quot;q&quot; &#39;a&#39; &lt;/td&gt;&lt;/table&gt;"),
+            "{}",
+            page.split("onerror").nth(1).unwrap_or(page).get(..300).unwrap_or("")
+        );
         let rows = ab_rows(page, 1);
         let race = rows.iter().find(|r| r.tds[0] == "memmap-ext4-pte-truncate-during-dio").unwrap();
         assert_eq!(race.tds[3], format!("HANG 3/3 ({title}) → PASS 3/3"));

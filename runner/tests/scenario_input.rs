@@ -211,9 +211,15 @@ fn errors_point_at_the_field_line() {
     // A duplicate top-level key said line 1.
     says(&refused(&d, &format!("{GOOD}name: u\n")), 16, "name", "duplicate key (first at line 1)");
     // A duplicate key inside a flow mapping.
-    says(&refused(&d, &edit("{ name: stock, patches: [] }", "{ name: stock, patches: [], name: x }")), 7, "variants[0].name", "duplicate key");
+    says(
+        &refused(&d, &edit("{ name: stock, patches: [] }", "{ name: stock, patches: [], name: x }")),
+        7,
+        "variants[0].name",
+        "duplicate key",
+    );
     // A missing patch also named in the description said the description's line.
-    let text = edit("name: t\n", "name: t\ndescription: fixes what scenarios/patches/q.patch says\n").replace("patches/p.patch]", "patches/q.patch]");
+    let text = edit("name: t\n", "name: t\ndescription: fixes what scenarios/patches/q.patch says\n")
+        .replace("patches/p.patch]", "patches/q.patch]");
     says(&refused(&d, &text), 9, "variants[1].patches[0]", "no such file: scenarios/patches/q.patch");
     // A source error in the second variant with a source, not the first `source:`.
     let text = edit("{ name: stock, patches: [] }", "{ name: stock, source: { debian: linux-source-6.12 } }");
@@ -255,7 +261,8 @@ fn encoding_errors_name_their_line_and_a_bom_is_accepted() {
 }
 
 fn kregress(args: &[&str], dir: &Path) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_kregress")).args(args).current_dir(dir).env("KREGRESS_CACHE", dir.join("cache")).output().unwrap();
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_kregress")).args(args).current_dir(dir).env("KREGRESS_CACHE", dir.join("cache")).output().unwrap();
     (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 

@@ -56,7 +56,10 @@ fn storm_finds_the_hang_and_the_warn_and_runs_clean_on_the_fix() {
     let ops = fixed["storm"]["ops"].as_array().unwrap();
     assert_eq!(ops.len(), 19, "the default op set is every op: {fixed:#}");
     assert!(ops.iter().all(|o| fixed["storm"]["executed"][o.as_str().unwrap()].as_u64().unwrap() > 0), "every op ran: {fixed:#}");
-    eprintln!("fixed: {n} ops in {} s clean; stock: {}; regressed: {}", fixed["storm"]["seconds"], stock["storm"]["reproduced"], regressed["storm"]["reproduced"]);
+    eprintln!(
+        "fixed: {n} ops in {} s clean; stock: {}; regressed: {}",
+        fixed["storm"]["seconds"], stock["storm"]["reproduced"], regressed["storm"]["reproduced"]
+    );
 
     let summary = std::fs::read_to_string(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md")).unwrap();
     assert!(summary.contains("INFO: task hung in ext4_break_layouts (seed 1, reproduced "), "{summary}");

@@ -25,11 +25,7 @@ fn corpora() -> PathBuf {
 
 fn corpus_dir(name: &str) -> PathBuf {
     let dir = corpora().join(name);
-    assert!(
-        dir.is_dir(),
-        "triage corpus {} is missing: it is runner/tests/data/corpus/{name} in the repository",
-        dir.display()
-    );
+    assert!(dir.is_dir(), "triage corpus {} is missing: it is runner/tests/data/corpus/{name} in the repository", dir.display());
     dir
 }
 
@@ -78,11 +74,7 @@ fn kind_of(typ: &str) -> Option<Kind> {
         "REBOOT" => Kind::Reboot,
         "SYZ_FAILURE" => Kind::Other,
         t if t.starts_with("KCSAN") => Kind::DataRace,
-        t if t.starts_with("KASAN")
-            || t.starts_with("KMSAN")
-            || t.starts_with("KFENCE")
-            || t.starts_with("MEMORY_SAFETY") =>
-        {
+        t if t.starts_with("KASAN") || t.starts_with("KMSAN") || t.starts_with("KFENCE") || t.starts_with("MEMORY_SAFETY") => {
             Kind::MemorySafety
         }
         _ => return None,
@@ -90,9 +82,7 @@ fn kind_of(typ: &str) -> Option<Kind> {
 }
 
 fn is_core(title: &str) -> bool {
-    ["WARNING", "BUG:", "kernel BUG", "INFO: task hung"]
-        .iter()
-        .any(|p| title.starts_with(p))
+    ["WARNING", "BUG:", "kernel BUG", "INFO: task hung"].iter().any(|p| title.starts_with(p))
 }
 
 struct Ratio(usize, usize);
@@ -119,38 +109,23 @@ fn syzkaller_corpus_agreement() {
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read corpus")
         .map(|e| e.expect("corpus entry").path())
-        .filter(|p| {
-            !p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with("LICENSE")
-        })
+        .filter(|p| !p.file_name().unwrap().to_string_lossy().starts_with("LICENSE"))
         .collect();
     files.sort();
     assert!(files.len() > 500, "corpus has only {} files", files.len());
 
-    let (mut detection, mut kind, mut title, mut core, mut corrupted) = (
-        Ratio(0, 0),
-        Ratio(0, 0),
-        Ratio(0, 0),
-        Ratio(0, 0),
-        Ratio(0, 0),
-    );
+    let (mut detection, mut kind, mut title, mut core, mut corrupted) = (Ratio(0, 0), Ratio(0, 0), Ratio(0, 0), Ratio(0, 0), Ratio(0, 0));
     let mut false_reports = Vec::new();
     let mut diffs: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for path in &files {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let data =
-            String::from_utf8_lossy(&std::fs::read(path).expect("read corpus file")).into_owned();
+        let data = String::from_utf8_lossy(&std::fs::read(path).expect("read corpus file")).into_owned();
         let (exp, log) = split(&data);
         let reports = parse(log);
         // TRIAGE_DUMP=<file name> shows what triage made of one file.
         if std::env::var("TRIAGE_DUMP").is_ok_and(|d| d == name) {
             for r in &reports {
-                println!(
-                    "== {} [{}] corrupted={} lines {}..{}\n{}",
-                    r.title, r.kind, r.corrupted, r.start_line, r.end_line, r.text
-                );
+                println!("== {} [{}] corrupted={} lines {}..{}\n{}", r.title, r.kind, r.corrupted, r.start_line, r.end_line, r.text);
             }
         }
         let got = reports.first();
@@ -158,18 +133,12 @@ fn syzkaller_corpus_agreement() {
         let Some(want) = &exp.title else {
             if let Some(r) = got {
                 false_reports.push(format!("{name}: {}", r.title));
-                diffs
-                    .entry("false report")
-                    .or_default()
-                    .push(format!("{name}\n  got:  {}", r.title));
+                diffs.entry("false report").or_default().push(format!("{name}\n  got:  {}", r.title));
             }
             continue;
         };
         let Some(r) = got else {
-            diffs
-                .entry("missed")
-                .or_default()
-                .push(format!("{name}\n  want: {want}"));
+            diffs.entry("missed").or_default().push(format!("{name}\n  want: {want}"));
             title.add(false);
             if is_core(want) {
                 core.add(false);
@@ -182,23 +151,13 @@ fn syzkaller_corpus_agreement() {
             core.add(same);
         }
         if !same {
-            let section = if is_core(want) {
-                "title (WARNING/BUG/hung)"
-            } else {
-                "title"
-            };
-            diffs
-                .entry(section)
-                .or_default()
-                .push(format!("{name}\n  want: {want}\n  got:  {}", r.title));
+            let section = if is_core(want) { "title (WARNING/BUG/hung)" } else { "title" };
+            diffs.entry(section).or_default().push(format!("{name}\n  want: {want}\n  got:  {}", r.title));
         }
         if let Some(k) = exp.typ.as_deref().and_then(kind_of) {
             kind.add(k == r.kind);
             if k != r.kind {
-                diffs
-                    .entry("kind")
-                    .or_default()
-                    .push(format!("{name}: {want}\n  want: {k}\n  got:  {}", r.kind));
+                diffs.entry("kind").or_default().push(format!("{name}: {want}\n  want: {k}\n  got:  {}", r.kind));
             }
         }
         corrupted.add(r.corrupted == exp.corrupted);
@@ -206,10 +165,7 @@ fn syzkaller_corpus_agreement() {
             diffs
                 .entry("corrupted (informational)")
                 .or_default()
-                .push(format!(
-                    "{name}: {want}: want {} got {}",
-                    exp.corrupted, r.corrupted
-                ));
+                .push(format!("{name}: {want}: want {} got {}", exp.corrupted, r.corrupted));
         }
     }
 
@@ -231,42 +187,20 @@ fn syzkaller_corpus_agreement() {
     println!("corrupted agreement: {corrupted} (informational)");
     println!("disagreements: {}", report.display());
 
-    assert!(
-        false_reports.is_empty(),
-        "reports on logs without a crash: {false_reports:#?}"
-    );
-    assert!(
-        detection.value() >= DETECTION_TARGET,
-        "detection {detection} below {DETECTION_TARGET}"
-    );
-    assert!(
-        title.value() >= TITLE_TARGET,
-        "title agreement {title} below {TITLE_TARGET}"
-    );
-    assert!(
-        core.value() >= CORE_TITLE_TARGET,
-        "WARNING/BUG/hung title agreement {core} below {CORE_TITLE_TARGET}"
-    );
-    assert!(
-        kind.value() >= KIND_TARGET,
-        "kind agreement {kind} below {KIND_TARGET}"
-    );
+    assert!(false_reports.is_empty(), "reports on logs without a crash: {false_reports:#?}");
+    assert!(detection.value() >= DETECTION_TARGET, "detection {detection} below {DETECTION_TARGET}");
+    assert!(title.value() >= TITLE_TARGET, "title agreement {title} below {TITLE_TARGET}");
+    assert!(core.value() >= CORE_TITLE_TARGET, "WARNING/BUG/hung title agreement {core} below {CORE_TITLE_TARGET}");
+    assert!(kind.value() >= KIND_TARGET, "kind agreement {kind} below {KIND_TARGET}");
 }
 
 #[test]
 fn kregress_console_warnings() {
     let dir = corpus_dir("kregress");
-    let log = std::fs::read_to_string(dir.join("debian-6.1.192-gup-fast-devmap-noref.console.log"))
-        .expect("read console");
+    let log = std::fs::read_to_string(dir.join("debian-6.1.192-gup-fast-devmap-noref.console.log")).expect("read console");
     let reports = parse(&log);
     let titles: Vec<&str> = reports.iter().map(|r| r.title.as_str()).collect();
-    assert_eq!(
-        titles,
-        [
-            "WARNING in free_zone_device_page",
-            "WARNING in try_grab_page"
-        ]
-    );
+    assert_eq!(titles, ["WARNING in free_zone_device_page", "WARNING in try_grab_page"]);
     for r in &reports {
         assert_eq!(r.kind, Kind::Warn);
         assert!(!r.corrupted, "{} marked corrupted:\n{}", r.title, r.text);

@@ -345,7 +345,8 @@ fn interrupt_keeps_finished_cells_kills_qemu_and_resume_completes() {
     let first = rec["cells"][0].clone();
     assert_eq!(first["outcome"], "PASS", "{first:#}");
 
-    let (code, done) = run_in(results.path(), "scenarios/fixed-matrix.yaml", &["--only", only, "--resume", rec["run_id"].as_str().unwrap()]);
+    let (code, done) =
+        run_in(results.path(), "scenarios/fixed-matrix.yaml", &["--only", only, "--resume", rec["run_id"].as_str().unwrap()]);
     assert_eq!(code, 0, "{done:#}");
     let cells = done["cells"].as_array().unwrap();
     assert_eq!(cells.len(), 2, "{done:#}");

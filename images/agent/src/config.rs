@@ -286,51 +286,19 @@ impl WorkloadSpec {
         match kind {
             // Pass 0 is warm-up; the runner takes the median of the other two
             // per GUP path (two, so that a disturbed pass shows in the samples).
-            WorkloadKind::DioRead | WorkloadKind::DioWrite => WorkloadSpec {
-                kind,
-                size: 64 << 20,
-                passes: 3,
-                seconds: 0,
-                threads: 1,
-                deadline: 120,
-                mapping: None,
-                seed: 0,
-                ops: vec![],
-            },
-            WorkloadKind::TruncateDuringDio => WorkloadSpec {
-                kind,
-                size: 16 << 20,
-                passes: 0,
-                seconds: 30,
-                threads: 1,
-                deadline: 90,
-                mapping: None,
-                seed: 0,
-                ops: vec![],
-            },
-            WorkloadKind::UnmapDuringDio => WorkloadSpec {
-                kind,
-                size: 16 << 20,
-                passes: 0,
-                seconds: 20,
-                threads: 2,
-                deadline: 90,
-                mapping: None,
-                seed: 0,
-                ops: vec![],
-            },
+            WorkloadKind::DioRead | WorkloadKind::DioWrite => {
+                WorkloadSpec { kind, size: 64 << 20, passes: 3, seconds: 0, threads: 1, deadline: 120, mapping: None, seed: 0, ops: vec![] }
+            }
+            WorkloadKind::TruncateDuringDio => {
+                WorkloadSpec { kind, size: 16 << 20, passes: 0, seconds: 30, threads: 1, deadline: 90, mapping: None, seed: 0, ops: vec![] }
+            }
+            WorkloadKind::UnmapDuringDio => {
+                WorkloadSpec { kind, size: 16 << 20, passes: 0, seconds: 20, threads: 2, deadline: 90, mapping: None, seed: 0, ops: vec![] }
+            }
             // Two reader threads, so that forks find reads in flight on more than one chunk.
-            WorkloadKind::ForkCowDio => WorkloadSpec {
-                kind,
-                size: 16 << 20,
-                passes: 2,
-                seconds: 0,
-                threads: 2,
-                deadline: 120,
-                mapping: None,
-                seed: 0,
-                ops: vec![],
-            },
+            WorkloadKind::ForkCowDio => {
+                WorkloadSpec { kind, size: 16 << 20, passes: 2, seconds: 0, threads: 2, deadline: 120, mapping: None, seed: 0, ops: vec![] }
+            }
             // Three threads for 60 s from seed 1, every op.
             WorkloadKind::Storm => WorkloadSpec {
                 kind,
@@ -344,17 +312,9 @@ impl WorkloadSpec {
                 ops: vec![],
             },
             // The other families: a few verified passes over 16 MiB.
-            _ => WorkloadSpec {
-                kind,
-                size: 16 << 20,
-                passes: 2,
-                seconds: 0,
-                threads: 1,
-                deadline: 120,
-                mapping: None,
-                seed: 0,
-                ops: vec![],
-            },
+            _ => {
+                WorkloadSpec { kind, size: 16 << 20, passes: 2, seconds: 0, threads: 1, deadline: 120, mapping: None, seed: 0, ops: vec![] }
+            }
         }
     }
 
@@ -376,18 +336,12 @@ impl WorkloadSpec {
         let kind: WorkloadKind = parts.next().unwrap_or("").parse()?;
         let mut w = WorkloadSpec::new(kind);
         for kv in parts {
-            let (k, v) = kv.split_once('=').ok_or_else(|| {
-                ConfigError(format!("workload {s:?}: expected key=value, got {kv:?}"))
-            })?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| ConfigError(format!("workload {s:?}: expected key=value, got {kv:?}")))?;
             let num = |v: &str| -> Result<u32, ConfigError> {
-                v.parse()
-                    .map_err(|_| ConfigError(format!("workload {s:?}: {k}={v:?} is not a number")))
+                v.parse().map_err(|_| ConfigError(format!("workload {s:?}: {k}={v:?} is not a number")))
             };
             match k {
-                "size" => {
-                    w.size =
-                        parse_size(v).map_err(|e| ConfigError(format!("workload {s:?}: {e}")))?
-                }
+                "size" => w.size = parse_size(v).map_err(|e| ConfigError(format!("workload {s:?}: {e}")))?,
                 "passes" => w.passes = num(v)?,
                 "seconds" => w.seconds = num(v)?,
                 "threads" => w.threads = num(v)?,
@@ -512,11 +466,16 @@ pub fn premade_dir(fs: Fs, pmd: bool) -> String {
 /// 5.19), and reflink-dio needs it.
 pub fn mkfs_args(fs: Fs, pmd: bool) -> (&'static str, Vec<&'static str>) {
     match fs {
-        Fs::Ext4 if pmd => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,stride=512,stripe_width=512"]),
+        Fs::Ext4 if pmd => (
+            "mkfs.ext4",
+            vec!["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard,stride=512,stripe_width=512"],
+        ),
         Fs::Ext4 => ("mkfs.ext4", vec!["-q", "-F", "-b", "4096", "-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard"]),
         // Two AGs and a 4 KiB log stripe: with a 2 MiB stripe unit the
         // default layout wants a 64 MiB log that 512 MiB lacks.
-        Fs::Xfs if pmd => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=1", "-b", "size=4096", "-d", "su=2m,sw=1,agcount=2", "-l", "su=4096"]),
+        Fs::Xfs if pmd => {
+            ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=1", "-b", "size=4096", "-d", "su=2m,sw=1,agcount=2", "-l", "su=4096"])
+        }
         Fs::Xfs => ("mkfs.xfs", vec!["-q", "-f", "-m", "reflink=1", "-b", "size=4096"]),
     }
 }
@@ -577,15 +536,11 @@ impl GuestConfig {
             let Some(rest) = tok.strip_prefix("kregress.") else {
                 continue;
             };
-            let (k, v) = rest
-                .split_once('=')
-                .ok_or_else(|| ConfigError(format!("{tok:?}: expected kregress.key=value")))?;
+            let (k, v) = rest.split_once('=').ok_or_else(|| ConfigError(format!("{tok:?}: expected kregress.key=value")))?;
             let secs = |v: &str| -> Result<u32, ConfigError> {
                 match v.parse::<u32>() {
                     Ok(n) if n > 0 => Ok(n),
-                    _ => Err(ConfigError(format!(
-                        "{tok:?}: expected a positive number of seconds"
-                    ))),
+                    _ => Err(ConfigError(format!("{tok:?}: expected a positive number of seconds"))),
                 }
             };
             match k {
@@ -598,24 +553,15 @@ impl GuestConfig {
                 "premade" => c.premade = v == "1",
                 "vtime" => c.virtual_time = v == "1",
                 "settle" => {
-                    c.settle_ms = v.parse().ok().filter(|&ms| ms <= 600_000).ok_or_else(|| {
-                        ConfigError(format!("{tok:?}: expected milliseconds (at most 600000)"))
-                    })?
+                    c.settle_ms = v
+                        .parse()
+                        .ok()
+                        .filter(|&ms| ms <= 600_000)
+                        .ok_or_else(|| ConfigError(format!("{tok:?}: expected milliseconds (at most 600000)")))?
                 }
                 "nonce" if crate::protocol::is_nonce(v) => c.nonce = v.to_string(),
-                "nonce" => {
-                    return Err(ConfigError(format!(
-                        "{tok:?}: expected 1 to {} letters and digits",
-                        crate::protocol::MAX_NONCE
-                    )))
-                }
-                "workloads" => {
-                    c.workloads = v
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(WorkloadSpec::parse)
-                        .collect::<Result<_, _>>()?
-                }
+                "nonce" => return Err(ConfigError(format!("{tok:?}: expected 1 to {} letters and digits", crate::protocol::MAX_NONCE))),
+                "workloads" => c.workloads = v.split(',').filter(|s| !s.is_empty()).map(WorkloadSpec::parse).collect::<Result<_, _>>()?,
                 _ => return Err(ConfigError(format!("unknown parameter kregress.{k}"))),
             }
         }
@@ -637,11 +583,7 @@ impl GuestConfig {
 /// is a valid nonce. The agent reads it before the rest of its configuration,
 /// so that even a configuration error reaches the runner.
 pub fn nonce_of(cmdline: &str) -> Option<&str> {
-    cmdline
-        .split_whitespace()
-        .filter_map(|t| t.strip_prefix("kregress.nonce="))
-        .next_back()
-        .filter(|n| crate::protocol::is_nonce(n))
+    cmdline.split_whitespace().filter_map(|t| t.strip_prefix("kregress.nonce=")).next_back().filter(|n| crate::protocol::is_nonce(n))
 }
 
 /// `64M` → 67108864. Suffixes K, M, G (powers of 1024), or plain bytes.
@@ -690,17 +632,10 @@ mod tests {
                         premade: backend == Backend::Memmap,
                         virtual_time: fs == Fs::Xfs,
                         settle_ms: if fs == Fs::Xfs { 2345 } else { 0 },
-                        workloads: vec![
-                            WorkloadSpec::new(WorkloadKind::DioRead),
-                            w,
-                            WorkloadSpec::new(WorkloadKind::TruncateDuringDio),
-                        ],
+                        workloads: vec![WorkloadSpec::new(WorkloadKind::DioRead), w, WorkloadSpec::new(WorkloadKind::TruncateDuringDio)],
                         nonce: if fs == Fs::Xfs { "5f0c8a2e9b1d7c43".into() } else { String::new() },
                     };
-                    let line = format!(
-                        "BOOT_IMAGE=/bzImage console=ttyS0 memmap=512M!1G {} panic=-1",
-                        c.to_cmdline()
-                    );
+                    let line = format!("BOOT_IMAGE=/bzImage console=ttyS0 memmap=512M!1G {} panic=-1", c.to_cmdline());
                     assert_eq!(GuestConfig::from_cmdline(&line).unwrap(), c, "{line}");
                 }
             }
@@ -726,10 +661,7 @@ mod tests {
         assert_eq!(c.workloads[1].kind, WorkloadKind::TruncateDuringDio);
         assert_eq!(c.workloads[1].threads, 2);
         assert_eq!(c.workloads[1].seconds, 30);
-        assert_eq!(
-            c.workloads[1].to_string(),
-            "truncate-during-dio:size=16M:seconds=30:threads=2:deadline=90"
-        );
+        assert_eq!(c.workloads[1].to_string(), "truncate-during-dio:size=16M:seconds=30:threads=2:deadline=90");
     }
 
     #[test]
@@ -791,8 +723,7 @@ mod tests {
     #[test]
     fn storm_streams_depend_on_seed_and_thread_only() {
         assert_eq!(storm_stream_seed(5, 2), storm_stream_seed(5, 2));
-        let all: std::collections::BTreeSet<u64> =
-            (0..4).flat_map(|s| (0..16).map(move |t| storm_stream_seed(s, t))).collect();
+        let all: std::collections::BTreeSet<u64> = (0..4).flat_map(|s| (0..16).map(move |t| storm_stream_seed(s, t))).collect();
         assert_eq!(all.len(), 64);
     }
 

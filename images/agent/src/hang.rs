@@ -8,17 +8,11 @@ use kregress_agent::{Message, ThreadStack};
 
 /// Run `f` on a new thread and wait at most `timeout`. `None` means it did not finish:
 /// the thread is left behind (it is probably stuck in the kernel, in D state).
-pub fn with_deadline<T: Send + 'static>(
-    name: &str,
-    timeout: Duration,
-    f: impl FnOnce() -> T + Send + 'static,
-) -> Option<T> {
+pub fn with_deadline<T: Send + 'static>(name: &str, timeout: Duration, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
     let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name(name.chars().take(15).collect())
-        .spawn(move || {
-            let _ = tx.send(f());
-        });
+    let spawned = std::thread::Builder::new().name(name.chars().take(15).collect()).spawn(move || {
+        let _ = tx.send(f());
+    });
     if spawned.is_err() {
         return None;
     }
@@ -26,8 +20,7 @@ pub fn with_deadline<T: Send + 'static>(
 }
 
 /// Blocking calls in progress in workload threads, for the per-call watchdog.
-static OPS: std::sync::Mutex<Vec<(u64, &'static str, std::time::Instant)>> =
-    std::sync::Mutex::new(Vec::new());
+static OPS: std::sync::Mutex<Vec<(u64, &'static str, std::time::Instant)>> = std::sync::Mutex::new(Vec::new());
 static OP_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// Registers a blocking call until the guard is dropped.
@@ -35,32 +28,25 @@ pub struct OpGuard(u64);
 
 pub fn op_begin(name: &'static str) -> OpGuard {
     let id = OP_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    OPS.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .push((id, name, std::time::Instant::now()));
+    OPS.lock().unwrap_or_else(|e| e.into_inner()).push((id, name, std::time::Instant::now()));
     OpGuard(id)
 }
 
 impl Drop for OpGuard {
     fn drop(&mut self) {
-        OPS.lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .retain(|(id, _, _)| *id != self.0);
+        OPS.lock().unwrap_or_else(|e| e.into_inner()).retain(|(id, _, _)| *id != self.0);
     }
 }
 
 /// The call that has been running longest, and for how long.
 fn oldest_op() -> Option<(&'static str, Duration)> {
     let ops = OPS.lock().unwrap_or_else(|e| e.into_inner());
-    ops.iter()
-        .map(|(_, n, t)| (*n, t.elapsed()))
-        .max_by_key(|(_, d)| *d)
+    ops.iter().map(|(_, n, t)| (*n, t.elapsed())).max_by_key(|(_, d)| *d)
 }
 
 /// What the running workload has counted so far (a storm's ops per kind),
 /// published by the workload so that a hang's result still carries it.
-static PROGRESS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> =
-    std::sync::Mutex::new(std::collections::BTreeMap::new());
+static PROGRESS: std::sync::Mutex<std::collections::BTreeMap<String, u64>> = std::sync::Mutex::new(std::collections::BTreeMap::new());
 
 /// Publishes the running workload's counters (replacing the last ones).
 pub fn set_progress(c: std::collections::BTreeMap<String, u64>) {
@@ -94,11 +80,9 @@ pub fn run_watched<T: Send + 'static>(
 ) -> Watched<T> {
     let start = std::time::Instant::now();
     let (tx, rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name(name.chars().take(15).collect())
-        .spawn(move || {
-            let _ = tx.send(f());
-        });
+    let spawned = std::thread::Builder::new().name(name.chars().take(15).collect()).spawn(move || {
+        let _ = tx.send(f());
+    });
     if spawned.is_err() {
         return Watched::Deadline;
     }
@@ -161,17 +145,13 @@ fn collect_stacks() -> Vec<ThreadStack> {
     let Ok(procs) = std::fs::read_dir("/proc") else {
         return out;
     };
-    let mut pids: Vec<i32> = procs
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
+    let mut pids: Vec<i32> = procs.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
     pids.sort();
     for pid in pids {
         let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
             continue;
         };
-        let mut tids: Vec<i32> = tasks
-            .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-            .collect();
+        let mut tids: Vec<i32> = tasks.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok()).collect();
         tids.sort();
         for tid in tids {
             let base = format!("/proc/{pid}/task/{tid}");
@@ -197,14 +177,8 @@ fn collect_stacks() -> Vec<ThreadStack> {
 /// Emit a `hang` message with the stacks, then ask the kernel to dump blocked tasks
 /// (sysrq w; silently nothing when CONFIG_MAGIC_SYSRQ is off).
 pub fn report_hang(phase: &str, what: &str, op: &str, waited: Duration) {
-    Message::Hang {
-        phase: phase.into(),
-        what: what.into(),
-        op: op.into(),
-        waited_s: waited.as_secs_f64(),
-        threads: collect_stacks(),
-    }
-    .emit();
+    Message::Hang { phase: phase.into(), what: what.into(), op: op.into(), waited_s: waited.as_secs_f64(), threads: collect_stacks() }
+        .emit();
     let _ = std::fs::write("/proc/sysrq-trigger", "w");
 }
 
@@ -216,55 +190,30 @@ mod tests {
     fn stat_and_stack_parsing() {
         let (comm, state, ppid) = parse_stat("57 (trunc (x)) D 1 1 0 0 -1 4194560").unwrap();
         assert_eq!((comm.as_str(), state.as_str(), ppid), ("trunc (x)", "D", 1));
-        let s =
-            parse_stack("[<0>] ext4_break_layouts+0x1a9/0x2c0\n[<0>] ext4_setattr+0x3b/0x9d0\n");
-        assert_eq!(
-            s,
-            vec!["ext4_break_layouts+0x1a9/0x2c0", "ext4_setattr+0x3b/0x9d0"]
-        );
+        let s = parse_stack("[<0>] ext4_break_layouts+0x1a9/0x2c0\n[<0>] ext4_setattr+0x3b/0x9d0\n");
+        assert_eq!(s, vec!["ext4_break_layouts+0x1a9/0x2c0", "ext4_setattr+0x3b/0x9d0"]);
     }
 
     #[test]
     fn deadline_gives_up() {
-        assert_eq!(
-            with_deadline("quick", Duration::from_secs(5), || 7),
-            Some(7)
-        );
-        assert_eq!(
-            with_deadline("slow", Duration::from_millis(50), || std::thread::sleep(
-                Duration::from_secs(2)
-            )),
-            None
-        );
+        assert_eq!(with_deadline("quick", Duration::from_secs(5), || 7), Some(7));
+        assert_eq!(with_deadline("slow", Duration::from_millis(50), || std::thread::sleep(Duration::from_secs(2))), None);
     }
 
     #[test]
     fn watchdog_catches_a_blocked_call() {
-        match run_watched(
-            "w",
-            Duration::from_secs(30),
-            Duration::from_millis(200),
-            || {
-                let _op = op_begin("sleep");
-                std::thread::sleep(Duration::from_secs(2));
-            },
-        ) {
+        match run_watched("w", Duration::from_secs(30), Duration::from_millis(200), || {
+            let _op = op_begin("sleep");
+            std::thread::sleep(Duration::from_secs(2));
+        }) {
             Watched::OpHang { op, waited } => {
                 assert!(op == "sleep" && waited >= Duration::from_millis(200))
             }
             _ => panic!("expected an op hang"),
         }
+        assert!(matches!(run_watched("w", Duration::from_secs(5), Duration::from_secs(5), || 3), Watched::Done(3)));
         assert!(matches!(
-            run_watched("w", Duration::from_secs(5), Duration::from_secs(5), || 3),
-            Watched::Done(3)
-        ));
-        assert!(matches!(
-            run_watched(
-                "w",
-                Duration::from_millis(200),
-                Duration::from_secs(5),
-                || std::thread::sleep(Duration::from_secs(2))
-            ),
+            run_watched("w", Duration::from_millis(200), Duration::from_secs(5), || std::thread::sleep(Duration::from_secs(2))),
             Watched::Deadline
         ));
     }

@@ -11,10 +11,7 @@ pub mod config;
 pub mod protocol;
 
 pub use config::{Backend, ConfigError, Fs, GuestConfig, Mapping, Mode, StormOp, WorkloadKind, WorkloadSpec};
-pub use protocol::{
-    errno_name, parse_line, FailKind, Gup, LineParser, Message, Outcome, Parsed, ThreadStack, MARKER,
-    PROTOCOL_VERSION,
-};
+pub use protocol::{errno_name, parse_line, FailKind, Gup, LineParser, Message, Outcome, Parsed, ThreadStack, MARKER, PROTOCOL_VERSION};
 
 /// Agent version, reported in `hello`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -18,13 +18,7 @@ use kregress_agent::config::premade_dir;
 use kregress_agent::{FailKind, GuestConfig, Mapping, Message, Mode, Outcome, WorkloadSpec, PROTOCOL_VERSION, VERSION};
 
 /// A workload's result without figures or counters.
-fn result(
-    name: &str,
-    outcome: Outcome,
-    kind: Option<FailKind>,
-    errno: Option<i32>,
-    detail: String,
-) -> Message {
+fn result(name: &str, outcome: Outcome, kind: Option<FailKind>, errno: Option<i32>, detail: String) -> Message {
     Message::WorkloadResult {
         name: name.into(),
         outcome,
@@ -40,11 +34,7 @@ fn result(
 fn main() {
     let t0 = Instant::now();
     let pid1 = std::process::id() == 1;
-    let mount_err = if pid1 {
-        setup::early_mounts().err()
-    } else {
-        None
-    };
+    let mount_err = if pid1 { setup::early_mounts().err() } else { None };
     if pid1 {
         setup::ensure_console();
     }
@@ -53,32 +43,14 @@ fn main() {
         kregress_agent::protocol::set_nonce(n);
     }
     std::panic::set_hook(Box::new(|info| {
-        Message::Error {
-            phase: "panic".into(),
-            detail: info.to_string(),
-        }
-        .emit();
+        Message::Error { phase: "panic".into(), detail: info.to_string() }.emit();
     }));
-    Message::Hello {
-        version: VERSION.into(),
-        protocol: PROTOCOL_VERSION,
-        kernel: sys::uname_release(),
-        uptime_s: sys::uptime_s(),
-    }
-    .emit();
+    Message::Hello { version: VERSION.into(), protocol: PROTOCOL_VERSION, kernel: sys::uname_release(), uptime_s: sys::uptime_s() }.emit();
     if let Some(e) = mount_err {
-        Message::Error {
-            phase: "mount".into(),
-            detail: e,
-        }
-        .emit();
+        Message::Error { phase: "mount".into(), detail: e }.emit();
     }
     let ok = std::panic::catch_unwind(|| run(&cmdline, t0)).unwrap_or(false);
-    Message::Done {
-        ok,
-        elapsed_ms: sys::ms(t0.elapsed()),
-    }
-    .emit();
+    Message::Done { ok, elapsed_ms: sys::ms(t0.elapsed()) }.emit();
     setup::power_off(if ok { 0 } else { 1 });
 }
 
@@ -108,11 +80,7 @@ fn read_config(cmdline: &str) -> Option<GuestConfig> {
     match GuestConfig::from_cmdline(cmdline) {
         Ok(c) => Some(c),
         Err(e) => {
-            Message::Error {
-                phase: "config".into(),
-                detail: format!("{e} (in /proc/cmdline: {})", cmdline.trim()),
-            }
-            .emit();
+            Message::Error { phase: "config".into(), detail: format!("{e} (in /proc/cmdline: {})", cmdline.trim()) }.emit();
             None
         }
     }
@@ -130,15 +98,7 @@ fn prepare_storage(cfg: &GuestConfig) -> Option<setup::Devices> {
             return None;
         }
     };
-    setup::step(
-        "pmem",
-        true,
-        format!(
-            "{} {}: DAX side {}, O_DIRECT on {}",
-            cfg.backend, cfg.mode, devs.fs_dev, devs.raw_dev
-        ),
-        t,
-    );
+    setup::step("pmem", true, format!("{} {}: DAX side {}, O_DIRECT on {}", cfg.backend, cfg.mode, devs.fs_dev, devs.raw_dev), t);
     if cfg.mode != Mode::Devdax {
         if let Err(e) = make_filesystem(cfg, &devs) {
             setup_failed(cfg, "mkfs", e);
@@ -169,11 +129,7 @@ fn make_filesystem(cfg: &GuestConfig, devs: &setup::Devices) -> Result<(), Strin
 /// Setup failed in `phase`: the error, and every workload MISS.
 fn setup_failed(cfg: &GuestConfig, phase: &str, e: String) {
     let why = format!("setup failed: {e}");
-    Message::Error {
-        phase: phase.into(),
-        detail: e,
-    }
-    .emit();
+    Message::Error { phase: phase.into(), detail: e }.emit();
     for w in &cfg.workloads {
         result(w.name(), Outcome::Miss, None, None, why.clone()).emit();
     }
@@ -185,11 +141,7 @@ fn probe_dax() -> bool {
     match setup::create_test_file(&format!("{}/probe.dat", setup::MNT), 2 << 20, false) {
         Ok(_) => true,
         Err(e) => {
-            Message::Error {
-                phase: "dax-check".into(),
-                detail: e.to_string(),
-            }
-            .emit();
+            Message::Error { phase: "dax-check".into(), detail: e.to_string() }.emit();
             false
         }
     }
@@ -208,14 +160,7 @@ fn run_workloads(cfg: &GuestConfig, devs: &setup::Devices) -> bool {
     let mut wedged = false;
     for spec in &cfg.workloads {
         if wedged {
-            result(
-                spec.name(),
-                Outcome::Skip,
-                None,
-                None,
-                "skipped: an earlier hang left threads stuck on the filesystem".into(),
-            )
-            .emit();
+            result(spec.name(), Outcome::Skip, None, None, "skipped: an earlier hang left threads stuck on the filesystem".into()).emit();
         } else {
             wedged = run_workload(cfg, devs, spec);
         }
@@ -226,11 +171,7 @@ fn run_workloads(cfg: &GuestConfig, devs: &setup::Devices) -> bool {
 /// One workload: its start, its test file, its run under the watchdog, its
 /// result. Returns whether it wedged the filesystem.
 fn run_workload(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -> bool {
-    Message::WorkloadStart {
-        name: spec.name().into(),
-        spec: spec.to_string(),
-    }
-    .emit();
+    Message::WorkloadStart { name: spec.name().into(), spec: spec.to_string() }.emit();
     let file = match test_file(cfg, devs, spec) {
         Ok(f) => f,
         Err(miss) => {
@@ -251,9 +192,7 @@ fn run_workload(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -
     let hang_limit = Duration::from_secs(cfg.hang as u64);
     let spec2 = spec.clone();
     hang::take_progress();
-    let watched = hang::run_watched(spec.name(), deadline, hang_limit, move || {
-        workloads::run(&spec2, &target)
-    });
+    let watched = hang::run_watched(spec.name(), deadline, hang_limit, move || workloads::run(&spec2, &target));
     let (mut msg, wedged) = workload_result(cfg, spec, watched, t);
     // A hang's result carries what the workload counted until then.
     let progress = hang::take_progress();
@@ -272,11 +211,7 @@ fn run_workload(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -
 fn test_file(cfg: &GuestConfig, devs: &setup::Devices, spec: &WorkloadSpec) -> Result<String, Message> {
     let name = spec.name();
     let devdax = cfg.mode == Mode::Devdax;
-    let file = if devdax {
-        devs.fs_dev.clone()
-    } else {
-        format!("{}/{name}.dat", setup::MNT)
-    };
+    let file = if devdax { devs.fs_dev.clone() } else { format!("{}/{name}.dat", setup::MNT) };
     let created = if devdax {
         setup::check_dax_size(&devs.fs_dev, spec.size).map(|()| true)
     } else {
@@ -305,11 +240,7 @@ fn workload_result(
                 Outcome::Fail,
                 Some(FailKind::Hang),
                 None,
-                format!(
-                    "{op} did not return within {} s (waited {:.1} s)",
-                    cfg.hang,
-                    waited.as_secs_f64()
-                ),
+                format!("{op} did not return within {} s (waited {:.1} s)", cfg.hang, waited.as_secs_f64()),
             ),
             true,
         ),
@@ -319,11 +250,7 @@ fn workload_result(
                 Outcome::Fail,
                 Some(FailKind::Hang),
                 None,
-                format!(
-                    "did not finish within its deadline of {} s ({:.1} s)",
-                    spec.deadline,
-                    t.elapsed().as_secs_f64()
-                ),
+                format!("did not finish within its deadline of {} s ({:.1} s)", spec.deadline, t.elapsed().as_secs_f64()),
             ),
             true,
         ),

@@ -463,33 +463,11 @@ mod tests {
         let mut counters = BTreeMap::new();
         counters.insert("truncates".to_string(), 473);
         vec![
-            Message::Hello {
-                version: "0.1.0".into(),
-                protocol: PROTOCOL_VERSION,
-                kernel: "6.1.0".into(),
-                uptime_s: 1.5,
-            },
-            Message::Step {
-                name: "mkfs".into(),
-                ok: true,
-                detail: "mkfs.ext4 /dev/pmem0".into(),
-                elapsed_ms: 420,
-            },
-            Message::DaxCheck {
-                path: "/mnt/pmem/testfile".into(),
-                dax: true,
-            },
-            Message::WorkloadStart {
-                name: "dio-read".into(),
-                spec: "dio-read:size=64M:passes=2".into(),
-            },
-            Message::Sample {
-                workload: "dio-read".into(),
-                pass: 1,
-                gup: Gup::Slow,
-                mb_per_s: Some(312.5),
-                ops_per_s: None,
-            },
+            Message::Hello { version: "0.1.0".into(), protocol: PROTOCOL_VERSION, kernel: "6.1.0".into(), uptime_s: 1.5 },
+            Message::Step { name: "mkfs".into(), ok: true, detail: "mkfs.ext4 /dev/pmem0".into(), elapsed_ms: 420 },
+            Message::DaxCheck { path: "/mnt/pmem/testfile".into(), dax: true },
+            Message::WorkloadStart { name: "dio-read".into(), spec: "dio-read:size=64M:passes=2".into() },
+            Message::Sample { workload: "dio-read".into(), pass: 1, gup: Gup::Slow, mb_per_s: Some(312.5), ops_per_s: None },
             Message::WorkloadResult {
                 name: "truncate-during-dio".into(),
                 outcome: Outcome::Fail,
@@ -511,30 +489,13 @@ mod tests {
                     comm: "truncate".into(),
                     state: "D".into(),
                     wchan: "ext4_break_layouts".into(),
-                    stack: vec![
-                        "ext4_break_layouts+0x1a9/0x2c0".into(),
-                        "ext4_setattr+0x3b/0x9d0".into(),
-                    ],
+                    stack: vec!["ext4_break_layouts+0x1a9/0x2c0".into(), "ext4_setattr+0x3b/0x9d0".into()],
                 }],
             },
-            Message::Teardown {
-                outcome: Outcome::Pass,
-                kind: None,
-                detail: "umount 0.1 s".into(),
-                elapsed_ms: 100,
-            },
-            Message::Error {
-                phase: "config".into(),
-                detail: "unknown workload".into(),
-            },
-            Message::Alive {
-                workload: "truncate-during-dio".into(),
-                elapsed_ms: 4000,
-            },
-            Message::Done {
-                ok: true,
-                elapsed_ms: 5300,
-            },
+            Message::Teardown { outcome: Outcome::Pass, kind: None, detail: "umount 0.1 s".into(), elapsed_ms: 100 },
+            Message::Error { phase: "config".into(), detail: "unknown workload".into() },
+            Message::Alive { workload: "truncate-during-dio".into(), elapsed_ms: 4000 },
+            Message::Done { ok: true, elapsed_ms: 5300 },
         ]
     }
 
@@ -564,13 +525,7 @@ mod tests {
 
     #[test]
     fn json_shapes_are_stable() {
-        let s = Message::Sample {
-            workload: "dio-read".into(),
-            pass: 0,
-            gup: Gup::Fast,
-            mb_per_s: Some(300.0),
-            ops_per_s: None,
-        };
+        let s = Message::Sample { workload: "dio-read".into(), pass: 0, gup: Gup::Fast, mb_per_s: Some(300.0), ops_per_s: None };
         assert_eq!(
             s.to_line(NONCE),
             r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"sample","workload":"dio-read","pass":0,"gup":"fast","mb_per_s":300.0}"#
@@ -590,13 +545,7 @@ mod tests {
             r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"workload_result","name":"dio-write","outcome":"FAIL","kind":"IO_ERROR","errno":12,"detail":"pwrite: ENOMEM"}"#
         );
         let d = parse_line(r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"workload_result","name":"x","outcome":"FAIL","kind":"DATA_CORRUPTION","errno":null,"detail":""}"#, NONCE).unwrap();
-        assert!(matches!(
-            d,
-            Message::WorkloadResult {
-                kind: Some(FailKind::DataCorruption),
-                ..
-            }
-        ));
+        assert!(matches!(d, Message::WorkloadResult { kind: Some(FailKind::DataCorruption), .. }));
         assert_eq!(
             Message::Alive { workload: "storm".into(), elapsed_ms: 2000 }.to_line(NONCE),
             r#"KREGRESS> 5f0c8a2e9b1d7c43 {"type":"alive","workload":"storm","elapsed_ms":2000}"#
@@ -641,20 +590,11 @@ mod tests {
 
     #[test]
     fn reassembles_lines_split_by_printk() {
-        let m = all_messages()
-            .into_iter()
-            .find(|m| matches!(m, Message::Hang { .. }))
-            .unwrap();
+        let m = all_messages().into_iter().find(|m| matches!(m, Message::Hang { .. })).unwrap();
         let line = m.to_line(NONCE);
         let cut = line.find("\"threads\"").unwrap() + 1;
         let mut p = LineParser::new(NONCE);
-        assert_eq!(
-            p.push(&format!(
-                "{}[   30.520227] sysrq: Show Blocked State\r",
-                &line[..cut]
-            )),
-            Parsed::Other
-        );
+        assert_eq!(p.push(&format!("{}[   30.520227] sysrq: Show Blocked State\r", &line[..cut])), Parsed::Other);
         assert_eq!(p.push("[   30.520300] task:truncate state:D stack:0"), Parsed::Other);
         assert_eq!(msg(p.push(&format!("{}\r", &line[cut..]))), Some(m.clone()));
         // Ordinary lines still work, and a new marker drops a broken pending line.
@@ -681,11 +621,7 @@ mod tests {
         assert_eq!(parse_line("no marker here", NONCE), None);
         assert_eq!(parse_line("KREGRESS> ", NONCE), None);
         assert_eq!(parse_line(&format!("KREGRESS> {NONCE} "), NONCE), None);
-        assert_eq!(
-            parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"hello\",\"vers"), NONCE),
-            None,
-            "line split by a printk"
-        );
+        assert_eq!(parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"hello\",\"vers"), NONCE), None, "line split by a printk");
         assert_eq!(parse_line(&format!("KREGRESS> {NONCE} {{\"type\":\"nonsense\"}}"), NONCE), None);
     }
 }

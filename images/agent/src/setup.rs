@@ -15,24 +15,15 @@ const LIB_PATH: &str = "/lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu:/lib64:/
 
 /// Emit a `step` message.
 pub fn step(name: &str, ok: bool, detail: impl Into<String>, t: Instant) {
-    Message::Step {
-        name: name.into(),
-        ok,
-        detail: detail.into(),
-        elapsed_ms: ms(t.elapsed()),
-    }
-    .emit();
+    Message::Step { name: name.into(), ok, detail: detail.into(), elapsed_ms: ms(t.elapsed()) }.emit();
 }
 
 /// proc, sys, devtmpfs, tmpfs. Already-mounted (EBUSY) is fine.
 pub fn early_mounts() -> Result<(), String> {
     let mut errors = Vec::new();
-    for (src, target, fstype) in [
-        ("proc", "/proc", "proc"),
-        ("sysfs", "/sys", "sysfs"),
-        ("devtmpfs", "/dev", "devtmpfs"),
-        ("tmpfs", "/tmp", "tmpfs"),
-    ] {
+    for (src, target, fstype) in
+        [("proc", "/proc", "proc"), ("sysfs", "/sys", "sysfs"), ("devtmpfs", "/dev", "devtmpfs"), ("tmpfs", "/tmp", "tmpfs")]
+    {
         let _ = std::fs::create_dir_all(target);
         match sys::mount(src, target, fstype, libc::MS_NOSUID, "") {
             Ok(()) => {}
@@ -67,10 +58,7 @@ pub fn ensure_console() {
 
 /// The path of a host tool copied into the initramfs, if it is there.
 fn find_tool(name: &str) -> Option<String> {
-    TOOL_DIRS
-        .iter()
-        .map(|d| format!("{d}/{name}"))
-        .find(|p| Path::new(p).exists())
+    TOOL_DIRS.iter().map(|d| format!("{d}/{name}")).find(|p| Path::new(p).exists())
 }
 
 /// Why a tool run failed (command, exit status, last lines of its output).
@@ -80,28 +68,14 @@ struct ToolError {
 
 /// Run a host tool copied into the initramfs, with a deadline. Returns its stdout.
 /// On timeout the child is left running (it is likely in D state) and a hang report is emitted.
-fn run_tool(
-    phase: &str,
-    name: &str,
-    args: &[&str],
-    timeout: Duration,
-) -> Result<String, ToolError> {
+fn run_tool(phase: &str, name: &str, args: &[&str], timeout: Duration) -> Result<String, ToolError> {
     let cmdline = format!("{name} {}", args.join(" "));
     let Some(path) = find_tool(name) else {
-        return Err(ToolError {
-            detail: format!(
-                "{name}: not found in the initramfs ({})",
-                TOOL_DIRS.join(", ")
-            ),
-        });
+        return Err(ToolError { detail: format!("{name}: not found in the initramfs ({})", TOOL_DIRS.join(", ")) });
     };
     let tag = format!("{}-{}", std::process::id(), name.replace('/', "_"));
     let (out_path, err_path) = (format!("/tmp/{tag}.out"), format!("/tmp/{tag}.err"));
-    let open = |p: &str| {
-        std::fs::File::create(p)
-            .map(Stdio::from)
-            .unwrap_or_else(|_| Stdio::null())
-    };
+    let open = |p: &str| std::fs::File::create(p).map(Stdio::from).unwrap_or_else(|_| Stdio::null());
     let t = Instant::now();
     let mut child = match Command::new(&path)
         .args(args)
@@ -114,11 +88,7 @@ fn run_tool(
         .spawn()
     {
         Ok(c) => c,
-        Err(e) => {
-            return Err(ToolError {
-                detail: format!("{cmdline}: cannot start: {e}"),
-            })
-        }
+        Err(e) => return Err(ToolError { detail: format!("{cmdline}: cannot start: {e}") }),
     };
     let status = loop {
         match child.try_wait() {
@@ -126,18 +96,9 @@ fn run_tool(
             Ok(None) if t.elapsed() < timeout => std::thread::sleep(Duration::from_millis(20)),
             Ok(None) => {
                 hang::report_hang(phase, &cmdline, name, t.elapsed());
-                return Err(ToolError {
-                    detail: format!(
-                        "{cmdline}: still running after {:.0} s",
-                        timeout.as_secs_f64()
-                    ),
-                });
+                return Err(ToolError { detail: format!("{cmdline}: still running after {:.0} s", timeout.as_secs_f64()) });
             }
-            Err(e) => {
-                return Err(ToolError {
-                    detail: format!("{cmdline}: wait: {e}"),
-                })
-            }
+            Err(e) => return Err(ToolError { detail: format!("{cmdline}: wait: {e}") }),
         }
     };
     let out = std::fs::read_to_string(&out_path).unwrap_or_default();
@@ -145,18 +106,8 @@ fn run_tool(
     let _ = std::fs::remove_file(&out_path);
     let _ = std::fs::remove_file(&err_path);
     if !status.success() {
-        let tail: Vec<&str> = err
-            .lines()
-            .chain(out.lines())
-            .rev()
-            .take(8)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        return Err(ToolError {
-            detail: format!("{cmdline}: {status}: {}", tail.join(" | ")),
-        });
+        let tail: Vec<&str> = err.lines().chain(out.lines()).rev().take(8).collect::<Vec<_>>().into_iter().rev().collect();
+        return Err(ToolError { detail: format!("{cmdline}: {status}: {}", tail.join(" | ")) });
     }
     Ok(out)
 }
@@ -176,10 +127,7 @@ pub struct Devices {
 
 fn blockdev_of_namespace(ns: &str) -> Option<String> {
     let dir = format!("/sys/bus/nd/devices/{ns}/block");
-    std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .next()
+    std::fs::read_dir(dir).ok()?.filter_map(|e| e.ok()?.file_name().into_string().ok()).next()
 }
 
 fn blockdev_from_ndctl_json(out: &str) -> Option<String> {
@@ -225,16 +173,15 @@ fn devdax_via_sysfs(ns: &str, align: usize) -> Result<(String, String), String> 
     }
     let real = std::fs::canonicalize(format!("{nd}/devices/{ns}")).map_err(|e| format!("{ns}: {e}"))?;
     let region = real.parent().ok_or_else(|| format!("{ns}: no region"))?;
-    let seed = std::fs::read_to_string(region.join("dax_seed"))
-        .map_err(|e| format!("{}/dax_seed: {e} (CONFIG_NVDIMM_DAX?)", region.display()))?;
+    let seed =
+        std::fs::read_to_string(region.join("dax_seed")).map_err(|e| format!("{}/dax_seed: {e} (CONFIG_NVDIMM_DAX?)", region.display()))?;
     let dax = seed.trim().to_string();
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid").map_err(|e| format!("random uuid: {e}"))?;
     write(format!("{nd}/devices/{dax}/uuid"), uuid.trim())?;
     write(format!("{nd}/devices/{dax}/namespace"), ns)?;
     write(format!("{nd}/devices/{dax}/align"), &align.to_string())?;
     write(format!("{nd}/devices/{dax}/mode"), "pmem")?;
-    write(format!("{nd}/drivers/dax_pmem/bind"), &dax)
-        .map_err(|e| format!("{e} (CONFIG_DEV_DAX_PMEM?)"))?;
+    write(format!("{nd}/drivers/dax_pmem/bind"), &dax).map_err(|e| format!("{e} (CONFIG_DEV_DAX_PMEM?)"))?;
     // dax_pmem registers the device-dax instance as a child: .../daxN.M/daxN.M
     let chr = std::fs::read_dir(format!("{nd}/devices/{dax}"))
         .ok()
@@ -295,27 +242,23 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
         Backend::Memmap => {
             for d in ["/dev/pmem0", "/dev/pmem1"] {
                 if !sys::wait_for_path(d, appear) {
-                    return Err(format!("{d} did not appear within {} s (memmap=512M!1G memmap=512M!2G on the kernel command line?)", appear.as_secs()));
+                    return Err(format!(
+                        "{d} did not appear within {} s (memmap=512M!1G memmap=512M!2G on the kernel command line?)",
+                        appear.as_secs()
+                    ));
                 }
             }
             if cfg.mode == Mode::Devdax {
                 let ns = namespace_of_block("pmem0")?;
                 return make_devdax(cfg, &ns, "/dev/pmem1".into(), appear);
             }
-            Ok(Devices {
-                fs_dev: "/dev/pmem0".into(),
-                nd_dax: None,
-                raw_dev: "/dev/pmem1".into(),
-            })
+            Ok(Devices { fs_dev: "/dev/pmem0".into(), nd_dax: None, raw_dev: "/dev/pmem1".into() })
         }
         Backend::Nvdimm => {
             for ns in ["namespace0.0", "namespace1.0"] {
                 let p = format!("/sys/bus/nd/devices/{ns}");
                 if !sys::wait_for_path(&p, appear) {
-                    return Err(format!(
-                        "{p} did not appear within {} s (two QEMU nvdimm devices?)",
-                        appear.as_secs()
-                    ));
+                    return Err(format!("{p} did not appear within {} s (two QEMU nvdimm devices?)", appear.as_secs()));
                 }
             }
             let raw = match blockdev_of_namespace("namespace1.0") {
@@ -329,9 +272,7 @@ pub fn prepare_pmem(cfg: &GuestConfig) -> Result<Devices, String> {
                         Duration::from_secs(120),
                     )
                     .map_err(|e| e.detail)?;
-                    blockdev_from_ndctl_json(&out).ok_or_else(|| {
-                        format!("ndctl create-namespace -m raw: no blockdev: {}", out.trim())
-                    })?
+                    blockdev_from_ndctl_json(&out).ok_or_else(|| format!("ndctl create-namespace -m raw: no blockdev: {}", out.trim()))?
                 }
             };
             let raw_dev = format!("/dev/{raw}");
@@ -413,11 +354,7 @@ pub fn create_test_file(path: &str, size: u64, pmd: bool) -> Result<bool, sys::S
     sys::fsync(&fd)?;
     let (attrs, _mask) = sys::statx_attributes(path)?;
     let dax = attrs & sys::STATX_ATTR_DAX != 0;
-    Message::DaxCheck {
-        path: path.into(),
-        dax,
-    }
-    .emit();
+    Message::DaxCheck { path: path.into(), dax }.emit();
     Ok(dax)
 }
 
@@ -451,16 +388,10 @@ fn unbind(dev: &str) -> Result<String, String> {
     let name = dev.trim_start_matches("/dev/");
     let devlink = format!("/sys/block/{name}/device");
     let target = std::fs::read_link(&devlink).map_err(|e| format!("readlink {devlink}: {e}"))?;
-    let devname = target
-        .file_name()
-        .and_then(|s| s.to_str())
-        .unwrap_or_default()
-        .to_string();
+    let devname = target.file_name().and_then(|s| s.to_str()).unwrap_or_default().to_string();
     let unbind = format!("{devlink}/driver/unbind");
-    let driver = std::fs::read_link(format!("{devlink}/driver"))
-        .ok()
-        .and_then(|p| p.file_name()?.to_str().map(str::to_string))
-        .unwrap_or_default();
+    let driver =
+        std::fs::read_link(format!("{devlink}/driver")).ok().and_then(|p| p.file_name()?.to_str().map(str::to_string)).unwrap_or_default();
     std::fs::write(&unbind, &devname).map_err(|e| format!("echo {devname} > {unbind}: {e}"))?;
     Ok(format!("{devname} unbound from {driver}"))
 }
@@ -473,13 +404,7 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
     let limit = Duration::from_secs(cfg.teardown as u64);
     let mut done = Vec::new();
     let finish = |outcome, kind, detail: String| {
-        Message::Teardown {
-            outcome,
-            kind,
-            detail,
-            elapsed_ms: ms(t.elapsed()),
-        }
-        .emit();
+        Message::Teardown { outcome, kind, detail, elapsed_ms: ms(t.elapsed()) }.emit();
         outcome == Outcome::Pass || outcome == Outcome::Skip
     };
     if mounted {
@@ -487,21 +412,11 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
         match r {
             None => {
                 hang::report_hang("teardown", "umount", "umount", t.elapsed());
-                return finish(
-                    Outcome::Fail,
-                    Some(FailKind::Hang),
-                    format!("umount {MNT} did not return within {} s", cfg.teardown),
-                );
+                return finish(Outcome::Fail, Some(FailKind::Hang), format!("umount {MNT} did not return within {} s", cfg.teardown));
             }
             Some(Err(e)) if wedged && e.errno == libc::EBUSY => {
-                let lazy = sys::umount(MNT, libc::MNT_DETACH)
-                    .map(|_| "lazily detached")
-                    .unwrap_or("lazy detach failed too");
-                return finish(
-                    Outcome::Skip,
-                    None,
-                    format!("{e} after an earlier hang ({lazy}); pmem devices left bound"),
-                );
+                let lazy = sys::umount(MNT, libc::MNT_DETACH).map(|_| "lazily detached").unwrap_or("lazy detach failed too");
+                return finish(Outcome::Skip, None, format!("{e} after an earlier hang ({lazy}); pmem devices left bound"));
             }
             Some(Err(e)) => return finish(Outcome::Fail, Some(FailKind::IoError), e.to_string()),
             Some(Ok(())) => done.push(format!("umount {MNT} {:.2} s", t.elapsed().as_secs_f64())),
@@ -510,9 +425,7 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
     let backend = cfg.backend;
     if let Some(d) = devs {
         for (i, dev) in [d.fs_dev.clone(), d.raw_dev.clone()].into_iter().enumerate() {
-            let left = limit
-                .saturating_sub(t.elapsed())
-                .max(Duration::from_secs(1));
+            let left = limit.saturating_sub(t.elapsed()).max(Duration::from_secs(1));
             let t1 = Instant::now();
             let dev2 = dev.clone();
             let d2 = d.clone();
@@ -522,31 +435,15 @@ pub fn teardown(cfg: &GuestConfig, devs: Option<&Devices>, mounted: bool, wedged
                     return finish(
                         Outcome::Fail,
                         Some(FailKind::Hang),
-                        format!(
-                            "{}; unbinding {dev} did not return within {:.0} s",
-                            done.join("; "),
-                            left.as_secs_f64()
-                        ),
+                        format!("{}; unbinding {dev} did not return within {:.0} s", done.join("; "), left.as_secs_f64()),
                     );
                 }
-                Some(Err(e)) => {
-                    return finish(
-                        Outcome::Fail,
-                        Some(FailKind::IoError),
-                        format!("{}; {e}", done.join("; ")),
-                    )
-                }
-                Some(Ok(s)) => {
-                    done.push(format!("{dev}: {s} in {:.2} s", t1.elapsed().as_secs_f64()))
-                }
+                Some(Err(e)) => return finish(Outcome::Fail, Some(FailKind::IoError), format!("{}; {e}", done.join("; "))),
+                Some(Ok(s)) => done.push(format!("{dev}: {s} in {:.2} s", t1.elapsed().as_secs_f64())),
             }
         }
     }
-    finish(
-        Outcome::Pass,
-        None,
-        format!("{backend}: {}", done.join("; ")),
-    )
+    finish(Outcome::Pass, None, format!("{backend}: {}", done.join("; ")))
 }
 
 /// sync, then power off (PID 1) or exit (anything else, e.g. a test run on a host).

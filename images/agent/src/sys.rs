@@ -22,13 +22,7 @@ pub struct SysError {
 
 impl fmt::Display for SysError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}: {} ({})",
-            self.what,
-            errno_name(self.errno),
-            std::io::Error::from_raw_os_error(self.errno)
-        )
+        write!(f, "{}: {} ({})", self.what, errno_name(self.errno), std::io::Error::from_raw_os_error(self.errno))
     }
 }
 
@@ -40,10 +34,7 @@ pub fn errno() -> i32 {
 
 /// Build a SysError from the current errno.
 pub fn last(what: impl Into<String>) -> SysError {
-    SysError {
-        what: what.into(),
-        errno: errno(),
-    }
+    SysError { what: what.into(), errno: errno() }
 }
 
 pub use kregress_agent::errno_name;
@@ -52,24 +43,12 @@ fn cstr(p: &str) -> CString {
     CString::new(p).expect("path without NUL")
 }
 
-pub fn mount(
-    src: &str,
-    target: &str,
-    fstype: &str,
-    flags: libc::c_ulong,
-    data: &str,
-) -> SysResult<()> {
+pub fn mount(src: &str, target: &str, fstype: &str, flags: libc::c_ulong, data: &str) -> SysResult<()> {
     let (s, t, f, d) = (cstr(src), cstr(target), cstr(fstype), cstr(data));
-    let dp = if data.is_empty() {
-        std::ptr::null()
-    } else {
-        d.as_ptr() as *const libc::c_void
-    };
+    let dp = if data.is_empty() { std::ptr::null() } else { d.as_ptr() as *const libc::c_void };
     let r = unsafe { libc::mount(s.as_ptr(), t.as_ptr(), f.as_ptr(), flags, dp) };
     if r != 0 {
-        return Err(last(format!(
-            "mount -t {fstype} -o {data:?} {src} {target}"
-        )));
+        return Err(last(format!("mount -t {fstype} -o {data:?} {src} {target}")));
     }
     Ok(())
 }
@@ -86,15 +65,7 @@ pub fn umount(target: &str, flags: libc::c_int) -> SysResult<()> {
 pub fn statx_attributes(path: &str) -> SysResult<(u64, u64)> {
     let p = cstr(path);
     let mut st: libc::statx = unsafe { std::mem::zeroed() };
-    let r = unsafe {
-        libc::statx(
-            libc::AT_FDCWD,
-            p.as_ptr(),
-            0,
-            libc::STATX_BASIC_STATS,
-            &mut st,
-        )
-    };
+    let r = unsafe { libc::statx(libc::AT_FDCWD, p.as_ptr(), 0, libc::STATX_BASIC_STATS, &mut st) };
     if r != 0 {
         return Err(last(format!("statx {path}")));
     }
@@ -150,10 +121,7 @@ pub fn pread_exact(fd: &Fd, buf: *mut u8, len: usize, off: u64) -> SysResult<()>
         return Err(last(format!("pread({len} bytes at {off})")));
     }
     if n as usize != len {
-        return Err(SysError {
-            what: format!("pread({len} bytes at {off}) returned {n}"),
-            errno: libc::EIO,
-        });
+        return Err(SysError { what: format!("pread({len} bytes at {off}) returned {n}"), errno: libc::EIO });
     }
     Ok(())
 }
@@ -164,10 +132,7 @@ pub fn pwrite_exact(fd: &Fd, buf: *const u8, len: usize, off: u64) -> SysResult<
         return Err(last(format!("pwrite({len} bytes at {off})")));
     }
     if n as usize != len {
-        return Err(SysError {
-            what: format!("pwrite({len} bytes at {off}) returned {n}"),
-            errno: libc::EIO,
-        });
+        return Err(SysError { what: format!("pwrite({len} bytes at {off}) returned {n}"), errno: libc::EIO });
     }
     Ok(())
 }
@@ -184,22 +149,12 @@ impl Map {
     /// Anonymous, page-aligned, private memory (O_DIRECT buffers).
     pub fn anon(len: usize) -> SysResult<Map> {
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+            libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS, -1, 0)
         };
         if p == libc::MAP_FAILED {
             return Err(last(format!("mmap(anonymous, {len})")));
         }
-        Ok(Map {
-            ptr: p as *mut u8,
-            len,
-        })
+        Ok(Map { ptr: p as *mut u8, len })
     }
 
     /// MAP_SHARED mapping of a file. `pte`: MADV_NOHUGEPAGE; `pmd`: address aligned to
@@ -218,16 +173,11 @@ impl Map {
         let prot = libc::PROT_READ | libc::PROT_WRITE;
         let map = match mapping {
             Mapping::Pte => {
-                let p = unsafe {
-                    libc::mmap(std::ptr::null_mut(), len, prot, share, fd.0, 0)
-                };
+                let p = unsafe { libc::mmap(std::ptr::null_mut(), len, prot, share, fd.0, 0) };
                 if p == libc::MAP_FAILED {
                     return Err(last(format!("mmap({}, {len})", share_name(share))));
                 }
-                Map {
-                    ptr: p as *mut u8,
-                    len,
-                }
+                Map { ptr: p as *mut u8, len }
             }
             Mapping::Pmd => {
                 // Reserve len + 2 MiB, place the file mapping on a 2 MiB boundary inside it,
@@ -248,16 +198,7 @@ impl Map {
                 }
                 let base = r as usize;
                 let aligned = (base + PMD_SIZE - 1) & !(PMD_SIZE - 1);
-                let p = unsafe {
-                    libc::mmap(
-                        aligned as *mut libc::c_void,
-                        len,
-                        prot,
-                        share | libc::MAP_FIXED,
-                        fd.0,
-                        0,
-                    )
-                };
+                let p = unsafe { libc::mmap(aligned as *mut libc::c_void, len, prot, share | libc::MAP_FIXED, fd.0, 0) };
                 if p == libc::MAP_FAILED {
                     let e = last(format!("mmap({}|MAP_FIXED, {len}, 2M aligned)", share_name(share)));
                     unsafe { libc::munmap(r, resv) };
@@ -272,10 +213,7 @@ impl Map {
                         libc::munmap(end as *mut libc::c_void, base + resv - end);
                     }
                 }
-                Map {
-                    ptr: aligned as *mut u8,
-                    len,
-                }
+                Map { ptr: aligned as *mut u8, len }
             }
         };
         let advice = match mapping {
@@ -283,14 +221,7 @@ impl Map {
             Mapping::Pmd => libc::MADV_HUGEPAGE,
         };
         if unsafe { libc::madvise(map.ptr as *mut libc::c_void, len, advice) } != 0 {
-            return Err(last(format!(
-                "madvise({})",
-                if advice == libc::MADV_HUGEPAGE {
-                    "MADV_HUGEPAGE"
-                } else {
-                    "MADV_NOHUGEPAGE"
-                }
-            )));
+            return Err(last(format!("madvise({})", if advice == libc::MADV_HUGEPAGE { "MADV_HUGEPAGE" } else { "MADV_NOHUGEPAGE" })));
         }
         Ok(map)
     }
@@ -305,7 +236,11 @@ impl Map {
 }
 
 fn share_name(share: libc::c_int) -> &'static str {
-    if share == libc::MAP_PRIVATE { "MAP_PRIVATE" } else { "MAP_SHARED" }
+    if share == libc::MAP_PRIVATE {
+        "MAP_PRIVATE"
+    } else {
+        "MAP_SHARED"
+    }
 }
 
 impl Drop for Map {
@@ -364,14 +299,7 @@ pub fn check_pattern(words: &[u64], seed: u64, first: u64) -> Option<Mismatch> {
         if w != want {
             match &mut m {
                 Some(m) => m.bad_words += 1,
-                None => {
-                    m = Some(Mismatch {
-                        bad_words: 1,
-                        first_word: first + k as u64,
-                        got: w,
-                        want,
-                    })
-                }
+                None => m = Some(Mismatch { bad_words: 1, first_word: first + k as u64, got: w, want }),
             }
         }
     }
@@ -444,20 +372,12 @@ pub fn uname_release() -> String {
     if unsafe { libc::uname(&mut u) } != 0 {
         return String::new();
     }
-    let b: Vec<u8> = u
-        .release
-        .iter()
-        .take_while(|&&c| c != 0)
-        .map(|&c| c as u8)
-        .collect();
+    let b: Vec<u8> = u.release.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
     String::from_utf8_lossy(&b).into_owned()
 }
 
 pub fn uptime_s() -> f64 {
-    std::fs::read_to_string("/proc/uptime")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .unwrap_or(0.0)
+    std::fs::read_to_string("/proc/uptime").ok().and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok())).unwrap_or(0.0)
 }
 
 pub fn ms(d: Duration) -> u64 {
@@ -509,10 +429,6 @@ mod tests {
     }
 
     fn tempfile_path() -> String {
-        format!(
-            "{}/kregress-agent-test-{}",
-            std::env::temp_dir().display(),
-            std::process::id()
-        )
+        format!("{}/kregress-agent-test-{}", std::env::temp_dir().display(), std::process::id())
     }
 }

@@ -51,13 +51,7 @@ pub struct Failure {
 
 impl From<SysError> for Failure {
     fn from(e: SysError) -> Self {
-        Failure {
-            kind: FailKind::IoError,
-            errno: Some(e.errno),
-            detail: e.to_string(),
-            wedged: false,
-            counters: Default::default(),
-        }
+        Failure { kind: FailKind::IoError, errno: Some(e.errno), detail: e.to_string(), wedged: false, counters: Default::default() }
     }
 }
 
@@ -97,9 +91,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
     match spec.kind {
         WorkloadKind::DioRead => dio::run(spec, t, false),
         WorkloadKind::DioWrite => dio::run(spec, t, true),
-        WorkloadKind::TruncateDuringDio if !t.is_file() => {
-            Ok(Finished::skip("devdax: a device cannot be truncated or punched"))
-        }
+        WorkloadKind::TruncateDuringDio if !t.is_file() => Ok(Finished::skip("devdax: a device cannot be truncated or punched")),
         WorkloadKind::TruncateDuringDio => truncate::run(spec, t),
         WorkloadKind::UringFixed => uring::fixed(spec, t),
         WorkloadKind::UringDio => uring::dio(spec, t),
@@ -151,12 +143,8 @@ fn round2(x: f64) -> f64 {
 }
 
 fn ctx(e: SysError, what: &str) -> SysError {
-    SysError {
-        what: format!("{what}: {}", e.what),
-        errno: e.errno,
-    }
+    SysError { what: format!("{what}: {}", e.what), errno: e.errno }
 }
-
 
 /// dio-read, dio-write and truncate-during-dio run on the host against plain
 /// files (the file system of the temp dir must take O_DIRECT: ext4, xfs, or

@@ -220,8 +220,7 @@ fn compare_runs_pairs_variant_and_cell() {
     new.extend(passes("fix", "dio", &[50.0, 50.5, 49.5]));
     new.push(pass("fix", "mmap", 1, 1.0));
     let v = cr(&record("a", old), &record("b", new), 5.0);
-    let labels: Vec<(String, String, String)> =
-        v.iter().map(|v| (v.cell.clone(), v.to_variant.clone(), v.to_string())).collect();
+    let labels: Vec<(String, String, String)> = v.iter().map(|v| (v.cell.clone(), v.to_variant.clone(), v.to_string())).collect();
     assert_eq!(
         labels,
         vec![
@@ -271,10 +270,7 @@ fn inconclusive_cases() {
 
 #[test]
 fn no_throughput_at_all_is_no_change() {
-    let cells = vec![
-        run("stock", "dio", 1, Outcome::Pass, None, None, None),
-        run("new", "dio", 1, Outcome::Pass, None, None, None),
-    ];
+    let cells = vec![run("stock", "dio", 1, Outcome::Pass, None, None, None), run("new", "dio", 1, Outcome::Pass, None, None, None)];
     let v = &cv(&record("r", cells), 5.0)[0];
     assert_eq!(v.verdict, Status::NoChange);
     assert_eq!(v.unit, "");

@@ -49,13 +49,10 @@ pub fn check(image: &[u8], vmlinux_bin: Option<u64>, max_len: u64) -> Result<(),
         return Err("the xz payload has no stream footer (cut short)".into());
     }
     match vmlinux_bin {
-        Some(want) if out != want => {
-            Err(format!("the payload decompresses to {out} bytes, vmlinux.bin has {want}"))
+        Some(want) if out != want => Err(format!("the payload decompresses to {out} bytes, vmlinux.bin has {want}")),
+        None if out < payload.len() as u64 || out > max_len => {
+            Err(format!("the payload claims {out} decompressed bytes (compressed {}, vmlinux {max_len})", payload.len()))
         }
-        None if out < payload.len() as u64 || out > max_len => Err(format!(
-            "the payload claims {out} decompressed bytes (compressed {}, vmlinux {max_len})",
-            payload.len()
-        )),
         _ => Ok(()),
     }
 }

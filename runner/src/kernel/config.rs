@@ -40,13 +40,7 @@ pub(crate) fn wanted(fragment: &Path) -> Result<Vec<Wanted>> {
     Ok(text
         .lines()
         .enumerate()
-        .filter_map(|(i, l)| {
-            parse_line(l).map(|(name, value)| Wanted {
-                name,
-                value,
-                origin: format!("{}:{}", fragment.display(), i + 1),
-            })
-        })
+        .filter_map(|(i, l)| parse_line(l).map(|(name, value)| Wanted { name, value, origin: format!("{}:{}", fragment.display(), i + 1) }))
         .collect())
 }
 
@@ -87,8 +81,15 @@ pub(crate) fn depends_on(src: &Path, name: &str) -> Vec<String> {
                     let t = l.trim();
                     if t == header || t == format!("menuconfig {name}") {
                         inside = true;
-                    } else if inside && (t.starts_with("config ") || t.starts_with("menuconfig ")
-                        || t.starts_with("endmenu") || t.starts_with("menu ") || t.starts_with("choice") || t.starts_with("endif") || t.starts_with("if ") || t.starts_with("source "))
+                    } else if inside
+                        && (t.starts_with("config ")
+                            || t.starts_with("menuconfig ")
+                            || t.starts_with("endmenu")
+                            || t.starts_with("menu ")
+                            || t.starts_with("choice")
+                            || t.starts_with("endif")
+                            || t.starts_with("if ")
+                            || t.starts_with("source "))
                     {
                         inside = false;
                     } else if inside {
@@ -151,7 +152,11 @@ pub(crate) fn make_config(src: &Path, build: &Path, base: &Base, fragments: &[Pa
             .iter()
             .map(|d| {
                 let u = unmet(d, &final_cfg);
-                if u.is_empty() { format!("depends on {d}") } else { format!("depends on {d} (unmet: {})", u.join(", ")) }
+                if u.is_empty() {
+                    format!("depends on {d}")
+                } else {
+                    format!("depends on {d} (unmet: {})", u.join(", "))
+                }
             })
             .collect();
         msg += &format!(

@@ -69,9 +69,7 @@ fn compiler_version() -> Result<String> {
 }
 
 fn have(tool: &str) -> bool {
-    std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false)
+    std::env::var_os("PATH").map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file())).unwrap_or(false)
 }
 
 /// Hashes the configuration inputs (base + fragments): the build directory key.
@@ -236,11 +234,8 @@ pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
         std::fs::remove_dir_all(&dir).context(|| format!("removing the broken cache entry {}", dir.display()))?;
     }
 
-    let build_dir = cache::dir("build")?.join(format!(
-        "{}-{}",
-        tree.dir.file_name().unwrap().to_string_lossy(),
-        &config_key(spec)?.hex()[..12]
-    ));
+    let build_dir =
+        cache::dir("build")?.join(format!("{}-{}", tree.dir.file_name().unwrap().to_string_lossy(), &config_key(spec)?.hex()[..12]));
     std::fs::create_dir_all(&build_dir).context(|| format!("creating {}", build_dir.display()))?;
     // One build at a time per source tree: checkouts move files under make's feet.
     // (Not with_extension: it cuts "linux-source-6.1-<hash>" at its first
@@ -261,7 +256,11 @@ pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
         let keep = kernels.join(format!("failed-{key}"));
         let _ = std::fs::remove_dir_all(&keep);
         let _ = std::fs::rename(scratch.path(), &keep);
-        let msg = format!("kernel build failed for variant {}: {}", spec.variant, e.msg.replace(&log.display().to_string(), &keep.join("build.log").display().to_string()));
+        let msg = format!(
+            "kernel build failed for variant {}: {}",
+            spec.variant,
+            e.msg.replace(&log.display().to_string(), &keep.join("build.log").display().to_string())
+        );
         let line = e.compiler_error.clone();
         Err(kernel(msg).with_compiler_error(line).because(e))
     };
@@ -297,11 +296,9 @@ pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     }
     end_make(&build_dir)?;
 
-    for (from, to) in [
-        (build_dir.join("arch/x86/boot/bzImage"), "bzImage"),
-        (build_dir.join("vmlinux"), "vmlinux"),
-        (cfg.clone(), "config"),
-    ] {
+    for (from, to) in
+        [(build_dir.join("arch/x86/boot/bzImage"), "bzImage"), (build_dir.join("vmlinux"), "vmlinux"), (cfg.clone(), "config")]
+    {
         std::fs::copy(&from, scratch.path().join(to)).context(|| format!("copying {}", from.display()))?;
     }
     let art = KernelArtifact {
@@ -384,7 +381,14 @@ mod tests {
             "tinyconfig:\n\t@echo CONFIG_X=y > $(O)/.config\nolddefconfig:\n\t@true\nbzImage:\n\t@echo 'mm/gup.c:3:1: error: unknown type name'\n\t@exit 2\n",
         )
         .unwrap();
-        let spec = KernelSpec { variant: "broken".into(), source: crate::scenario::Source::Path(tree), rev: None, base: Base::Tinyconfig, fragments: vec![], patches: vec![] };
+        let spec = KernelSpec {
+            variant: "broken".into(),
+            source: crate::scenario::Source::Path(tree),
+            rev: None,
+            base: Base::Tinyconfig,
+            fragments: vec![],
+            patches: vec![],
+        };
         let e = build(&spec, 1).unwrap_err();
         assert_eq!(e.class, crate::error::Class::Kernel, "{}", e.msg);
         assert_eq!(e.compiler_error.as_deref(), Some("mm/gup.c:3:1: error: unknown type name"), "{}", e.msg);

@@ -85,10 +85,7 @@ fn tarball_hash(tar: &Path) -> Result<String> {
 fn debian(name: &str, log: &Path) -> Result<Tree> {
     let tar = PathBuf::from(format!("/usr/src/{name}.tar.xz"));
     if !tar.is_file() {
-        return Err(infra(format!(
-            "kernel source {name}: {} is missing; install it with `apt-get install {name}`",
-            tar.display()
-        )));
+        return Err(infra(format!("kernel source {name}: {} is missing; install it with `apt-get install {name}`", tar.display())));
     }
     let hash = tarball_hash(&tar)?;
     let identity = format!("debian:{name}:{hash}");
@@ -366,7 +363,11 @@ mod tests {
             proc::run_logged(c, &log, Some(proc::deadline::QUICK), |_| {}).unwrap();
         }
         commit_all(&repo, "many", &log).unwrap();
-        let packs = std::fs::read_dir(repo.join(".git/objects/pack")).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == "pack")).count();
+        let packs = std::fs::read_dir(repo.join(".git/objects/pack"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+            .count();
         assert_eq!(packs, 1, "no pack when the commit returned: the repack went on in the background");
     }
 
@@ -428,7 +429,10 @@ mod tests {
         assert!(tree.is_ancestor(&side, &merge));
         assert_eq!(tree.parent(&culprit).unwrap(), good);
         let info = tree.describe(&culprit).unwrap();
-        assert_eq!((info.commit.as_str(), info.subject.as_str(), info.author.as_str()), (culprit.as_str(), "mm: the culprit", "kregress <kregress@localhost>"));
+        assert_eq!(
+            (info.commit.as_str(), info.subject.as_str(), info.author.as_str()),
+            (culprit.as_str(), "mm: the culprit", "kregress <kregress@localhost>")
+        );
         assert!(tree.describe("nope").is_err());
 
         let patch = d.path().join("revert.patch");

@@ -113,7 +113,8 @@ pub fn pack(cell_dir: &Path, out: Option<&Path>) -> Result<PathBuf> {
     for (file, _) in FILES {
         let entry = format!("{name}/{file}");
         if file == "README" {
-            tar.append_data(&mut header(readme.len() as u64), &entry, readme.as_bytes()).context(|| format!("writing {}", out.display()))?;
+            tar.append_data(&mut header(readme.len() as u64), &entry, readme.as_bytes())
+                .context(|| format!("writing {}", out.display()))?;
             continue;
         }
         let (path, recorded) = match file {
@@ -246,10 +247,17 @@ mod tests {
         }
         // The README boots it by hand from the unpacked directory.
         let readme = std::fs::read_to_string(into.join("README")).unwrap();
-        assert!(readme.starts_with("kregress bundle of cell stock/memmap-ext4-pte-dio-read/run1 (FAIL WARN: WARNING in free_zone_device_page)."), "{readme}");
+        assert!(
+            readme
+                .starts_with("kregress bundle of cell stock/memmap-ext4-pte-dio-read/run1 (FAIL WARN: WARNING in free_zone_device_page)."),
+            "{readme}"
+        );
         let line = readme.lines().find(|l| l.contains("qemu-system-x86_64")).unwrap().trim_start();
         assert!(line.starts_with("fallocate -l 1G nvdimm0.img nvdimm1.img && qemu-system-x86_64 -machine pc,nvdimm=on "), "{line}");
-        assert!(line.contains(",mem-path=./nvdimm0.img,") && line.contains(" -kernel bzImage -initrd initramfs.cpio.gz -append "), "{line}");
+        assert!(
+            line.contains(",mem-path=./nvdimm0.img,") && line.contains(" -kernel bzImage -initrd initramfs.cpio.gz -append "),
+            "{line}"
+        );
         assert!(line.ends_with(" kregress.nonce=5f0c8a2e9b1d7c43'"), "{line}");
         assert!(readme.contains("kregress replay b.tar.gz"));
         // Named after the run and the cell; every entry under that one directory.
@@ -260,7 +268,10 @@ mod tests {
         // A second pack to the same place (or onto any existing file) is refused, the file untouched.
         let before = std::fs::read(&out).unwrap();
         let e = pack(&cell, Some(&out)).unwrap_err();
-        assert_eq!((e.exit_code(), e.msg.clone()), (2, format!("{}: exists; a bundle never replaces a file (remove it or give another -o)", out.display())));
+        assert_eq!(
+            (e.exit_code(), e.msg.clone()),
+            (2, format!("{}: exists; a bundle never replaces a file (remove it or give another -o)", out.display()))
+        );
         assert_eq!(std::fs::read(&out).unwrap(), before);
         let precious = cell.join("result.json");
         let e = pack(&cell, Some(&precious)).unwrap_err();

@@ -52,7 +52,14 @@ impl Recorded {
     pub fn cell(dir: &Path) -> Result<Recorded> {
         let boot = results::load_boot(dir)?;
         let cell = results::load_cell(dir)?;
-        Ok(Recorded { dir: dir.to_path_buf(), bzimage: boot.bzimage.path.clone(), initramfs: boot.initramfs.path.clone(), config: boot.config.path.clone(), boot, cell })
+        Ok(Recorded {
+            dir: dir.to_path_buf(),
+            bzimage: boot.bzimage.path.clone(),
+            initramfs: boot.initramfs.path.clone(),
+            config: boot.config.path.clone(),
+            boot,
+            cell,
+        })
     }
 
     /// An unpacked bundle (see [`bundle::unpack`]): the files are beside boot.json.
@@ -78,7 +85,12 @@ impl Recorded {
     pub fn check(&self, pmem: &Path, nonce: &str) -> Result<(usize, crate::vm::Rebased)> {
         self.verify_booted()?;
         let index = self.boot.workloads.iter().position(|w| *w == self.cell.workload).ok_or_else(|| {
-            bad_input(format!("{}: workload {} is not one of the boot's ({})", self.dir.join("result.json").display(), self.cell.workload, self.boot_json().display()))
+            bad_input(format!(
+                "{}: workload {} is not one of the boot's ({})",
+                self.dir.join("result.json").display(),
+                self.cell.workload,
+                self.boot_json().display()
+            ))
         })?;
         let rebased = crate::vm::rebase_args(&self.boot.qemu_args, &self.bzimage, &self.initramfs, pmem, Some(nonce))
             .map_err(|e| bad_input(format!("{}: {e}", self.boot_json().display())))?;
@@ -145,7 +157,8 @@ pub fn replay_cmd(target: &Path, out: Option<&Path>) -> Result<Findings> {
     };
     let out = match out {
         Some(o) => {
-            std::fs::create_dir(o).map_err(|e| bad_input(format!("{}: {e}: replay writes into a new directory", o.display())).because(e))?;
+            std::fs::create_dir(o)
+                .map_err(|e| bad_input(format!("{}: {e}: replay writes into a new directory", o.display())).because(e))?;
             o.to_path_buf()
         }
         None if cell.is_some() => results::new_dir(target, &format!("replay-{}", results::stamp()))?.1,
@@ -220,11 +233,7 @@ pub fn replay(src: &Recorded, out: &Path) -> Result<(CellResult, std::result::Re
         ..src.boot.clone()
     };
     let mut seen = crate::run::observe(&boot, &args, rebased.nvdimm.then_some(pmem.as_path()), &nonce, out)?;
-    let base = |i: usize| CellResult {
-        workload: src.boot.workloads[i].clone(),
-        console: out.join("console.log"),
-        ..src.cell.clone()
-    };
+    let base = |i: usize| CellResult { workload: src.boot.workloads[i].clone(), console: out.join("console.log"), ..src.cell.clone() };
     if index > seen.last {
         let last = seen.last;
         return Ok((src.cell.clone(), Err(seen.judged(last, base(last)))));
@@ -277,7 +286,9 @@ mod tests {
         (c["outcome"], c["kind"], c["title"]) = ("FAIL".into(), "WARN".into(), "WARNING in free_zone_device_page".into());
         c["metrics"] = serde_json::json!({});
         std::fs::write(cell.join("result.json"), serde_json::to_vec_pretty(&c).unwrap()).unwrap();
-        for (name, body) in [("console.log", "[    0.000000] Linux version 6.1\n"), ("agent.jsonl", "{}\n"), ("qemu.cmdline", "qemu-system-x86_64 ...\n")] {
+        for (name, body) in
+            [("console.log", "[    0.000000] Linux version 6.1\n"), ("agent.jsonl", "{}\n"), ("qemu.cmdline", "qemu-system-x86_64 ...\n")]
+        {
             std::fs::write(cell.join(name), body).unwrap();
         }
         cell
@@ -295,7 +306,15 @@ mod tests {
         let e = src.verify_booted().unwrap_err();
         let now = sha256(std::fs::File::open(&src.bzimage).unwrap()).unwrap();
         assert_eq!(e.exit_code(), 2);
-        assert_eq!(e.msg, format!("{}: sha256 {now}, but {} records {}", src.bzimage.display(), cell.join("boot.json").display(), src.boot.bzimage.sha256));
+        assert_eq!(
+            e.msg,
+            format!(
+                "{}: sha256 {now}, but {} records {}",
+                src.bzimage.display(),
+                cell.join("boot.json").display(),
+                src.boot.bzimage.sha256
+            )
+        );
         // Gone from the cache: exit 2, saying so.
         std::fs::remove_file(&src.bzimage).unwrap();
         let e = src.verify_booted().unwrap_err();
@@ -349,7 +368,11 @@ mod tests {
         std::fs::create_dir(&out).unwrap();
         let e = replay(&src, &out).err().unwrap();
         assert_eq!(e.exit_code(), 2);
-        assert!(e.msg.contains("boot.json: qemu_args[") && e.msg.contains("`-serial tcp::4444,server` is not an argument kregress gives QEMU"), "{}", e.msg);
+        assert!(
+            e.msg.contains("boot.json: qemu_args[") && e.msg.contains("`-serial tcp::4444,server` is not an argument kregress gives QEMU"),
+            "{}",
+            e.msg
+        );
         assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "nothing booted, nothing written");
         // Nor beside the cell.
         let before = std::fs::read_dir(&cell).unwrap().count();

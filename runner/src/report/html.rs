@@ -48,7 +48,17 @@ pub(crate) fn render(reports: &[RunReport], run_dirs: &[PathBuf]) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>kregress nightly</title><style>{CSS}</style></head><body>\n<h1 id=\"headline\">{}</h1>\n<div class=\"legend\">",
         esc(&super::headline(reports))
     );
-    for s in [Status::NewFailure, Status::ChangedFailure, Status::ThroughputRegression, Status::StillFailing, Status::Fixed, Status::ThroughputImprovement, Status::NoChange, Status::NewCell, Status::Inconclusive] {
+    for s in [
+        Status::NewFailure,
+        Status::ChangedFailure,
+        Status::ThroughputRegression,
+        Status::StillFailing,
+        Status::Fixed,
+        Status::ThroughputImprovement,
+        Status::NoChange,
+        Status::NewCell,
+        Status::Inconclusive,
+    ] {
         let _ = write!(h, "<span style=\"background:{}\">{}</span>", colour(s), s.as_str());
     }
     h += "</div>\n";
@@ -141,12 +151,23 @@ fn rank(s: Status) -> u8 {
 fn matrix_cell(h: &mut String, r: &RunReport, vs: &[&CellVerdict], dir: &Path) {
     let worst = vs.iter().min_by_key(|v| rank(v.status)).unwrap();
     let notes: Vec<&str> = vs.iter().map(|v| v.note.as_str()).collect();
-    let _ = write!(h, "<td style=\"background:{}\" title=\"{}\"><div class=\"st\">{}</div><div>{}</div>", colour(worst.status), esc(&notes.join("; ")), worst.status.as_str(), esc(&worst.new));
+    let _ = write!(
+        h,
+        "<td style=\"background:{}\" title=\"{}\"><div class=\"st\">{}</div><div>{}</div>",
+        colour(worst.status),
+        esc(&notes.join("; ")),
+        worst.status.as_str(),
+        esc(&worst.new)
+    );
     if let Some(t) = &worst.new_title {
         let _ = write!(h, "<div class=\"t\">{}</div>", esc(t));
     }
     if let Some(t) = worst.timing {
-        let _ = write!(h, "<div class=\"t\">timing: {}</div>", if t == crate::scenario::Timing::Icount { "icount (virtual time)" } else { "wall" });
+        let _ = write!(
+            h,
+            "<div class=\"t\">timing: {}</div>",
+            if t == crate::scenario::Timing::Icount { "icount (virtual time)" } else { "wall" }
+        );
     }
     for v in vs.iter().filter(|v| !v.metric.is_empty()) {
         let _ = write!(h, "<div class=\"t\">{} {}", esc(&v.metric), v.status.as_str());
@@ -239,16 +260,37 @@ fn chart(v: &Series, nights: &[&RunRecord]) -> Option<String> {
         let _ = write!(s, "<line x1=\"{0:.1}\" y1=\"{1:.1}\" x2=\"{0:.1}\" y2=\"{2:.1}\" stroke=\"#2171b5\"/>", x(*i), y(p.lo), y(p.hi));
         let last = *i + 1 == nights.len();
         let fill = if last && v.regressed { "#d62728" } else { "#2171b5" };
-        let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{fill}\"><title>{}: {:.1} [{:.1}, {:.1}]</title></circle>", x(*i), y(p.median), esc(&p.label), p.median, p.lo, p.hi);
+        let _ = write!(
+            s,
+            "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"3\" fill=\"{fill}\"><title>{}: {:.1} [{:.1}, {:.1}]</title></circle>",
+            x(*i),
+            y(p.median),
+            esc(&p.label),
+            p.median,
+            p.lo,
+            p.hi
+        );
     }
     // Nights without a PASS sample (failed or not run) are marked on the axis.
     for i in 0..nights.len() {
         if !pts.iter().any(|(j, _)| *j == i) {
-            let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#d62728\" text-anchor=\"middle\">×</text>", x(i), ht - bottom - 2.0);
+            let _ = write!(
+                s,
+                "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\" fill=\"#d62728\" text-anchor=\"middle\">×</text>",
+                x(i),
+                ht - bottom - 2.0
+            );
         }
     }
     if let (Some((_, f)), Some((_, l))) = (pts.first(), pts.last()) {
-        let _ = write!(s, "<text x=\"{left}\" y=\"{}\" font-size=\"9\">{}</text><text x=\"{}\" y=\"{0}\" font-size=\"9\" text-anchor=\"end\">{}</text>", ht - 8.0, esc(&f.label), w - right, esc(&l.label));
+        let _ = write!(
+            s,
+            "<text x=\"{left}\" y=\"{}\" font-size=\"9\">{}</text><text x=\"{}\" y=\"{0}\" font-size=\"9\" text-anchor=\"end\">{}</text>",
+            ht - 8.0,
+            esc(&f.label),
+            w - right,
+            esc(&l.label)
+        );
     }
     s.push_str("</svg>");
     Some(s)
@@ -365,10 +407,17 @@ fn ab_x(pct: f64, scale: f64) -> f64 {
 
 /// The scale of the A/B charts, for the column's head.
 fn ab_axis(scale: f64) -> String {
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"ab-axis\" width=\"{AB_W}\" height=\"{AB_H}\" viewBox=\"0 0 {AB_W} {AB_H}\">");
+    let mut s = format!(
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"ab-axis\" width=\"{AB_W}\" height=\"{AB_H}\" viewBox=\"0 0 {AB_W} {AB_H}\">"
+    );
     for (k, anchor) in [(-1.0, "start"), (-0.5, "middle"), (0.0, "middle"), (0.5, "middle"), (1.0, "end")] {
         let pct = k * scale;
-        let _ = write!(s, "<text x=\"{:.1}\" y=\"13\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>", ab_x(pct, scale), if pct == 0.0 { "0".to_string() } else { format!("{pct:+}%") });
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"13\" font-size=\"10\" text-anchor=\"{anchor}\">{}</text>",
+            ab_x(pct, scale),
+            if pct == 0.0 { "0".to_string() } else { format!("{pct:+}%") }
+        );
     }
     s.push_str("</svg>");
     s
@@ -401,12 +450,21 @@ fn ab_bar(v: &Verdict, scale: f64) -> String {
     let mut cuts = String::new();
     if let (Some(lo), Some(hi)) = (st.ci_low, st.ci_high) {
         let (x1, x2) = (ab_x(lo, scale), ab_x(hi, scale));
-        let _ = write!(s, "<line class=\"ci\" x1=\"{x1:.1}\" y1=\"{mid}\" x2=\"{x2:.1}\" y2=\"{mid}\" stroke=\"{ink}\" stroke-width=\"3\"/>");
+        let _ =
+            write!(s, "<line class=\"ci\" x1=\"{x1:.1}\" y1=\"{mid}\" x2=\"{x2:.1}\" y2=\"{mid}\" stroke=\"{ink}\" stroke-width=\"3\"/>");
         for (end, x) in [(lo, x1), (hi, x2)] {
             if end.abs() > scale {
                 // Cut at the edge: an arrowhead pointing on, drawn over the dot.
                 let dir = end.signum();
-                let _ = write!(cuts, "<polygon class=\"cut\" points=\"{:.1},{mid} {:.1},{:.1} {:.1},{:.1}\" fill=\"{ink}\" stroke=\"#fff\"/>", x + dir * 6.0, x - dir * 2.0, mid - 6.0, x - dir * 2.0, mid + 6.0);
+                let _ = write!(
+                    cuts,
+                    "<polygon class=\"cut\" points=\"{:.1},{mid} {:.1},{:.1} {:.1},{:.1}\" fill=\"{ink}\" stroke=\"#fff\"/>",
+                    x + dir * 6.0,
+                    x - dir * 2.0,
+                    mid - 6.0,
+                    x - dir * 2.0,
+                    mid + 6.0
+                );
             } else {
                 let _ = write!(s, "<line x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"{ink}\"/>", mid - 4.0, mid + 4.0);
             }
@@ -414,7 +472,8 @@ fn ab_bar(v: &Verdict, scale: f64) -> String {
     }
     match st.delta_pct {
         Some(d) => {
-            let _ = write!(s, "<circle class=\"delta\" cx=\"{:.1}\" cy=\"{mid}\" r=\"3.5\" fill=\"{ink}\" stroke=\"#fff\"/>", ab_x(d, scale));
+            let _ =
+                write!(s, "<circle class=\"delta\" cx=\"{:.1}\" cy=\"{mid}\" r=\"3.5\" fill=\"{ink}\" stroke=\"#fff\"/>", ab_x(d, scale));
         }
         None => {
             let what = if v.metric.is_empty() { "outcome verdict, no throughput compared" } else { "no change measured" };

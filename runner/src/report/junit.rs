@@ -5,9 +5,9 @@
 //! could not judge (MISS) is an `<error>`. Written with `quick-junit`, whose
 //! output CI systems (GitHub test reporters, GitLab `reports: junit`) read.
 
+use crate::error::{infra, Result};
 use crate::nightly::{RunReport, Status};
 use crate::text::visible;
-use crate::error::{infra, Result};
 use quick_junit::{NonSuccessKind, Property, Report, TestCase, TestCaseStatus, TestSuite};
 use std::time::Duration;
 

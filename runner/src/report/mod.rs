@@ -73,7 +73,12 @@ pub(crate) fn metrics_text(c: &CellResult) -> String {
 }
 
 /// summary.md of a run: every cell's outcome, the A/B `verdicts` (each variant against the first), and the cells `unexpected` says did not go as the scenario expected, with `floor_note` naming the noise floor used.
-pub fn summary_md(rec: &RunRecord, verdicts: &[Verdict], floor_note: &str, unexpected: impl Fn(&crate::results::CellResult) -> bool) -> String {
+pub fn summary_md(
+    rec: &RunRecord,
+    verdicts: &[Verdict],
+    floor_note: &str,
+    unexpected: impl Fn(&crate::results::CellResult) -> bool,
+) -> String {
     let n_unexpected = rec.cells.iter().filter(|c| unexpected(c)).count();
     let mut out = format!(
         "# {} — run {}\n\n{} cells, {} not as expected. Noise floor: {floor_note}.\n\n## Cells\n\n",
@@ -101,7 +106,8 @@ fn plural(n: usize, one: &str, many: &str) -> String {
 
 /// "2 new failures, 1 fixed, 0 throughput regressions since 2026-11-25".
 pub(crate) fn headline(reports: &[RunReport]) -> String {
-    let mut since: Vec<&str> = reports.iter().filter_map(|r| r.baseline.as_ref()).map(|b| b.started.get(..10).unwrap_or(&b.started)).collect();
+    let mut since: Vec<&str> =
+        reports.iter().filter_map(|r| r.baseline.as_ref()).map(|b| b.started.get(..10).unwrap_or(&b.started)).collect();
     since.sort();
     let when = match since.first() {
         Some(d) => format!("since {d}"),

@@ -45,29 +45,20 @@ pub(crate) fn clean_line(raw: &str) -> Cleaned<'_> {
     if let Some(pos) = line.rfind('\r') {
         line = &line[pos + 1..];
     }
-    let line: Cow<'_, str> = if line.contains('\x1b') {
-        Cow::Owned(strip_escapes(line))
-    } else {
-        Cow::Borrowed(line)
-    };
+    let line: Cow<'_, str> = if line.contains('\x1b') { Cow::Owned(strip_escapes(line)) } else { Cow::Borrowed(line) };
     let (start, context) = match split_prefix(&line) {
         Some((start, context)) => (start, context),
         None => (log_level_len(&line), Context::Bare),
     };
     let text = slice_cow(line, start);
     let questionable = context != Context::Bare && is_questionable(&text);
-    Cleaned {
-        text,
-        context,
-        questionable,
-    }
+    Cleaned { text, context, questionable }
 }
 
 /// A frame the unwinder is not sure about. (`<EOI>` lines hold a `?` too.)
 pub(crate) fn is_questionable(text: &str) -> bool {
     let b = text.as_bytes();
-    let qmark = memchr::memchr_iter(b'?', b)
-        .any(|i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '));
+    let qmark = memchr::memchr_iter(b'?', b).any(|i| i > 0 && b[i - 1] == b' ' && b.get(i + 1) == Some(&b' '));
     (qmark || text.ends_with(" (unreliable)")) && !text.contains("<EOI>")
 }
 
@@ -163,11 +154,7 @@ fn parse_stamp(line: &str, mut i: usize) -> Option<(usize, Context)> {
         let n = digits(b, j + 1);
         if matches!(kind, Some(b'T') | Some(b'C')) && n > 0 && b.get(j + 1 + n) == Some(&b']') {
             let id: u32 = line[j + 1..j + 1 + n].parse().unwrap_or(u32::MAX);
-            context = if kind == Some(b'T') {
-                Context::Task(id)
-            } else {
-                Context::Cpu(id)
-            };
+            context = if kind == Some(b'T') { Context::Task(id) } else { Context::Cpu(id) };
             i = j + 2 + n;
         }
     }
@@ -178,8 +165,7 @@ fn parse_stamp(line: &str, mut i: usize) -> Option<(usize, Context)> {
 }
 
 fn digits(b: &[u8], from: usize) -> usize {
-    b.get(from..)
-        .map_or(0, |s| s.iter().take_while(|c| c.is_ascii_digit()).count())
+    b.get(from..).map_or(0, |s| s.iter().take_while(|c| c.is_ascii_digit()).count())
 }
 
 #[cfg(test)]
@@ -192,8 +178,7 @@ mod tests {
 
     #[test]
     fn strips_timestamp_and_caller() {
-        let c =
-            clean_line("[   12.345678][ T123] WARNING: CPU: 1 PID: 51 at mm/gup.c:224 x+0x1/0x2");
+        let c = clean_line("[   12.345678][ T123] WARNING: CPU: 1 PID: 51 at mm/gup.c:224 x+0x1/0x2");
         assert_eq!(c.context, Context::Task(123));
         assert_eq!(c.text, "WARNING: CPU: 1 PID: 51 at mm/gup.c:224 x+0x1/0x2");
         let c = clean_line("[    7.307037][    C1] foo");
@@ -206,18 +191,12 @@ mod tests {
     fn strips_level_dropped_cr_and_escapes() {
         assert_eq!(text("<4>[    1.000000] hello\r"), "hello");
         assert_eq!(text("<4>hello"), "hello");
-        assert_eq!(
-            text("** 93 printk messages dropped ** [  322.962139] BUG: x"),
-            "BUG: x"
-        );
+        assert_eq!(text("** 93 printk messages dropped ** [  322.962139] BUG: x"), "BUG: x");
         assert_eq!(text("\x1b[0;31m[    1.0] red\x1b[0m text"), "red text");
         assert_eq!(text("progress 10%\r[    2.5] BUG: y"), "BUG: y");
         assert_eq!(text("syzkaller login: [   10.1] BUG: z"), "BUG: z");
         let c = clean_line("no stamp at all");
-        assert_eq!(
-            (c.context, c.text.as_ref()),
-            (Context::Bare, "no stamp at all")
-        );
+        assert_eq!((c.context, c.text.as_ref()), (Context::Bare, "no stamp at all"));
     }
 
     #[test]

@@ -171,12 +171,8 @@ impl Reports {
         for r in &self.kept {
             *kept.entry(r.title.as_str()).or_default() += 1;
         }
-        let mut v: Vec<(String, usize)> = self
-            .counts
-            .iter()
-            .map(|(t, n)| (t.clone(), n - kept[t.as_str()]))
-            .filter(|(_, omitted)| *omitted > 0)
-            .collect();
+        let mut v: Vec<(String, usize)> =
+            self.counts.iter().map(|(t, n)| (t.clone(), n - kept[t.as_str()])).filter(|(_, omitted)| *omitted > 0).collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         v
     }
@@ -247,7 +243,15 @@ mod tests {
 
     #[test]
     fn titles_beyond_the_cap_are_counted_unless_of_a_new_kind() {
-        let report = |title: String, kind| Report { title, kind, corrupted: false, frame: None, start_line: 1, end_line: 1, text: "x".repeat(10_000) };
+        let report = |title: String, kind| Report {
+            title,
+            kind,
+            corrupted: false,
+            frame: None,
+            start_line: 1,
+            end_line: 1,
+            text: "x".repeat(10_000),
+        };
         let mut r = Reports::default();
         for i in 0..Reports::KEEP + Reports::KEEP_TITLES + 10 {
             r.push(report(format!("WARNING in f{i}"), Kind::Warn));

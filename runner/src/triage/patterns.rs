@@ -111,24 +111,13 @@ pub(crate) const CONTINUATIONS: &[&str] = &[
 
 /// Messages that print a stack trace of their own without being bugs: the
 /// report before them ends there.
-pub(crate) const STACK_NOISE: &[&str] = &[
-    "vmalloc: allocation failure:",
-    "FAULT_INJECTION: forcing a failure",
-    "FAULT_FLAG_ALLOW_RETRY missing",
-];
+pub(crate) const STACK_NOISE: &[&str] =
+    &["vmalloc: allocation failure:", "FAULT_INJECTION: forcing a failure", "FAULT_FLAG_ALLOW_RETRY missing"];
 
 // ---- builders, to keep the tables below readable ----
 
 fn f(title: &str, fmt: &'static str, kind: Kind) -> Format {
-    Format {
-        title: re(title),
-        report: Vec::new(),
-        fmt,
-        kind,
-        stack: None,
-        no_stack_trace: false,
-        corrupted: false,
-    }
+    Format { title: re(title), report: Vec::new(), fmt, kind, stack: None, no_stack_trace: false, corrupted: false }
 }
 
 impl Format {
@@ -137,22 +126,14 @@ impl Format {
         self
     }
     fn stack(mut self, parts: Vec<Part>, skip: &[&str]) -> Self {
-        self.stack = Some(Stack {
-            parts,
-            parts2: Vec::new(),
-            skip: skip_re(skip),
-            extractor: Extractor::First,
-        });
+        self.stack = Some(Stack { parts, parts2: Vec::new(), skip: skip_re(skip), extractor: Extractor::First });
         self
     }
     fn warning_stack(mut self, skip: &[&str]) -> Self {
         // The WARN trap: newer kernels print the RIP (x86) or the interrupt
         // (powerpc) of the warning first; older ones just a call trace.
         self.stack = Some(Stack {
-            parts: vec![
-                line(&format!("(?:{RIP}|--- interrupt: [0-9]+ at {{{{FUNC}}}})")),
-                Part::Trace,
-            ],
+            parts: vec![line(&format!("(?:{RIP}|--- interrupt: [0-9]+ at {{{{FUNC}}}})")), Part::Trace],
             parts2: vec![line(CALL_TRACE), Part::Trace],
             skip: skip_re(skip),
             extractor: Extractor::First,
@@ -164,10 +145,7 @@ impl Format {
         self
     }
     fn extractor(mut self, e: Extractor) -> Self {
-        self.stack
-            .as_mut()
-            .expect("extractor needs a stack")
-            .extractor = e;
+        self.stack.as_mut().expect("extractor needs a stack").extractor = e;
         self
     }
     fn no_stack(mut self) -> Self {
@@ -199,20 +177,11 @@ fn call_trace() -> Vec<Part> {
 
 fn group(header: &'static str, formats: Vec<Format>, suppress: &[&str]) -> Group {
     let titles = RegexSet::new(formats.iter().map(|f| f.title.as_str())).expect("title set");
-    Group {
-        header,
-        formats,
-        titles,
-        suppress: suppress.iter().map(|s| re(s)).collect(),
-        weak: false,
-    }
+    Group { header, formats, titles, suppress: suppress.iter().map(|s| re(s)).collect(), weak: false }
 }
 
 fn weak(header: &'static str, formats: Vec<Format>) -> Group {
-    Group {
-        weak: true,
-        ..group(header, formats, &[])
-    }
+    Group { weak: true, ..group(header, formats, &[]) }
 }
 
 use Kind::*;
@@ -595,9 +564,7 @@ pub(crate) fn find_group(line: &str) -> Option<usize> {
     if !HEADER_PREFILTER.is_match(line) {
         return None;
     }
-    GROUPS
-        .iter()
-        .position(|g| line.contains(g.header) && !g.suppress.iter().any(|s| s.is_match(line)))
+    GROUPS.iter().position(|g| line.contains(g.header) && !g.suppress.iter().any(|s| s.is_match(line)))
 }
 
 pub(crate) fn is_continuation(line: &str) -> bool {
@@ -626,15 +593,11 @@ const MARKERS: &[&str] = &[
     "---[ end Kernel panic",
 ];
 
-static MARKER_AC: LazyLock<AhoCorasick> =
-    LazyLock::new(|| literals(MARKERS.iter().chain(STACK_NOISE)));
+static MARKER_AC: LazyLock<AhoCorasick> = LazyLock::new(|| literals(MARKERS.iter().chain(STACK_NOISE)));
 
 /// A literal searcher; leftmost semantics let it use SIMD prefilters.
 pub(crate) fn literals<I: IntoIterator<Item = P>, P: AsRef<[u8]>>(pats: I) -> AhoCorasick {
-    AhoCorasick::builder()
-        .match_kind(aho_corasick::MatchKind::LeftmostFirst)
-        .build(pats)
-        .expect("literals")
+    AhoCorasick::builder().match_kind(aho_corasick::MatchKind::LeftmostFirst).build(pats).expect("literals")
 }
 
 /// One pass over the line for all markers (most lines have none).
@@ -666,8 +629,7 @@ mod tests {
         assert_eq!(find_group("[  1.0] ODEBUG: Out of memory. BUG: x"), None);
         assert_eq!(find_group("INFO: lockdep is turned off."), None);
         assert_eq!(find_group("just a line"), None);
-        let w =
-            find_group("WARNING: CPU: 1 PID: 51 at mm/gup.c:224 try_grab_page+0x1f/0x84").unwrap();
+        let w = find_group("WARNING: CPU: 1 PID: 51 at mm/gup.c:224 try_grab_page+0x1f/0x84").unwrap();
         assert_eq!(GROUPS[w].header, "WARNING:");
         assert!(GROUPS[find_group("page dumped because: x").unwrap()].weak);
         assert!(is_continuation("Oops: 0000 [#1] SMP"));

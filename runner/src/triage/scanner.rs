@@ -96,10 +96,7 @@ impl Scanner {
             }
             return done;
         };
-        let targets: Vec<usize> = (0..self.open.len())
-            .rev()
-            .filter(|&i| self.belongs(i, line.context))
-            .collect();
+        let targets: Vec<usize> = (0..self.open.len()).rev().filter(|&i| self.belongs(i, line.context)).collect();
         // Continuation and weak headers join the report in progress.
         let joins = GROUPS[g].weak || is_continuation(raw);
         let strong_open = targets.iter().any(|&i| !GROUPS[self.open[i].group].weak);
@@ -168,17 +165,11 @@ impl Scanner {
     }
 
     fn recently_ended(&self, context: Context) -> bool {
-        self.ended
-            .iter()
-            .any(|&(c, at)| c == context && self.line_no - at <= ABSORB_LINES)
+        self.ended.iter().any(|&(c, at)| c == context && self.line_no - at <= ABSORB_LINES)
     }
 
     fn start(&mut self, group: usize, line: Cleaned) {
-        let min_lines = if line.text.contains("BUG: KMSAN:") {
-            MIN_LINES_KMSAN
-        } else {
-            MIN_LINES
-        };
+        let min_lines = if line.text.contains("BUG: KMSAN:") { MIN_LINES_KMSAN } else { MIN_LINES };
         let mut text = String::with_capacity(4096);
         text.push_str(&line.text);
         text.push('\n');
@@ -277,10 +268,7 @@ mod tests {
         }
         assert_eq!(got.len(), 1);
         let r = &got[0];
-        assert_eq!(
-            (r.title.as_str(), r.kind, r.corrupted),
-            ("WARNING in free_zone_device_page", Kind::Warn, false)
-        );
+        assert_eq!((r.title.as_str(), r.kind, r.corrupted), ("WARNING in free_zone_device_page", Kind::Warn, false));
         assert_eq!((r.start_line, r.end_line), (2, 8));
         assert!(s.finish().is_empty());
     }
@@ -292,10 +280,7 @@ mod tests {
         assert_eq!(titles, ["WARNING in free_zone_device_page"]);
         // On its own, the panic is a report (whose header was lost).
         let alone = parse("[    7.4] Kernel panic - not syncing: panic_on_warn set ...\n");
-        assert_eq!(
-            (alone[0].title.as_str(), alone[0].corrupted),
-            ("kernel panic: panic_on_warn set", true)
-        );
+        assert_eq!((alone[0].title.as_str(), alone[0].corrupted), ("kernel panic: panic_on_warn set", true));
     }
 
     #[test]
@@ -315,16 +300,10 @@ mod tests {
 ";
         let r = parse(log);
         assert_eq!(r.len(), 1, "{r:#?}");
-        assert_eq!(
-            (r[0].title.as_str(), r[0].kind),
-            ("kernel BUG in try_grab_folio", Kind::Crash)
-        );
+        assert_eq!((r[0].title.as_str(), r[0].kind), ("kernel BUG in try_grab_folio", Kind::Crash));
         // Without a BUG after it, the page dump is reported by itself.
         let alone = parse(&log.lines().take(2).collect::<Vec<_>>().join("\n"));
-        assert_eq!(
-            alone[0].title,
-            "BUG: page dumped because: VM_BUG_ON_PAGE(page_ref_count(page) == NUM)"
-        );
+        assert_eq!(alone[0].title, "BUG: page dumped because: VM_BUG_ON_PAGE(page_ref_count(page) == NUM)");
     }
 
     #[test]
@@ -342,28 +321,17 @@ mod tests {
 [   10.0][  T200] ---[ end trace 0000000000000000 ]---
 [   10.0][  T100]  ext4_break_layouts+0x1/0x2
 ";
-        let titles: Vec<(String, Kind)> =
-            parse(log).into_iter().map(|r| (r.title, r.kind)).collect();
+        let titles: Vec<(String, Kind)> = parse(log).into_iter().map(|r| (r.title, r.kind)).collect();
         assert_eq!(
             titles,
-            [
-                (
-                    "INFO: task hung in ext4_break_layouts".to_string(),
-                    Kind::Hang
-                ),
-                ("WARNING in try_grab_page".to_string(), Kind::Warn)
-            ]
+            [("INFO: task hung in ext4_break_layouts".to_string(), Kind::Hang), ("WARNING in try_grab_page".to_string(), Kind::Warn)]
         );
     }
 
     #[test]
     fn streaming_and_whole_log_agree() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/corpus/kregress/debian-6.1.192-gup-fast-devmap-noref.console.log"
-        );
-        let log = std::fs::read_to_string(path)
-            .unwrap_or_else(|e| panic!("kregress console {path} missing: {e}"));
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/corpus/kregress/debian-6.1.192-gup-fast-devmap-noref.console.log");
+        let log = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("kregress console {path} missing: {e}"));
         let mut s = Scanner::new();
         let mut streamed: Vec<Report> = log.lines().flat_map(|l| s.push_line(l)).collect();
         streamed.extend(s.finish());
@@ -374,12 +342,8 @@ mod tests {
     #[test]
     fn quiet_context_closes_its_report() {
         let mut s = Scanner::new();
-        assert!(s
-            .push_line("[    1.0][  T5] INFO: task a:5 blocked for more than 120 seconds.")
-            .is_empty());
-        let done: Vec<Report> = (0..IDLE_LINES + 64)
-            .flat_map(|_| s.push_line("[    1.0][  T6] chatter"))
-            .collect();
+        assert!(s.push_line("[    1.0][  T5] INFO: task a:5 blocked for more than 120 seconds.").is_empty());
+        let done: Vec<Report> = (0..IDLE_LINES + 64).flat_map(|_| s.push_line("[    1.0][  T6] chatter")).collect();
         assert_eq!(done.len(), 1);
         assert!(done[0].corrupted, "no stack: {:?}", done[0]);
     }

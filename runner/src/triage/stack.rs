@@ -14,9 +14,7 @@ use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use super::clean::is_questionable;
-use super::patterns::{
-    literals, re, Extractor, Part, Stack, GLOBAL_SKIP, HANG_SKIP, STALL_ANCHOR_RE, STRIP_PREFIXES,
-};
+use super::patterns::{literals, re, Extractor, Part, Stack, GLOBAL_SKIP, HANG_SKIP, STALL_ANCHOR_RE, STRIP_PREFIXES};
 
 /// Lines that start a stack trace (and end the previous one).
 static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
@@ -30,35 +28,22 @@ static STACK_START: LazyLock<Regex> = LazyLock::new(|| {
 });
 
 /// The riscv alternative: a trace may follow it or not.
-static RISCV_STACK_START: LazyLock<Regex> =
-    LazyLock::new(|| re("status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"));
+static RISCV_STACK_START: LazyLock<Regex> = LazyLock::new(|| re("status: [0-9a-f]{16} badaddr: [0-9a-f]{16} cause: [0-9a-f]{16}"));
 
 /// arm's `[<pc>] (foo) from [<pc>] (bar+0x..)`.
-static ARM_FRAME: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"));
+static ARM_FRAME: LazyLock<Regex> = LazyLock::new(|| re(r"^ *{{PC}} \(([a-zA-Z0-9_.]+)\) from {{PC}} \({{FUNC}}"));
 
 /// Fault injection prints its own stack into the middle of reports.
-static FAULT_INJECTION: LazyLock<Regex> =
-    LazyLock::new(|| re(r"^( \[<?(?:0x)?[0-9a-f]+>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x"));
+static FAULT_INJECTION: LazyLock<Regex> = LazyLock::new(|| re(r"^( \[<?(?:0x)?[0-9a-f]+>?\])? should_fail(slab)?(\.[a-z0-9.]+)?\+0x"));
 
 fn is_fault_injection(line: &str) -> bool {
-    static HINT: LazyLock<memchr::memmem::Finder<'static>> =
-        LazyLock::new(|| memchr::memmem::Finder::new("should_fail"));
+    static HINT: LazyLock<memchr::memmem::Finder<'static>> = LazyLock::new(|| memchr::memmem::Finder::new("should_fail"));
     HINT.find(line.as_bytes()).is_some() && FAULT_INJECTION.is_match(line)
 }
 
 /// Literals of [`STACK_START`]: a SIMD search rules out most lines.
-static STACK_START_HINT: LazyLock<aho_corasick::AhoCorasick> = LazyLock::new(|| {
-    literals([
-        "Call Trace",
-        "Call trace",
-        "Allocated",
-        "Freed",
-        "acktrace",
-        "Uninit was stored",
-        "badaddr: ",
-    ])
-});
+static STACK_START_HINT: LazyLock<aho_corasick::AhoCorasick> =
+    LazyLock::new(|| literals(["Call Trace", "Call trace", "Allocated", "Freed", "acktrace", "Uninit was stored", "badaddr: "]));
 
 pub(crate) fn is_stack_start(line: &str) -> bool {
     STACK_START_HINT.is_match(line) && STACK_START.is_match(line)
@@ -91,10 +76,7 @@ fn plain_frame(line: &str) -> Option<&str> {
         if b.get(j..j + 2) == Some(b"0x") {
             j += 2;
         }
-        let hex = b[j.min(b.len())..]
-            .iter()
-            .take_while(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'))
-            .count();
+        let hex = b[j.min(b.len())..].iter().take_while(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')).count();
         if hex == 0 {
             return None;
         }
@@ -105,10 +87,7 @@ fn plain_frame(line: &str) -> Option<&str> {
         }
         i = j + 2;
     }
-    let len = b[i.min(b.len())..]
-        .iter()
-        .take_while(|c| c.is_ascii_alphanumeric() || **c == b'_')
-        .count();
+    let len = b[i.min(b.len())..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
     (len > 0 && matches!(b.get(i + len), Some(b'.') | Some(b'+'))).then(|| &line[i..i + len])
 }
 
@@ -151,11 +130,7 @@ pub(crate) fn demangle(name: &str) -> Cow<'_, str> {
 
 /// `__x64_sys_read` and `ksys_read` both mean `read`.
 pub(crate) fn canonical(frame: &str) -> &str {
-    STRIP_PREFIXES
-        .iter()
-        .filter_map(|p| frame.strip_prefix(p))
-        .min_by_key(|s| s.len())
-        .unwrap_or(frame)
+    STRIP_PREFIXES.iter().filter_map(|p| frame.strip_prefix(p)).min_by_key(|s| s.len()).unwrap_or(frame)
 }
 
 fn skipped(stack: &Stack, frame: &str) -> bool {
@@ -189,13 +164,7 @@ fn walk(stack: &Stack, parts: &[Part], lines: &[&str]) -> (Vec<String>, bool) {
             }
         }
     };
-    let caps = |c: regex::Captures<'_>| -> Vec<String> {
-        c.iter()
-            .skip(1)
-            .flatten()
-            .map(|m| m.as_str().to_string())
-            .collect()
-    };
+    let caps = |c: regex::Captures<'_>| -> Vec<String> { c.iter().skip(1).flatten().map(|m| m.as_str().to_string()).collect() };
     loop {
         // A key frame is due at the end, and before each further trace.
         if p == parts.len() || (matches!(parts[p], Part::Trace) && traces > 0) {
@@ -306,22 +275,11 @@ fn hang_frame<'a>(frames: &[&'a str]) -> Option<&'a str> {
         if frame.contains("rtnl_lock") {
             return Some(frame);
         }
-        if [
-            "synchronize_rcu",
-            "synchronize_srcu",
-            "synchronize_net",
-            "synchronize_sched",
-        ]
-        .iter()
-        .any(|a| frame.contains(a))
-        {
+        if ["synchronize_rcu", "synchronize_srcu", "synchronize_net", "synchronize_sched"].iter().any(|a| frame.contains(a)) {
             return Some("synchronize_rcu");
         }
     }
-    frames
-        .iter()
-        .copied()
-        .find(|f| !HANG_SKIP.iter().any(|s| f.contains(s)))
+    frames.iter().copied().find(|f| !HANG_SKIP.iter().any(|s| f.contains(s)))
 }
 
 /// Does every stack trace in the report have frames? A report cut short or
@@ -364,22 +322,10 @@ mod tests {
     #[test]
     fn frames() {
         let frame_names = |l| super::frame_names(l).collect::<Vec<_>>();
-        assert_eq!(
-            frame_names(" try_grab_page+0x1f/0x84"),
-            vec!["try_grab_page"]
-        );
-        assert_eq!(
-            frame_names(" [<ffffffff81234567>] foo.isra.3+0x1/0x2"),
-            vec!["foo"]
-        );
-        assert_eq!(
-            frame_names(" [<ffffffff81>] [<ffffffff82>] bar+0x1/0x2"),
-            vec!["bar"]
-        );
-        assert_eq!(
-            frame_names("[<c0101010>] (a_b) from [<c0101020>] (c_d+0x10/0x20)"),
-            vec!["a_b", "c_d"]
-        );
+        assert_eq!(frame_names(" try_grab_page+0x1f/0x84"), vec!["try_grab_page"]);
+        assert_eq!(frame_names(" [<ffffffff81234567>] foo.isra.3+0x1/0x2"), vec!["foo"]);
+        assert_eq!(frame_names(" [<ffffffff81>] [<ffffffff82>] bar+0x1/0x2"), vec!["bar"]);
+        assert_eq!(frame_names("[<c0101010>] (a_b) from [<c0101020>] (c_d+0x10/0x20)"), vec!["a_b", "c_d"]);
         assert!(frame_names(" __dump_stack lib/dump_stack.c:77 [inline]").is_empty());
         assert!(frame_names(" [<ffffffff81234567>] ? foo+0x1/0x2").is_empty());
         assert_eq!(frame_names("  [<0x1234>] x_y.cold+0x1/0x2"), vec!["x_y"]);
@@ -394,50 +340,22 @@ mod tests {
         assert_eq!(canonical("__se_sys_read"), "read");
         assert_eq!(canonical("ext4_writepages"), "ext4_writepages");
         assert_eq!(demangle("_Z8fakeNameiii"), "fakeName");
-        assert_eq!(
-            demangle("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind"),
-            "__rustc::rust_begin_unwind"
-        );
+        assert_eq!(demangle("_RNvCscSpY9Juk0HT_7___rustc17rust_begin_unwind"), "__rustc::rust_begin_unwind");
         assert_eq!(demangle("plain"), "plain");
     }
 
     #[test]
     fn questionable_frames_count_as_a_stack_but_never_name_it() {
-        let lines = [
-            "Call Trace:",
-            " <TASK>",
-            " ? foo+0x1/0x2",
-            " ? bar+0x1/0x2",
-            " </TASK>",
-        ];
+        let lines = ["Call Trace:", " <TASK>", " ? foo+0x1/0x2", " ? bar+0x1/0x2", " </TASK>"];
         assert!(!stack_missing(&lines));
-        assert!(stack_missing(&[
-            "Call Trace:",
-            " <TASK>",
-            " </TASK>",
-            "---[ end trace ]---"
-        ]));
+        assert!(stack_missing(&["Call Trace:", " <TASK>", " </TASK>", "---[ end trace ]---"]));
     }
 
     #[test]
     fn hang_and_stall() {
-        assert_eq!(
-            hang_frame(&[
-                "__schedule",
-                "schedule",
-                "rwsem_down_write_slowpath",
-                "ext4_break_layouts"
-            ]),
-            Some("ext4_break_layouts")
-        );
-        assert_eq!(
-            hang_frame(&["schedule", "synchronize_rcu_expedited", "foo"]),
-            Some("synchronize_rcu")
-        );
-        assert_eq!(
-            stall_frame(&["foo", "kvm_vcpu_ioctl", "vfs_ioctl", "x"]),
-            Some("kvm_vcpu_ioctl")
-        );
+        assert_eq!(hang_frame(&["__schedule", "schedule", "rwsem_down_write_slowpath", "ext4_break_layouts"]), Some("ext4_break_layouts"));
+        assert_eq!(hang_frame(&["schedule", "synchronize_rcu_expedited", "foo"]), Some("synchronize_rcu"));
+        assert_eq!(stall_frame(&["foo", "kvm_vcpu_ioctl", "vfs_ioctl", "x"]), Some("kvm_vcpu_ioctl"));
         assert_eq!(stall_frame(&["foo", "bar"]), None);
     }
 }

@@ -33,14 +33,7 @@ pub(crate) fn describe(group: &Group, lines: &[&str]) -> Description {
         if !set.matched_any() {
             return Vec::new();
         }
-        set.iter()
-            .filter_map(|k| {
-                group.formats[k]
-                    .title
-                    .find(ln)
-                    .map(|m| (m.start(), &group.formats[k]))
-            })
-            .collect()
+        set.iter().filter_map(|k| group.formats[k].title.find(ln).map(|m| (m.start(), &group.formats[k]))).collect()
     };
     let mut at_line = 0;
     let mut candidates = matching(header);
@@ -71,11 +64,7 @@ fn apply(format: &Format, lines: &[&str], at_line: usize, at: usize) -> Option<D
     let (mut from_line, mut from) = (at_line, at);
     if format.report.is_empty() {
         let caps = format.title.captures(&lines[at_line][at..])?;
-        args.extend(
-            caps.iter()
-                .skip(1)
-                .map(|m| m.map_or("", |m| m.as_str()).to_string()),
-        );
+        args.extend(caps.iter().skip(1).map(|m| m.map_or("", |m| m.as_str()).to_string()));
     } else {
         let mut next = 0;
         for (k, re) in format.report.iter().enumerate() {
@@ -84,11 +73,7 @@ fn apply(format: &Format, lines: &[&str], at_line: usize, at: usize) -> Option<D
             if k == 0 {
                 (from_line, from) = (i, caps.get(0).map_or(0, |m| m.start()));
             }
-            args.extend(
-                caps.iter()
-                    .skip(1)
-                    .map(|m| m.map_or("", |m| m.as_str()).to_string()),
-            );
+            args.extend(caps.iter().skip(1).map(|m| m.map_or("", |m| m.as_str()).to_string()));
             next = i + 1;
         }
     }
@@ -108,32 +93,19 @@ fn apply(format: &Format, lines: &[&str], at_line: usize, at: usize) -> Option<D
     if !corrupted && !format.no_stack_trace {
         corrupted = stack::stack_missing(lines);
     }
-    Some(Description {
-        title,
-        kind: format.kind,
-        frame,
-        corrupted,
-    })
+    Some(Description { title, kind: format.kind, frame, corrupted })
 }
 
 /// No format applies: the header line itself is the title.
 fn fallback(group: &Group, lines: &[&str], matched_title: bool) -> Description {
     let kind = group.formats.first().map_or(Kind::Other, |f| f.kind);
-    let title = lines
-        .iter()
-        .find_map(|ln| ln.find(group.header).map(|pos| ln[pos..].to_string()))
-        .unwrap_or_else(|| group.header.to_string());
+    let title =
+        lines.iter().find_map(|ln| ln.find(group.header).map(|pos| ln[pos..].to_string())).unwrap_or_else(|| group.header.to_string());
     let corrupted = matched_title || STAMP.is_match(&title);
-    Description {
-        title,
-        kind,
-        frame: None,
-        corrupted,
-    }
+    Description { title, kind, frame: None, corrupted }
 }
 
-static STAMP: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\[ *[0-9]+\.[0-9]+\]").expect("stamp"));
+static STAMP: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\[ *[0-9]+\.[0-9]+\]").expect("stamp"));
 
 /// Fills `{N}` with the N-th argument (1-based).
 fn fill(fmt: &str, args: &[String]) -> String {
@@ -142,10 +114,7 @@ fn fill(fmt: &str, args: &[String]) -> String {
     while let Some(open) = rest.find('{') {
         out.push_str(&rest[..open]);
         let after = &rest[open + 1..];
-        match after
-            .find('}')
-            .and_then(|close| after[..close].parse::<usize>().ok().map(|n| (close, n)))
-        {
+        match after.find('}').and_then(|close| after[..close].parse::<usize>().ok().map(|n| (close, n))) {
             Some((close, n)) => {
                 out.push_str(args.get(n.wrapping_sub(1)).map_or("", |s| s.as_str()));
                 rest = &after[close + 1..];
@@ -218,43 +187,20 @@ mod tests {
             normalize("INFO: Freed in fasync_free_rcu+0x14/0x20 age=1 cpu=0 pid=3"),
             "INFO: Freed in fasync_free_rcu age=NUM cpu=NUM pid=NUM"
         );
-        assert_eq!(
-            normalize("KASAN: slab-out-of-bounds in foo at addr ffff8801c464b568"),
-            "KASAN: slab-out-of-bounds in foo at addr ADDR"
-        );
+        assert_eq!(normalize("KASAN: slab-out-of-bounds in foo at addr ffff8801c464b568"), "KASAN: slab-out-of-bounds in foo at addr ADDR");
         assert_eq!(
             normalize("kernel panic: VFS: Unable to mount root fs on unknown-block(0,0)"),
             "kernel panic: VFS: Unable to mount root fs on unknown-block(NUM,NUM)"
         );
-        assert_eq!(
-            normalize("WARNING in nl802154_add_llsec_key"),
-            "WARNING in nl802154_add_llsec_key"
-        );
-        assert_eq!(
-            normalize("task syz-executor3:1234 hung at 10.0.0.1 CPU#3"),
-            "task syz-executor hung at IP CPU"
-        );
-        assert_eq!(
-            normalize("BUG: at mm/gup.c:224\t\tx\x07"),
-            "BUG: at mm/gup.c:LINE x"
-        );
+        assert_eq!(normalize("WARNING in nl802154_add_llsec_key"), "WARNING in nl802154_add_llsec_key");
+        assert_eq!(normalize("task syz-executor3:1234 hung at 10.0.0.1 CPU#3"), "task syz-executor hung at IP CPU");
+        assert_eq!(normalize("BUG: at mm/gup.c:224\t\tx\x07"), "BUG: at mm/gup.c:LINE x");
     }
 
     #[test]
     fn fills_templates() {
-        let a = vec![
-            "use-after-free".to_string(),
-            "f".to_string(),
-            "Read".to_string(),
-            "g".to_string(),
-        ];
-        assert_eq!(
-            fill("KASAN: {1} {3} in {4}", &a),
-            "KASAN: use-after-free Read in g"
-        );
-        assert_eq!(
-            fill("BUG: using {1}() in {9}", &a),
-            "BUG: using use-after-free() in "
-        );
+        let a = vec!["use-after-free".to_string(), "f".to_string(), "Read".to_string(), "g".to_string()];
+        assert_eq!(fill("KASAN: {1} {3} in {4}", &a), "KASAN: use-after-free Read in g");
+        assert_eq!(fill("BUG: using {1}() in {9}", &a), "BUG: using use-after-free() in ");
     }
 }

@@ -77,32 +77,21 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
         for gup in [Gup::Fast, Gup::Slow] {
             let label = format!("pass {pass} ({} GUP)", gup_str(gup));
             let pre_seed = 0x7072_655f_666f_726b ^ ((pass as u64) << 1 | (gup == Gup::Slow) as u64); // "pre_fork"
-            let (mbps, forks_per_s) = one_run(spec, t, &file, &dev, gup, pre_seed, &mut tally)
-                .map_err(|mut f| {
-                    f.detail = format!("{label}: {}", f.detail);
-                    f
-                })?;
+            let (mbps, forks_per_s) = one_run(spec, t, &file, &dev, gup, pre_seed, &mut tally).map_err(|mut f| {
+                f.detail = format!("{label}: {}", f.detail);
+                f
+            })?;
             check_file(&file, &mut buf, size).map_err(|mut f| {
                 f.detail = format!("{label}: {}", f.detail);
                 f
             })?;
-            Message::Sample {
-                workload: spec.name().into(),
-                pass,
-                gup,
-                mb_per_s: Some(round2(mbps)),
-                ops_per_s: Some(round2(forks_per_s)),
-            }
-            .emit();
+            Message::Sample { workload: spec.name().into(), pass, gup, mb_per_s: Some(round2(mbps)), ops_per_s: Some(round2(forks_per_s)) }
+                .emit();
             rates.push((gup, mbps, forks_per_s));
         }
     }
     let avg = |g: Option<Gup>, forks: bool| {
-        let v: Vec<f64> = rates
-            .iter()
-            .filter(|(x, _, _)| g.is_none_or(|g| *x == g))
-            .map(|(_, m, f)| if forks { *f } else { *m })
-            .collect();
+        let v: Vec<f64> = rates.iter().filter(|(x, _, _)| g.is_none_or(|g| *x == g)).map(|(_, m, f)| if forks { *f } else { *m }).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     if tally.in_flight_forks == 0 {
@@ -345,12 +334,7 @@ fn one_run(
 }
 
 /// Snapshot, fork, send the snapshots. In the child this never returns.
-fn fork_child(
-    map: &Map,
-    done: &[AtomicBool],
-    started: &[AtomicBool],
-    pre_seed: u64,
-) -> Result<(Child, Vec<u8>), SysError> {
+fn fork_child(map: &Map, done: &[AtomicBool], started: &[AtomicBool], pre_seed: u64) -> Result<(Child, Vec<u8>), SysError> {
     let chunks = done.len();
     let (cmd_r, cmd_w) = pipe()?;
     let (res_r, res_w) = pipe()?;

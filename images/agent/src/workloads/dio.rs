@@ -95,8 +95,7 @@ impl Dio<'_> {
     fn write_device_pattern(&mut self) -> Result<(), SysError> {
         for c in 0..self.size / MIB {
             sys::fill_pattern(self.buf.words_mut(), DEV_SEED, c as u64 * WORDS_PER_CHUNK);
-            sys::pwrite_exact(&self.dev, self.buf.ptr, MIB, (c * MIB) as u64)
-                .map_err(|e| ctx(e, "writing the device pattern"))?;
+            sys::pwrite_exact(&self.dev, self.buf.ptr, MIB, (c * MIB) as u64).map_err(|e| ctx(e, "writing the device pattern"))?;
         }
         Ok(())
     }
@@ -128,8 +127,7 @@ impl Dio<'_> {
         if self.t.is_file() {
             for c in 0..self.size / MIB {
                 sys::fill_pattern(self.buf.words_mut(), run.fill_seed, c as u64 * WORDS_PER_CHUNK);
-                sys::pwrite_exact(&self.file, self.buf.ptr, MIB, (c * MIB) as u64)
-                    .map_err(|e| ctx(e, &run.label))?;
+                sys::pwrite_exact(&self.file, self.buf.ptr, MIB, (c * MIB) as u64).map_err(|e| ctx(e, &run.label))?;
             }
         } else {
             let mut m = self.map_shared(run)?;
@@ -147,22 +145,13 @@ impl Dio<'_> {
     /// watched. Returns the seconds it took.
     fn transfer(&self, run: &Run, map: &Map) -> Result<f64, SysError> {
         let t0 = Instant::now();
-        let what = if self.write {
-            "O_DIRECT write from the DAX mapping"
-        } else {
-            "O_DIRECT read into the DAX mapping"
-        };
+        let what = if self.write { "O_DIRECT write from the DAX mapping" } else { "O_DIRECT read into the DAX mapping" };
         let (n, chunks, write) = (self.threads, self.size / MIB, self.write);
         let base = map.ptr as usize;
         let dev = &self.dev;
         let errors: Vec<SysError> = std::thread::scope(|sc| {
-            let handles: Vec<_> = (0..n)
-                .map(|i| sc.spawn(move || transfer_chunks(dev, base, i, n, chunks, write)))
-                .collect();
-            handles
-                .into_iter()
-                .filter_map(|h| h.join().ok().and_then(|r| r.err()))
-                .collect()
+            let handles: Vec<_> = (0..n).map(|i| sc.spawn(move || transfer_chunks(dev, base, i, n, chunks, write))).collect();
+            handles.into_iter().filter_map(|h| h.join().ok().and_then(|r| r.err())).collect()
         });
         if let Some(e) = errors.into_iter().next() {
             return Err(ctx(e, &format!("{}, {what}", run.label)));
@@ -173,11 +162,7 @@ impl Dio<'_> {
     /// dio-write: the device must hold the run's pattern; dio-read: the mapping
     /// must hold the device's. A difference is DATA_CORRUPTION.
     fn verify(&self, run: &Run, map: &Map) -> Result<(), Failure> {
-        let mismatch = if self.write {
-            self.read_back(run)?
-        } else {
-            sys::check_pattern(map.words(), DEV_SEED, 0)
-        };
+        let mismatch = if self.write { self.read_back(run)? } else { sys::check_pattern(map.words(), DEV_SEED, 0) };
         let Some(m) = mismatch else {
             return Ok(());
         };
@@ -234,9 +219,7 @@ impl Dio<'_> {
                 if self.t.virtual_time { " (virtual time)" } else { "" },
                 prefault_faults.map_or(String::new(), |f| self.mapping_note(f)),
             ),
-            counters: [("prefault_faults".to_string(), prefault_faults.unwrap_or(0))]
-                .into_iter()
-                .collect(),
+            counters: [("prefault_faults".to_string(), prefault_faults.unwrap_or(0))].into_iter().collect(),
             skipped: None,
         }
     }

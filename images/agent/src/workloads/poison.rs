@@ -75,14 +75,7 @@ struct Shared(*mut Report);
 impl Shared {
     fn new() -> Result<Shared, SysError> {
         let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                PAGE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_ANONYMOUS,
-                -1,
-                0,
-            )
+            libc::mmap(std::ptr::null_mut(), PAGE, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_ANONYMOUS, -1, 0)
         };
         if p == libc::MAP_FAILED {
             return Err(sys::last("mmap(MAP_SHARED|MAP_ANONYMOUS)"));
@@ -408,10 +401,7 @@ fn poison_one(t: &Target, file: &Fd, size: usize, off: usize, earlier: &[usize])
     match o_fate {
         Ok(libc::SIGBUS) => {}
         Err(EXIT_NO_SIGNAL) => {
-            return Err(Failure::io(
-                libc::EIO,
-                format!("{at}: the early-kill observer mapping the page got no SIGBUS (BUS_MCEERR_AO)"),
-            ))
+            return Err(Failure::io(libc::EIO, format!("{at}: the early-kill observer mapping the page got no SIGBUS (BUS_MCEERR_AO)")))
         }
         other => return Err(Failure::io(libc::EIO, format!("{at}: the observer child ended with {other:?}"))),
     }
@@ -419,10 +409,7 @@ fn poison_one(t: &Target, file: &Fd, size: usize, off: usize, earlier: &[usize])
     if o.present.load(SeqCst) != 0 {
         return Err(Failure::io(
             libc::EIO,
-            format!(
-                "{at}: the page was still mapped in the observer when its SIGBUS came (pagemap present = {})",
-                o.present.load(SeqCst)
-            ),
+            format!("{at}: the page was still mapped in the observer when its SIGBUS came (pagemap present = {})", o.present.load(SeqCst)),
         ));
     }
     Ok(Outcome::Poisoned(format!(
@@ -440,22 +427,15 @@ fn check_siginfo(at: &str, who: &str, s: &Slot, code: i64) -> Result<(), Failure
         BUS_MCEERR_AO => "BUS_MCEERR_AO".to_string(),
         c => format!("si_code {c}"),
     };
-    let (got, addr, want_addr, lsb) = (
-        s.si_code.load(SeqCst),
-        s.si_addr.load(SeqCst) as usize,
-        s.addr.load(SeqCst) as usize,
-        s.si_addr_lsb.load(SeqCst),
-    );
+    let (got, addr, want_addr, lsb) =
+        (s.si_code.load(SeqCst), s.si_addr.load(SeqCst) as usize, s.addr.load(SeqCst) as usize, s.si_addr_lsb.load(SeqCst));
     if got != code {
         return Err(Failure::io(libc::EIO, format!("{at}: the {who}'s SIGBUS is {}, want {}", name(got), name(code))));
     }
     let ok_lsb = lsb == 12 || lsb == 21;
     let mask = if ok_lsb { !((1usize << lsb) - 1) } else { !0 };
     if !ok_lsb || addr & mask != want_addr & mask {
-        return Err(Failure::io(
-            libc::EIO,
-            format!("{at}: the {who}'s SIGBUS names {addr:#x} (lsb {lsb}), the page is at {want_addr:#x}"),
-        ));
+        return Err(Failure::io(libc::EIO, format!("{at}: the {who}'s SIGBUS names {addr:#x} (lsb {lsb}), the page is at {want_addr:#x}")));
     }
     Ok(())
 }

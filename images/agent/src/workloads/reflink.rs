@@ -88,11 +88,7 @@ struct Seeds {
 
 impl Seeds {
     fn new(run: u64) -> Seeds {
-        Seeds {
-            orig: 0x0c10_0000 + run,
-            pwritten: 0x0b11_0000 + run,
-            clone: 0x0c1e_0000 + run,
-        }
+        Seeds { orig: 0x0c10_0000 + run, pwritten: 0x0b11_0000 + run, clone: 0x0c1e_0000 + run }
     }
     fn of(&self, w: Want) -> Option<u64> {
         Some(match w {
@@ -158,14 +154,8 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
             if rsize != (r0 + rlen) as u64 {
                 return Err(Failure::corrupt(format!("{run}: the range clone is {rsize} bytes, want {}", r0 + rlen)));
             }
-            check(&rclone, &mut buf, r0 + rlen, |c| {
-                if c * MIB < r0 {
-                    None
-                } else {
-                    Some(seeds.orig)
-                }
-            })
-            .map_err(|m| with_run(m, &run, "range clone"))?;
+            check(&rclone, &mut buf, r0 + rlen, |c| if c * MIB < r0 { None } else { Some(seeds.orig) })
+                .map_err(|m| with_run(m, &run, "range clone"))?;
             // The mappings must show what the files hold: no PTE left on a block COW moved away.
             // Recorded, not returned at once: the other runs tell which GUP path shows it.
             let stale = |c: usize| Some(seeds.orig).filter(|_| want_source(c) != Want::Orig);
@@ -181,14 +171,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
             let dio_bytes = chunks.div_ceil(2) as f64 * MIB as f64;
             let mbps = dio_bytes / 1e6 / secs;
             let opss = ops as f64 / secs;
-            Message::Sample {
-                workload: spec.name().into(),
-                pass,
-                gup,
-                mb_per_s: Some(round2(mbps)),
-                ops_per_s: Some(round2(opss)),
-            }
-            .emit();
+            Message::Sample { workload: spec.name().into(), pass, gup, mb_per_s: Some(round2(mbps)), ops_per_s: Some(round2(opss)) }.emit();
             rates.push((gup, mbps, opss));
         }
     }
@@ -360,11 +343,7 @@ fn check(f: &Fd, buf: &mut Map, len: usize, seed: impl Fn(usize) -> Option<u64>)
 
 /// Checks every 1 MiB chunk c of `words` (a whole mapping) against `seed(c)`;
 /// a chunk that holds `stale(c)` instead is named as such.
-fn check_words(
-    words: &[u64],
-    seed: impl Fn(usize) -> Option<u64>,
-    stale: impl Fn(usize) -> Option<u64>,
-) -> Result<(), Bad> {
+fn check_words(words: &[u64], seed: impl Fn(usize) -> Option<u64>, stale: impl Fn(usize) -> Option<u64>) -> Result<(), Bad> {
     for (c, w) in words.chunks(MIB / 8).enumerate() {
         check_chunk(w, c, seed(c)).map_err(|b| match stale(c) {
             Some(s) if sys::check_pattern(w, s, (c * MIB / 8) as u64).is_none() => {
@@ -380,10 +359,9 @@ fn check_chunk(words: &[u64], c: usize, seed: Option<u64>) -> Result<(), Bad> {
     let off = c * MIB;
     let m = match seed {
         Some(s) => sys::check_pattern(words, s, (off / 8) as u64).map(|m| (m.bad_words, m.first_word * 8, m.got)),
-        None => words
-            .iter()
-            .position(|&w| w != 0)
-            .map(|i| (words.iter().filter(|&&w| w != 0).count() as u64, (off + i * 8) as u64, words[i])),
+        None => {
+            words.iter().position(|&w| w != 0).map(|i| (words.iter().filter(|&&w| w != 0).count() as u64, (off + i * 8) as u64, words[i]))
+        }
     };
     match m {
         None => Ok(()),

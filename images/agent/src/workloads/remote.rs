@@ -82,9 +82,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
     for pass in 0..spec.passes {
         for method in [Method::ProcessVm, Method::ProcMem] {
             for gup in [Gup::Fast, Gup::Slow] {
-                let k = (pass as u64) << 2
-                    | ((method == Method::ProcMem) as u64) << 1
-                    | (gup == Gup::Slow) as u64;
+                let k = (pass as u64) << 2 | ((method == Method::ProcMem) as u64) << 1 | (gup == Gup::Slow) as u64;
                 let r = Run {
                     method,
                     gup,
@@ -92,12 +90,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
                     seed_a: 0x5eed_a000 + k,
                     seed_b: 0x5eed_b000 + k,
                     nchildren,
-                    label: format!(
-                        "pass {pass}, {}, {} (child mapping {})",
-                        method.name(),
-                        gup_str(gup),
-                        prefault_word(gup)
-                    ),
+                    label: format!("pass {pass}, {}, {} (child mapping {})", method.name(), gup_str(gup), prefault_word(gup)),
                 };
                 let (res, faults) = one_run(&r, t, &file)?;
                 if pass == 0 && gup == Gup::Fast && method == Method::ProcessVm {
@@ -116,11 +109,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
         }
     }
     let avg = |m: Method, g: Option<Gup>| {
-        let v: Vec<f64> = rates
-            .iter()
-            .filter(|(x, y, _)| *x == m && g.is_none_or(|g| *y == g))
-            .map(|r| r.2)
-            .collect();
+        let v: Vec<f64> = rates.iter().filter(|(x, y, _)| *x == m && g.is_none_or(|g| *y == g)).map(|r| r.2).collect();
         v.iter().sum::<f64>() / v.len().max(1) as f64
     };
     Ok(Finished {
@@ -165,11 +154,7 @@ pub(super) fn mapping_note(t: &Target, faults: u64, size: usize) -> String {
         (_, true) => ": PMD-mapped",
         _ => "",
     };
-    format!(
-        "{} mapping ({faults} faults to prefault {} pages){verdict}",
-        t.mapping,
-        size / 4096
-    )
+    format!("{} mapping ({faults} faults to prefault {} pages){verdict}", t.mapping, size / 4096)
 }
 
 /// One run: fork the children, move every chunk both ways, verify, reap.
@@ -181,17 +166,10 @@ fn one_run(r: &Run, t: &Target, file: &Fd) -> Result<(RunResult, u64), Failure> 
     let mut children = Vec::with_capacity(r.nchildren);
     for i in 0..r.nchildren {
         let prefault = (r.gup == Gup::Fast).then_some(r.seed_a);
-        children.push(
-            Child::spawn(file, t, r.size, i, r.nchildren, prefault)
-                .map_err(|e| ctx(e, &r.label))?,
-        );
+        children.push(Child::spawn(file, t, r.size, i, r.nchildren, prefault).map_err(|e| ctx(e, &r.label))?);
     }
     let results: Vec<Result<RunResult, Failure>> = std::thread::scope(|sc| {
-        let handles: Vec<_> = children
-            .iter()
-            .enumerate()
-            .map(|(i, c)| sc.spawn(move || move_chunks(r, c, i)))
-            .collect();
+        let handles: Vec<_> = children.iter().enumerate().map(|(i, c)| sc.spawn(move || move_chunks(r, c, i))).collect();
         handles
             .into_iter()
             .map(|h| {
@@ -228,10 +206,7 @@ fn one_run(r: &Run, t: &Target, file: &Fd) -> Result<(RunResult, u64), Failure> 
 fn move_chunks(r: &Run, c: &Child, i: usize) -> Result<RunResult, Failure> {
     let mut buf = Map::anon(MIB)?;
     let mem = match r.method {
-        Method::ProcMem => Some(
-            Fd::open(&format!("/proc/{}/mem", c.pid), libc::O_RDWR)
-                .map_err(|e| ctx(e, &r.label))?,
-        ),
+        Method::ProcMem => Some(Fd::open(&format!("/proc/{}/mem", c.pid), libc::O_RDWR).map_err(|e| ctx(e, &r.label))?),
         Method::ProcessVm => None,
     };
     let words = (MIB / 8) as u64;
@@ -250,9 +225,7 @@ fn move_chunks(r: &Run, c: &Child, i: usize) -> Result<RunResult, Failure> {
         };
         match rd {
             Err(e) if e.errno == libc::ENOSYS && mem.is_none() => {
-                return Ok(RunResult::Unsupported(
-                    "process_vm_readv: ENOSYS (CONFIG_CROSS_MEMORY_ATTACH is off)".into(),
-                ))
+                return Ok(RunResult::Unsupported("process_vm_readv: ENOSYS (CONFIG_CROSS_MEMORY_ATTACH is off)".into()))
             }
             Err(e) => return Err(ctx(e, &format!("{at}, reading the child's mapping")).into()),
             Ok(()) => secs += t0.elapsed().as_secs_f64(),
@@ -280,10 +253,7 @@ fn move_chunks(r: &Run, c: &Child, i: usize) -> Result<RunResult, Failure> {
 fn process_vm(pid: libc::pid_t, local: *mut u8, remote: usize, write: bool) -> Result<(), SysError> {
     match process_vm_rw(pid, local, remote, MIB, write)? {
         MIB => Ok(()),
-        n => Err(SysError {
-            what: format!("{}({MIB} bytes at {remote:#x}) returned {n}", vm_call(write)),
-            errno: libc::EIO,
-        }),
+        n => Err(SysError { what: format!("{}({MIB} bytes at {remote:#x}) returned {n}", vm_call(write)), errno: libc::EIO }),
     }
 }
 
@@ -321,11 +291,7 @@ fn check_parent_view(r: &Run, t: &Target, file: &Fd) -> Result<(), Failure> {
     let map = t.map_shared(file, r.size).map_err(|e| ctx(e, &r.label))?;
     match sys::check_pattern(map.words(), r.seed_b, 0) {
         None => Ok(()),
-        Some(m) => Err(mismatch(
-            &format!("{}: the parent's mapping after the remote writes", r.label),
-            &m,
-            r.size / 8,
-        )),
+        Some(m) => Err(mismatch(&format!("{}: the parent's mapping after the remote writes", r.label), &m, r.size / 8)),
     }
 }
 
@@ -342,12 +308,7 @@ fn mismatch(what: &str, m: &sys::Mismatch, total_words: usize) -> Failure {
 /// Gives the DAX file or device `seed`'s pattern without leaving a mapping
 /// behind: pwrite on a file, a mapping that is unmapped again on a device
 /// (device-dax has no write(2)). A mapping made afterwards has no entries.
-pub(super) fn fill_without_mapping(
-    t: &Target,
-    file: &Fd,
-    size: usize,
-    seed: u64,
-) -> Result<(), SysError> {
+pub(super) fn fill_without_mapping(t: &Target, file: &Fd, size: usize, seed: u64) -> Result<(), SysError> {
     if !t.is_file() {
         let mut m = t.map_shared(file, size)?;
         sys::fill_pattern(m.words_mut(), seed, 0);
@@ -384,14 +345,7 @@ const CHILD_PIPE: i32 = 3;
 impl Child {
     /// Fork child `i` of `n`: it maps the file, writes pattern `prefault` into its
     /// chunks when given (every page present and writable), sends the address and waits.
-    fn spawn(
-        file: &Fd,
-        t: &Target,
-        size: usize,
-        i: usize,
-        n: usize,
-        prefault: Option<u64>,
-    ) -> Result<Child, SysError> {
+    fn spawn(file: &Fd, t: &Target, size: usize, i: usize, n: usize, prefault: Option<u64>) -> Result<Child, SysError> {
         let (cmd_r, cmd_w) = pipe()?;
         let (st_r, st_w) = pipe()?;
         let pid = unsafe { libc::fork() };
@@ -406,14 +360,7 @@ impl Child {
         }
         drop(cmd_r);
         drop(st_w);
-        let mut c = Child {
-            pid,
-            addr: 0,
-            faults: 0,
-            cmd: cmd_w,
-            status: st_r,
-            reaped: false,
-        };
+        let mut c = Child { pid, addr: 0, faults: 0, cmd: cmd_w, status: st_r, reaped: false };
         let mut a = [0u8; 16];
         let got = {
             let _op = hang::op_begin("read(child's mapping address)");
@@ -421,10 +368,7 @@ impl Child {
         };
         if got != 16 {
             let how = c.reap();
-            return Err(SysError {
-                what: format!("child {pid} did not map the DAX side ({how})"),
-                errno: libc::EIO,
-            });
+            return Err(SysError { what: format!("child {pid} did not map the DAX side ({how})"), errno: libc::EIO });
         }
         c.addr = u64::from_ne_bytes(a[..8].try_into().unwrap()) as usize;
         c.faults = u64::from_ne_bytes(a[8..].try_into().unwrap());
@@ -436,9 +380,7 @@ impl Child {
         let msg = r.seed_b.to_ne_bytes();
         let sent = unsafe { libc::write(self.cmd.0, msg.as_ptr() as *const libc::c_void, 8) };
         if sent != 8 {
-            return Err(
-                sys::last(format!("{}: telling child {} to verify", r.label, self.pid)).into(),
-            );
+            return Err(sys::last(format!("{}: telling child {} to verify", r.label, self.pid)).into());
         }
         let mut rep = [0u8; 24];
         let got = {
@@ -469,10 +411,7 @@ impl Child {
             Ok(s) => Err(Failure {
                 kind: FailKind::IoError,
                 errno: None,
-                detail: format!(
-                    "{what} exited with status {} (1 mismatch, 2 mmap failed, 3 pipe)",
-                    libc::WEXITSTATUS(s)
-                ),
+                detail: format!("{what} exited with status {} (1 mismatch, 2 mmap failed, 3 pipe)", libc::WEXITSTATUS(s)),
                 wedged: false,
                 counters: Default::default(),
             }),
@@ -518,16 +457,7 @@ impl Drop for Child {
 /// The child's life (no allocation on the success path: it runs after fork
 /// of a multi-threaded process). Returns its exit code.
 #[allow(clippy::too_many_arguments)]
-fn child_main(
-    file: &Fd,
-    t: &Target,
-    size: usize,
-    i: usize,
-    n: usize,
-    prefault: Option<u64>,
-    cmd: &Fd,
-    st: &Fd,
-) -> i32 {
+fn child_main(file: &Fd, t: &Target, size: usize, i: usize, n: usize, prefault: Option<u64>, cmd: &Fd, st: &Fd) -> i32 {
     let Ok(mut map) = t.map_shared(file, size) else {
         return CHILD_MAP_FAILED;
     };
@@ -552,11 +482,7 @@ fn child_main(
     let seed = u64::from_ne_bytes(s);
     let (mut bad, mut first, mut got) = (0u64, 0u64, 0u64);
     for c in chunks_of(i, n, size) {
-        if let Some(m) = sys::check_pattern(
-            &map.words()[c * words..(c + 1) * words],
-            seed,
-            (c * words) as u64,
-        ) {
+        if let Some(m) = sys::check_pattern(&map.words()[c * words..(c + 1) * words], seed, (c * words) as u64) {
             if bad == 0 {
                 (first, got) = (m.first_word, m.got);
             }
@@ -586,13 +512,7 @@ fn pipe() -> Result<(Fd, Fd), SysError> {
 fn read_full(fd: &Fd, buf: &mut [u8]) -> usize {
     let mut got = 0;
     while got < buf.len() {
-        let n = unsafe {
-            libc::read(
-                fd.0,
-                buf[got..].as_mut_ptr() as *mut libc::c_void,
-                buf.len() - got,
-            )
-        };
+        let n = unsafe { libc::read(fd.0, buf[got..].as_mut_ptr() as *mut libc::c_void, buf.len() - got) };
         if n > 0 {
             got += n as usize;
         } else if n == 0 || sys::errno() != libc::EINTR {

@@ -97,43 +97,20 @@ fn open_dev(t: &Target) -> Result<Dev, SysError> {
     let (r, w) = pipe(4096)?;
     vmsplice(&w, page.ptr, 4096).map_err(|e| ctx(e, "probe"))?;
     match splice(&r, &fd, 0, 4096) {
-        Ok(4096) => Ok(Dev {
-            fd,
-            direct: true,
-            note: String::new(),
-        }),
-        Ok(n) => Ok(buffered(
-            t,
-            format!(": an O_DIRECT splice of 4096 bytes wrote {n}"),
-        )?),
-        Err(e) => Ok(buffered(
-            t,
-            format!(
-                ": an O_DIRECT splice was refused with {}",
-                sys::errno_name(e.errno)
-            ),
-        )?),
+        Ok(4096) => Ok(Dev { fd, direct: true, note: String::new() }),
+        Ok(n) => Ok(buffered(t, format!(": an O_DIRECT splice of 4096 bytes wrote {n}"))?),
+        Err(e) => Ok(buffered(t, format!(": an O_DIRECT splice was refused with {}", sys::errno_name(e.errno)))?),
     }
 }
 
 fn buffered(t: &Target, note: String) -> Result<Dev, SysError> {
-    Ok(Dev {
-        fd: Fd::open(&t.raw_dev, libc::O_RDWR)?,
-        direct: false,
-        note,
-    })
+    Ok(Dev { fd: Fd::open(&t.raw_dev, libc::O_RDWR)?, direct: false, note })
 }
 
 /// A MAP_SHARED mapping holding `seed`'s pattern: written through the mapping
 /// (every entry present, GUP-fast) or through the file / a mapping gone since
 /// (a fresh mapping without entries, slow GUP).
-fn prepare_mapping(
-    t: &Target,
-    file: &Fd,
-    size: usize,
-    seed: u64,
-    gup: Gup,
-) -> Result<Map, SysError> {
+fn prepare_mapping(t: &Target, file: &Fd, size: usize, seed: u64, gup: Gup) -> Result<Map, SysError> {
     if gup == Gup::Slow {
         fill_without_mapping(t, file, size, seed)?;
         return t.map_shared(file, size);
@@ -162,14 +139,7 @@ fn splice_all(map: &Map, dev: &Dev, n: usize) -> Result<usize, SysError> {
             })
             .collect();
         hs.into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(SysError {
-                        what: "splice thread panicked".into(),
-                        errno: libc::EIO,
-                    })
-                })
-            })
+            .map(|h| h.join().unwrap_or_else(|_| Err(SysError { what: "splice thread panicked".into(), errno: libc::EIO })))
             .collect()
     });
     let mut psize = 0;
@@ -193,11 +163,7 @@ fn splice_chunk(r: &Fd, w: &Fd, dev: &Dev, addr: usize, off: usize) -> Result<()
             let m = splice(r, &dev.fd, off + done + out, n - out)?;
             if m == 0 {
                 return Err(SysError {
-                    what: format!(
-                        "splice(pipe -> device at {}) returned 0 with {} bytes in the pipe",
-                        off + done + out,
-                        n - out
-                    ),
+                    what: format!("splice(pipe -> device at {}) returned 0 with {} bytes in the pipe", off + done + out, n - out),
                     errno: libc::EIO,
                 });
             }
@@ -209,18 +175,12 @@ fn splice_chunk(r: &Fd, w: &Fd, dev: &Dev, addr: usize, off: usize) -> Result<()
 }
 
 pub(super) fn vmsplice(w: &Fd, p: *mut u8, len: usize) -> Result<usize, SysError> {
-    let iov = libc::iovec {
-        iov_base: p as *mut libc::c_void,
-        iov_len: len,
-    };
+    let iov = libc::iovec { iov_base: p as *mut libc::c_void, iov_len: len };
     let _op = hang::op_begin("vmsplice");
     let n = unsafe { libc::vmsplice(w.0, &iov, 1, 0) };
     match n {
         n if n < 0 => Err(sys::last(format!("vmsplice({len} bytes at {p:?})"))),
-        0 => Err(SysError {
-            what: format!("vmsplice({len} bytes at {p:?}) returned 0"),
-            errno: libc::EIO,
-        }),
+        0 => Err(SysError { what: format!("vmsplice({len} bytes at {p:?}) returned 0"), errno: libc::EIO }),
         n => Ok(n as usize),
     }
 }
@@ -230,9 +190,7 @@ pub(super) fn splice(r: &Fd, dev: &Fd, off: usize, len: usize) -> Result<usize, 
     let _op = hang::op_begin("splice(pipe -> device)");
     let n = unsafe { libc::splice(r.0, std::ptr::null_mut(), dev.0, &mut o, len, 0) };
     if n < 0 {
-        return Err(sys::last(format!(
-            "splice(pipe -> device, {len} bytes at {off})"
-        )));
+        return Err(sys::last(format!("splice(pipe -> device, {len} bytes at {off})")));
     }
     Ok(n as usize)
 }
@@ -253,8 +211,7 @@ fn verify_dev(rd: &Fd, size: usize, seed: u64, label: &str) -> Result<(), Failur
     let buf = Map::anon(MIB)?;
     let words = (MIB / 8) as u64;
     for c in 0..size / MIB {
-        sys::pread_exact(rd, buf.ptr, MIB, (c * MIB) as u64)
-            .map_err(|e| ctx(e, &format!("{label}, reading the device back")))?;
+        sys::pread_exact(rd, buf.ptr, MIB, (c * MIB) as u64).map_err(|e| ctx(e, &format!("{label}, reading the device back")))?;
         if let Some(m) = sys::check_pattern(buf.words(), seed, c as u64 * words) {
             return Err(Failure::corrupt(format!(
                 "{label}: the device after vmsplice+splice differs from the mapping in chunk at byte {}: {} of {} words, first at byte {}: got {:#018x}, want {:#018x}",

@@ -580,7 +580,14 @@ fn run_op(s: &Storm, w: &mut Worker, d: &Draw) -> Result<(), Illegal> {
             let (addr, off, len) = map_aligned(s, addr, off, len);
             let _op = hang::op_begin("mmap(MAP_FIXED) over the mapping");
             let p = unsafe {
-                libc::mmap(addr as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_FIXED, s.file.0, off as libc::off_t)
+                libc::mmap(
+                    addr as *mut libc::c_void,
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_FIXED,
+                    s.file.0,
+                    off as libc::off_t,
+                )
             };
             if p == libc::MAP_FAILED {
                 let e = sys::last(format!("mmap(MAP_FIXED, {len} bytes at {addr:#x})"));
@@ -596,14 +603,22 @@ fn run_op(s: &Storm, w: &mut Worker, d: &Draw) -> Result<(), Illegal> {
             let _op = hang::op_begin("mremap");
             // DONTUNMAP leaves the range mapped (empty) while its entries are away: never a hole.
             let away = unsafe {
-                libc::mremap(addr as *mut libc::c_void, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP, b as *mut libc::c_void)
+                libc::mremap(
+                    addr as *mut libc::c_void,
+                    len,
+                    len,
+                    libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP,
+                    b as *mut libc::c_void,
+                )
             };
             if away == libc::MAP_FAILED {
                 let e = sys::last(format!("mremap(DONTUNMAP, {len} bytes at {addr:#x} -> {b:#x})"));
                 unsafe { libc::munmap(b as *mut libc::c_void, len) };
                 return Err((e.errno, format!("mremap: {e}")));
             }
-            let back = unsafe { libc::mremap(b as *mut libc::c_void, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, addr as *mut libc::c_void) };
+            let back = unsafe {
+                libc::mremap(b as *mut libc::c_void, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, addr as *mut libc::c_void)
+            };
             if back == libc::MAP_FAILED {
                 let e = sys::last(format!("mremap({len} bytes at {b:#x} -> {addr:#x})"));
                 unsafe { libc::munmap(b as *mut libc::c_void, len) };
@@ -854,7 +869,8 @@ fn check(s: &Storm, (a, b): &(Map, Map)) -> Result<(), Failure> {
             sys::ftruncate(&s.file, size as u64).map_err(|e| Failure::io(e.errno, format!("quiescent check: {e}")))?;
         }
         let _op = hang::op_begin("quiescent check: read(2) of the file");
-        sys::pread_exact(&s.file, a.ptr, size, 0).map_err(|e| Failure::io(e.errno, format!("quiescent check: read(2) of the file: {e}")))?;
+        sys::pread_exact(&s.file, a.ptr, size, 0)
+            .map_err(|e| Failure::io(e.errno, format!("quiescent check: read(2) of the file: {e}")))?;
         drop(_op);
         for (m, k) in &s.maps {
             read_map(m, b, *k)?;
@@ -876,7 +892,8 @@ fn check(s: &Storm, (a, b): &(Map, Map)) -> Result<(), Failure> {
         return Err(Failure::corrupt(format!("quiescent check: the file {bad}")));
     }
     let op = hang::op_begin("quiescent check: O_DIRECT read of the sink");
-    sys::pread_exact(&s.dev, b.ptr, size, size as u64).map_err(|e| Failure::io(e.errno, format!("quiescent check: reading the sink: {e}")))?;
+    sys::pread_exact(&s.dev, b.ptr, size, size as u64)
+        .map_err(|e| Failure::io(e.errno, format!("quiescent check: reading the sink: {e}")))?;
     drop(op);
     if let Some(bad) = mismatch(words(b), &sink, 0) {
         return Err(Failure::corrupt(format!("quiescent check: the device's sink (O_DIRECT writes from the mapping) {bad}")));
@@ -895,9 +912,18 @@ mod tests {
     #[test]
     fn streams_are_fixed_by_seed_and_hit_pmd_boundaries() {
         let ops = StormOp::ALL;
-        let a: Vec<Draw> = { let mut r = Rng::new(storm_stream_seed(7, 1)); (0..500).map(|_| draw(&mut r, ops, 4096)).collect() };
-        let b: Vec<Draw> = { let mut r = Rng::new(storm_stream_seed(7, 1)); (0..500).map(|_| draw(&mut r, ops, 4096)).collect() };
-        let c: Vec<Draw> = { let mut r = Rng::new(storm_stream_seed(7, 2)); (0..500).map(|_| draw(&mut r, ops, 4096)).collect() };
+        let a: Vec<Draw> = {
+            let mut r = Rng::new(storm_stream_seed(7, 1));
+            (0..500).map(|_| draw(&mut r, ops, 4096)).collect()
+        };
+        let b: Vec<Draw> = {
+            let mut r = Rng::new(storm_stream_seed(7, 1));
+            (0..500).map(|_| draw(&mut r, ops, 4096)).collect()
+        };
+        let c: Vec<Draw> = {
+            let mut r = Rng::new(storm_stream_seed(7, 2));
+            (0..500).map(|_| draw(&mut r, ops, 4096)).collect()
+        };
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert!(a.iter().all(|d| d.n >= 1 && d.first + d.n <= 4096));

@@ -97,9 +97,10 @@ impl Race {
         if since != 0 && now.saturating_sub(since) > hang_ms {
             return Some((self.trunc_op.lock().unwrap().to_string(), now - since));
         }
-        self.io_since.iter().map(|s| s.load(SeqCst)).find_map(|since| {
-            (since != 0 && now.saturating_sub(since) > hang_ms).then(|| ("pread".to_string(), now - since))
-        })
+        self.io_since
+            .iter()
+            .map(|s| s.load(SeqCst))
+            .find_map(|since| (since != 0 && now.saturating_sub(since) > hang_ms).then(|| ("pread".to_string(), now - since)))
     }
     fn counters(&self) -> BTreeMap<String, u64> {
         let mut c = BTreeMap::new();
@@ -171,10 +172,7 @@ fn read_chunk(race: &Race, dev: &Fd, map: &Map, i: usize, off: usize) {
     } else if errno == libc::EFAULT {
         race.efault.fetch_add(1, SeqCst);
     } else {
-        race.error(
-            format!("pread({MIB} bytes at {off}) into the DAX mapping: {}", sys::errno_name(errno)),
-            errno,
-        );
+        race.error(format!("pread({MIB} bytes at {off}) into the DAX mapping: {}", sys::errno_name(errno)), errno);
     }
 }
 
@@ -231,10 +229,7 @@ fn watch(spec: &WorkloadSpec, t: &Target, race: &Race) -> Result<f64, Failure> {
             break;
         }
     }
-    Ok(stopped_at
-        .map(|s| s - race.start)
-        .unwrap_or_else(|| race.start.elapsed())
-        .as_secs_f64())
+    Ok(stopped_at.map(|s| s - race.start).unwrap_or_else(|| race.start.elapsed()).as_secs_f64())
 }
 
 /// `op` blocked for `waited_ms` at `now`: its stacks reported, the race stopped, a HANG.
@@ -271,11 +266,7 @@ fn result(t: &Target, race: &Race, elapsed: f64) -> Result<Finished, Failure> {
         return Err(Failure {
             kind: FailKind::IoError,
             errno: Some(errno),
-            detail: format!(
-                "{} failed calls, first: {}",
-                c["errors"],
-                race.first_error.lock().unwrap().clone().unwrap_or_default()
-            ),
+            detail: format!("{} failed calls, first: {}", c["errors"], race.first_error.lock().unwrap().clone().unwrap_or_default()),
             wedged: false,
             counters: Default::default(),
         });

@@ -164,11 +164,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
         return Err(Failure {
             kind: FailKind::IoError,
             errno: Some(race.first_errno.load(SeqCst)),
-            detail: format!(
-                "{} failed calls, first: {}",
-                c["errors"],
-                race.first_error.lock().unwrap().clone().unwrap_or_default()
-            ),
+            detail: format!("{} failed calls, first: {}", c["errors"], race.first_error.lock().unwrap().clone().unwrap_or_default()),
             wedged: false,
             counters: Default::default(),
         });
@@ -218,7 +214,13 @@ fn spawn(race: &Arc<Race>, name: String, f: impl FnOnce(&Race) + Send + 'static)
         .map_err(|e| {
             race.running.fetch_sub(1, SeqCst);
             race.stop.store(true, SeqCst);
-            Failure { kind: FailKind::IoError, errno: e.raw_os_error(), detail: format!("spawn: {e}"), wedged: false, counters: Default::default() }
+            Failure {
+                kind: FailKind::IoError,
+                errno: e.raw_os_error(),
+                detail: format!("spawn: {e}"),
+                wedged: false,
+                counters: Default::default(),
+            }
         })
 }
 
@@ -325,9 +327,7 @@ fn remap_once(race: &Race, dax: &Fd, mapping: Mapping, i: u64, rng: &mut sys::Rn
             let pages = len / PAGE;
             let first = (r % pages as u64) as usize;
             let count = 1 + ((r >> 32) as usize % (pages - first).min(1024));
-            if !op("madvise(MADV_DONTNEED)", &mut || {
-                madvise(a + first * PAGE, count * PAGE, libc::MADV_DONTNEED, "MADV_DONTNEED")
-            }) {
+            if !op("madvise(MADV_DONTNEED)", &mut || madvise(a + first * PAGE, count * PAGE, libc::MADV_DONTNEED, "MADV_DONTNEED")) {
                 return false;
             }
             race.dontneeds.fetch_add(1, SeqCst);
@@ -366,14 +366,7 @@ fn munmap(a: usize, len: usize) -> Result<(), sys::SysError> {
 /// The file's first `len` bytes at exactly `a`, with the mapping's THP advice.
 fn map_file_at(dax: &Fd, a: usize, len: usize, mapping: Mapping) -> Result<(), sys::SysError> {
     let p = unsafe {
-        libc::mmap(
-            a as *mut libc::c_void,
-            len,
-            libc::PROT_READ | libc::PROT_WRITE,
-            libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE,
-            dax.0,
-            0,
-        )
+        libc::mmap(a as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED | libc::MAP_FIXED_NOREPLACE, dax.0, 0)
     };
     if p == libc::MAP_FAILED {
         return Err(sys::last("mmap(MAP_SHARED|MAP_FIXED_NOREPLACE at A) (EEXIST: another mapping took the hole)"));
@@ -401,14 +394,7 @@ pub(super) fn reserve(len: usize, mapping: Mapping) -> Result<usize, sys::SysErr
     let slack = if mapping == Mapping::Pmd { PMD_SIZE } else { 0 };
     let resv = len + slack;
     let r = unsafe {
-        libc::mmap(
-            std::ptr::null_mut(),
-            resv,
-            libc::PROT_NONE,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-            -1,
-            0,
-        )
+        libc::mmap(std::ptr::null_mut(), resv, libc::PROT_NONE, libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE, -1, 0)
     };
     if r == libc::MAP_FAILED {
         return Err(sys::last("mmap(reserve B)"));
@@ -445,15 +431,8 @@ fn placeholder(a: usize, len: usize) -> Result<(), sys::SysError> {
 }
 
 fn mremap(from: usize, to: usize, len: usize) -> Result<(), sys::SysError> {
-    let p = unsafe {
-        libc::mremap(
-            from as *mut libc::c_void,
-            len,
-            len,
-            libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED,
-            to as *mut libc::c_void,
-        )
-    };
+    let p =
+        unsafe { libc::mremap(from as *mut libc::c_void, len, len, libc::MREMAP_MAYMOVE | libc::MREMAP_FIXED, to as *mut libc::c_void) };
     if p == libc::MAP_FAILED {
         return Err(sys::last(format!("mremap({from:#x} -> {to:#x})")));
     }

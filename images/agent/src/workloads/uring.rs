@@ -64,9 +64,7 @@ pub fn fixed(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
                         return Err(Failure {
                             kind: FailKind::IoError,
                             errno: None,
-                            detail: format!(
-                                "{run}: registration of an fsdax mapping succeeded: a longterm pin of fsdax pages"
-                            ),
+                            detail: format!("{run}: registration of an fsdax mapping succeeded: a longterm pin of fsdax pages"),
                             wedged: false,
                             counters: Default::default(),
                         });
@@ -132,10 +130,7 @@ fn fixed_result(t: &Target, size: usize, control: f64, c: &Tally, rates: &[(Gup,
         mb_per_s: (!rates.is_empty()).then(|| round2(avg(rates, None))),
         ops_per_s: None,
         detail: format!("{detail}{control_note}{}", if t.virtual_time { " (virtual time)" } else { "" }),
-        counters: [("registered", c.registered), ("refused_eopnotsupp", c.refused)]
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v))
-            .collect(),
+        counters: [("registered", c.registered), ("refused_eopnotsupp", c.refused)].into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         skipped: None,
     }
 }
@@ -162,9 +157,7 @@ fn control(dev: &Fd, size: usize) -> Result<Result<f64, String>, Failure> {
     }
     let secs = fixed_transfer(&mut ring, dev, buf.ptr as usize, size, 0, 0x636f_6e74_726f_6c00)
         .map_err(|f| Failure { detail: format!("anonymous control: {}", f.detail), ..f })?;
-    ring.submitter()
-        .unregister_buffers()
-        .map_err(|e| io_failure(&e, "IORING_UNREGISTER_BUFFERS of the control"))?;
+    ring.submitter().unregister_buffers().map_err(|e| io_failure(&e, "IORING_UNREGISTER_BUFFERS of the control"))?;
     Ok(Ok(secs))
 }
 
@@ -177,13 +170,7 @@ enum Reg {
 /// `nthreads` threads, each with its own ring, register their share of `map` (whole MiB)
 /// as fixed buffer 0; where the kernel accepts and `transfer` is set, they move data
 /// through it (see [`fixed_transfer`]); then they unregister.
-fn register_parallel(
-    dev: &Fd,
-    map: &Map,
-    nthreads: usize,
-    seed: u64,
-    transfer: bool,
-) -> Result<Vec<Reg>, Failure> {
+fn register_parallel(dev: &Fd, map: &Map, nthreads: usize, seed: u64, transfer: bool) -> Result<Vec<Reg>, Failure> {
     let chunks = map.len / MIB;
     let base = map.ptr as usize;
     std::thread::scope(|sc| {
@@ -197,14 +184,7 @@ fn register_parallel(
     })
 }
 
-fn register_one(
-    dev: &Fd,
-    addr: usize,
-    len: usize,
-    dev_off: u64,
-    seed: u64,
-    transfer: bool,
-) -> Result<Reg, Failure> {
+fn register_one(dev: &Fd, addr: usize, len: usize, dev_off: u64, seed: u64, transfer: bool) -> Result<Reg, Failure> {
     let mut ring = IoUring::new(QUEUE_DEPTH).map_err(|e| io_failure(&e, "io_uring_setup"))?;
     let iov = libc::iovec { iov_base: addr as *mut libc::c_void, iov_len: len };
     let registered = {
@@ -222,9 +202,7 @@ fn register_one(
         0.0
     };
     let _op = hang::op_begin("IORING_UNREGISTER_BUFFERS");
-    ring.submitter()
-        .unregister_buffers()
-        .map_err(|e| io_failure(&e, "IORING_UNREGISTER_BUFFERS"))?;
+    ring.submitter().unregister_buffers().map_err(|e| io_failure(&e, "IORING_UNREGISTER_BUFFERS"))?;
     Ok(Reg::Registered { secs })
 }
 
@@ -232,14 +210,7 @@ fn register_one(
 /// (through the user mapping), WRITE_FIXED it to the device at `dev_off` and check the
 /// device; poison it, READ_FIXED it back and check it. Returns the seconds of the two
 /// transfers.
-fn fixed_transfer(
-    ring: &mut IoUring,
-    dev: &Fd,
-    addr: usize,
-    len: usize,
-    dev_off: u64,
-    seed: u64,
-) -> Result<f64, Failure> {
+fn fixed_transfer(ring: &mut IoUring, dev: &Fd, addr: usize, len: usize, dev_off: u64, seed: u64) -> Result<f64, Failure> {
     let first = dev_off / 8;
     // SAFETY: `addr..addr+len` is a live read-write mapping owned by the caller.
     let words = unsafe { std::slice::from_raw_parts_mut(addr as *mut u64, len / 8) };
@@ -278,15 +249,14 @@ pub fn dio(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
             // Writes from the mapping (GUP for read): the device must end up with the pattern.
             let map = mapping_with(t, &file, gup, seed, size).map_err(|e| ctx(e, &run))?;
             let writes = chunk_ios(true, map.ptr as usize, size, 0);
-            let w = parallel_batches(&dev, &writes, nthreads)
-                .map_err(|e| ctx(e, &format!("{run}, IORING_OP_WRITE from the DAX mapping")))?;
+            let w =
+                parallel_batches(&dev, &writes, nthreads).map_err(|e| ctx(e, &format!("{run}, IORING_OP_WRITE from the DAX mapping")))?;
             drop(map);
             check_device(&dev, seed, 0, size, &format!("{run}, IORING_OP_WRITE from the DAX mapping"))?;
             // Reads into a poisoned mapping (GUP for write): it must end up with the pattern.
             let map = mapping_with(t, &file, gup, POISON ^ seed, size).map_err(|e| ctx(e, &run))?;
             let reads = chunk_ios(false, map.ptr as usize, size, 0);
-            let r = parallel_batches(&dev, &reads, nthreads)
-                .map_err(|e| ctx(e, &format!("{run}, IORING_OP_READ into the DAX mapping")))?;
+            let r = parallel_batches(&dev, &reads, nthreads).map_err(|e| ctx(e, &format!("{run}, IORING_OP_READ into the DAX mapping")))?;
             check_words(map.words(), seed, 0, &format!("{run}, IORING_OP_READ into the DAX mapping"))?;
             drop(map);
             let mbps = 2.0 * size as f64 / 1e6 / (w + r).max(1e-9);
@@ -327,10 +297,7 @@ pub(super) struct Io {
 
 /// `len` bytes at `addr` <-> the device at `dev_off`, in IO_SIZE pieces.
 fn chunk_ios(write: bool, addr: usize, len: usize, dev_off: u64) -> Vec<Io> {
-    (0..len)
-        .step_by(IO_SIZE)
-        .map(|o| Io { write, addr: addr + o, len: IO_SIZE.min(len - o), dev_off: dev_off + o as u64 })
-        .collect()
+    (0..len).step_by(IO_SIZE).map(|o| Io { write, addr: addr + o, len: IO_SIZE.min(len - o), dev_off: dev_off + o as u64 }).collect()
 }
 
 /// `ios` dealt round-robin to `nthreads` threads, each with its own ring. Returns the
@@ -394,12 +361,7 @@ pub(super) fn run_batch(ring: &mut IoUring, dev: &Fd, ios: &[Io], fixed: Option<
             if res == io.len as i32 || first_err.is_some() {
                 continue;
             }
-            let what = format!(
-                "{} of {} bytes at device offset {}",
-                if io.write { "write" } else { "read" },
-                io.len,
-                io.dev_off
-            );
+            let what = format!("{} of {} bytes at device offset {}", if io.write { "write" } else { "read" }, io.len, io.dev_off);
             first_err = Some(if res < 0 {
                 SysError { what, errno: -res }
             } else {
@@ -471,7 +433,6 @@ fn check_words(words: &[u64], seed: u64, first: u64, what: &str) -> Result<(), F
 fn run_seed(pass: u32, gup: Gup) -> u64 {
     (((pass as u64) << 1 | (gup == Gup::Slow) as u64) + 1).wrapping_mul(0x1000_0001)
 }
-
 
 fn sys_error(e: &std::io::Error, what: &str) -> SysError {
     SysError { what: what.into(), errno: e.raw_os_error().unwrap_or(libc::EIO) }
