@@ -515,7 +515,7 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
     for s in selected {
         // A storm with a `budget:` runs seeds back to back (its scenario
         // seed first, as run 1 of its cell), the longest budget for all.
-        let storm = s.run.workloads.iter().filter_map(|w| Some((w.storm_budget()?, w.spec().seed))).max();
+        let storm = crate::seeds::nightly_plan(s, &only);
         let run_opts = crate::run::RunOpts {
             only: only.clone(),
             runs: None,
@@ -523,13 +523,12 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
             accel,
             results_root: a.results.clone(),
             jobs,
-            seed_per_run: storm.map(|(_, seed)| seed),
+            seed_per_run: storm.as_ref().map(|(_, seed, _)| *seed),
         };
         let mut rec = crate::run::run(s, &run_opts)?;
-        if let Some((budget, seed)) = storm {
+        if let Some((budget, seed, storms)) = storm {
             let done = rec.cells.iter().filter(|c| c.storm.is_some()).map(|c| c.run).max().unwrap_or(0);
-            let only = scenario::Filter { workload: Some(scenario::WorkloadName::Storm), ..Default::default() };
-            rec = crate::seeds::run(s, &crate::run::RunOpts { only, ..run_opts }, seed, budget, Some((&rec, done)))?.0;
+            rec = crate::seeds::run(s, &crate::run::RunOpts { only: storms, ..run_opts }, seed, budget, Some((&rec, done)))?.0;
         }
         crate::cache::write_atomic(
             &rec.results_dir.join(crate::nightly::MARKER),

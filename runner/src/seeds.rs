@@ -68,6 +68,15 @@ pub fn storm_filter(s: &Scenario, only: &Filter) -> Result<Filter> {
     Ok(f)
 }
 
+/// What a nightly adds for `s` under the night's `only`: the longest storm
+/// `budget:` of its workloads, the seed to start from and the storm cells
+/// the night selected; None when it has no budget or the night selected
+/// no storm cell of it.
+pub fn nightly_plan(s: &Scenario, only: &Filter) -> Option<(Duration, u64, Filter)> {
+    let (budget, seed) = s.run.workloads.iter().filter_map(|w| Some((w.storm_budget()?, w.spec().seed))).max()?;
+    Some((budget, seed, storm_filter(s, only).ok()?))
+}
+
 /// A session of `s`'s storm cells that `opts.only` selects, from seed
 /// `start`, until `budget` ends: every seed a run of one run directory
 /// (made by the first, resumed by the next: [`crate::run::run`] with
@@ -229,6 +238,21 @@ mod tests {
     use crate::outcome::FailKind;
     use crate::results::StormRecord;
     use std::cell::Cell as C;
+
+    /// A nightly's storm seeds keep the night's `--only` (a seeded session
+    /// of every variant was run under `--only variant=regressed` once).
+    #[test]
+    fn a_nightly_storm_budget_keeps_the_nights_selection() {
+        let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/storm.yaml");
+        let mut s = crate::scenario::load(&file).unwrap();
+        assert!(nightly_plan(&s, &Filter::default()).is_none(), "no budget: no seeds");
+        s.run.workloads[0].budget = Some("20s".into());
+        let (budget, seed, f) = nightly_plan(&s, &Filter::parse("variant=regressed").unwrap()).unwrap();
+        assert_eq!((budget, seed), (Duration::from_secs(20), 1));
+        let cells: Vec<String> = s.cells(&f, None).iter().map(|c| c.variant.clone()).collect();
+        assert_eq!(cells, ["regressed"]);
+        assert!(nightly_plan(&s, &Filter::parse("workload=dio-read").unwrap()).is_none(), "storms not selected");
+    }
 
     #[test]
     fn seeds_run_back_to_back_until_the_budget_ends() {
