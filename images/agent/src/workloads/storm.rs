@@ -230,6 +230,11 @@ struct Storm {
     counters: Mutex<BTreeMap<String, u64>>,
     executed: Vec<AtomicU64>,
     running: AtomicUsize,
+    /// Set by thread 0 between the two barriers of a quiescent check, read
+    /// by all after the second: every thread leaves after the same check
+    /// (`stop` can be set by a failing op at any time, and a thread that
+    /// left early would keep another at the barrier forever).
+    leave: AtomicBool,
 }
 
 /// The errno a transfer of `len` bytes answers when pinning its user pages
@@ -343,6 +348,7 @@ pub fn run(spec: &WorkloadSpec, t: &Target) -> Result<Finished, Failure> {
         failure: Mutex::new(None),
         counters: Mutex::new(BTreeMap::new()),
         running: AtomicUsize::new(spec.threads as usize),
+        leave: AtomicBool::new(false),
     };
     let nthreads = spec.threads as usize;
     let barrier = Barrier::new(nthreads);
@@ -417,6 +423,9 @@ fn thread_main(s: &Storm, barrier: &Barrier, i: usize, seed: u64, check_buf: &(M
             s.fail(e.into());
             // Still meet the others at the barrier, so that they stop.
             barrier.wait();
+            if i == 0 {
+                s.leave.store(true, SeqCst);
+            }
             barrier.wait();
             return;
         }
@@ -451,9 +460,11 @@ fn thread_main(s: &Storm, barrier: &Barrier, i: usize, seed: u64, check_buf: &(M
             if s.start.elapsed() >= s.run_for {
                 s.stop.store(true, SeqCst);
             }
+            // The others wait at the next barrier: nothing else sets stop now.
+            s.leave.store(s.stop.load(SeqCst), SeqCst);
         }
         barrier.wait();
-        if s.stop.load(SeqCst) {
+        if s.leave.load(SeqCst) {
             return;
         }
     }
