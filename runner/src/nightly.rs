@@ -403,15 +403,7 @@ mod tests {
         let storm = |run: u32, title: &str| {
             let mut c = cell("stock", "storm", run, Outcome::Fail, Some(title), None);
             c.timing = Timing::Wall;
-            c.storm = Some(crate::results::StormRecord {
-                seed: run as u64,
-                threads: 3,
-                seconds: 30,
-                ops: vec![],
-                executed: Default::default(),
-                streams: String::new(),
-                reproduced: None,
-            });
+            c.storm = Some(crate::results::StormRecord::fixture(run as u64, 30));
             c
         };
         let v = st(&[storm(1, hang), storm(2, hang)], &[storm(1, hang), storm(2, hang), storm(3, warn)], &[]);

@@ -102,6 +102,14 @@ pub struct StormRecord {
     pub reproduced: Option<Reproduced>,
 }
 
+#[cfg(test)]
+impl StormRecord {
+    /// A storm of 3 threads over every op, for the tests of what reads it.
+    pub(crate) fn fixture(seed: u64, seconds: u32) -> StormRecord {
+        StormRecord { seed, threads: 3, seconds, ops: vec![], executed: BTreeMap::new(), streams: String::new(), reproduced: None }
+    }
+}
+
 /// A failing storm run again with its seed: how often the failure came back.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

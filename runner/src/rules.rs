@@ -456,15 +456,7 @@ mod tests {
         let storm = |k: u32, title: Option<&str>| {
             let mut c = run(if title.is_some() { Outcome::Fail } else { Outcome::Pass }, title);
             c.run = k;
-            c.storm = Some(crate::results::StormRecord {
-                seed: 40 + k as u64,
-                threads: 3,
-                seconds: 30,
-                ops: vec![],
-                executed: Default::default(),
-                streams: String::new(),
-                reproduced: None,
-            });
+            c.storm = Some(crate::results::StormRecord::fixture(40 + k as u64, 30));
             c
         };
         let (hang, warn) = (HANG, WARN);

@@ -286,8 +286,7 @@ mod tests {
     }
 
     fn cell(variant: &str, run: u32, seed: u64, fail: Option<&str>) -> CellResult {
-        let st =
-            StormRecord { seed, threads: 3, seconds: 60, ops: vec![], executed: BTreeMap::new(), streams: String::new(), reproduced: None };
+        let st = StormRecord::fixture(seed, 60);
         CellResult {
             variant: variant.into(),
             backend: "memmap".into(),
