@@ -338,6 +338,16 @@ pub fn run(o: &ReduceOpts) -> Result<(Reduction, PathBuf)> {
         return Err(bad_input(format!("{}: has no cell {only} any more", s.file.display())));
     };
     let kernel = crate::kernel::build(&crate::kernel::KernelSpec::new(&v), o.jobs)?;
+    // The kernel the cell failed on, not whatever the scenario builds today.
+    if let Some(k) = rec.kernels.get(&c.variant).filter(|k| k.key != kernel.key) {
+        return Err(bad_input(format!(
+            "{}: variant {} now builds kernel {}, but the cell ran on {}: reduce would not test the kernel that failed",
+            s.file.display(),
+            c.variant,
+            kernel.key,
+            k.key
+        )));
+    }
     let image = crate::image::build(&crate::image::ImageOptions::default())?;
     let accel = vm::resolve_accel(o.accel, &kernel.bzimage)?;
     let (_, dir) = results::new_dir(&o.cell_dir, "reduce")?;
