@@ -274,12 +274,16 @@ fn show(json: bool) -> Show {
 /// `kregress validate`: loads the scenario (every check `run` makes first) and says what it holds.
 fn validate(scenario: &Path) -> Result<Findings> {
     let s = scenario::load(scenario)?;
+    let cells = s.cells(&scenario::Filter::default(), None);
+    let boots = crate::run::boot_groups(&cells.iter().collect::<Vec<_>>()).len();
     println!(
-        "{}: ok: scenario {}, {} variant(s): {}",
+        "{}: ok: scenario {}, {} variant(s): {}; {} cell(s) in {} boot(s)",
         scenario.display(),
         s.name,
         s.variants.len(),
-        s.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", ")
+        s.variants.iter().map(|v| v.name.as_str()).collect::<Vec<_>>().join(", "),
+        cells.len(),
+        boots
     );
     Ok(Findings::default())
 }

@@ -281,3 +281,26 @@ fn validate_and_run_exit_2_before_anything_runs() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--runs: 4294967295 is not from 1 to 100"), "{err}");
 }
+
+/// `validate` says how big the matrix is: cells, and the boots they share
+/// (a boot runs every workload of one variant/backend/fs/mapping/run).
+#[test]
+fn validate_counts_cells_and_boots() {
+    let d = project();
+    std::fs::write(file(&d), GOOD).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress"))
+        .args(["validate", "scenarios/t.yaml"])
+        .current_dir(d.path())
+        .env("KREGRESS_CACHE", d.path().join("cache"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    // 2 variants x 2 workloads; dio-read runs in icount timing and
+    // truncate-during-dio in wall timing, which never share a boot.
+    assert!(text.contains("2 variant(s): stock, fixed; 4 cell(s) in 4 boot(s)"), "{text}");
+    std::fs::write(file(&d), edit("seconds: 30 }", "seconds: 30, timing: icount }")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_kregress")).args(["validate", "scenarios/t.yaml"]).current_dir(d.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("; 4 cell(s) in 2 boot(s)"), "{text}");
+}
