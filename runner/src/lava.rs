@@ -265,12 +265,12 @@ fn unescape(msg: &str) -> String {
     msg.replace("\\\"", "\"")
 }
 
-/// Reads a job log of at most [`LOG_MAX`] bytes (`what` names it in errors).
-pub(crate) fn read_log(r: impl std::io::Read, what: &str) -> Result<LavaLog> {
+/// Reads a job log of at most `max` bytes ([`LOG_MAX`]; `what` names it in errors).
+pub(crate) fn read_log(r: impl std::io::Read, what: &str, max: u64) -> Result<LavaLog> {
     let mut log = LavaLog::default();
     let mut first: Option<std::time::SystemTime> = None;
     let mut at = 0.0;
-    let mut r = std::io::BufReader::new(r.take(LOG_MAX + 1));
+    let mut r = std::io::BufReader::new(r.take(max + 1));
     let mut buf = Vec::new();
     let mut total = 0u64;
     loop {
@@ -280,8 +280,8 @@ pub(crate) fn read_log(r: impl std::io::Read, what: &str) -> Result<LavaLog> {
             break;
         }
         total += n as u64;
-        if total > LOG_MAX {
-            return Err(infra(format!("{what}: larger than {} MiB", LOG_MAX >> 20)));
+        if total > max {
+            return Err(infra(format!("{what}: larger than {max} bytes: not read")));
         }
         let text = String::from_utf8_lossy(&buf);
         let text = text.trim_end();
@@ -318,17 +318,23 @@ pub(crate) fn read_log(r: impl std::io::Read, what: &str) -> Result<LavaLog> {
     Ok(log)
 }
 
-/// The cells of `job` judged from its `log`, in `run_dir` as a local boot
+/// The `cells` of a job that booted `boot` with `nonce`, judged from its `log`, in `run_dir` as a local boot
 /// leaves them (console.log rebuilt from the log, agent.jsonl, boot.json,
 /// qemu.cmdline: LAVA's command), and the cells the boot did not get to
 /// judge (after a failure: a new job). A job whose log holds no console
 /// (LAVA failed before QEMU started) makes every cell MISS with LAVA's error.
-fn read_back(job: &Job, log: &LavaLog, run_dir: &Path) -> Result<(Vec<CellResult>, Vec<Cell>)> {
-    let dir = results::cell_dir(run_dir, &job.cells[0]);
+fn read_back(
+    cells: &[Cell],
+    boot: &results::BootRecord,
+    nonce: &str,
+    log: &LavaLog,
+    run_dir: &Path,
+) -> Result<(Vec<CellResult>, Vec<Cell>)> {
+    let dir = results::cell_dir(run_dir, &cells[0]);
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     let now = Instant::now();
     let started = now.checked_sub(Duration::from_secs_f64(log.seconds)).unwrap_or(now);
-    let mut w = run::Watcher::new(&job.plan.boot, &job.plan.cfg.nonce, &dir, started)?;
+    let mut w = run::Watcher::new(boot, nonce, &dir, started)?;
     let path = dir.join("console.log");
     let mut console = crate::console::Log::create(&path).context(|| format!("creating {}", path.display()))?;
     let (mut hello, mut done, mut stopped) = (None, false, false);
@@ -361,13 +367,13 @@ fn read_back(job: &Job, log: &LavaLog, run_dir: &Path) -> Result<(Vec<CellResult
         cmdline: log.boot_command.clone().unwrap_or_else(|| "(LAVA started no QEMU)".into()),
     };
     let mut seen = w.finish(r)?;
-    let (mut res, rest) = run::judge_boot(&job.cells, run_dir, &dir, &mut seen)?;
+    let (mut res, rest) = run::judge_boot(cells, run_dir, &dir, &mut seen)?;
     if log.console.is_empty() {
         let why = log.error_msg.clone().unwrap_or_else(|| "the job log ends before the kernel booted".into());
         for r in &mut res {
             r.problems.extend(r.title.take());
             (r.outcome, r.kind, r.title) = (Outcome::Miss, None, Some(format!("LAVA failed before the kernel booted: {why}")));
-            results::save_cell(&results::cell_dir(run_dir, &job.cells[res_index(&job.cells, r)]), r)?;
+            results::save_cell(&results::cell_dir(run_dir, &cells[res_index(cells, r)]), r)?;
         }
     }
     Ok((res, rest))
@@ -450,7 +456,7 @@ fn run_local(job: &Job) -> Result<LavaLog> {
         Err(e) if crate::proc::expired(&e) => eprintln!("{}: {e}", job.id),
         Err(e) => return Err(e),
     }
-    read_log(std::fs::File::open(&log).context(|| format!("opening {}", log.display()))?, &log.display().to_string())
+    read_log(std::fs::File::open(&log).context(|| format!("opening {}", log.display()))?, &log.display().to_string(), LOG_MAX)
 }
 
 /// LAVA's REST API (v0.2) at a lab: submit a job, wait for it, fetch its log.
@@ -511,7 +517,7 @@ impl Lab {
             std::thread::sleep(self.poll_every);
         }
         let r = self.call("GET", &format!("jobs/{id}/logs/"), None)?;
-        Ok((id, read_log(r.into_reader(), &format!("{}/api/v0.2/jobs/{id}/logs/", self.base))?))
+        Ok((id, read_log(r.into_reader(), &format!("{}/api/v0.2/jobs/{id}/logs/", self.base), LOG_MAX)?))
     }
 }
 
@@ -606,7 +612,7 @@ pub fn run(s: &Scenario, opts: &LavaOpts) -> Result<Option<RunRecord>> {
         };
         let lava = serde_json::json!({ "job": job.id, "lab_job_id": lab_id, "wall_seconds": started.elapsed().as_secs_f64(), "lava": log });
         crate::cache::write_atomic(&job.dir.join("lava.json"), &serde_json::to_vec_pretty(&lava).unwrap())?;
-        let (res, rest) = read_back(&job, &log, &rec.results_dir)?;
+        let (res, rest) = read_back(&job.cells, &job.plan.boot, &job.plan.cfg.nonce, &log, &rec.results_dir)?;
         for r in res {
             eprintln!("{}", run::progress_line(rec.cells.len() + 1, total, &r));
             rec.cells.push(r);
@@ -623,4 +629,237 @@ pub fn run(s: &Scenario, opts: &LavaOpts) -> Result<Option<RunRecord>> {
     rec.cells.sort_by_key(|c| cells.iter().position(|x| x.key() == c.key()).unwrap_or(usize::MAX));
     results::save(&rec)?;
     Ok(Some(rec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scenario::{Backend, Fs, Mapping, Mode, Timing, Workload};
+
+    const NONCE: &str = "5f0c8a2e9b1d7c43";
+
+    fn cell(workload: &str) -> Cell {
+        Cell {
+            variant: "stock".into(),
+            backend: Backend::Memmap,
+            mode: Mode::Fsdax,
+            fs: Fs::Ext4,
+            mapping: Mapping::Pte,
+            workload: serde_yaml::from_str::<Workload>(&format!("{{ name: {workload} }}")).unwrap(),
+            run: 1,
+            timing: Timing::Wall,
+        }
+    }
+
+    fn boot(workloads: &[&str]) -> results::BootRecord {
+        let file = results::FileRecord { path: "/k".into(), sha256: "0".repeat(64) };
+        results::BootRecord {
+            qemu_args: vec![],
+            bzimage: file.clone(),
+            initramfs: file.clone(),
+            config: file,
+            boot_deadline_s: 180,
+            run_deadline_s: 600,
+            workloads: workloads.iter().map(|w| w.to_string()).collect(),
+        }
+    }
+
+    /// A job log as lava-run writes it (lava_common.log: a YAML flow mapping
+    /// per line, double-quoted), the console lines escaped as LAVA's
+    /// ShellLogger escapes them (`"` → `\"`).
+    fn lava_log(console: &[String], job: &str) -> String {
+        let entry = |lvl: &str, msg: &str| {
+            format!("{{\"dt\": \"2026-11-27T17:40:41.5\", \"lvl\": \"{lvl}\", \"msg\": {}}}\n", serde_json::to_string(msg).unwrap())
+        };
+        let mut log = entry("info", "start: 2 boot-image-retry (timeout 00:07:00) [common]");
+        log += &entry("info", "Boot command: /usr/bin/qemu-system-x86_64 -nographic -m 3072");
+        for l in console {
+            log += &entry("target", &l.replace('"', "\\\""));
+        }
+        log + job
+    }
+
+    fn agent(m: &kregress_agent::Message) -> String {
+        m.to_line(NONCE)
+    }
+
+    /// The stock truncate hang's console, as the agent prints it.
+    fn hang_console() -> Vec<String> {
+        use kregress_agent::Message;
+        let t = kregress_agent::ThreadStack {
+            pid: 1,
+            tid: 44,
+            comm: "truncate".into(),
+            state: "S".into(),
+            wchan: "ext4_break_layouts".into(),
+            stack: vec!["schedule+0x5a/0xd0".into(), "ext4_break_layouts+0x1a9/0x2c0".into(), "ext4_setattr+0x3d2/0x9e0".into()],
+        };
+        vec![
+            "[    0.000000] Linux version 6.1.192+".into(),
+            agent(&Message::Hello { version: "0.1.0".into(), protocol: 1, kernel: "6.1.192+".into(), uptime_s: 1.0 }),
+            agent(&Message::WorkloadStart { name: "truncate-during-dio".into(), spec: String::new() }),
+            agent(&Message::Hang {
+                phase: "workload".into(),
+                what: "truncate-during-dio".into(),
+                op: "ftruncate(0)".into(),
+                waited_s: 10.0,
+                threads: vec![t],
+            }),
+            agent(&Message::Done { ok: false, elapsed_ms: 12000 }),
+        ]
+    }
+
+    const JOB_PASSED: &str = "{\"dt\": \"2026-11-27T17:41:11.5\", \"lvl\": \"results\", \"msg\": {\"case\": \"job\", \"definition\": \"lava\", \"result\": \"pass\"}}\n";
+
+    fn judged(log: &str) -> CellResult {
+        let d = tempfile::tempdir().unwrap();
+        let log = read_log(log.as_bytes(), "log.yaml", LOG_MAX).unwrap();
+        let (res, rest) = read_back(&[cell("truncate-during-dio")], &boot(&["truncate-during-dio"]), NONCE, &log, d.path()).unwrap();
+        assert!(rest.is_empty());
+        res.into_iter().next().unwrap()
+    }
+
+    #[test]
+    fn a_log_is_read_back_into_the_console_the_guest_printed() {
+        let console = hang_console();
+        let log = read_log(lava_log(&console, JOB_PASSED).as_bytes(), "log.yaml", LOG_MAX).unwrap();
+        let lines: Vec<&str> = log.console.iter().map(|(_, l)| l.as_str()).collect();
+        assert_eq!(lines, console.iter().map(String::as_str).collect::<Vec<_>>());
+        assert_eq!(log.boot_command.as_deref(), Some("/usr/bin/qemu-system-x86_64 -nographic -m 3072"));
+        assert_eq!((log.result.as_deref(), log.timed_out), (Some("pass"), false));
+        assert!((log.seconds - 30.0).abs() < 1e-6, "{}", log.seconds);
+        // A `\"` the guest printed itself comes back as it was; a lab's log API puts `- ` before each line.
+        let own = r#"echo "a\"b""#;
+        let log = read_log(format!("- {}", lava_log(&[own.into()], "")).as_bytes(), "log", LOG_MAX).unwrap();
+        assert_eq!(log.console[0].1, own);
+    }
+
+    /// The oracle can fail: with LAVA's escapes left in, no agent line parses
+    /// and the hang's title is lost.
+    #[test]
+    fn the_hang_is_titled_from_the_log_and_not_with_the_escapes_left_in() {
+        let log = lava_log(&hang_console(), JOB_PASSED);
+        let r = judged(&log);
+        assert_eq!((r.outcome, r.title.as_deref()), (Outcome::Fail, Some("INFO: task hung in ext4_break_layouts")));
+        let escaped = judged(&log.replace(r#"\\\""#, r#"\\\\\""#));
+        assert_ne!(escaped.title, r.title, "{escaped:?}");
+        assert_ne!(escaped.outcome, Outcome::Fail);
+    }
+
+    /// LAVA's verdict is not used: a job LAVA calls passed whose console shows
+    /// the hang FAILs; one LAVA failed before QEMU started (or killed, its log
+    /// cut short) is MISS with LAVA's message, never PASS.
+    #[test]
+    fn a_job_that_never_booted_is_a_miss_with_lavas_message() {
+        let failed = "{\"dt\": \"2026-11-27T17:40:42.0\", \"lvl\": \"results\", \"msg\": {\"case\": \"job\", \"definition\": \"lava\", \"error_msg\": \"Unable to download file:///k/bzImage\", \"error_type\": \"Job\", \"result\": \"fail\"}}\n";
+        let r = judged(&lava_log(&[], failed));
+        assert_eq!(
+            (r.outcome, r.title.as_deref()),
+            (Outcome::Miss, Some("LAVA failed before the kernel booted: Unable to download file:///k/bzImage"))
+        );
+        let killed = lava_log(&[], "");
+        let r = judged(&killed[..killed.len() - 20]);
+        assert_eq!(
+            (r.outcome, r.title.as_deref()),
+            (Outcome::Miss, Some("LAVA failed before the kernel booted: the job log ends before the kernel booted"))
+        );
+        // A guest that booted and then went quiet until LAVA's timeout is the run's HANG.
+        let quiet = lava_log(&hang_console()[..3], "{\"dt\": \"2026-11-27T17:52:00\", \"lvl\": \"results\", \"msg\": {\"case\": \"job\", \"error_msg\": \"lava-test-monitor timed out after 976 seconds\", \"result\": \"fail\"}}\n");
+        let r = judged(&quiet);
+        assert_eq!((r.outcome, r.title.as_deref()), (Outcome::Fail, Some("HANG: the guest stopped answering")));
+    }
+
+    #[test]
+    fn a_log_past_its_cap_is_refused() {
+        let log = lava_log(&hang_console(), JOB_PASSED);
+        let e = read_log(log.as_bytes(), "log.yaml", 1000).unwrap_err();
+        assert!(e.msg.contains("log.yaml: larger than 1000 bytes"), "{}", e.msg);
+    }
+
+    #[test]
+    fn the_qemu_context_is_the_boot_less_what_the_device_type_adds() {
+        let args: Vec<String> = "-machine pc,nvdimm=on -m 1G,slots=2,maxmem=4G -accel tcg -cpu max -smp 2 -display none -nodefaults -serial stdio -monitor none -no-reboot -kernel /k -initrd /i -append x=1"
+            .split(' ')
+            .map(String::from)
+            .collect();
+        let (memory, extra) = qemu_context(&args).unwrap();
+        assert_eq!(memory, 1024);
+        assert_eq!(
+            extra,
+            [
+                "-machine pc,nvdimm=on",
+                "-m 1G,slots=2,maxmem=4G",
+                "-accel tcg",
+                "-cpu max",
+                "-smp 2",
+                "-display none",
+                "-nodefaults",
+                "-serial stdio",
+                "-no-reboot"
+            ]
+        );
+        let memmap: Vec<String> = ["-m", "3G", "-append", "a b"].map(String::from).to_vec();
+        assert_eq!(qemu_context(&memmap).unwrap(), (3072, vec![]));
+        // An argument LAVA's split would cut is refused, as is a command line with a quote.
+        let spaced: Vec<String> = ["-m", "3G", "-object", "memory-backend-file,mem-path=/a b/x"].map(String::from).to_vec();
+        assert!(qemu_context(&spaced).unwrap_err().msg.contains("holds a space or a quote"));
+        let quoted: Vec<String> = ["-append", "kregress.x=\"y\""].map(String::from).to_vec();
+        let e = cmdline(&quoted).unwrap_err();
+        assert_eq!(e.class, crate::error::Class::BadInput);
+        assert!(e.msg.contains("the kernel command line holds '\"'"), "{}", e.msg);
+    }
+
+    /// The REST client against a tiny local server (no lab is reachable
+    /// here): submit, poll until finished, fetch the log, with the token.
+    #[test]
+    fn the_lab_client_submits_polls_and_reads_the_log() {
+        use std::io::{Read, Write};
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", server.local_addr().unwrap());
+        let log = format!("- {}", lava_log(&hang_console(), JOB_PASSED).replace('\n', "\n- "));
+        let seen = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let replies = [r#"{"job_ids": [7]}"#.to_string(), r#"{"state": "Running"}"#.into(), r#"{"state": "Finished"}"#.into(), log];
+            for body in replies {
+                let (mut s, _) = server.accept().unwrap();
+                let mut req = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Headers, and a body as long as Content-Length says.
+                loop {
+                    let n = s.read(&mut buf).unwrap();
+                    req.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&req).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len = text
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse::<usize>().unwrap())
+                            })
+                            .unwrap_or(0);
+                        if req.len() >= end + 4 + len || n == 0 {
+                            break;
+                        }
+                    }
+                }
+                seen.push(String::from_utf8_lossy(&req).to_string());
+                write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+            }
+            seen
+        });
+        let mut lab = Lab::new(&url, "s3cret");
+        lab.poll_every = Duration::from_millis(10);
+        let (id, got) = lab.run("device_type: qemu\n", Duration::from_secs(30)).unwrap();
+        let seen = seen.join().unwrap();
+        assert_eq!(id, 7);
+        assert!(seen[0].starts_with("POST /api/v0.2/jobs/ "), "{}", seen[0]);
+        assert!(seen[0].contains(r#"{"definition":"device_type: qemu\n"}"#), "{}", seen[0]);
+        assert!(seen[1].starts_with("GET /api/v0.2/jobs/7/ ") && seen[2].starts_with("GET /api/v0.2/jobs/7/ "), "{seen:?}");
+        assert!(seen[3].starts_with("GET /api/v0.2/jobs/7/logs/ "), "{}", seen[3]);
+        assert!(
+            seen.iter().all(|r| r.contains("\r\nauthorization: Token s3cret\r\n") || r.contains("\r\nAuthorization: Token s3cret\r\n")),
+            "{seen:?}"
+        );
+        assert_eq!(got.console.len(), hang_console().len());
+        assert_eq!(got.result.as_deref(), Some("pass"));
+    }
 }
