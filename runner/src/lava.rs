@@ -521,6 +521,15 @@ impl Lab {
     }
 }
 
+/// A lab or artifact URL: http(s), with a host, and nothing LAVA's YAML or a shell would mangle.
+fn check_url(flag: &str, u: &str) -> Result<()> {
+    let host = u.strip_prefix("https://").or_else(|| u.strip_prefix("http://")).unwrap_or("");
+    if host.is_empty() || host.starts_with('/') || u.contains(|c: char| c.is_whitespace() || c.is_control() || "\"'\\".contains(c)) {
+        return Err(bad_input(format!("{flag} {u:?}: not an http:// or https:// URL")));
+    }
+    Ok(())
+}
+
 /// One job in jobs.json.
 #[derive(serde::Serialize)]
 struct JobEntry {
@@ -552,6 +561,12 @@ fn save_index(out: &Path, s: &Scenario, jobs: &[JobEntry]) -> Result<()> {
 /// with [`Target::Local`] or [`Target::Submit`] runs each and returns the
 /// run it made, judged by kregress.
 pub fn run(s: &Scenario, opts: &LavaOpts) -> Result<Option<RunRecord>> {
+    if let Some(u) = &opts.artifact_url {
+        check_url("--artifact-url", u)?;
+    }
+    if let Target::Submit { url, .. } = &opts.target {
+        check_url("--submit", url)?;
+    }
     let cells = s.cells(&opts.only, opts.runs);
     if cells.is_empty() {
         return Err(bad_input(format!("{}: the filter selects no cell", s.file.display())));
@@ -767,6 +782,16 @@ mod tests {
         let quiet = lava_log(&hang_console()[..3], "{\"dt\": \"2026-11-27T17:52:00\", \"lvl\": \"results\", \"msg\": {\"case\": \"job\", \"error_msg\": \"lava-test-monitor timed out after 976 seconds\", \"result\": \"fail\"}}\n");
         let r = judged(&quiet);
         assert_eq!((r.outcome, r.title.as_deref()), (Outcome::Fail, Some("HANG: the guest stopped answering")));
+    }
+
+    #[test]
+    fn urls_are_http_or_https_with_a_host() {
+        assert!(check_url("--submit", "https://lava.example.org").is_ok());
+        assert!(check_url("--artifact-url", "http://10.0.0.1:8000/kregress/").is_ok());
+        for bad in ["lava.example.org", "file:///tmp", "https://", "http:///x", "https://a b", "https://a\"b"] {
+            let e = check_url("--submit", bad).unwrap_err();
+            assert_eq!((e.class, e.msg.starts_with("--submit ")), (crate::error::Class::BadInput, true), "{bad}: {}", e.msg);
+        }
     }
 
     #[test]
