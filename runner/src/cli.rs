@@ -79,6 +79,8 @@ pub(crate) enum Cmd {
     Storm(StormArgs),
     /// Reduce a failing storm cell to the smallest op mix, threads and seconds that still fail with its title.
     Reduce(ReduceArgs),
+    /// Write the cells' boots as LAVA jobs (one per boot); run them with lava-run (--local) or at a lab (--submit) and judge them.
+    Lava(LavaArgs),
     /// Find kernel reports (WARNING, BUG, hung task...) in a saved console log.
     Triage {
         console: PathBuf,
@@ -114,6 +116,37 @@ pub(crate) struct RunArgs {
     /// Guests at once (default: one per two cores and 4 GiB of memory).
     #[arg(short, long)]
     jobs: Option<usize>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct LavaArgs {
+    scenario: PathBuf,
+    /// Select cells, as `run --only`.
+    #[arg(long, default_value = "")]
+    only: String,
+    /// Runs per cell (default: the scenario's `run.runs`).
+    #[arg(long)]
+    runs: Option<u32>,
+    /// Where the jobs (jobs/ID/job.yaml), jobs.json and the artifacts go.
+    #[arg(long)]
+    out: PathBuf,
+    /// The URL that serves OUT/artifacts (kernels and initramfs as BASE/KEY/FILE); file:// URLs without it.
+    #[arg(long)]
+    artifact_url: Option<String>,
+    /// Run each job here with lava-run (lava-dispatcher) and judge it.
+    #[arg(long, conflicts_with = "submit")]
+    local: bool,
+    /// Submit each job to the LAVA lab at this URL (REST API v0.2), wait, and judge it.
+    #[arg(long, requires = "token")]
+    submit: Option<String>,
+    /// The lab's API token (with --submit).
+    #[arg(long)]
+    token: Option<String>,
+    /// Where runs are stored (--local, --submit).
+    #[arg(long, default_value = "results")]
+    results: PathBuf,
     #[arg(long)]
     json: bool,
 }
@@ -258,6 +291,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
         Cmd::Bundle { cell, output } => bundle(&cell, output.as_deref()),
         Cmd::Storm(args) => storm(args),
         Cmd::Reduce(args) => reduce(args),
+        Cmd::Lava(args) => lava(args),
         Cmd::Triage { console, json } => triage(&console, json),
     }
 }
@@ -310,6 +344,32 @@ fn run_scenario(a: RunArgs) -> Result<Findings> {
     };
     let rec = crate::run::run(&s, &opts)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, show(a.json))
+}
+
+/// `kregress lava`: writes the jobs; with --local or --submit, runs them and
+/// then the post-run path of `run` on the run they made.
+fn lava(a: LavaArgs) -> Result<Findings> {
+    let s = scenario::load(&a.scenario)?;
+    if let Some(n) = a.runs {
+        scenario::check_runs(n).map_err(|m| crate::error::bad_input(format!("--runs: {m}")))?;
+    }
+    let target = match (a.local, a.submit, a.token) {
+        (true, ..) => crate::lava::Target::Local,
+        (_, Some(url), Some(token)) => crate::lava::Target::Submit { url, token },
+        _ => crate::lava::Target::Write,
+    };
+    let opts = crate::lava::LavaOpts {
+        only: scenario::Filter::parse(&a.only)?,
+        runs: a.runs,
+        out: a.out,
+        artifact_url: a.artifact_url,
+        target,
+        results_root: a.results,
+    };
+    match crate::lava::run(&s, &opts)? {
+        Some(rec) => post::finish(&post::RunDone::judge(&s, &rec)?, show(a.json)),
+        None => Ok(Findings::default()),
+    }
 }
 
 /// `kregress storm`: the storm cells with seeds START, START+1, ... until the budget ends;

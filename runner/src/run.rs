@@ -272,32 +272,45 @@ impl Split {
     }
 }
 
-/// Boots once for `cells` (same variant/backend/fs/mapping/run), running
-/// their workloads in order. A failing workload stops the guest: its state
-/// is tainted, so the cells after it are returned to be run in a new boot.
-pub fn run_boot(
+/// What one boot of `cells` boots: the agent's configuration (with a fresh
+/// nonce), QEMU's spec and the record of it all, deadlines included. The one
+/// place a boot is planned: [`run_boot`] boots it here, `crate::lava` writes
+/// it as a LAVA job.
+pub(crate) struct BootPlan {
+    pub(crate) cfg: GuestConfig,
+    pub(crate) spec: VmSpec,
+    pub(crate) boot: results::BootRecord,
+}
+
+/// The host's deadlines for a boot of `cfg`, in seconds: (boot, run). The
+/// agent's deadlines are guest seconds. Under icount an idle guest jumps
+/// ahead (sleep=off) but a busy one runs ~75 M instructions (guest ns) per
+/// host second here: the backstop allows 4 host seconds per guest second of
+/// the deadlines, which are generous (a dio workload uses ~2 of 120). TCG
+/// and a busy host slow everything: the backstop is scaled for them.
+pub(crate) fn boot_deadlines(cfg: &GuestConfig, icount: bool, accel: Accel) -> (u64, u64) {
+    let virt = if icount { 4 } else { 1 };
+    let work: u64 = (cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64 + 4) * virt;
+    let scale = if accel == Accel::Tcg { 3 } else { 1 };
+    (60 * scale, work + 60 * scale)
+}
+
+/// Plans one boot of `cells` (same variant/backend/fs/mapping/run) in
+/// `dir` (NVDIMM backing files go in `dir/pmem`), see [`BootPlan`].
+pub(crate) fn plan_boot(
     cells: &[Cell],
     k: &KernelArtifact,
     initrd: &Path,
     accel: Accel,
-    run_dir: &Path,
+    dir: &Path,
     panic_on_warn: bool,
-) -> Result<(Vec<CellResult>, Vec<Cell>)> {
-    let dir = results::cell_dir(run_dir, &cells[0]);
-    std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+) -> Result<BootPlan> {
     let mut cfg = guest_config(&cells[0]);
     for c in &cells[1..] {
         cfg.workloads.extend(guest_config(c).workloads);
     }
     let icount = cells[0].timing == Timing::Icount;
-    // The agent's deadlines are guest seconds. Under icount an idle guest
-    // jumps ahead (sleep=off) but a busy one runs ~75 M instructions (guest
-    // ns) per host second here: the backstop allows 4 host seconds per guest
-    // second of the deadlines, which are generous (a dio workload uses ~2 of 120).
-    let virt = if icount { 4 } else { 1 };
-    let work: u64 = (cfg.workloads.iter().map(|w| w.deadline as u64).sum::<u64>() + cfg.teardown as u64 + 4) * virt;
-    // TCG and a busy host slow everything: scale the host's backstop deadlines.
-    let scale = if accel == Accel::Tcg { 3 } else { 1 };
+    let (boot_deadline_s, run_deadline_s) = boot_deadlines(&cfg, icount, accel);
     cfg.premade = true;
     cfg.virtual_time = icount;
     cfg.settle_ms = if icount { settle_ms(cells[0].run) } else { 0 };
@@ -320,13 +333,37 @@ pub fn run_boot(
         bzimage: results::FileRecord::of(&k.bzimage)?,
         initramfs: results::FileRecord::of(initrd)?,
         config: results::FileRecord::of(&k.config)?,
-        boot_deadline_s: 60 * scale,
-        run_deadline_s: work + 60 * scale,
+        boot_deadline_s,
+        run_deadline_s,
         workloads: cells.iter().map(|c| c.workload.name.as_str().to_string()).collect(),
     };
+    Ok(BootPlan { cfg, spec, boot })
+}
+
+/// Boots once for `cells` (same variant/backend/fs/mapping/run), running
+/// their workloads in order. A failing workload stops the guest: its state
+/// is tainted, so the cells after it are returned to be run in a new boot.
+pub fn run_boot(
+    cells: &[Cell],
+    k: &KernelArtifact,
+    initrd: &Path,
+    accel: Accel,
+    run_dir: &Path,
+    panic_on_warn: bool,
+) -> Result<(Vec<CellResult>, Vec<Cell>)> {
+    let dir = results::cell_dir(run_dir, &cells[0]);
+    std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
+    let BootPlan { cfg, spec, boot } = plan_boot(cells, k, initrd, accel, &dir, panic_on_warn)?;
     let nvdimm = (spec.backend == vm::Backend::Nvdimm).then_some(spec.workdir.as_path());
     let mut seen = observe(&boot, &boot.qemu_args, nvdimm, &cfg.nonce, &dir)?;
+    judge_boot(cells, run_dir, &dir, &mut seen)
+}
 
+/// Judges the cells of a boot that `seen` observed in `dir` (the first
+/// cell's directory), each in its own directory under `run_dir` with the
+/// boot's files linked in; returns their results and the cells the boot
+/// did not run (after a failure), for a new boot.
+pub(crate) fn judge_boot(cells: &[Cell], run_dir: &Path, dir: &Path, seen: &mut Observed) -> Result<(Vec<CellResult>, Vec<Cell>)> {
     let mut out = Vec::new();
     for (i, c) in cells.iter().enumerate().take(seen.last + 1) {
         let cdir = results::cell_dir(run_dir, c);
@@ -353,7 +390,8 @@ pub struct Observed {
     split: Split,
     vm: vm::VmRun,
     boot_deadline_s: u64,
-    started: Instant,
+    /// The boot's wall time.
+    seconds: f64,
     /// The last workload judged: the one whose failure stopped the guest, the
     /// one running when it died, or the last. Those after it did not run.
     pub last: usize,
@@ -365,32 +403,68 @@ pub struct Observed {
 /// `nonce` and the kernel's reports, split per workload of `boot`. With
 /// `nvdimm`, the NVDIMM backing files are made there and removed after.
 pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path>, nonce: &str, dir: &Path) -> Result<Observed> {
-    results::save_boot(dir, boot)?;
-    let n = boot.workloads.len();
-    let mut agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
-    let mut parser = LineParser::new(nonce);
-    let mut scanner = triage::Scanner::new();
-    let mut split =
-        Split { per: (0..n).map(|_| Seen::default()).collect(), began: vec![None; n], ended: vec![None; n], ..Split::default() };
-    let started = Instant::now();
-    let mut agent_err: Option<std::io::Error> = None;
-    let console = dir.join("console.log");
+    let mut w = Watcher::new(boot, nonce, dir, Instant::now())?;
     let deadlines = vm::Deadlines::new(Duration::from_secs(boot.boot_deadline_s), Duration::from_secs(boot.run_deadline_s));
-    let r = vm::boot(args, nvdimm, deadlines, &console, |line| {
-        for rep in scanner.push_line(line) {
+    let r = vm::boot(args, nvdimm, deadlines, &dir.join("console.log"), |line| w.line(line, Instant::now()))?;
+    if let Some(d) = nvdimm {
+        let _ = std::fs::remove_dir_all(d);
+    }
+    w.finish(r)
+}
+
+/// Reads one boot's console line by line (from QEMU, or from a LAVA job's
+/// log, `crate::lava`): the agent's lines carrying the boot's nonce go to
+/// agent.jsonl, and they and the kernel's reports are split per workload.
+pub(crate) struct Watcher {
+    parser: LineParser,
+    scanner: triage::Scanner,
+    split: Split,
+    agent: std::fs::File,
+    agent_err: Option<std::io::Error>,
+    dir: PathBuf,
+    boot_deadline_s: u64,
+    started: Instant,
+}
+
+impl Watcher {
+    /// Keeps `boot` as boot.json in `dir` and starts agent.jsonl there; the
+    /// boot's wall time counts from `started`.
+    pub(crate) fn new(boot: &results::BootRecord, nonce: &str, dir: &Path, started: Instant) -> Result<Watcher> {
+        results::save_boot(dir, boot)?;
+        let n = boot.workloads.len();
+        let agent = std::fs::File::create(dir.join("agent.jsonl")).context(|| format!("creating {}/agent.jsonl", dir.display()))?;
+        Ok(Watcher {
+            parser: LineParser::new(nonce),
+            scanner: triage::Scanner::new(),
+            split: Split { per: (0..n).map(|_| Seen::default()).collect(), began: vec![None; n], ended: vec![None; n], ..Split::default() },
+            agent,
+            agent_err: None,
+            dir: dir.to_path_buf(),
+            boot_deadline_s: boot.boot_deadline_s,
+            started,
+        })
+    }
+
+    /// One console line, seen at `now`: what the guest's state is after it
+    /// (`Control::Stop`: a workload failed and more were to run, or
+    /// agent.jsonl cannot be written; read no further).
+    pub(crate) fn line(&mut self, line: &str, now: Instant) -> Control {
+        let n = self.split.per.len();
+        let split = &mut self.split;
+        for rep in self.scanner.push_line(line) {
             let i = split.cell();
             split.per[i].reports.push(rep);
         }
-        let m = match parser.push(line) {
+        let m = match self.parser.push(line) {
             Parsed::Message(m) => m,
             Parsed::Foreign => {
                 let i = split.cell();
                 split.per[i].foreign_lines += 1;
                 // Counted in the result; the first few are kept in agent.jsonl.
-                if parser.foreign() <= 10 {
+                if self.parser.foreign() <= 10 {
                     let line: String = line.chars().take(300).collect();
-                    if let Err(e) = writeln!(agent, "{}", serde_json::json!({ "ignored_foreign_line": line })) {
-                        agent_err.get_or_insert(e);
+                    if let Err(e) = writeln!(self.agent, "{}", serde_json::json!({ "ignored_foreign_line": line })) {
+                        self.agent_err.get_or_insert(e);
                         return Control::Stop;
                     }
                 }
@@ -398,9 +472,9 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
             }
             Parsed::Other => return Control::Continue,
         };
-        if let Err(e) = writeln!(agent, "{}", serde_json::to_string(&m).unwrap_or_default()) {
+        if let Err(e) = writeln!(self.agent, "{}", serde_json::to_string(&m).unwrap_or_default()) {
             // The agent's record is the cell's evidence: a boot that cannot keep it stops.
-            agent_err.get_or_insert(e);
+            self.agent_err.get_or_insert(e);
             return Control::Stop;
         }
         let mut ctl = Control::Alive;
@@ -409,7 +483,7 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
             Message::WorkloadStart { .. } => {
                 let i = split.current.map_or(0, |i| (i + 1).min(n - 1));
                 split.current = Some(i);
-                split.began[i] = Some(Instant::now());
+                split.began[i] = Some(now);
             }
             Message::Done { .. } => ctl = Control::Finished,
             _ => {}
@@ -417,7 +491,7 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
         match (&m, split.current) {
             (Message::Hello { .. } | Message::Step { .. } | Message::DaxCheck { .. } | Message::Error { .. }, None) => split.common.push(m),
             (Message::WorkloadResult { .. }, Some(i)) => {
-                split.ended[i] = Some(Instant::now());
+                split.ended[i] = Some(now);
                 // A SKIP leaves the guest as clean as a PASS.
                 let failed =
                     !matches!(&m, Message::WorkloadResult { outcome: kregress_agent::Outcome::Pass | kregress_agent::Outcome::Skip, .. })
@@ -434,29 +508,33 @@ pub fn observe(boot: &results::BootRecord, args: &[String], nvdimm: Option<&Path
             }
         }
         ctl
-    })?;
-    if let Some(e) = agent_err {
-        return Err(infra(format!("writing {}: {e}", dir.join("agent.jsonl").display())));
     }
-    for rep in scanner.finish() {
-        let i = split.cell();
-        split.per[i].reports.push(rep);
-    }
-    if let Some(d) = nvdimm {
-        let _ = std::fs::remove_dir_all(d);
-    }
-    crate::cache::write_atomic(&dir.join("qemu.cmdline"), format!("{}\n", r.cmdline).as_bytes())?;
 
-    // Cells that got a result (or the one that was running) are judged; the rest go back.
-    let done = split.per.iter().any(|p| p.messages.iter().any(|m| matches!(m, Message::Done { .. })));
-    let last = match split.stop_after {
-        Some(i) => i,
-        // A guest that never booted fails every cell alike.
-        None if done || r.hello_seconds.is_none() => n - 1,
-        // Died or timed out: the running workload is judged, the rest rerun.
-        None => split.cell(),
-    };
-    Ok(Observed { split, vm: r, boot_deadline_s: boot.boot_deadline_s, started, last })
+    /// The console ended as `r` says (qemu.cmdline is written from it): what
+    /// the boot showed, ready to be judged.
+    pub(crate) fn finish(self, r: vm::VmRun) -> Result<Observed> {
+        let dir = &self.dir;
+        if let Some(e) = self.agent_err {
+            return Err(infra(format!("writing {}: {e}", dir.join("agent.jsonl").display())));
+        }
+        let mut split = self.split;
+        for rep in self.scanner.finish() {
+            let i = split.cell();
+            split.per[i].reports.push(rep);
+        }
+        crate::cache::write_atomic(&dir.join("qemu.cmdline"), format!("{}\n", r.cmdline).as_bytes())?;
+        let n = split.per.len();
+        // Cells that got a result (or the one that was running) are judged; the rest go back.
+        let done = split.per.iter().any(|p| p.messages.iter().any(|m| matches!(m, Message::Done { .. })));
+        let last = match split.stop_after {
+            Some(i) => i,
+            // A guest that never booted fails every cell alike.
+            None if done || r.hello_seconds.is_none() => n - 1,
+            // Died or timed out: the running workload is judged, the rest rerun.
+            None => split.cell(),
+        };
+        Ok(Observed { split, vm: r, boot_deadline_s: self.boot_deadline_s, seconds: self.started.elapsed().as_secs_f64(), last })
+    }
 }
 
 impl Observed {
@@ -480,7 +558,7 @@ impl Observed {
             samples,
             metrics,
             problems,
-            seconds: self.started.elapsed().as_secs_f64() / (self.last + 1) as f64,
+            seconds: self.seconds / (self.last + 1) as f64,
             workload_seconds: match (self.split.began[i], self.split.ended[i]) {
                 (Some(b), Some(e)) => Some(((e - b).as_secs_f64() * 100.0).round() / 100.0),
                 _ => None,
@@ -516,7 +594,7 @@ pub fn boot_nonce() -> Result<String> {
     Ok(hex::encode(b))
 }
 
-fn host_info(accel: Accel) -> results::HostInfo {
+pub(crate) fn host_info(accel: Accel) -> results::HostInfo {
     let cmd = |p: &str, a: &str| {
         let mut c = std::process::Command::new(p);
         c.arg(a);
@@ -534,7 +612,7 @@ fn host_info(accel: Accel) -> results::HostInfo {
 
 /// The progress line of a finished cell: `[3/8] fixed/memmap-ext4-pte-dio-read/run1: FAIL HANG (title)`,
 /// outcomes spelled as everywhere else.
-fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
+pub(crate) fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
     format!(
         "[{n}/{total}] {}: {}{}{}",
         res.key().id(),
@@ -544,44 +622,15 @@ fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
     )
 }
 
-/// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
-pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
-    let mut cells = s.cells(&opts.only, opts.runs);
-    if let Some(start) = opts.seed_per_run {
-        seed_per_run(&mut cells, start);
-    }
-    if cells.is_empty() {
-        return Err(bad_input(format!("{}: the filter selects no cell", s.file.display())));
-    }
-    let mut rec = match &opts.resume {
-        Some(id) => {
-            let dir = results::find(&opts.results_root, id)?;
-            let mut rec = results::load(&dir)?;
-            rec.results_dir = dir;
-            rec
-        }
-        None => {
-            let (run_id, dir) = results::new_run_dir(&opts.results_root, &s.name)?;
-            RunRecord {
-                run_id,
-                scenario: s.name.clone(),
-                scenario_file: s.file.clone(),
-                results_dir: dir,
-                started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
-                host: results::HostInfo::default(),
-                kernels: BTreeMap::new(),
-                only: Default::default(),
-                cells: vec![],
-            }
-        }
-    };
-    // The latest selection defines the run (a resume may widen it).
-    rec.only = opts.only.clone();
-    let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.key() == c.key())).collect();
+/// The kernel of every variant `cells` use, built or from the cache, each
+/// recorded in `records`: a variant that does not build gets its
+/// message instead (its cells are ERROR, see [`build_error`]).
+pub(crate) type Kernels = BTreeMap<String, std::result::Result<KernelArtifact, String>>;
 
-    // Kernels: a variant that does not build makes its cells ERROR.
-    let mut kernels: BTreeMap<String, std::result::Result<KernelArtifact, String>> = BTreeMap::new();
-    for c in &todo {
+/// Builds the kernels of `cells` (see [`Kernels`]).
+pub(crate) fn build_kernels(s: &Scenario, cells: &[&Cell], records: &mut BTreeMap<String, results::KernelRecord>) -> Result<Kernels> {
+    let mut kernels = Kernels::new();
+    for c in cells {
         if kernels.contains_key(&c.variant) {
             continue;
         }
@@ -600,10 +649,52 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
                 key: k.key.clone(),
                 source: k.source.clone(),
             };
-            rec.kernels.insert(c.variant.clone(), rk);
+            records.insert(c.variant.clone(), rk);
         }
         kernels.insert(c.variant.clone(), k);
     }
+    Ok(kernels)
+}
+
+/// A new run of `s`, in a new directory under `root`, with no cell yet.
+pub(crate) fn new_record(s: &Scenario, root: &Path) -> Result<RunRecord> {
+    let (run_id, dir) = results::new_run_dir(root, &s.name)?;
+    Ok(RunRecord {
+        run_id,
+        scenario: s.name.clone(),
+        scenario_file: s.file.clone(),
+        results_dir: dir,
+        started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        host: results::HostInfo::default(),
+        kernels: BTreeMap::new(),
+        only: Default::default(),
+        cells: vec![],
+    })
+}
+
+/// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
+pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
+    let mut cells = s.cells(&opts.only, opts.runs);
+    if let Some(start) = opts.seed_per_run {
+        seed_per_run(&mut cells, start);
+    }
+    if cells.is_empty() {
+        return Err(bad_input(format!("{}: the filter selects no cell", s.file.display())));
+    }
+    let mut rec = match &opts.resume {
+        Some(id) => {
+            let dir = results::find(&opts.results_root, id)?;
+            let mut rec = results::load(&dir)?;
+            rec.results_dir = dir;
+            rec
+        }
+        None => new_record(s, &opts.results_root)?,
+    };
+    // The latest selection defines the run (a resume may widen it).
+    rec.only = opts.only.clone();
+    let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.key() == c.key())).collect();
+
+    let kernels = build_kernels(s, &todo, &mut rec.kernels)?;
     let image = crate::image::build(&crate::image::ImageOptions::default())?;
     let any_kernel = kernels.values().find_map(|k| k.as_ref().ok());
     let accel = match any_kernel {
@@ -750,7 +841,7 @@ fn work_queue<G: Send, R>(
     })
 }
 
-fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
+pub(crate) fn build_error(c: &Cell, msg: &str, run_dir: &Path) -> CellResult {
     CellResult {
         title: Some("kernel build failed".into()),
         problems: vec![msg.to_string()],

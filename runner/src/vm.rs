@@ -352,26 +352,32 @@ pub(crate) fn boot(
     on_line: impl FnMut(&str) -> Control,
 ) -> Result<VmRun> {
     if let Some(dir) = nvdimm_dir {
-        std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
-        for i in 0..NVDIMMS {
-            let p = nvdimm_file(dir, i);
-            let f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
-            // Reserved, not sparse: QEMU maps the file as guest memory, and a
-            // page it cannot allocate on a full disk is a SIGBUS that would
-            // look like the kernel under test dying.
-            let e = unsafe { libc::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 1 << 30) };
-            if e != 0 {
-                return Err(infra(format!(
-                    "reserving 1 GiB for the NVDIMM backing file {}: {}",
-                    p.display(),
-                    std::io::Error::from_raw_os_error(e)
-                )));
-            }
-        }
+        make_nvdimm_files(dir)?;
     }
     let mut cmd = Command::new("qemu-system-x86_64");
     cmd.args(args);
     watch(cmd, deadlines, console, on_line)
+}
+
+/// The NVDIMM backing files of a guest in `dir` (made, reserved).
+pub(crate) fn make_nvdimm_files(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).context(|| format!("creating {}", dir.display()))?;
+    for i in 0..NVDIMMS {
+        let p = nvdimm_file(dir, i);
+        let f = std::fs::File::create(&p).context(|| format!("creating {}", p.display()))?;
+        // Reserved, not sparse: QEMU maps the file as guest memory, and a
+        // page it cannot allocate on a full disk is a SIGBUS that would
+        // look like the kernel under test dying.
+        let e = unsafe { libc::posix_fallocate(std::os::fd::AsRawFd::as_raw_fd(&f), 0, 1 << 30) };
+        if e != 0 {
+            return Err(infra(format!(
+                "reserving 1 GiB for the NVDIMM backing file {}: {}",
+                p.display(),
+                std::io::Error::from_raw_os_error(e)
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The options kregress gives QEMU ([`qemu_args`], [`sandbox_args`]) and
@@ -404,7 +410,7 @@ static OPTIONS: std::sync::LazyLock<Vec<(&str, regex::Regex)>> = std::sync::Lazy
 });
 
 /// The options kregress gives QEMU that take no value.
-const FLAGS: &[&str] = &["-nodefaults", "-no-reboot"];
+pub(crate) const FLAGS: &[&str] = &["-nodefaults", "-no-reboot"];
 
 /// A recorded QEMU argument list, checked and made to boot here.
 #[derive(Debug, Clone, PartialEq, Eq)]

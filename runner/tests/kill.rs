@@ -1,5 +1,6 @@
 //! `kill -9` of the real kregress binary at its busiest: during a kernel
-//! build (make linking vmlinux), a VM run (QEMU) and a bisection step. Within
+//! build (make linking vmlinux), a VM run (QEMU), a LAVA job (lava-run and
+//! its QEMU) and a bisection step. Within
 //! 5 s nothing it started may be left: no make, cc1, ld or QEMU, and not its
 //! reaper either. (kregress runs no cargo: the guest agent is built with
 //! kregress itself, runner/build.rs.)
@@ -260,6 +261,33 @@ fn kill_during_a_vm_run() {
         ps.iter().any(|p| p.comm.starts_with("qemu-system") && p.cmdline.contains("-kernel"))
     });
     k.kill_leaves_nothing("VM run");
+}
+
+/// `kregress lava --local` killed while lava-run's QEMU boots the guest
+/// (pexpect starts QEMU in a session of its own, on a pty).
+#[test]
+fn kill_during_a_lava_job() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let (out, results) = (dir.path().join("lava"), dir.path().join("results"));
+    let args = [
+        "lava",
+        "scenarios/bio-release-devmap-wakeup.yaml",
+        "--only",
+        "variant=stock,workload=dio-read",
+        "--runs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+        "--local",
+        "--results",
+        results.to_str().unwrap(),
+    ];
+    let mut k = Kregress::start(dir.path(), &args, &[]);
+    k.wait_until("lava-run's QEMU booting the guest", Duration::from_secs(900), |ps, _| {
+        ps.iter().any(|p| p.comm.starts_with("qemu-system") && p.cmdline.contains("-kernel"))
+    });
+    k.kill_leaves_nothing("LAVA job");
 }
 
 /// `kregress bisect` on the bisect fixture, killed in its first step while
