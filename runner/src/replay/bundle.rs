@@ -291,7 +291,8 @@ mod tests {
         // A console.log that is a link to a secret is not packed.
         std::fs::write(top.path().join("cache/config"), "CONFIG_FS_DAX=y\n").unwrap();
         std::fs::remove_file(cell.join("console.log")).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", cell.join("console.log")).unwrap();
+        std::fs::write(top.path().join("secret"), "secret").unwrap();
+        std::os::unix::fs::symlink(top.path().join("secret"), cell.join("console.log")).unwrap();
         let e = pack(&cell, Some(&top.path().join("b.tar.gz"))).unwrap_err();
         assert!(e.exit_code() == 2 && e.msg.contains("console.log: a symbolic link"), "{}", e.msg);
     }

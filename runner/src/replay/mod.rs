@@ -323,7 +323,8 @@ mod tests {
         // A link where the initramfs was: not followed.
         std::fs::write(&src.bzimage, "kernel").unwrap();
         std::fs::remove_file(&src.initramfs).unwrap();
-        std::os::unix::fs::symlink("/etc/passwd", &src.initramfs).unwrap();
+        std::fs::write(top.path().join("secret"), "secret").unwrap();
+        std::os::unix::fs::symlink(top.path().join("secret"), &src.initramfs).unwrap();
         let e = src.verify_booted().unwrap_err();
         assert!(e.exit_code() == 2 && e.msg.contains("a symbolic link"), "{}", e.msg);
     }
