@@ -23,6 +23,7 @@ pub mod error;
 mod fsimage;
 pub mod image;
 pub mod kernel;
+mod merge;
 pub mod nightly;
 pub mod outcome;
 pub mod post;
