@@ -11,7 +11,7 @@
 use crate::error::{bad_input, Context, Result};
 use crate::outcome::Outcome;
 use crate::results::{self, CellResult, MergeRecord, MergedShard, RunRecord, ShardRecord};
-use crate::scenario::{self, Scenario};
+use crate::scenario::{self, Cell, Scenario};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -44,6 +44,12 @@ pub(crate) fn merge(dirs: &[PathBuf], out: Option<&Path>, results_root: &Path, p
     let cells = plan(&s, first)?;
     let (merged, missing) = place(&shards, &cells, partial)?;
 
+    // The cells' directories, checked before anything is written.
+    let sources: Vec<Option<PathBuf>> = cells
+        .iter()
+        .zip(&merged)
+        .map(|((c, _), (_, from))| from.map(|(k, _)| cell_source(&shards[k].dir, &c.key().id())).transpose().map(Option::flatten))
+        .collect::<Result<_>>()?;
     let (run_id, dir) = out_dir(out, results_root, &s.name)?;
     let mut kernels = BTreeMap::new();
     for sh in &shards {
@@ -75,19 +81,34 @@ pub(crate) fn merge(dirs: &[PathBuf], out: Option<&Path>, results_root: &Path, p
             missing,
         }),
     };
-    for ((c, _), (owner, from)) in cells.iter().zip(merged) {
+    let written = write_cells(&mut rec, &shards, &cells, merged, &sources);
+    if let Err(e) = written {
+        // Nothing half-merged is left: the directory is new or was empty.
+        let _ = std::fs::remove_dir_all(&dir);
+        return Err(e);
+    }
+    Ok((s, rec))
+}
+
+/// The merged run's cells into `rec` and its directory: each shard's cell
+/// linked from `sources`, each missing one a MISS saying why; then run.json.
+fn write_cells(rec: &mut RunRecord, shards: &[Shard], cells: &[(Cell, u32)], merged: Placed, sources: &[Option<PathBuf>]) -> Result<()> {
+    let (dir, count) = (rec.results_dir.clone(), shards[0].part.count);
+    for (((c, _), (owner, from)), src) in cells.iter().zip(merged).zip(sources) {
         let id = c.key().id();
         let cdir = results::create_dir_inside(&dir, Path::new(&id))?;
         let res = match from {
-            Some((k, r)) => {
-                link_tree(&shards[k].dir.join(&id), &cdir)?;
+            Some((_, r)) => {
+                if let Some(src) = src {
+                    link_tree(src, &cdir)?;
+                }
                 let name = r.console.file_name().map_or("console.log".into(), PathBuf::from);
                 CellResult { console: cdir.join(name), ..r.clone() }
             }
             None => {
                 let why = match shards.iter().find(|sh| sh.part.index == owner) {
-                    Some(sh) => format!("not in shard {owner}/{} ({}): interrupted?", first.part.count, sh.dir.display()),
-                    None => format!("shard {owner}/{} missing from the merge", first.part.count),
+                    Some(sh) => format!("not in shard {owner}/{count} ({}): interrupted?", sh.dir.display()),
+                    None => format!("shard {owner}/{count} missing from the merge"),
                 };
                 CellResult { title: Some(why), ..CellResult::new(c, Outcome::Miss, cdir.join("console.log")) }
             }
@@ -95,8 +116,7 @@ pub(crate) fn merge(dirs: &[PathBuf], out: Option<&Path>, results_root: &Path, p
         results::save_cell(&cdir, &res)?;
         rec.cells.push(res);
     }
-    results::save(&rec)?;
-    Ok((s, rec))
+    results::save(rec)
 }
 
 /// A shard's directory: a run of `kregress run --shard`.
@@ -173,7 +193,7 @@ fn describe(rec: &RunRecord, part: &ShardRecord) -> String {
 }
 
 /// The selection the shards were cut from, each cell with the shard its boot went to.
-fn plan(s: &Scenario, first: &Shard) -> Result<Vec<(crate::scenario::Cell, u32)>> {
+fn plan(s: &Scenario, first: &Shard) -> Result<Vec<(Cell, u32)>> {
     let selection = s.cells(&first.rec.only, first.part.runs);
     let groups = crate::run::boot_groups(&selection.iter().collect::<Vec<_>>());
     if groups.len() != first.part.plan.len() {
@@ -199,7 +219,7 @@ type Placed<'a> = Vec<(u32, Option<(usize, &'a CellResult)>)>;
 /// Where each selected cell comes from ([`Placed`]), and the shards not given.
 /// A cell in two shards, a shard's cell its partition gave another shard or
 /// no shard, and (without `partial`) a cell no shard has are refused.
-fn place<'a>(shards: &'a [Shard], cells: &[(crate::scenario::Cell, u32)], partial: bool) -> Result<(Placed<'a>, Vec<u32>)> {
+fn place<'a>(shards: &'a [Shard], cells: &[(Cell, u32)], partial: bool) -> Result<(Placed<'a>, Vec<u32>)> {
     let mut have: BTreeMap<String, (usize, &CellResult)> = BTreeMap::new();
     for (k, sh) in shards.iter().enumerate() {
         for r in &sh.rec.cells {
@@ -271,13 +291,31 @@ fn out_dir(out: Option<&Path>, root: &Path, scenario: &str) -> Result<(String, P
     Ok((id, out.to_path_buf()))
 }
 
+/// The directory of the cell `id` in `shard`, if it has one (a cell that
+/// never booted has none). Every directory from the shard's down to it must
+/// be one, not a link out of the shard.
+fn cell_source(shard: &Path, id: &str) -> Result<Option<PathBuf>> {
+    let mut from = shard.to_path_buf();
+    for part in Path::new(id).components() {
+        from.push(part);
+        match std::fs::symlink_metadata(&from) {
+            Ok(m) if m.is_dir() => {}
+            Ok(_) => {
+                return Err(bad_input(format!(
+                    "merge: {}: not a directory (a symbolic link?): a shard holds only its own files",
+                    from.display()
+                )))
+            }
+            Err(_) => return Ok(None),
+        }
+    }
+    Ok(Some(from))
+}
+
 /// Hard-links (copies across filesystems) every file below `from` into
 /// `to`, directories made as needed. A symbolic link or anything but files
 /// and directories is refused: a shard may come from another machine.
 fn link_tree(from: &Path, to: &Path) -> Result<()> {
-    if !from.is_dir() {
-        return Ok(());
-    }
     for e in walkdir::WalkDir::new(from).min_depth(1).max_depth(8).follow_links(false) {
         let e = e.map_err(|e| bad_input(format!("merge: {}: {e}", from.display())))?;
         let rel = e.path().strip_prefix(from).unwrap();

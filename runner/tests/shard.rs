@@ -95,6 +95,18 @@ fn a_shard_beyond_the_boots_is_a_run_of_no_cell() {
     assert!(cells(&rec).is_empty());
     assert_eq!(rec["shard"]["plan"].as_array().unwrap().len(), 4);
     assert!(Path::new(rec["results_dir"].as_str().unwrap()).join("summary.md").is_file());
+    assert_eq!(rec["shard"]["balance"], "count");
+    // Balanced by a stored run's seconds (its directory or its run.json): recorded as such.
+    let id = "20261126-162904-bio-release-devmap-wakeup";
+    let stored = common::root().join("runner/tests/data/runs").join(id);
+    for timings in [stored.clone(), stored.join("run.json")] {
+        let args = ["run", SCENARIO, "--json", "--shard", "5/5", "--results", r.path().to_str().unwrap(), "--timings"];
+        let rec = json(&kregress(&args).arg(&timings).output().unwrap());
+        assert_eq!(rec["shard"]["balance"], format!("seconds of run {id}"));
+    }
+    let missing = r.path().join("nothing");
+    let err = refused(&kregress(&["run", SCENARIO, "--shard", "1/2", "--timings", missing.to_str().unwrap()]).output().unwrap());
+    assert!(err.starts_with("kregress: --timings "), "{err}");
 }
 
 #[test]

@@ -195,3 +195,25 @@ fn out_must_be_new_or_empty() {
     let (_, rec) = merge(&[a, b], Some(&out), d.path(), false).unwrap();
     assert_eq!(rec.run_id, "20261127-120000-bio-release-devmap-wakeup", "its name is the run id");
 }
+
+#[test]
+fn a_link_out_of_a_shard_is_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let (a, b) = (shard(d.path(), 1, 2, |_| {}), shard(d.path(), 2, 2, |_| {}));
+    let outside = d.path().join("outside");
+    std::fs::create_dir_all(outside.join("run1")).unwrap();
+    std::fs::write(outside.join("run1/secret"), "secret").unwrap();
+    // A cell's directory (or a parent of it) a link to elsewhere; a file in it a link.
+    let cell = results::load(&b).unwrap().cells[0].key().id();
+    let axes = b.join(&cell).parent().unwrap().to_path_buf();
+    std::fs::rename(&axes, d.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, &axes).unwrap();
+    refused(&[a.clone(), b.clone()], false, "not a directory (a symbolic link?)");
+    std::fs::remove_file(&axes).unwrap();
+    std::fs::rename(d.path().join("moved"), &axes).unwrap();
+    std::os::unix::fs::symlink(outside.join("run1/secret"), b.join(&cell).join("secret")).unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let e = merge(&[a, b], None, out.path(), false).map(|_| ()).unwrap_err();
+    assert!(e.exit_code() == 2 && e.to_string().contains("not a file or a directory"), "{e}");
+    assert_eq!(std::fs::read_dir(out.path()).unwrap().count(), 0, "the half-merged run is removed");
+}
