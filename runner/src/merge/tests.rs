@@ -140,6 +140,13 @@ fn what_is_not_a_shard_is_refused() {
     refused(&[a.clone(), whole], false, "is not a shard (it ran without --shard)");
     let bad = shard(&d.path().join("bad"), 2, 2, |r| r.shard.as_mut().unwrap().index = 3);
     refused(&[a.clone(), bad], false, "shard 3/2 is not a shard index");
+    // Shards that agree, of a scenario file other than the one on disk now, or of none there.
+    let zero = |r: &mut RunRecord| sh(r).scenario_sha256 = "0".repeat(64);
+    let (z1, z2) = (shard(&d.path().join("z"), 1, 2, zero), shard(&d.path().join("z"), 2, 2, zero));
+    refused(&[z1, z2], false, "is not the scenario the shards ran");
+    let gone = |r: &mut RunRecord| r.scenario_file = "/nonexistent/x.yaml".into();
+    let (n1, n2) = (shard(&d.path().join("n"), 1, 2, gone), shard(&d.path().join("n"), 2, 2, gone));
+    refused(&[n1, n2], false, "merge: the shards' scenario /nonexistent/x.yaml: ");
     // A shard's run.json is read as any stored run: a bad group name is bad input.
     let g = shard(&d.path().join("g"), 2, 2, |_| {});
     let text = std::fs::read_to_string(g.join("run.json")).unwrap().replace("\"group\": \"g1\"", "\"group\": \"../x\"");
