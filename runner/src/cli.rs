@@ -43,6 +43,22 @@ pub(crate) enum Cmd {
         #[arg(long, default_value = "results")]
         results: PathBuf,
     },
+    /// Make one run of the shards of a sharded run (`run --shard I/N`), as if it had run unsharded.
+    Merge {
+        /// The shards' run directories.
+        #[arg(required = true)]
+        dirs: Vec<PathBuf>,
+        /// The merged run's directory (default: a new run under --results).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Merge without some shards or cells: those cells are MISS.
+        #[arg(long)]
+        partial: bool,
+        #[arg(long, default_value = "results")]
+        results: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
     /// Run scenarios and compare every cell with the previous nightly; exit 1 on a regression.
     Nightly(NightlyArgs),
     /// Render the nightly report (summary.md, report.html, junit.xml, kcidb.json) of stored runs.
@@ -118,6 +134,18 @@ pub(crate) struct RunArgs {
     jobs: Option<usize>,
     #[arg(long)]
     json: bool,
+    /// Boot only part I of N of the selection, e.g. 2/4 (I counts from 1): whole boots, balanced by
+    /// --timings or else by count, the same partition on every machine. A shard is a complete run
+    /// (maybe of no cell, when N exceeds the boots); `kregress merge` makes one run of the N.
+    #[arg(long, value_name = "I/N")]
+    shard: Option<String>,
+    /// The run group the shards share (default: derived from the scenario file, kregress's
+    /// version, --only, --runs, --seed and N, so the jobs of one pipeline agree).
+    #[arg(long, requires = "shard", value_name = "ID")]
+    group: Option<String>,
+    /// A previous run (its directory or run.json) whose cells' seconds balance the shards; give every shard the same one.
+    #[arg(long, requires = "shard", value_name = "RUN")]
+    timings: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -284,6 +312,7 @@ pub fn run(cli: Cli) -> Result<Findings> {
         Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), json),
         Cmd::Run(args) => run_scenario(args),
         Cmd::Compare { runs, results } => compare(&runs, &results),
+        Cmd::Merge { dirs, out, partial, results, json } => merge(&dirs, out.as_deref(), partial, &results, json),
         Cmd::Nightly(args) => nightly(args),
         Cmd::Report { runs, baseline, history, out } => report(&runs, &Baseline::parse(&baseline), history, out.as_deref()),
         Cmd::Bisect(args) => bisect(args),
@@ -333,6 +362,13 @@ fn run_scenario(a: RunArgs) -> Result<Findings> {
     if let Some(seed) = a.seed {
         s.override_seed(seed, &only)?;
     }
+    let shard = match &a.shard {
+        Some(spec) => {
+            let (index, count) = crate::run::ShardOpts::parse(spec)?;
+            Some(crate::run::ShardOpts { index, count, group: a.group, timings: a.timings })
+        }
+        None => None,
+    };
     let opts = crate::run::RunOpts {
         only,
         runs: a.runs,
@@ -341,6 +377,7 @@ fn run_scenario(a: RunArgs) -> Result<Findings> {
         results_root: a.results,
         jobs: a.jobs.unwrap_or_else(crate::run::default_vms),
         seed_per_run: None,
+        shard,
     };
     let rec = crate::run::run(&s, &opts)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, show(a.json))
@@ -372,6 +409,13 @@ fn lava(a: LavaArgs) -> Result<Findings> {
     }
 }
 
+/// `kregress merge`: one run of the shards, then the post-run path of `run`
+/// (so its files and exit code are those of the same cells run unsharded).
+fn merge(dirs: &[PathBuf], out: Option<&Path>, partial: bool, results: &Path, json: bool) -> Result<Findings> {
+    let (s, rec) = crate::merge::merge(dirs, out, results, partial)?;
+    post::finish(&post::RunDone::judge(&s, &rec)?, show(json))
+}
+
 /// `kregress storm`: the storm cells with seeds START, START+1, ... until the budget ends;
 /// prints the signatures found (storm.json beside the run).
 fn storm(a: StormArgs) -> Result<Findings> {
@@ -391,6 +435,7 @@ fn storm(a: StormArgs) -> Result<Findings> {
         results_root: results,
         jobs: jobs.unwrap_or_else(crate::run::default_vms),
         seed_per_run: None,
+        shard: None,
     };
     let (rec, report) = crate::seeds::run(&s, &opts, start, budget, None)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, Show::Nothing)?;
@@ -588,6 +633,7 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
             results_root: a.results.clone(),
             jobs,
             seed_per_run: storm.as_ref().map(|(_, seed, _)| *seed),
+            shard: None,
         };
         let mut rec = crate::run::run(s, &run_opts)?;
         if let Some((budget, seed, storms)) = storm {

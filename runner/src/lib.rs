@@ -24,6 +24,7 @@ mod fsimage;
 pub mod image;
 pub mod kernel;
 mod lava;
+mod merge;
 pub mod nightly;
 pub mod outcome;
 pub mod post;

@@ -291,6 +291,68 @@ pub struct RunRecord {
     pub only: Filter,
     /// Every finished cell: in finishing order while the run goes, in the scenario's cell order once it ends.
     pub cells: Vec<CellResult>,
+    /// A run of one shard (`kregress run --shard I/N`): which part of which group it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<ShardRecord>,
+    /// A run `kregress merge` made of shards: which ones.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merged: Option<MergeRecord>,
+}
+
+/// What a shard's run.json records so that `kregress merge` can check
+/// that its shards are the parts of one partition of one selection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardRecord {
+    /// This shard, from 1 to `count`.
+    pub index: u32,
+    /// How many shards the selection is split into.
+    pub count: u32,
+    /// The run group: the same for every shard of one sharded run (`--group`, or derived).
+    #[serde(deserialize_with = "checked::group")]
+    pub group: String,
+    /// The sha256 of the scenario file's bytes.
+    #[serde(deserialize_with = "checked::sha256")]
+    pub scenario_sha256: String,
+    /// The kregress that ran it (its version).
+    pub kregress: String,
+    /// `--runs` (none: the scenario's).
+    #[serde(default)]
+    pub runs: Option<u32>,
+    /// What the boots were balanced by: `count`, or the run whose seconds were used (`--timings`).
+    pub balance: String,
+    /// The shard (1-based) of each boot of the selection, in the order
+    /// `run::boot_groups` gives them: one partition, the same in every shard.
+    pub plan: Vec<u32>,
+}
+
+/// The shards a merged run was made of.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergeRecord {
+    /// The run group of the shards.
+    #[serde(deserialize_with = "checked::group")]
+    pub group: String,
+    /// How many shards the selection was split into.
+    pub count: u32,
+    /// Each shard given, by index: its run id and the directory it was read from.
+    pub shards: Vec<MergedShard>,
+    /// The shards that were not given (`--partial`): their cells are MISS.
+    #[serde(default)]
+    pub missing: Vec<u32>,
+}
+
+/// One shard of a merged run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MergedShard {
+    /// Its index, from 1.
+    pub index: u32,
+    /// Its run id.
+    #[serde(deserialize_with = "checked::run_id")]
+    pub run_id: String,
+    /// The directory it was merged from.
+    pub dir: PathBuf,
+    /// The host it ran on.
+    #[serde(default, deserialize_with = "checked::or_default")]
+    pub host: HostInfo,
 }
 
 /// The host a run ran on, as run.json records it. A field a kregress of
@@ -533,7 +595,7 @@ mod checked {
             }
         )*};
     }
-    names!(run_id, scenario, variant, backend, mode, fs, mapping, workload);
+    names!(run_id, scenario, variant, backend, mode, fs, mapping, workload, group);
 
     /// The longest duration a run.json may record: 10^9 s (31 years).
     const SECONDS_MAX: f64 = 1e9;

@@ -578,6 +578,8 @@ mod tests {
             started: String::new(),
             host: Default::default(),
             kernels: Default::default(),
+            shard: None,
+            merged: None,
             cells: vec![
                 boot(1, Timing::Icount, 874.0),
                 boot(2, Timing::Icount, 880.0),

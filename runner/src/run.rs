@@ -6,7 +6,7 @@
 use crate::error::{bad_input, infra, Context, Result};
 use crate::kernel::{self, KernelArtifact, KernelSpec};
 use crate::outcome::{FailKind, Outcome};
-use crate::results::{self, CellResult, PassSample, RunRecord, StormRecord};
+use crate::results::{self, CellResult, PassSample, RunRecord, ShardRecord, StormRecord};
 use crate::scenario::{Cell, Filter, Scenario, Timing};
 use crate::triage;
 use crate::vm::{self, Accel, Control, VmSpec};
@@ -27,6 +27,128 @@ pub struct RunOpts {
     /// `kregress storm`: run k of a storm cell runs seed `START + k - 1`
     /// (none: every run of it runs the workload's seed).
     pub seed_per_run: Option<u64>,
+    /// `--shard I/N`: boot only this shard's part of the selection.
+    pub shard: Option<ShardOpts>,
+}
+
+/// `kregress run --shard I/N [--group ID] [--timings RUN]`.
+#[derive(Debug, Clone)]
+pub struct ShardOpts {
+    /// This shard, from 1 to `count`.
+    pub index: u32,
+    /// How many shards.
+    pub count: u32,
+    /// The run group (none: derived, see [`shard_record`]).
+    pub group: Option<String>,
+    /// A run (its directory or run.json) whose cells' seconds balance the shards (none: by count).
+    pub timings: Option<PathBuf>,
+}
+
+impl ShardOpts {
+    /// `I/N` with 1 <= I <= N; bad input naming `--shard` otherwise.
+    pub fn parse(spec: &str) -> Result<(u32, u32)> {
+        let bad = |why: &str| bad_input(format!("--shard {:?}: {why}", spec.chars().take(40).collect::<String>()));
+        let (i, n) = spec.split_once('/').ok_or_else(|| bad("give I/N, e.g. 1/4 (the first of four)"))?;
+        let num = |s: &str| s.parse::<u32>().ok().filter(|_| s.bytes().all(|b| b.is_ascii_digit()));
+        let (Some(i), Some(n)) = (num(i), num(n)) else { return Err(bad("give I/N, e.g. 1/4 (the first of four)")) };
+        if n == 0 || i == 0 || i > n {
+            return Err(bad("I counts from 1 to N (1/2 and 2/2 are the two halves)"));
+        }
+        Ok((i, n))
+    }
+}
+
+/// `shard 1/2 of group G`, or `not a shard`.
+pub(crate) fn shard_name(s: Option<&ShardRecord>) -> String {
+    match s {
+        Some(s) => format!("shard {}/{} of group {}", s.index, s.count, s.group),
+        None => "not a shard".into(),
+    }
+}
+
+/// Greedy LPT: boots in decreasing expected milliseconds (ties in their
+/// order) each onto the least loaded shard (ties: the lowest); the shard
+/// (from 1) of each boot. Integers only, so every machine computes the
+/// same partition from the same weights. Shards beyond the boots' count stay empty.
+pub(crate) fn partition(weights: &[u64], count: u32) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..weights.len()).collect();
+    order.sort_by_key(|&g| std::cmp::Reverse(weights[g]));
+    let mut load = vec![0u64; (count as usize).min(weights.len())];
+    let mut plan = vec![0u32; weights.len()];
+    for g in order {
+        let (s, _) = load.iter().enumerate().min_by_key(|&(s, l)| (*l, s)).unwrap();
+        load[s] += weights[g];
+        plan[g] = s as u32 + 1;
+    }
+    plan
+}
+
+/// Each boot's expected milliseconds from `timings` (a previous run): the
+/// sum of its cells' seconds there, a cell matched by its key, else by its
+/// key in any run (their mean). A boot none of whose cells is known weighs
+/// the mean of the known boots; with none known (or no timings) every boot
+/// weighs the same: balance by count.
+pub(crate) fn expected_ms(groups: &[Vec<Cell>], timings: Option<&RunRecord>) -> Vec<u64> {
+    let known = |c: &Cell| -> Option<f64> {
+        let t = timings?;
+        let k = c.key();
+        if let Some(r) = t.cells.iter().find(|r| r.key() == k) {
+            return Some(r.seconds);
+        }
+        let same: Vec<f64> =
+            t.cells.iter().filter(|r| crate::scenario::CellKey { run: k.run, ..r.key() } == k).map(|r| r.seconds).collect();
+        (!same.is_empty()).then(|| same.iter().sum::<f64>() / same.len() as f64)
+    };
+    let ms: Vec<Option<u64>> = groups
+        .iter()
+        .map(|g| {
+            let secs: Vec<f64> = g.iter().filter_map(known).collect();
+            (!secs.is_empty()).then(|| (secs.iter().sum::<f64>() * 1000.0).round() as u64)
+        })
+        .collect();
+    let k: Vec<u64> = ms.iter().flatten().copied().collect();
+    let fill = if k.is_empty() { 1 } else { (k.iter().sum::<u64>() / k.len() as u64).max(1) };
+    ms.into_iter().map(|m| m.unwrap_or(fill)).collect()
+}
+
+/// This shard's record (run.json's `shard`) for the selection `cells` of
+/// `s`: the partition of its boots, and the group, `--group` or derived
+/// from what decides the selection and its partition (the scenario file's
+/// bytes, kregress's version, `--only`, `--runs`, the cells' seeds (`--seed`)
+/// and N), so that the N jobs of one pipeline agree without talking.
+pub(crate) fn shard_record(s: &Scenario, cells: &[Cell], opts: &RunOpts, o: &ShardOpts) -> Result<ShardRecord> {
+    let timings = match &o.timings {
+        Some(p) => {
+            let dir = if p.file_name().is_some_and(|n| n == "run.json") { p.parent().unwrap_or(Path::new(".")) } else { p };
+            Some(results::load(dir).map_err(|e| bad_input(format!("--timings {}: {}", p.display(), e.msg)))?)
+        }
+        None => None,
+    };
+    let groups = boot_groups(&cells.iter().collect::<Vec<_>>());
+    let weights = expected_ms(&groups, timings.as_ref());
+    let plan = partition(&weights, o.count);
+    let balance = match &timings {
+        Some(t) => format!("seconds of run {}", t.run_id),
+        None => "count".to_string(),
+    };
+    let scenario_sha256 = crate::cache::sha256_file(&s.file)?;
+    let kregress = env!("CARGO_PKG_VERSION").to_string();
+    let group = match &o.group {
+        Some(g) => {
+            crate::scenario::check_name("--group", g).map_err(bad_input)?;
+            g.clone()
+        }
+        None => {
+            let mut key = crate::cache::Key::new("kregress-shard-group-v1");
+            key.part("scenario", scenario_sha256.as_bytes()).part("kregress", kregress.as_bytes());
+            key.part("only", serde_json::to_string(&opts.only).unwrap().as_bytes());
+            let seeds: Vec<u64> = cells.iter().map(|c| c.workload.spec().seed).collect();
+            key.part("runs", format!("{:?}", opts.runs).as_bytes()).part("seeds", format!("{seeds:?}").as_bytes());
+            key.part("count", o.count.to_string().as_bytes());
+            format!("g{}", &key.hex()[..16])
+        }
+    };
+    Ok(ShardRecord { index: o.index, count: o.count, group, scenario_sha256, kregress, runs: opts.runs, balance, plan })
 }
 
 /// TCG guests are CPU-bound (2 vCPUs each) and take 3 GiB: one guest per two
@@ -668,6 +790,8 @@ pub(crate) fn new_record(s: &Scenario, root: &Path) -> Result<RunRecord> {
         host: results::HostInfo::default(),
         kernels: BTreeMap::new(),
         only: Default::default(),
+        shard: None,
+        merged: None,
         cells: vec![],
     })
 }
@@ -681,6 +805,13 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     if cells.is_empty() {
         return Err(bad_input(format!("{}: the filter selects no cell", s.file.display())));
     }
+    // A shard boots its part of the selection's boots (maybe none: an empty shard is a complete run of no cell).
+    let shard = opts.shard.as_ref().map(|o| shard_record(s, &cells, opts, o)).transpose()?;
+    if let Some(sh) = &shard {
+        let mine: Vec<bool> = sh.plan.iter().map(|&p| p == sh.index).collect();
+        let groups = boot_groups(&cells.iter().collect::<Vec<_>>());
+        cells = groups.into_iter().zip(mine).filter(|(_, m)| *m).flat_map(|(g, _)| g).collect();
+    }
     let mut rec = match &opts.resume {
         Some(id) => {
             let dir = results::find(&opts.results_root, id)?;
@@ -690,6 +821,15 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
         }
         None => new_record(s, &opts.results_root)?,
     };
+    if opts.resume.is_some() && rec.shard != shard {
+        return Err(bad_input(format!(
+            "--resume {}: that run is {}, this one would be {}: resume it with the same --shard, --group, --timings, --only and --runs",
+            rec.run_id,
+            shard_name(rec.shard.as_ref()),
+            shard_name(shard.as_ref())
+        )));
+    }
+    rec.shard = shard;
     // The latest selection defines the run (a resume may widen it).
     rec.only = opts.only.clone();
     let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.key() == c.key())).collect();
@@ -864,6 +1004,95 @@ pub fn as_expected(s: &Scenario, r: &CellResult) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn shard_specs() {
+        assert_eq!(ShardOpts::parse("1/2").unwrap(), (1, 2));
+        assert_eq!(ShardOpts::parse("7/4000000000").unwrap(), (7, 4_000_000_000));
+        for bad in ["0/2", "3/2", "x", "1/0", "0/0", "1", "/2", "1/", "+1/2", "1/-2", " 1/2", "1/2/3", "99999999999/1"] {
+            let e = ShardOpts::parse(bad).unwrap_err();
+            assert!(e.exit_code() == 2 && e.to_string().starts_with("--shard ") && !e.to_string().contains('\n'), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn lpt_puts_the_longest_boot_first_onto_the_least_loaded_shard() {
+        // 10 8 7 6 5 4 on 2 shards: 10→1, 8→2, 7→2 (15), 6→1 (16), 5→2 (20), 4→1 (20).
+        assert_eq!(partition(&[5, 10, 4, 8, 7, 6], 2), vec![2, 1, 1, 2, 2, 1]);
+        // By count (equal weights): ties go in the boots' order to the lowest shard.
+        assert_eq!(partition(&[1; 5], 2), vec![1, 2, 1, 2, 1]);
+        assert_eq!(partition(&[1; 5], 3), vec![1, 2, 3, 1, 2]);
+        // More shards than boots: the last shards are empty; a huge N costs nothing.
+        assert_eq!(partition(&[3, 2], 5), vec![1, 2]);
+        assert_eq!(partition(&[3, 2], u32::MAX), vec![1, 2]);
+        assert_eq!(partition(&[], 2), Vec::<u32>::new());
+        // Balanced: the largest load is at most the optimum plus the smallest boot.
+        let w: Vec<u64> = (1..=40).map(|i| (i * 7919) % 101 + 1).collect();
+        let plan = partition(&w, 4);
+        let load = |s: u32| w.iter().zip(&plan).filter(|(_, p)| **p == s).map(|(w, _)| w).sum::<u64>();
+        let (max, total) = ((1..=4).map(load).max().unwrap(), w.iter().sum::<u64>());
+        assert!(max <= total / 4 + 1 + w.iter().min().unwrap(), "{max} of {total}");
+    }
+
+    /// The default scenario's cells, and a run record of them with `secs` seconds each (by position).
+    fn default_cells() -> Vec<Cell> {
+        let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/bio-release-devmap-wakeup.yaml");
+        crate::scenario::load(&file).unwrap().cells(&Filter::default(), Some(2))
+    }
+
+    #[test]
+    fn expected_seconds_come_from_the_timings_run() {
+        let cells = default_cells();
+        let groups = boot_groups(&cells.iter().collect::<Vec<_>>());
+        // No timings: by count.
+        assert!(expected_ms(&groups, None).iter().all(|&w| w == 1));
+        // Every cell 1.5 s: a boot weighs its cells' sum.
+        let mut rec = RunRecord {
+            run_id: "r".into(),
+            scenario: "s".into(),
+            scenario_file: PathBuf::new(),
+            results_dir: PathBuf::new(),
+            started: String::new(),
+            host: Default::default(),
+            kernels: BTreeMap::new(),
+            only: Default::default(),
+            shard: None,
+            merged: None,
+            cells: cells.iter().map(|c| CellResult { seconds: 1.5, ..CellResult::new(c, Outcome::Pass, PathBuf::new()) }).collect(),
+        };
+        let w = expected_ms(&groups, Some(&rec));
+        assert_eq!(w, groups.iter().map(|g| 1500 * g.len() as u64).collect::<Vec<_>>());
+        // Run 2 unknown: its cells weigh as run 1's (the mean of the same cell's runs).
+        rec.cells.retain(|c| c.run == 1);
+        assert_eq!(expected_ms(&groups, Some(&rec)), w);
+        // A variant unknown: its boots weigh the mean of the known boots.
+        rec.cells.retain(|c| c.variant == "stock");
+        let w2 = expected_ms(&groups, Some(&rec));
+        let known: Vec<u64> = groups.iter().zip(&w2).filter(|(g, _)| g[0].variant == "stock").map(|(_, w)| *w).collect();
+        let mean = known.iter().sum::<u64>() / known.len() as u64;
+        assert!(groups.iter().zip(&w2).filter(|(g, _)| g[0].variant == "fixed").all(|(_, w)| *w == mean), "{w2:?}");
+    }
+
+    #[test]
+    fn a_boot_is_never_split_across_shards() {
+        let cells = default_cells();
+        let groups = boot_groups(&cells.iter().collect::<Vec<_>>());
+        assert!(groups.iter().any(|g| g.len() > 1), "the default scenario has boots of several cells");
+        for n in 1..=groups.len() as u32 + 1 {
+            let plan = partition(&expected_ms(&groups, None), n);
+            // Every cell in exactly one shard, whole boots.
+            let mut seen = std::collections::BTreeSet::new();
+            for (g, p) in groups.iter().zip(&plan) {
+                assert!((1..=n).contains(p));
+                for c in g {
+                    assert!(seen.insert(c.key().id()), "{} twice", c.key().id());
+                }
+            }
+            assert_eq!(seen.len(), cells.len());
+            // Deterministic: the same input, the same partition.
+            assert_eq!(partition(&expected_ms(&groups, None), n), plan);
+        }
+    }
+
     fn report(title: &str, kind: triage::Kind) -> triage::Report {
         triage::Report { title: title.into(), kind, corrupted: false, frame: None, start_line: 1, end_line: 2, text: String::new() }
     }
@@ -958,6 +1187,8 @@ mod tests {
             started: String::new(),
             host: Default::default(),
             kernels: BTreeMap::new(),
+            shard: None,
+            merged: None,
             cells: vec![failed],
         };
         std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();

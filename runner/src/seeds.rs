@@ -334,6 +334,8 @@ mod tests {
             started: String::new(),
             host: Default::default(),
             kernels: BTreeMap::new(),
+            shard: None,
+            merged: None,
             cells,
         };
         let r = StormReport::of(&rec, Duration::from_secs(1800), 1790.0, "the budget of 30m ended".into());

@@ -59,6 +59,8 @@ fn record(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
         started: String::new(),
         host: Default::default(),
         kernels: Default::default(),
+        shard: None,
+        merged: None,
         cells,
     }
 }
