@@ -149,9 +149,12 @@ fn secs(n: u64) -> serde_json::Value {
 }
 
 /// The job definition (YAML) of `job` with its kernel and initramfs at these URLs.
-fn definition(job: &Job, kernel_url: &str, initrd_url: &str) -> Result<String> {
+fn definition(job: &Job, kernel_url: &str, initrd_url: &str, lab: bool) -> Result<String> {
     let b = &job.plan.boot;
-    let (memory, extra) = qemu_context(&b.qemu_args)?;
+    let (memory, mut extra) = qemu_context(&b.qemu_args)?;
+    if lab {
+        extra = extra.iter().map(|o| lab_nvdimm(o)).collect();
+    }
     let append = cmdline(&b.qemu_args)?;
     let nonce = &job.plan.cfg.nonce;
     // The longest silence the test action waits through: a whole boot, or a
@@ -197,6 +200,20 @@ fn definition(job: &Job, kernel_url: &str, initrd_url: &str) -> Result<String> {
     });
     serde_yaml::to_string(&v).map_err(|e| infra(format!("writing job {}: {e}", job.id)))
 }
+
+/// A lab's worker has none of this machine's files: an NVDIMM's backing
+/// file becomes a directory every Linux worker has (`/var/tmp`; QEMU then
+/// backs the NVDIMM with a file of its own there, deleted at once). Unlike
+/// `--local`'s files it is not reserved first: a worker whose disk fills
+/// up may SIGBUS the guest. Any other option is returned as it is.
+fn lab_nvdimm(option: &str) -> String {
+    let Some(at) = option.find("mem-path=") else { return option.to_string() };
+    let end = option[at..].find(",size=").map_or(option.len(), |e| at + e);
+    format!("{}mem-path={LAB_NVDIMM_DIR}{}", &option[..at], &option[end..])
+}
+
+/// Where a lab worker's QEMU backs NVDIMMs ([`lab_nvdimm`]).
+const LAB_NVDIMM_DIR: &str = "/var/tmp";
 
 /// The device dictionary `--local` runs with: what a lab's `qemu` device
 /// type renders for x86_64 from the job's context ([`DEVICE_OPTIONS`], then
@@ -391,6 +408,8 @@ struct Artifacts {
     out: PathBuf,
     initrd: PathBuf,
     initrd_key: String,
+    /// The jobs run at a lab (written or submitted), not on this machine.
+    lab: bool,
 }
 
 impl Artifacts {
@@ -417,7 +436,7 @@ fn new_job(cells: Vec<Cell>, k: &KernelArtifact, a: &Artifacts, panic_on_warn: b
     std::fs::create_dir_all(&dir).context(|| format!("creating {}", dir.display()))?;
     let plan = run::plan_boot(&cells, k, &a.initrd, Accel::Tcg, &dir, panic_on_warn)?;
     let job = Job { id, cells, plan, dir };
-    let yaml = definition(&job, &a.url(&k.bzimage, &k.key, "bzImage")?, &a.url(&a.initrd, &a.initrd_key, "initramfs.cpio.gz")?)?;
+    let yaml = definition(&job, &a.url(&k.bzimage, &k.key, "bzImage")?, &a.url(&a.initrd, &a.initrd_key, "initramfs.cpio.gz")?, a.lab)?;
     crate::cache::write_atomic(&job.dir.join("job.yaml"), yaml.as_bytes())?;
     Ok(job)
 }
@@ -484,8 +503,10 @@ impl Lab {
         };
         r.map_err(|e| match e {
             ureq::Error::Status(code, r) => {
-                let text: String = r.into_string().unwrap_or_default().chars().take(300).collect();
-                infra(format!("{method} {url}: HTTP {code}: {text}"))
+                // One line: a lab's error page is HTML over many lines.
+                let body = r.into_string().unwrap_or_default();
+                let text: String = body.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(300).collect();
+                infra(format!("{method} {url}: HTTP {code}: {}", crate::text::visible(&text)))
             }
             e => infra(format!("{method} {url}: {e}")),
         })
@@ -505,19 +526,78 @@ impl Lab {
         let r = self.json("POST", "jobs/", Some(serde_json::json!({ "definition": definition })))?;
         let id =
             r["job_ids"].get(0).and_then(|i| i.as_u64()).ok_or_else(|| infra(format!("{}: the lab gave no job id: {r}", self.base)))?;
-        let started = Instant::now();
-        loop {
-            let j = self.json("GET", &format!("jobs/{id}/"), None)?;
-            if j["state"] == "Finished" {
-                break;
-            }
-            if started.elapsed() > limit {
-                return Err(infra(format!("{}: job {id} not finished after {} s (state {})", self.base, limit.as_secs(), j["state"])));
-            }
-            std::thread::sleep(self.poll_every);
+        // Until it finishes, the job is ours to cancel: on an error, a
+        // timeout, or Ctrl-C (proc's interrupt hook), never left running.
+        let pending = (self.base.clone(), self.auth.clone(), id);
+        pending_jobs().push(pending.clone());
+        crate::proc::on_interrupt(cancel_pending);
+        let waited = self.wait(id, limit);
+        pending_jobs().retain(|p| *p != pending);
+        if let Err(e) = waited {
+            self.cancel(id);
+            return Err(e);
         }
         let r = self.call("GET", &format!("jobs/{id}/logs/"), None)?;
         Ok((id, read_log(r.into_reader(), &format!("{}/api/v0.2/jobs/{id}/logs/", self.base), LOG_MAX)?))
+    }
+
+    /// Polls job `id` until it is Finished. A poll that fails (the lab's
+    /// web server restarting, a 503) is tried again, up to [`POLL_TRIES`]
+    /// times in a row.
+    fn wait(&self, id: u64, limit: Duration) -> Result<()> {
+        let started = Instant::now();
+        let mut failed = 0;
+        loop {
+            match self.json("GET", &format!("jobs/{id}/"), None) {
+                Ok(j) if j["state"] == "Finished" => return Ok(()),
+                Ok(j) => {
+                    failed = 0;
+                    if started.elapsed() > limit {
+                        return Err(infra(format!(
+                            "{}: job {id} not finished after {} s (state {})",
+                            self.base,
+                            limit.as_secs(),
+                            j["state"]
+                        )));
+                    }
+                }
+                Err(e) => {
+                    failed += 1;
+                    if failed >= POLL_TRIES {
+                        return Err(infra(format!("{} (job {id}, {failed} polls in a row failed)", e.msg)));
+                    }
+                    eprintln!("job {id}: {} (poll {failed} of {POLL_TRIES} failed, trying again)", e.msg);
+                }
+            }
+            std::thread::sleep(self.poll_every);
+        }
+    }
+
+    /// Asks the lab to cancel job `id` (best effort: said, not checked).
+    fn cancel(&self, id: u64) {
+        match self.call("GET", &format!("jobs/{id}/cancel/"), None) {
+            Ok(_) => eprintln!("{}: job {id} cancelled", self.base),
+            Err(e) => eprintln!("{}: job {id} could not be cancelled: {}", self.base, e.msg),
+        }
+    }
+}
+
+/// Polls of a job's state that may fail in a row before kregress gives up on it.
+const POLL_TRIES: u32 = 8;
+
+/// Lab jobs submitted and not yet finished: (lab, authorization, job id).
+fn pending_jobs() -> std::sync::MutexGuard<'static, Vec<(String, String, u64)>> {
+    static PENDING: std::sync::Mutex<Vec<(String, String, u64)>> = std::sync::Mutex::new(Vec::new());
+    PENDING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Ctrl-C: cancel every lab job still running (each request bounded to 10 s).
+fn cancel_pending() {
+    let jobs = pending_jobs().clone();
+    for (base, auth, id) in jobs {
+        let agent = ureq::AgentBuilder::new().timeout(Duration::from_secs(10)).build();
+        let lab = Lab { base, auth, agent, poll_every: Duration::ZERO };
+        lab.cancel(id);
     }
 }
 
@@ -576,7 +656,13 @@ pub fn run(s: &Scenario, opts: &LavaOpts) -> Result<Option<RunRecord>> {
     let kernels = run::build_kernels(s, &todo, &mut kernel_records)?;
     let image = crate::image::build(&crate::image::ImageOptions::default())?;
     std::fs::create_dir_all(&opts.out).context(|| format!("creating {}", opts.out.display()))?;
-    let a = Artifacts { base: opts.artifact_url.clone(), out: opts.out.clone(), initrd: image.path.clone(), initrd_key: image.key.clone() };
+    let a = Artifacts {
+        base: opts.artifact_url.clone(),
+        out: opts.out.clone(),
+        initrd: image.path.clone(),
+        initrd_key: image.key.clone(),
+        lab: !matches!(opts.target, Target::Local),
+    };
     let mut rec = match opts.target {
         Target::Write => None,
         _ => Some(run::new_record(s, &opts.results_root)?),
@@ -834,18 +920,15 @@ mod tests {
         assert!(e.msg.contains("the kernel command line holds '\"'"), "{}", e.msg);
     }
 
-    /// The REST client against a tiny local server (no lab is reachable
-    /// here): submit, poll until finished, fetch the log, with the token.
-    #[test]
-    fn the_lab_client_submits_polls_and_reads_the_log() {
+    /// A one-connection-per-request HTTP server answering `replies` (status,
+    /// body) in order; joins to the requests it saw.
+    fn lab_server(replies: Vec<(u16, String)>) -> (String, std::thread::JoinHandle<Vec<String>>) {
         use std::io::{Read, Write};
         let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", server.local_addr().unwrap());
-        let log = format!("- {}", lava_log(&hang_console(), JOB_PASSED).replace('\n', "\n- "));
         let seen = std::thread::spawn(move || {
             let mut seen = Vec::new();
-            let replies = [r#"{"job_ids": [7]}"#.to_string(), r#"{"state": "Running"}"#.into(), r#"{"state": "Finished"}"#.into(), log];
-            for body in replies {
+            for (status, body) in replies {
                 let (mut s, _) = server.accept().unwrap();
                 let mut req = Vec::new();
                 let mut buf = [0u8; 4096];
@@ -867,10 +950,20 @@ mod tests {
                     }
                 }
                 seen.push(String::from_utf8_lossy(&req).to_string());
-                write!(s, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
+                write!(s, "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len()).unwrap();
             }
             seen
         });
+        (url, seen)
+    }
+
+    /// The REST client against a tiny local server (a real lab was tried by
+    /// hand: docs/LAVA-lab.md): submit, poll until finished, fetch the log, with the token.
+    #[test]
+    fn the_lab_client_submits_polls_and_reads_the_log() {
+        let log = format!("- {}", lava_log(&hang_console(), JOB_PASSED).replace('\n', "\n- "));
+        let replies = [r#"{"job_ids": [7]}"#.to_string(), r#"{"state": "Running"}"#.into(), r#"{"state": "Finished"}"#.into(), log];
+        let (url, seen) = lab_server(replies.into_iter().map(|b| (200, b)).collect());
         let mut lab = Lab::new(&url, "s3cret");
         lab.poll_every = Duration::from_millis(10);
         let (id, got) = lab.run("device_type: qemu\n", Duration::from_secs(30)).unwrap();
@@ -886,5 +979,41 @@ mod tests {
         );
         assert_eq!(got.console.len(), hang_console().len());
         assert_eq!(got.result.as_deref(), Some("pass"));
+    }
+    /// A lab whose web server restarts mid-job: the poll is tried again, and
+    /// an error page is one line. Past POLL_TRIES failures in a row the job
+    /// is cancelled at the lab, not left running.
+    #[test]
+    fn a_failed_poll_is_retried_then_the_job_is_cancelled() {
+        let page = "<html>\n<head><title>503 Service Unavailable</title></head>\n</html>\n".to_string();
+        let mut replies = vec![(200, r#"{"job_ids": [9]}"#.to_string()), (503, page.clone()), (200, r#"{"state": "Finished"}"#.into())];
+        replies.push((200, format!("- {}", lava_log(&hang_console(), JOB_PASSED).replace('\n', "\n- "))));
+        let (url, seen) = lab_server(replies);
+        let mut lab = Lab::new(&url, "t");
+        lab.poll_every = Duration::from_millis(10);
+        let (id, _) = lab.run("device_type: qemu\n", Duration::from_secs(30)).unwrap();
+        assert_eq!(id, 9);
+        assert_eq!(seen.join().unwrap().len(), 4);
+
+        let mut replies = vec![(200, r#"{"job_ids": [10]}"#.to_string())];
+        replies.extend((0..POLL_TRIES).map(|_| (503, page.clone())));
+        replies.push((200, "{}".into()));
+        let (url, seen) = lab_server(replies);
+        let mut lab = Lab::new(&url, "t");
+        lab.poll_every = Duration::from_millis(10);
+        let e = lab.run("device_type: qemu\n", Duration::from_secs(30)).unwrap_err();
+        assert_eq!(e.exit_code(), 3);
+        assert!(!e.msg.contains('\n') && e.msg.contains("HTTP 503: <html> <head><title>503 Service Unavailable"), "{}", e.msg);
+        assert!(e.msg.ends_with(&format!("(job 10, {POLL_TRIES} polls in a row failed)")), "{}", e.msg);
+        let seen = seen.join().unwrap();
+        assert!(seen.last().unwrap().starts_with("GET /api/v0.2/jobs/10/cancel/ "), "{seen:?}");
+        assert!(pending_jobs().iter().all(|p| p.2 != 10), "a cancelled job is no longer pending");
+    }
+
+    #[test]
+    fn a_lab_job_backs_its_nvdimms_where_every_worker_can() {
+        let o = "-object memory-backend-file,id=mem0,share=on,mem-path=/home/u/out/jobs/kregress-1/pmem/nvdimm0.img,size=1G";
+        assert_eq!(lab_nvdimm(o), "-object memory-backend-file,id=mem0,share=on,mem-path=/var/tmp,size=1G");
+        assert_eq!(lab_nvdimm("-machine pc,nvdimm=on"), "-machine pc,nvdimm=on");
     }
 }

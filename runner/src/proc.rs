@@ -188,11 +188,29 @@ pub(crate) fn kill_all() {
     }
 }
 
-/// Installs the Ctrl-C/SIGTERM handler once: kill the children, then exit 130.
+/// Work kregress started outside this machine (a LAVA lab's job) that an
+/// interrupt must also stop: each hook is called once, after the children
+/// are killed, from the handler's thread (not a signal context).
+static INTERRUPT_HOOKS: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+
+/// Adds `hook` to what Ctrl-C/SIGTERM runs before kregress exits (see [`install_signal_handler`]).
+pub(crate) fn on_interrupt(hook: fn()) {
+    let mut h = INTERRUPT_HOOKS.lock().unwrap_or_else(|e| e.into_inner());
+    if !h.contains(&hook) {
+        h.push(hook);
+    }
+}
+
+/// Installs the Ctrl-C/SIGTERM handler once: kill the children, run the
+/// [`on_interrupt`] hooks, then exit 130.
 /// Results already written stay: every write is atomic.
 pub fn install_signal_handler() {
     let _ = ctrlc::set_handler(|| {
         kill_all();
+        let hooks = INTERRUPT_HOOKS.lock().map(|h| h.clone()).unwrap_or_default();
+        for h in hooks {
+            h();
+        }
         eprintln!("kregress: interrupted; children killed");
         std::process::exit(130);
     });
