@@ -576,7 +576,7 @@ impl Lab {
     /// Asks the lab to cancel job `id` (best effort: said, not checked).
     fn cancel(&self, id: u64) {
         match self.call("GET", &format!("jobs/{id}/cancel/"), None) {
-            Ok(_) => eprintln!("{}: job {id} cancelled", self.base),
+            Ok(_) => eprintln!("{}: job {id}: cancel requested", self.base),
             Err(e) => eprintln!("{}: job {id} could not be cancelled: {}", self.base, e.msg),
         }
     }
