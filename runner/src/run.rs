@@ -27,6 +27,9 @@ pub struct RunOpts {
     /// `kregress storm`: run k of a storm cell runs seed `START + k - 1`
     /// (none: every run of it runs the workload's seed).
     pub seed_per_run: Option<u64>,
+    /// `--import DIR`: kernels `build --export` wrote, installed into the
+    /// cache before the build when their key is this host's.
+    pub import: Option<PathBuf>,
 }
 
 /// TCG guests are CPU-bound (2 vCPUs each) and take 3 GiB: one guest per two
@@ -544,6 +547,22 @@ fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
     )
 }
 
+/// `--import`: installs the export's kernel of `spec` into the cache when
+/// the export holds it, and says in one line what it did.
+fn import(spec: &KernelSpec, dir: &Path) -> Result<()> {
+    use kernel::export::Imported;
+    let (what, key) = kernel::export::import(spec, dir)?;
+    let (v, key) = (&spec.variant, &key[..12]);
+    match what {
+        Imported::Installed { from } => eprintln!("{v}: imported kernel {key} from {} (sha256 and bzImage checked)", from.display()),
+        Imported::Cached => eprintln!("{v}: kernel {key} is in the cache already: {} not read", dir.display()),
+        Imported::Absent(why) => {
+            eprintln!("{v}: kernel {key} is not in {}/{}: {why}: building it", dir.display(), kernel::export::INDEX)
+        }
+    }
+    Ok(())
+}
+
 /// Runs (or resumes) the selected cells of `s`; the record is saved after every cell.
 pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     let mut cells = s.cells(&opts.only, opts.runs);
@@ -586,6 +605,9 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
             continue;
         }
         let v = s.variants.iter().find(|v| v.name == c.variant).unwrap();
+        if let Some(dir) = &opts.import {
+            import(&KernelSpec::new(v), dir)?;
+        }
         let k = match kernel::build(&KernelSpec::new(v), kernel::default_jobs()) {
             Ok(k) => Ok(k),
             Err(e) if e.class == crate::error::Class::Kernel => Err(e.msg),
