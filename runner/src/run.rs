@@ -551,10 +551,15 @@ fn progress_line(n: usize, total: usize, res: &CellResult) -> String {
 /// the export holds it, and says in one line what it did.
 fn import(spec: &KernelSpec, dir: &Path) -> Result<()> {
     use kernel::export::Imported;
+    let started = Instant::now();
     let (what, key) = kernel::export::import(spec, dir)?;
     let (v, key) = (&spec.variant, &key[..12]);
     match what {
-        Imported::Installed { from } => eprintln!("{v}: imported kernel {key} from {} (sha256 and bzImage checked)", from.display()),
+        Imported::Installed { from } => eprintln!(
+            "{v}: imported kernel {key} from {} in {:.1} s (key computed; sizes, sha256 and bzImage checked)",
+            from.display(),
+            started.elapsed().as_secs_f64()
+        ),
         Imported::Cached => eprintln!("{v}: kernel {key} is in the cache already: {} not read", dir.display()),
         Imported::Absent(why) => {
             eprintln!("{v}: kernel {key} is not in {}/{}: {why}: building it", dir.display(), kernel::export::INDEX)
