@@ -92,9 +92,11 @@ fn exported_kernels_boot_from_an_empty_cache_without_a_build_and_a_bad_export_ne
     assert_eq!(rec["cells"].as_array().unwrap().len(), 1, "{rec:#}");
     assert_eq!(rec["cells"][0]["outcome"], "PASS", "{rec:#}");
     assert_eq!(rec["kernels"]["fixed"]["key"], index["kernels"]["fixed"]["key"]);
-    // A cold kernel build is 7 min on this machine kind (docs/PERFORMANCE.md): the whole run, a boot included, is well under.
-    assert!(seconds < 300.0, "{seconds:.0} s");
-    eprintln!("run --import of one cell from an empty kernel cache: {seconds:.1} s");
+    // A cold kernel build is over 7 min on this machine kind (docs/PERFORMANCE.md); the import is seconds.
+    let line = err.lines().find(|l| l.starts_with("fixed: imported kernel")).unwrap();
+    let import_s: f64 = line.split(" in ").nth(1).and_then(|r| r.split(" s ").next()).and_then(|x| x.parse().ok()).expect(line);
+    assert!(import_s < 60.0, "{line}");
+    eprintln!("run --import of one cell from an empty kernel cache: {seconds:.1} s, of it the import {import_s:.1} s");
 
     // A tampered bzImage: exit 2 naming it, and nothing boots.
     let bad = t.path().join("bad");
@@ -152,8 +154,7 @@ fn exported_kernels_boot_from_an_empty_cache_without_a_build_and_a_bad_export_ne
         "{err}"
     );
     assert!(!err.contains("imported kernel"), "{err}");
-    assert!(err.contains("applying patches"), "no build was tried:\n{err}");
-    let rec: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
-    assert_eq!(rec["cells"][0]["outcome"], "ERROR", "{rec:#}");
-    assert_eq!(run.status.code(), Some(1), "{err}");
+    // The build was tried: its patch does not apply (the scenario's fault: exit 2).
+    assert!(err.contains("applying patches") && err.contains("extra.patch does not apply"), "no build was tried:\n{err}");
+    assert_eq!(run.status.code(), Some(2), "{err}");
 }
