@@ -460,6 +460,9 @@ fn triage(console: &Path, json: bool) -> Result<Findings> {
 /// other variants still build (and those that did are exported, with `--export`).
 fn build(file: &std::path::Path, only: &[String], jobs: usize, export: Option<&Path>, json: bool) -> Result<Findings> {
     let s = scenario::load(file)?;
+    if let Some(dir) = export {
+        kernel::export::existing(dir)?;
+    }
     let mut rows = Vec::new();
     let mut failed = false;
     let mut built = Vec::new();

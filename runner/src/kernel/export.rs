@@ -169,6 +169,19 @@ fn is_new(dir: &Path) -> Result<bool> {
     }
 }
 
+/// The index of the export `dir` (empty when `dir` is new or empty); a
+/// non-empty `dir` without a valid index is bad input. `build --export`
+/// asks before it builds, so a wrong directory costs no build.
+pub(crate) fn existing(dir: &Path) -> Result<Index> {
+    if is_new(dir)? {
+        return Ok(Index { format: FORMAT.into(), kernels: BTreeMap::new() });
+    }
+    if !dir.join(INDEX).exists() {
+        return Err(bad_input(format!("--export {}: not empty and holds no {INDEX}: give a new or empty directory", dir.display())));
+    }
+    load_index(dir)
+}
+
 /// Copies `from` to `to`, returning the copy's sha256 and size.
 fn copy_summed(from: &mut impl std::io::Read, to: &Path) -> Result<Sum> {
     use sha2::Digest;
@@ -198,13 +211,7 @@ fn copy_summed(from: &mut impl std::io::Read, to: &Path) -> Result<Sum> {
 pub(crate) fn export(built: &[KernelArtifact], dir: &Path) -> Result<()> {
     let shown = dir.display();
     let fresh = is_new(dir)?;
-    let mut index = match fresh {
-        true => Index { format: FORMAT.into(), kernels: BTreeMap::new() },
-        false if !dir.join(INDEX).exists() => {
-            return Err(bad_input(format!("--export {shown}: not empty and holds no {INDEX}: give a new or empty directory")))
-        }
-        false => load_index(dir)?,
-    };
+    let mut index = existing(dir)?;
     let mut new = Vec::new();
     for a in built {
         if a.variant == INDEX {
