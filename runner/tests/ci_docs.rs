@@ -124,6 +124,8 @@ fn the_gitlab_pipeline_builds_once_shards_and_merges() {
     let mut texts = Vec::new();
     strings(get(shard, &["script"]), &mut texts);
     assert!(texts.iter().any(|t| t.contains("--shard \"$CI_NODE_INDEX/$CI_NODE_TOTAL\"")), "{texts:?}");
+    // Run ids are start times: two shards of one second must not share a directory in the merge job.
+    assert!(texts.iter().any(|t| t.contains("--results \"shards/$CI_NODE_INDEX\"")), "{texts:?}");
     let needs = get(&w, &["kregress-merge", "needs"]).as_sequence().unwrap();
     assert!(needs.iter().any(|n| get(n, &["job"]).as_str() == Some("kregress-shard")));
     let build = commands(get(&w, &["kregress-build"]));
