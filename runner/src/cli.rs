@@ -31,6 +31,9 @@ pub(crate) enum Cmd {
         /// Parallel make jobs (default: cores + 1).
         #[arg(short, long)]
         jobs: Option<usize>,
+        /// Also write the built kernels here (bzImage, vmlinux, config, meta.json per variant, and kernels.json), for `run --import`.
+        #[arg(long, value_name = "DIR")]
+        export: Option<PathBuf>,
         #[arg(long)]
         json: bool,
     },
@@ -132,6 +135,9 @@ pub(crate) struct RunArgs {
     /// Guests at once (default: one per two cores and 4 GiB of memory).
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// Install the kernels `build --export DIR` wrote, when their key is this host's (checked), before building.
+    #[arg(long, value_name = "DIR")]
+    import: Option<PathBuf>,
     #[arg(long)]
     json: bool,
     /// Boot only part I of N of the selection, e.g. 2/4 (I counts from 1): whole boots, balanced by
@@ -246,6 +252,9 @@ pub(crate) struct NightlyArgs {
     accel: AccelArg,
     #[arg(short, long)]
     jobs: Option<usize>,
+    /// As `run --import`: kernels of `build --export DIR`, used when their key is this host's.
+    #[arg(long, value_name = "DIR")]
+    import: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -309,7 +318,9 @@ impl From<AccelArg> for crate::vm::Accel {
 pub fn run(cli: Cli) -> Result<Findings> {
     match cli.cmd {
         Cmd::Validate { scenario } => validate(&scenario),
-        Cmd::Build { scenario, variants, jobs, json } => build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), json),
+        Cmd::Build { scenario, variants, jobs, export, json } => {
+            build(&scenario, &variants, jobs.unwrap_or_else(kernel::default_jobs), export.as_deref(), json)
+        }
         Cmd::Run(args) => run_scenario(args),
         Cmd::Compare { runs, results } => compare(&runs, &results),
         Cmd::Merge { dirs, out, partial, results, json } => merge(&dirs, out.as_deref(), partial, &results, json),
@@ -378,6 +389,7 @@ fn run_scenario(a: RunArgs) -> Result<Findings> {
         jobs: a.jobs.unwrap_or_else(crate::run::default_vms),
         seed_per_run: None,
         shard,
+        import: a.import,
     };
     let rec = crate::run::run(&s, &opts)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, show(a.json))
@@ -436,6 +448,7 @@ fn storm(a: StormArgs) -> Result<Findings> {
         jobs: jobs.unwrap_or_else(crate::run::default_vms),
         seed_per_run: None,
         shard: None,
+        import: None,
     };
     let (rec, report) = crate::seeds::run(&s, &opts, start, budget, None)?;
     post::finish(&post::RunDone::judge(&s, &rec)?, Show::Nothing)?;
@@ -553,11 +566,15 @@ fn triage(console: &Path, json: bool) -> Result<Findings> {
 }
 
 /// `kregress build`: a kernel that does not build is a kernel failure; the
-/// other variants still build.
-fn build(file: &std::path::Path, only: &[String], jobs: usize, json: bool) -> Result<Findings> {
+/// other variants still build (and those that did are exported, with `--export`).
+fn build(file: &std::path::Path, only: &[String], jobs: usize, export: Option<&Path>, json: bool) -> Result<Findings> {
     let s = scenario::load(file)?;
+    if let Some(dir) = export {
+        kernel::export::existing(dir)?;
+    }
     let mut rows = Vec::new();
     let mut failed = false;
+    let mut built = Vec::new();
     for v in s.select(only)? {
         match kernel::build(&KernelSpec::new(v), jobs) {
             Ok(a) => {
@@ -576,6 +593,7 @@ fn build(file: &std::path::Path, only: &[String], jobs: usize, json: bool) -> Re
                     "variant": a.variant, "bzimage": a.bzimage, "config": a.config,
                     "log": a.log, "cache_hit": a.cache_hit, "seconds": a.seconds,
                 }));
+                built.push(a);
             }
             // Bad input or a broken host stops everything; a kernel that does
             // not build is a result (ERROR) and the other variants still build.
@@ -585,6 +603,12 @@ fn build(file: &std::path::Path, only: &[String], jobs: usize, json: bool) -> Re
                 failed = true;
             }
             Err(e) => return Err(e),
+        }
+    }
+    if let Some(dir) = export {
+        kernel::export::export(&built, dir)?;
+        if !json {
+            println!("exported {} kernel(s) to {} ({})", built.len(), dir.display(), kernel::export::INDEX);
         }
     }
     if json {
@@ -634,6 +658,7 @@ fn nightly(a: NightlyArgs) -> Result<Findings> {
             jobs,
             seed_per_run: storm.as_ref().map(|(_, seed, _)| *seed),
             shard: None,
+            import: a.import.clone(),
         };
         let mut rec = crate::run::run(s, &run_opts)?;
         if let Some((budget, seed, storms)) = storm {

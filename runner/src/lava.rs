@@ -653,7 +653,7 @@ pub fn run(s: &Scenario, opts: &LavaOpts) -> Result<Option<RunRecord>> {
     }
     let todo: Vec<&Cell> = cells.iter().collect();
     let mut kernel_records = Default::default();
-    let kernels = run::build_kernels(s, &todo, &mut kernel_records)?;
+    let kernels = run::build_kernels(s, &todo, None, &mut kernel_records)?;
     let image = crate::image::build(&crate::image::ImageOptions::default())?;
     std::fs::create_dir_all(&opts.out).context(|| format!("creating {}", opts.out.display()))?;
     let a = Artifacts {

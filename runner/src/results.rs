@@ -510,7 +510,7 @@ pub(crate) fn open_stored(path: &Path, max: u64) -> Result<(std::fs::File, u64)>
 
 /// Reads and checks a stored JSON file of at most `max` bytes holding `what`
 /// (see [`open_stored`]); a parse error is bad input with its line and column.
-fn read_json<T: serde::de::DeserializeOwned>(path: &Path, max: u64, what: &str) -> Result<T> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(path: &Path, max: u64, what: &str) -> Result<T> {
     let shown = path.display();
     let (f, _) = open_stored(path, max)?;
     let mut bytes = Vec::new();

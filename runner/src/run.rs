@@ -29,6 +29,9 @@ pub struct RunOpts {
     pub seed_per_run: Option<u64>,
     /// `--shard I/N`: boot only this shard's part of the selection.
     pub shard: Option<ShardOpts>,
+    /// `--import DIR`: kernels `build --export` wrote, installed into the
+    /// cache before the build when their key is this host's.
+    pub import: Option<PathBuf>,
 }
 
 /// `kregress run --shard I/N [--group ID] [--timings RUN]`.
@@ -749,14 +752,43 @@ pub(crate) fn progress_line(n: usize, total: usize, res: &CellResult) -> String 
 /// message instead (its cells are ERROR, see [`build_error`]).
 pub(crate) type Kernels = BTreeMap<String, std::result::Result<KernelArtifact, String>>;
 
+/// `--import`: installs the export's kernel of `spec` into the cache when
+/// the export holds it, and says in one line what it did.
+fn import(spec: &KernelSpec, dir: &Path) -> Result<()> {
+    use kernel::export::Imported;
+    let started = Instant::now();
+    let (what, key) = kernel::export::import(spec, dir)?;
+    let (v, key) = (&spec.variant, &key[..12]);
+    match what {
+        Imported::Installed { from } => eprintln!(
+            "{v}: imported kernel {key} from {} in {:.1} s (key computed; sizes, sha256 and bzImage checked)",
+            from.display(),
+            started.elapsed().as_secs_f64()
+        ),
+        Imported::Cached => eprintln!("{v}: kernel {key} is in the cache already: {} not read", dir.display()),
+        Imported::Absent(why) => {
+            eprintln!("{v}: kernel {key} is not in {}/{}: {why}: building it", dir.display(), kernel::export::INDEX)
+        }
+    }
+    Ok(())
+}
+
 /// Builds the kernels of `cells` (see [`Kernels`]).
-pub(crate) fn build_kernels(s: &Scenario, cells: &[&Cell], records: &mut BTreeMap<String, results::KernelRecord>) -> Result<Kernels> {
+pub(crate) fn build_kernels(
+    s: &Scenario,
+    cells: &[&Cell],
+    import_from: Option<&Path>,
+    records: &mut BTreeMap<String, results::KernelRecord>,
+) -> Result<Kernels> {
     let mut kernels = Kernels::new();
     for c in cells {
         if kernels.contains_key(&c.variant) {
             continue;
         }
         let v = s.variants.iter().find(|v| v.name == c.variant).unwrap();
+        if let Some(dir) = import_from {
+            import(&KernelSpec::new(v), dir)?;
+        }
         let k = match kernel::build(&KernelSpec::new(v), kernel::default_jobs()) {
             Ok(k) => Ok(k),
             Err(e) if e.class == crate::error::Class::Kernel => Err(e.msg),
@@ -834,7 +866,7 @@ pub fn run(s: &Scenario, opts: &RunOpts) -> Result<RunRecord> {
     rec.only = opts.only.clone();
     let todo: Vec<&Cell> = cells.iter().filter(|c| !rec.cells.iter().any(|d| d.key() == c.key())).collect();
 
-    let kernels = build_kernels(s, &todo, &mut rec.kernels)?;
+    let kernels = build_kernels(s, &todo, opts.import.as_deref(), &mut rec.kernels)?;
     let image = crate::image::build(&crate::image::ImageOptions::default())?;
     let any_kernel = kernels.values().find_map(|k| k.as_ref().ok());
     let accel = match any_kernel {

@@ -304,3 +304,18 @@ fn validate_counts_cells_and_boots() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("; 4 cell(s) in 2 boot(s)"), "{text}");
 }
+
+/// `build --export` into a directory that is no export is refused before
+/// any build (with the empty cache here, a build would unpack the source).
+#[test]
+fn build_export_into_a_foreign_directory_exits_2_before_building() {
+    let d = project();
+    std::fs::write(file(&d), GOOD).unwrap();
+    std::fs::create_dir_all(d.path().join("out")).unwrap();
+    std::fs::write(d.path().join("out/notes.txt"), "mine").unwrap();
+    let (code, err) = kregress(&["build", "scenarios/t.yaml", "--export", "out"], d.path());
+    assert_eq!(code, 2, "{err}");
+    assert_eq!(err.trim(), "kregress: --export out: not empty and holds no kernels.json: give a new or empty directory");
+    assert!(!d.path().join("cache/sources").exists(), "a build began");
+    assert_eq!(std::fs::read_to_string(d.path().join("out/notes.txt")).unwrap(), "mine");
+}

@@ -58,11 +58,11 @@ pub fn check(image: &[u8], vmlinux_bin: Option<u64>, max_len: u64) -> Result<(),
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A minimal image as arch/x86/boot/tools/build lays it out.
-    fn image(payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn image(payload: &[u8]) -> Vec<u8> {
         let setup = 5 * 512;
         let mut b = vec![0u8; setup];
         b[SETUP_SECTS] = 4;
@@ -77,7 +77,7 @@ mod tests {
         b
     }
 
-    fn xz(out: u32, footer: &[u8]) -> Vec<u8> {
+    pub(crate) fn xz(out: u32, footer: &[u8]) -> Vec<u8> {
         let mut p = XZ_MAGIC.to_vec();
         p.extend_from_slice(&[7u8; 100]);
         p.extend_from_slice(footer);

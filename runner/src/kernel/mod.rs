@@ -7,6 +7,7 @@
 
 pub mod bzimage;
 pub(crate) mod config;
+pub(crate) mod export;
 pub mod source;
 
 use crate::cache;
@@ -188,6 +189,31 @@ pub(crate) fn default_jobs() -> usize {
     std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) + 1
 }
 
+/// What decides a kernel's cache entry, and the key it adds up to.
+pub(crate) struct Keyed {
+    /// The prepared source (unpacked, cloned or snapshotted into the cache).
+    pub(crate) tree: source::Tree,
+    /// `gcc --version`'s first line.
+    pub(crate) compiler: String,
+    /// The cache entry's name: 64 hex digits.
+    pub(crate) key: String,
+}
+
+/// The one computation of a kernel's cache key (the build and `--import`
+/// both call it): prepares the source (`log` receives its commands) and
+/// hashes it with the configuration, the patches, the compiler and the recipe.
+pub(crate) fn key(spec: &KernelSpec, log: &std::path::Path) -> Result<Keyed> {
+    let tree = source::prepare(&spec.source, spec.rev.as_deref(), log)?;
+    let compiler = compiler_version()?;
+    let mut key = config_key(spec)?;
+    key.part("source", tree.identity.as_bytes()).part("commit", tree.commit.as_bytes());
+    for p in &spec.patches {
+        key.file("patch", p)?;
+    }
+    key.part("compiler", compiler.as_bytes()).part("recipe", b"bzImage-v1");
+    Ok(Keyed { tree, compiler, key: key.hex() })
+}
+
 /// Builds (or finds in the cache) the kernel for `spec`.
 pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let started = Instant::now();
@@ -197,15 +223,7 @@ pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
     let log = scratch.path().join("build.log");
 
     progress.phase("preparing source");
-    let tree = source::prepare(&spec.source, spec.rev.as_deref(), &log)?;
-    let compiler = compiler_version()?;
-    let mut key = config_key(spec)?;
-    key.part("source", tree.identity.as_bytes()).part("commit", tree.commit.as_bytes());
-    for p in &spec.patches {
-        key.file("patch", p)?;
-    }
-    key.part("compiler", compiler.as_bytes()).part("recipe", b"bzImage-v1");
-    let key = key.hex();
+    let Keyed { tree, compiler, key } = key(spec, &log)?;
     let dir = kernels.join(&key);
 
     if let Ok(meta) = std::fs::read(dir.join("meta.json")) {
@@ -316,16 +334,22 @@ pub(crate) fn build(spec: &KernelSpec, jobs: usize) -> Result<KernelArtifact> {
         compiler,
     };
     cache::write_atomic(&scratch.path().join("meta.json"), &serde_json::to_vec_pretty(&art).unwrap())?;
+    publish(scratch, &dir)?;
+    progress.finish(&format!("built in {:.0} s: {}", art.seconds, art.bzimage.display()));
+    Ok(art)
+}
+
+/// Publishes a filled scratch directory (meta.json last) as the cache entry `dir`, by rename.
+fn publish(scratch: tempfile::TempDir, dir: &std::path::Path) -> Result<()> {
     let tmp = scratch.keep();
-    if let Err(e) = std::fs::rename(&tmp, &dir) {
+    if let Err(e) = std::fs::rename(&tmp, dir) {
         // Another kregress published the same key first: theirs is as good.
         let _ = std::fs::remove_dir_all(&tmp);
         if !dir.join("meta.json").is_file() {
             return Err(crate::error::infra(format!("publishing {}: {e}", dir.display())));
         }
     }
-    progress.finish(&format!("built in {:.0} s: {}", art.seconds, art.bzimage.display()));
-    Ok(art)
+    Ok(())
 }
 
 #[cfg(test)]
