@@ -103,6 +103,26 @@ pub struct StormRecord {
 }
 
 #[cfg(test)]
+impl RunRecord {
+    /// A run of scenario `s` with these cells and nothing else recorded, for the tests of what reads it.
+    pub(crate) fn fixture(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
+        RunRecord {
+            run_id: run_id.into(),
+            scenario: "s".into(),
+            scenario_file: PathBuf::new(),
+            results_dir: PathBuf::new(),
+            started: String::new(),
+            host: HostInfo::default(),
+            kernels: BTreeMap::new(),
+            only: Filter::default(),
+            shard: None,
+            merged: None,
+            cells,
+        }
+    }
+}
+
+#[cfg(test)]
 impl StormRecord {
     /// A storm of 3 threads over every op, for the tests of what reads it.
     pub(crate) fn fixture(seed: u64, seconds: u32) -> StormRecord {

@@ -569,25 +569,16 @@ mod tests {
             c.metrics.insert("fast_mb_per_s".into(), fast);
             c
         };
-        let rec = RunRecord {
-            only: Default::default(),
-            run_id: "r".into(),
-            scenario: "s".into(),
-            scenario_file: PathBuf::new(),
-            results_dir: PathBuf::new(),
-            started: String::new(),
-            host: Default::default(),
-            kernels: Default::default(),
-            shard: None,
-            merged: None,
-            cells: vec![
+        let rec = RunRecord::fixture(
+            "r",
+            vec![
                 boot(1, Timing::Icount, 874.0),
                 boot(2, Timing::Icount, 880.0),
                 boot(3, Timing::Icount, 874.0),
                 boot(1, Timing::Wall, 300.0),
                 boot(2, Timing::Wall, 310.0),
             ],
-        };
+        );
         let f = NoiseFloors::of(&rec);
         // icount: |880 - 874| / 874 = 0.69 %, below the 1 % minimum.
         assert_eq!(f.floors[&Timing::Icount]["fast_mb_per_s"].aa_pct.map(|x| (x * 100.0).round()), Some(69.0));

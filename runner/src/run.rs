@@ -1078,19 +1078,10 @@ mod tests {
         // No timings: by count.
         assert!(expected_ms(&groups, None).iter().all(|&w| w == 1));
         // Every cell 1.5 s: a boot weighs its cells' sum.
-        let mut rec = RunRecord {
-            run_id: "r".into(),
-            scenario: "s".into(),
-            scenario_file: PathBuf::new(),
-            results_dir: PathBuf::new(),
-            started: String::new(),
-            host: Default::default(),
-            kernels: BTreeMap::new(),
-            only: Default::default(),
-            shard: None,
-            merged: None,
-            cells: cells.iter().map(|c| CellResult { seconds: 1.5, ..CellResult::new(c, Outcome::Pass, PathBuf::new()) }).collect(),
-        };
+        let mut rec = RunRecord::fixture(
+            "r",
+            cells.iter().map(|c| CellResult { seconds: 1.5, ..CellResult::new(c, Outcome::Pass, PathBuf::new()) }).collect(),
+        );
         let w = expected_ms(&groups, Some(&rec));
         assert_eq!(w, groups.iter().map(|g| 1500 * g.len() as u64).collect::<Vec<_>>());
         // Run 2 unknown: its cells weigh as run 1's (the mean of the same cell's runs).
@@ -1210,19 +1201,7 @@ mod tests {
         let hang = "INFO: task hung in ext4_break_layouts";
         let failed =
             CellResult { kind: Some(FailKind::Hang), title: Some(hang.into()), ..CellResult::new(&cell, Outcome::Fail, PathBuf::new()) };
-        let mut rec = RunRecord {
-            only: Default::default(),
-            run_id: "20261127-140000-s".into(),
-            scenario: "s".into(),
-            scenario_file: PathBuf::new(),
-            results_dir: d.path().into(),
-            started: String::new(),
-            host: Default::default(),
-            kernels: BTreeMap::new(),
-            shard: None,
-            merged: None,
-            cells: vec![failed],
-        };
+        let mut rec = RunRecord { results_dir: d.path().into(), ..RunRecord::fixture("20261127-140000-s", vec![failed]) };
         std::fs::create_dir_all(results::cell_dir(d.path(), &cell)).unwrap();
         // Rerun 1 hangs again, rerun 2 passes (a race), rerun 3 hangs and
         // crashes (the hang among its reports, the more severe crash its title).

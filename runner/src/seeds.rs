@@ -325,19 +325,7 @@ mod tests {
             cell("stock", 4, 13, Some(hang)),
             cell("fixed", 4, 13, Some(hang)),
         ];
-        let rec = RunRecord {
-            only: Default::default(),
-            run_id: "r".into(),
-            scenario: "s".into(),
-            scenario_file: Default::default(),
-            results_dir: Default::default(),
-            started: String::new(),
-            host: Default::default(),
-            kernels: BTreeMap::new(),
-            shard: None,
-            merged: None,
-            cells,
-        };
+        let rec = RunRecord::fixture("r", cells);
         let r = StormReport::of(&rec, Duration::from_secs(1800), 1790.0, "the budget of 30m ended".into());
         assert_eq!(
             r.seeds.iter().map(|s| (s.run, s.seed, s.cells.len())).collect::<Vec<_>>(),

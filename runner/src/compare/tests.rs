@@ -50,19 +50,7 @@ fn passes(variant: &str, workload: &str, mbs: &[f64]) -> Vec<CellResult> {
 }
 
 fn record(run_id: &str, cells: Vec<CellResult>) -> RunRecord {
-    RunRecord {
-        only: Default::default(),
-        run_id: run_id.into(),
-        scenario: "test".into(),
-        scenario_file: PathBuf::new(),
-        results_dir: PathBuf::new(),
-        started: String::new(),
-        host: Default::default(),
-        kernels: Default::default(),
-        shard: None,
-        merged: None,
-        cells,
-    }
+    RunRecord { scenario: "test".into(), ..RunRecord::fixture(run_id, cells) }
 }
 
 /// Every cell in wall timing with this noise floor.
