@@ -34,6 +34,9 @@ pub struct RunOpts {
     pub import: Option<PathBuf>,
 }
 
+/// The kregress version a run records (run.json's `host.kregress`, a shard's `kregress`): merge refuses shards of two.
+pub(crate) const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// `kregress run --shard I/N [--group ID] [--timings RUN]`.
 #[derive(Debug, Clone)]
 pub struct ShardOpts {
@@ -135,7 +138,7 @@ pub(crate) fn shard_record(s: &Scenario, cells: &[Cell], opts: &RunOpts, o: &Sha
         None => "count".to_string(),
     };
     let scenario_sha256 = crate::cache::sha256_file(&s.file)?;
-    let kregress = env!("CARGO_PKG_VERSION").to_string();
+    let kregress = VERSION.to_string();
     let group = match &o.group {
         Some(g) => {
             crate::scenario::check_name("--group", g).map_err(bad_input)?;
@@ -730,7 +733,7 @@ pub(crate) fn host_info(accel: Accel) -> results::HostInfo {
         cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
         gcc: cmd("gcc", "--version"),
         kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim().to_string(),
-        kregress: env!("CARGO_PKG_VERSION").to_string(),
+        kregress: VERSION.to_string(),
         qemu: cmd("qemu-system-x86_64", "--version"),
     }
 }
